@@ -1,0 +1,90 @@
+/**
+ * Acquiring the WebGPU adapter and device, with the adapter's real limits (a device made
+ * without `requiredLimits` gets WebGPU's small defaults: 8 storage buffers, 256 invocations).
+ */
+
+/** What the user can learn about the adapter in use. */
+export interface AdapterInfo {
+  /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  vendor: string;
+  architecture: string;
+  /** True for software adapters such as Mesa llvmpipe. */
+  isFallbackAdapter: boolean;
+  /** "vulkan", "gl", ... as chosen by DENO_WEBGPU_BACKEND (empty when unset). */
+  backendHint: string;
+  features: string[];
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxStorageBuffersPerShaderStage: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupStorageSize: number;
+    minStorageBufferOffsetAlignment: number;
+    minUniformBufferOffsetAlignment: number;
+  };
+}
+
+export const NO_ADAPTER_HELP =
+  "no WebGPU adapter: on Linux install Mesa (libegl-mesa0/mesa-vulkan-drivers) or a GPU driver; " +
+  'or use the reference backend with setBackend("reference")';
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  info: AdapterInfo;
+}
+
+export async function acquireDevice(): Promise<AcquiredDevice> {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) throw new Error(`navigator.gpu is missing: ${NO_ADAPTER_HELP}`);
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error(NO_ADAPTER_HELP);
+  const l = adapter.limits;
+  const limits = {
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+    minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+    minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
+  };
+  const wanted: GPUFeatureName[] = [];
+  if (adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
+  const device = await adapter.requestDevice({ requiredLimits: limits, requiredFeatures: wanted });
+  const ai = adapter.info;
+  const dl = device.limits; // what was granted, which is what validation uses
+  return {
+    device,
+    info: {
+      description: ai.description || ai.device || ai.vendor || "unknown adapter",
+      vendor: ai.vendor,
+      architecture: ai.architecture,
+      isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      backendHint: readEnv("DENO_WEBGPU_BACKEND"),
+      features: [...adapter.features],
+      limits: {
+        maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
+        maxBufferSize: dl.maxBufferSize,
+        maxComputeWorkgroupsPerDimension: dl.maxComputeWorkgroupsPerDimension,
+        maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
+        maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
+        minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
+        minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
+      },
+    },
+  };
+}
+
+function readEnv(name: string): string {
+  try {
+    return Deno.env.get(name) ?? "";
+  } catch {
+    return ""; // no --allow-env: the hint is informational only
+  }
+}

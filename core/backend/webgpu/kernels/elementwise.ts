@@ -1,0 +1,139 @@
+/**
+ * The fused elementwise kernel family: any expression over N inputs, each read through its
+ * own strides and offset over the output shape (stride 0 = broadcast, permuted = transpose,
+ * scaled or negative = strided slice / flip). One source per (expression, dtypes, rank);
+ * shapes and strides travel in the parameter block, so new shapes compile nothing.
+ *
+ * Tensors larger than the per-binding limit are processed in chunks of the output; an input
+ * over the limit must then be read monotonically (contiguous or sliced), else a clear error.
+ */
+import type { DType } from "../../../dtype.ts";
+import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
+import { type GpuStorage, runtime } from "../runtime.ts";
+import { bindings, entry, grid, loadAs, param, storeAs, WGSL_HELPERS } from "../wgsl.ts";
+
+export interface StridedOperand {
+  storage: GpuStorage;
+  dtype: DType;
+  /** Strides in elements over the output shape. */
+  strides: number[];
+  /** Element offset of output index 0. */
+  offset: number;
+}
+
+export interface ElementwiseKernel {
+  /** Name for labels and errors. */
+  label: string;
+  /** WGSL expression over the loaded values `v0..vN-1`, of the output's value type. */
+  expr: string;
+  /** Extra WGSL functions the expression calls. */
+  helpers?: string;
+  /**
+   * Extra u32 parameters, referenced in `expr` as `$e0`, `$e1`, ... (values differ per call
+   * without changing the source). `gi` in `expr` is the output's linear index.
+   */
+  extra?: number[];
+}
+
+const WG = 64;
+const CHUNK_ELEMS = 1 << 24; // 64 MiB of f32 per chunk: well under every binding limit
+
+export function runElementwise(
+  kernel: ElementwiseKernel,
+  inputs: StridedOperand[],
+  outShape: Shape,
+  outDtype: DType,
+  out: GpuStorage,
+): void {
+  const n = sizeOf(outShape);
+  runtime.allocBuffer(out, kernel.label);
+  if (n === 0) return;
+  const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
+  const shape = collapsed.shape;
+  const rank = shape.length;
+  // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank])]
+  let p = 0;
+  const countP = p++, startP = p++;
+  const shapeP = p;
+  p += rank;
+  const inP = inputs.map(() => {
+    const at = p;
+    p += 1 + rank;
+    return at;
+  });
+  const extra = kernel.extra ?? [];
+  const extraP = p;
+  p += extra.length;
+  const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
+  const lines: string[] = [];
+  lines.push(`  if (t >= ${param(countP)}) { return; }`);
+  lines.push(`  let gi = t + ${param(startP)};`);
+  lines.push(`  var rem = gi;`);
+  inputs.forEach((_, k) => lines.push(`  var i${k} = ${param(inP[k])};`));
+  for (let d = rank - 1; d >= 0; d--) {
+    lines.push(`  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`);
+    inputs.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(inP[k] + 1 + d)};`));
+    lines.push(`  }`);
+  }
+  inputs.forEach((o, k) => lines.push(`  let v${k} = ${loadAs(o.dtype, `in${k}[i${k}]`)};`));
+  lines.push(`  out[t] = ${storeAs(outDtype, expr)};`);
+  const code = [
+    bindings(p, inputs.map((o) => o.dtype), outDtype),
+    WGSL_HELPERS,
+    kernel.helpers ?? "",
+    entry(WG, lines.join("\n")),
+  ].join("\n");
+  const src = { code, inputs: inputs.length, label: kernel.label };
+
+  const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
+  const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
+  const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
+  const chunk = big ? CHUNK_ELEMS : n;
+  for (let s = 0; s < n; s += chunk) {
+    const e = Math.min(n, s + chunk);
+    const u = new Uint32Array(p);
+    u[countP] = e - s;
+    u[startP] = s;
+    shape.forEach((d, i) => (u[shapeP + i] = d));
+    extra.forEach((v, i) => (u[extraP + i] = v >>> 0));
+    const binds = inputs.map((o, k) => {
+      const st = collapsed.strides[k];
+      st.forEach((v, i) => (u[inP[k] + 1 + i] = v >>> 0));
+      if (!big || o.storage.bytes <= maxBind) {
+        u[inP[k]] = o.offset >>> 0;
+        return { storage: o.storage };
+      }
+      if (!isMonotone(shape, st)) {
+        throw new RangeError(
+          `${kernel.label}: an input of ${o.storage.bytes} bytes over the per-binding limit (${maxBind}) ` +
+            `is read out of order (transposed or broadcast inside); materialise it in smaller pieces`,
+        );
+      }
+      const first = o.offset + indexAt(s, shape, st);
+      const last = o.offset + indexAt(e - 1, shape, st);
+      const base = Math.floor(first / alignElems) * alignElems;
+      u[inP[k]] = (o.offset - base) >>> 0;
+      return { storage: o.storage, offset: base * 4, size: (last + 1 - base) * 4 };
+    });
+    runtime.dispatch(src, u, binds, { storage: out, offset: s * 4, size: (e - s) * 4 }, grid(e - s, WG));
+  }
+}
+
+function indexAt(linear: number, shape: number[], strides: number[]): number {
+  let idx = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx += (linear % shape[d]) * strides[d];
+    linear = Math.floor(linear / shape[d]);
+  }
+  return idx;
+}
+
+/** True when increasing output index never decreases the input index (lexicographic). */
+function isMonotone(shape: number[], strides: number[]): boolean {
+  let innerExtent = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (strides[d] < 0 || (shape[d] > 1 && strides[d] < innerExtent)) return false;
+    innerExtent += strides[d] * (shape[d] - 1);
+  }
+  return true;
+}

@@ -1,0 +1,403 @@
+/**
+ * The WebGPU runtime: one device, a buffer pool, a pipeline cache keyed by WGSL source, and
+ * a batch of dispatches recorded into one command encoder that is submitted when a value is
+ * read or the batch fills. Ops never wait on the GPU; only reads do.
+ *
+ * Ordering rules that keep pooled buffers safe:
+ * - A buffer released while the current batch is open goes to a quarantine and joins the pool
+ *   only after that batch is submitted, because `queue.writeBuffer` (used by uploads) executes
+ *   before any later-submitted command buffer and would clobber values an encoded dispatch
+ *   still has to read.
+ * - Each dispatch's uniform block lives at its own offset of a per-batch arena written just
+ *   before the batch is submitted, for the same reason.
+ */
+import { countAlloc, countFree, type Storage } from "../storage.ts";
+import { acquireDevice, type AdapterInfo } from "./device.ts";
+
+/** A device buffer plus its byte size, refcounted by the tensors that view it. */
+export class GpuStorage implements Storage {
+  readonly backend = "webgpu" as const;
+  buffer: GPUBuffer | null = null;
+  #refs = 1;
+  constructor(readonly bytes: number) {
+    countAlloc(bytes);
+  }
+  retain(): void {
+    this.#refs++;
+  }
+  release(): void {
+    if (--this.#refs === 0) {
+      countFree(this.bytes);
+      runtime.enqueue(() => runtime.freeBuffer(this));
+    }
+  }
+}
+
+/** One binding of a dispatch: a range of a storage's buffer (bytes). */
+export interface Binding {
+  storage: GpuStorage;
+  offset?: number;
+  size?: number;
+}
+
+export interface KernelSource {
+  /** WGSL text; pipelines are cached by it. */
+  code: string;
+  /** Number of read-only storage inputs; the output is the binding after them. */
+  inputs: number;
+  /** Op name for labels and error messages. */
+  label: string;
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+const BATCH_DISPATCHES = 512;
+const ARENA_BYTES = 1 << 16;
+const MAX_POOL_BYTES = 1 << 30;
+
+/** Counters the tests and benchmarks read. */
+export interface RuntimeStats {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  pipelinesCompiled: number;
+  poolBytes: number;
+  deviceBytes: number;
+}
+
+class Runtime {
+  device: GPUDevice | null = null;
+  info: AdapterInfo | null = null;
+  #initPromise: Promise<AdapterInfo> | null = null;
+  #initError: Error | null = null;
+  #deferred: (() => void)[] = [];
+  #pipelines = new Map<string, CachedPipeline>();
+  #pool = new Map<number, GPUBuffer[]>();
+  #quarantine: GPUBuffer[] = [];
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #batchDispatches = 0;
+  #arena: Uint8Array<ArrayBuffer> = new Uint8Array(ARENA_BYTES);
+  #arenaBuffer: GPUBuffer | null = null;
+  #arenaUsed = 0;
+  #arenaFree: GPUBuffer[] = [];
+  #errors: string[] = [];
+  #lost: string | null = null;
+  stats: RuntimeStats = {
+    dispatches: 0,
+    submits: 0,
+    readbacks: 0,
+    pipelinesCompiled: 0,
+    poolBytes: 0,
+    deviceBytes: 0,
+  };
+
+  get ready(): boolean {
+    return this.device !== null;
+  }
+
+  /** Acquire the device once; concurrent callers share the promise. */
+  init(): Promise<AdapterInfo> {
+    if (this.#initError) return Promise.reject(this.#initError);
+    this.#initPromise ??= acquireDevice().then(
+      ({ device, info }) => {
+        this.device = device;
+        this.info = info;
+        device.addEventListener("uncapturederror", (e) => {
+          this.#errors.push((e as GPUUncapturedErrorEvent).error.message);
+        });
+        device.lost.then((l) => {
+          if (this.device === device) {
+            this.#lost = `WebGPU device lost (${l.reason}): ${l.message}`;
+          }
+        });
+        const work = this.#deferred;
+        this.#deferred = [];
+        for (const w of work) {
+          try {
+            w();
+          } catch (e) {
+            this.#errors.push(e instanceof Error ? e.message : String(e));
+          }
+        }
+        return info;
+      },
+      (err) => {
+        this.#initError = err instanceof Error ? err : new Error(String(err));
+        this.#deferred = [];
+        throw this.#initError;
+      },
+    );
+    return this.#initPromise;
+  }
+
+  /**
+   * Run device work now, or (before the device exists) queue it and start acquiring the
+   * device, so ops can be called before `await init()`.
+   */
+  enqueue(work: () => void): void {
+    if (this.device) {
+      work();
+      return;
+    }
+    if (this.#initError) throw this.#initError;
+    this.#deferred.push(work);
+    if (!this.#initPromise) this.init().catch(() => {});
+  }
+
+  checkHealthy(): void {
+    if (this.#lost) throw new Error(`${this.#lost}; tensors on it are gone: call init() again after fixing the cause`);
+    if (this.#errors.length) {
+      const msgs = this.#errors.splice(0);
+      throw new Error(`WebGPU reported ${msgs.length} error(s); the results of the ops named are invalid:\n  ${msgs.join("\n  ")}`);
+    }
+  }
+
+  get gpu(): GPUDevice {
+    if (!this.device) throw new Error("internal: WebGPU work ran before the device was acquired");
+    return this.device;
+  }
+
+  // ---------------------------------------------------------------- buffers
+
+  static bucket(bytes: number): number {
+    // 4 buckets per octave above 4 KiB keep rounding waste under 19%.
+    const b = Math.max(bytes, 16);
+    if (b <= 4096) return Math.ceil(b / 256) * 256;
+    const p = 2 ** Math.floor(Math.log2(b));
+    const step = p / 4;
+    return Math.ceil(b / step) * step;
+  }
+
+  allocBuffer(storage: GpuStorage, label: string): GPUBuffer {
+    if (storage.buffer) return storage.buffer;
+    const size = Runtime.bucket(storage.bytes);
+    const limit = this.info!.limits.maxBufferSize;
+    if (size > limit) {
+      throw new RangeError(
+        `${label}: needs a buffer of ${storage.bytes} bytes but this adapter's maxBufferSize is ` +
+          `${limit}; split the computation into smaller tensors`,
+      );
+    }
+    const free = this.#pool.get(size);
+    let buf = free?.pop();
+    if (buf) {
+      this.stats.poolBytes -= size;
+    } else {
+      const dev = this.gpu;
+      dev.pushErrorScope("out-of-memory");
+      buf = dev.createBuffer({
+        label: `${label} output`,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      dev.popErrorScope().then((e) => {
+        if (e) this.#errors.push(`${label}: out of GPU memory allocating ${size} bytes (${e.message}); free tensors (tidy/dispose) or use smaller batches`);
+      });
+      this.stats.deviceBytes += size;
+    }
+    storage.buffer = buf;
+    return buf;
+  }
+
+  freeBuffer(storage: GpuStorage): void {
+    const buf = storage.buffer;
+    storage.buffer = null;
+    if (!buf) return;
+    if (this.#encoder) this.#quarantine.push(buf);
+    else this.#toPool(buf);
+  }
+
+  #toPool(buf: GPUBuffer): void {
+    const size = buf.size;
+    if (this.stats.poolBytes + size > MAX_POOL_BYTES) {
+      buf.destroy();
+      this.stats.deviceBytes -= size;
+      return;
+    }
+    let list = this.#pool.get(size);
+    if (!list) this.#pool.set(size, (list = []));
+    list.push(buf);
+    this.stats.poolBytes += size;
+  }
+
+  /** Destroy every pooled buffer (e.g. between benchmarks). */
+  trimPool(): void {
+    this.flush();
+    for (const list of this.#pool.values()) {
+      for (const b of list) {
+        this.stats.deviceBytes -= b.size;
+        b.destroy();
+      }
+    }
+    this.#pool.clear();
+    this.stats.poolBytes = 0;
+  }
+
+  /** Copy host values into a storage (allocating its buffer). */
+  upload(storage: GpuStorage, data: ArrayBufferView<ArrayBuffer>, label: string): void {
+    const buf = this.allocBuffer(storage, label);
+    if (data.byteLength > 0) this.gpu.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  // ---------------------------------------------------------------- kernels
+
+  pipeline(src: KernelSource): CachedPipeline {
+    let p = this.#pipelines.get(src.code);
+    if (p) return p;
+    const dev = this.gpu;
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    ];
+    for (let i = 0; i < src.inputs; i++) {
+      entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "read-only-storage" } });
+    }
+    entries.push({ binding: src.inputs + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
+    dev.pushErrorScope("validation");
+    const layout = dev.createBindGroupLayout({ label: src.label, entries });
+    const module = dev.createShaderModule({ label: src.label, code: src.code });
+    const pipeline = dev.createComputePipeline({
+      label: src.label,
+      layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    dev.popErrorScope().then((e) => {
+      if (e) this.#errors.push(`${src.label}: kernel failed to compile: ${e.message}\n${src.code}`);
+    });
+    p = { pipeline, layout };
+    this.#pipelines.set(src.code, p);
+    this.stats.pipelinesCompiled++;
+    return p;
+  }
+
+  /**
+   * Record one dispatch. `uniforms` is the kernel's parameter block; `outputs` are bound
+   * read-write after the inputs.
+   */
+  dispatch(
+    src: KernelSource,
+    uniforms: Uint32Array,
+    inputs: Binding[],
+    output: Binding,
+    workgroups: [number, number, number],
+  ): void {
+    const maxBind = this.info!.limits.maxStorageBufferBindingSize;
+    const maxGroups = this.info!.limits.maxComputeWorkgroupsPerDimension;
+    for (const b of [...inputs, output]) {
+      const size = b.size ?? b.storage.bytes;
+      if (size > maxBind) {
+        throw new RangeError(
+          `${src.label}: an operand of ${size} bytes exceeds this adapter's per-binding limit of ` +
+            `${maxBind} bytes and ${src.label} cannot be split into chunks; use smaller tensors`,
+        );
+      }
+    }
+    if (workgroups.some((g) => g > maxGroups)) {
+      throw new RangeError(`${src.label}: dispatch of ${workgroups.join("×")} workgroups exceeds ${maxGroups} per dimension`);
+    }
+    if (workgroups.some((g) => g === 0)) return;
+    const { pipeline, layout } = this.pipeline(src);
+    const dev = this.gpu;
+    if (!this.#pass) this.#openBatch();
+    const uOffset = this.#pushUniforms(uniforms);
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: this.#arenaBuffer!, offset: uOffset, size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16) } },
+    ];
+    const all = [...inputs, output];
+    all.forEach((b, i) => {
+      const buffer = this.allocBuffer(b.storage, src.label);
+      const offset = b.offset ?? 0;
+      const size = b.size ?? Math.max(4, Math.min(b.storage.bytes, buffer.size - offset));
+      entries.push({ binding: i + 1, resource: { buffer, offset, size: Math.max(4, size) } });
+    });
+    const group = dev.createBindGroup({ label: src.label, layout, entries });
+    const pass = this.#pass!;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.stats.dispatches++;
+    if (++this.#batchDispatches >= BATCH_DISPATCHES) this.flush();
+  }
+
+  #openBatch(): void {
+    this.#encoder = this.gpu.createCommandEncoder({ label: "metagrad batch" });
+    this.#pass = this.#encoder.beginComputePass();
+    this.#arenaBuffer = this.#arenaFree.pop() ?? this.gpu.createBuffer({
+      label: "metagrad uniforms",
+      size: ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.#arenaUsed = 0;
+  }
+
+  #pushUniforms(u: Uint32Array): number {
+    const align = Math.max(16, this.info!.limits.minUniformBufferOffsetAlignment);
+    const size = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
+    if (size > ARENA_BYTES) throw new RangeError(`kernel parameter block of ${size} bytes is too large`);
+    let offset = Math.ceil(this.#arenaUsed / align) * align;
+    if (offset + size > ARENA_BYTES) {
+      this.flush();
+      this.#openBatch();
+      offset = 0;
+    }
+    this.#arena.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), offset);
+    this.#arenaUsed = offset + size;
+    return offset;
+  }
+
+  /** Submit the open batch, if any. */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#pass!.end();
+    const arena = this.#arenaBuffer!;
+    this.gpu.queue.writeBuffer(arena, 0, this.#arena.buffer, 0, Math.ceil(this.#arenaUsed / 4) * 4);
+    this.gpu.queue.submit([this.#encoder.finish()]);
+    this.stats.submits++;
+    this.#arenaFree.push(arena);
+    this.#encoder = null;
+    this.#pass = null;
+    this.#arenaBuffer = null;
+    this.#batchDispatches = 0;
+    for (const b of this.#quarantine.splice(0)) this.#toPool(b);
+  }
+
+  /** Copy a storage's bytes back to the host. The only place that waits on the GPU. */
+  async read(storage: GpuStorage, bytes: number): Promise<ArrayBuffer> {
+    await this.init();
+    this.checkHealthy();
+    if (bytes === 0) return new ArrayBuffer(0);
+    const src = this.allocBuffer(storage, "read");
+    this.flush();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.gpu.createBuffer({
+      label: "metagrad readback",
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.gpu.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, staging, 0, size);
+    this.gpu.queue.submit([enc.finish()]);
+    this.stats.submits++;
+    this.stats.readbacks++;
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.checkHealthy();
+    return out;
+  }
+
+  /** Wait until all submitted work is done (for timing). */
+  async sync(): Promise<void> {
+    await this.init();
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.checkHealthy();
+  }
+}
+
+export const runtime: Runtime = new Runtime();
+export { Runtime };

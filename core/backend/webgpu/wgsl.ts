@@ -1,0 +1,69 @@
+/** Small helpers shared by every WGSL kernel family. */
+import type { DType } from "../../dtype.ts";
+
+/** Element type a dtype is stored as in a storage buffer. */
+export function storageType(d: DType): "f32" | "i32" | "u32" {
+  return d === "bool" ? "u32" : d;
+}
+
+/** WGSL type of a loaded value. */
+export function valueType(d: DType): "f32" | "i32" | "u32" | "bool" {
+  return d;
+}
+
+/** Expression turning a raw storage element into a value of `valueType(d)`. */
+export function loadAs(d: DType, raw: string): string {
+  return d === "bool" ? `(${raw} != 0u)` : raw;
+}
+
+/** Expression turning a value of `valueType(d)` into a storage element. */
+export function storeAs(d: DType, value: string): string {
+  return d === "bool" ? `select(0u, 1u, ${value})` : value;
+}
+
+/** Accessor of the i-th u32 of the uniform parameter block (static swizzle, no dynamic index). */
+export function param(i: number): string {
+  return `u.d[${i >> 2}].${"xyzw"[i & 3]}`;
+}
+
+/** Common preamble: the parameter block, read-only inputs, one read-write output. */
+export function bindings(params: number, inputs: DType[], out: DType): string {
+  const lines = [
+    `struct Params { d: array<vec4<u32>, ${Math.max(1, Math.ceil(params / 4))}> };`,
+    `@group(0) @binding(0) var<uniform> u: Params;`,
+  ];
+  inputs.forEach((d, i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(d)}>;`));
+  lines.push(`@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${storageType(out)}>;`);
+  return lines.join("\n");
+}
+
+/** Entry point whose `t` is the linear thread index over a 2D grid of workgroups. */
+export function entry(workgroupSize: number, body: string): string {
+  return `@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * ${workgroupSize}u;
+${body}
+}`;
+}
+
+/** Workgroup counts covering `threads` threads, split over y past 65,535 groups in x. */
+export function grid(threads: number, workgroupSize: number, maxPerDim = 65535): [number, number, number] {
+  const groups = Math.ceil(threads / workgroupSize);
+  if (groups <= maxPerDim) return [groups, 1, 1];
+  const y = Math.ceil(groups / maxPerDim);
+  if (y > maxPerDim) throw new RangeError(`a dispatch of ${threads} threads exceeds the device's grid`);
+  return [maxPerDim, y, 1];
+}
+
+/** NaN test that survives Vulkan's `x != x` folding: look at the bits. */
+export const WGSL_HELPERS = `
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u); }
+fn inf_f32() -> f32 { return bitcast<f32>(0x7f800000u); }
+`;
+
+/** Bit pattern of an f32, for passing floats through the u32 parameter block. */
+export function f32Bits(x: number): number {
+  const f = new Float32Array([x]);
+  return new Uint32Array(f.buffer)[0];
+}

@@ -1,0 +1,133 @@
+/**
+ * Explicit, safe memory: tensors made inside `tidy(fn)` are freed when it returns, except
+ * those it returns; `dispose()` / `using` free one tensor; a FinalizationRegistry frees the
+ * device memory of tensors that were dropped without either.
+ */
+import { liveCounters, type Storage } from "./backend/storage.ts";
+import { runtime } from "./backend/webgpu/runtime.ts";
+import { leaves } from "./tree.ts";
+
+/** Anything a scope can free. */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+const scopes: Set<Disposable>[] = [];
+export const tensorCounter = { live: 0 };
+
+const finalizer = new FinalizationRegistry<Storage>((storage) => {
+  tensorCounter.live--;
+  storage.release();
+});
+
+/** Called by every new tensor. */
+export function track(t: Disposable, storage: Storage | null): void {
+  tensorCounter.live++;
+  if (storage) finalizer.register(t, storage, t);
+  scopes.at(-1)?.add(t);
+}
+
+/** Called by `dispose()`. */
+export function untrack(t: Disposable): void {
+  tensorCounter.live--;
+  finalizer.unregister(t);
+  for (const s of scopes) s.delete(t);
+}
+
+/**
+ * Run `fn`, then free every tensor created inside it except those in its result (any pytree).
+ * Scopes nest: the survivors belong to the enclosing scope.
+ *
+ * @example
+ * ```ts
+ * import { tidy, ones } from "@metagrad/metagrad";
+ * const y = tidy(() => ones([3]).mul(2).add(1)); // the intermediates are freed
+ * ```
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new TypeError("tidy: fn returned a Promise; tidy needs a synchronous function (await outside it)");
+  }
+  const keepSet = new Set(leaves(result));
+  const parent = scopes.at(-1);
+  for (const t of scope) {
+    if (keepSet.has(t)) parent?.add(t);
+    else if (!t.isDisposed) t.dispose();
+  }
+  return result;
+}
+
+/**
+ * Exempt a tensor from the enclosing `tidy` scopes (it then lives until disposed).
+ *
+ * @example
+ * ```ts
+ * import { tidy, keep, zeros } from "@metagrad/metagrad";
+ * let saved;
+ * tidy(() => { saved = keep(zeros([2])); });
+ * ```
+ */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+/** A snapshot of memory use. */
+export interface MemoryInfo {
+  /** Tensor objects not yet disposed. */
+  liveTensors: number;
+  /** Bytes held by live tensors (views share). */
+  liveBytes: number;
+  /** Highest liveBytes since the process started or `resetPeakMemory()`. */
+  peakBytes: number;
+  /** Device bytes kept in the buffer pool for reuse. */
+  poolBytes: number;
+  /** Device bytes of all buffers the WebGPU backend holds (live + pooled). */
+  deviceBytes: number;
+}
+
+/**
+ * Current memory use.
+ *
+ * @example
+ * ```ts
+ * import { memory } from "@metagrad/metagrad";
+ * console.log(memory().liveBytes);
+ * ```
+ */
+export function memory(): MemoryInfo {
+  return {
+    liveTensors: tensorCounter.live,
+    liveBytes: liveCounters.bytes,
+    peakBytes: liveCounters.peakBytes,
+    poolBytes: runtime.stats.poolBytes,
+    deviceBytes: runtime.stats.deviceBytes,
+  };
+}
+
+/**
+ * Restart peak tracking at the current live bytes.
+ *
+ * @example
+ * ```ts
+ * import { resetPeakMemory, memory } from "@metagrad/metagrad";
+ * resetPeakMemory();
+ * const peak = memory().peakBytes;
+ * ```
+ */
+export function resetPeakMemory(): void {
+  liveCounters.peakBytes = liveCounters.bytes;
+}

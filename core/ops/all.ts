@@ -1,0 +1,8 @@
+/** Every op, for Tensor's methods and mod.ts. */
+export * from "./creation.ts";
+export * from "./math.ts";
+export * from "./reduce.ts";
+export * from "./shape.ts";
+export * from "./linalg.ts";
+export * from "./indexing.ts";
+export * from "./conv.ts";

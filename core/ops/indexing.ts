@@ -1,0 +1,115 @@
+/** Gather, scatter-add, one-hot and scans. */
+import { bind } from "../primitive.ts";
+import { cumsum as cumsumPrim } from "../primitives/cumsum.ts";
+import { scatterAdd as scatterPrim, take as takePrim } from "../primitives/gather.ts";
+import { fmtShape, normAxis } from "../shape.ts";
+import type { DType } from "../dtype.ts";
+import type { Tensor } from "../tensor.ts";
+import { arange } from "./creation.ts";
+import { cast, equal, mul } from "./math.ts";
+import { sum } from "./reduce.ts";
+import { expandDims, reshape } from "./shape.ts";
+
+function indexTensor(idx: Tensor, op: string): Tensor {
+  if (idx.dtype === "f32" || idx.dtype === "bool") throw new TypeError(`${op}: indices must be integers, got ${idx.dtype}`);
+  return cast(idx, "i32");
+}
+
+/**
+ * Gather along an axis: the result has x's shape with that axis replaced by the indices'
+ * shape. Negative indices count from the end; out-of-range indices are clamped.
+ *
+ * @example
+ * ```ts
+ * import { take, tensor } from "@metagrad/metagrad";
+ * const table = tensor([[1, 2], [3, 4], [5, 6]]);
+ * take(table, tensor([2, 0], { dtype: "i32" }), 0); // [[5, 6], [1, 2]]
+ * ```
+ */
+export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  const a = normAxis(axis, x.ndim, "take");
+  return bind(takePrim, [x, indexTensor(indices, "take")], { axis: a });
+}
+
+/**
+ * The transpose of `take`: sum `updates` into a zero tensor whose `axis` has `size`
+ * entries, at the given indices (repeated indices accumulate).
+ *
+ * @example
+ * ```ts
+ * import { scatterAdd, tensor } from "@metagrad/metagrad";
+ * scatterAdd(tensor([1, 2, 3]), tensor([0, 2, 0], { dtype: "i32" }), 0, 3); // [4, 0, 2]
+ * ```
+ */
+export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, size: number): Tensor {
+  const a = normAxis(axis, updates.ndim, "scatterAdd");
+  return bind(scatterPrim, [updates, indexTensor(indices, "scatterAdd")], { axis: a, size });
+}
+
+/**
+ * Pick one element per row: out[..., i] = x[..., i, idx[..., i]] along `axis` (the
+ * log-probability of taken actions, the logit of the true class).
+ *
+ * @example
+ * ```ts
+ * import { takeAlongAxis, tensor } from "@metagrad/metagrad";
+ * takeAlongAxis(tensor([[1, 2], [3, 4]]), tensor([1, 0], { dtype: "i32" })); // [2, 3]
+ * ```
+ */
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
+  const a = normAxis(axis, x.ndim, "takeAlongAxis");
+  const expected = x.shape.filter((_, i) => i !== a);
+  if (indices.ndim !== expected.length || indices.shape.some((d, i) => d !== expected[i])) {
+    throw new RangeError(
+      `takeAlongAxis: indices ${fmtShape(indices.shape)} must have x's shape ${fmtShape(x.shape)} without axis ${a}`,
+    );
+  }
+  const hot = oneHot(indices, x.shape[a], { axis: a, dtype: x.dtype === "f32" ? "f32" : "i32" });
+  return sum(mul(x, hot), a);
+}
+
+/** Options of `oneHot`. */
+export interface OneHotOptions {
+  /** Where the new axis goes (default: last). */
+  axis?: number;
+  /** Output dtype (default f32). */
+  dtype?: DType;
+}
+
+/**
+ * One-hot encoding of integer labels into a new axis of size `depth` (out-of-range labels
+ * give all zeros).
+ *
+ * @example
+ * ```ts
+ * import { oneHot, tensor } from "@metagrad/metagrad";
+ * oneHot(tensor([0, 2], { dtype: "i32" }), 3); // [[1, 0, 0], [0, 0, 1]]
+ * ```
+ */
+export function oneHot(labels: Tensor, depth: number, opts: OneHotOptions = {}): Tensor {
+  if (!Number.isInteger(depth) || depth < 1) throw new RangeError(`oneHot: depth must be a positive integer, got ${depth}`);
+  const idx = indexTensor(labels, "oneHot");
+  const a = normAxis(opts.axis ?? -1, idx.ndim + 1, "oneHot");
+  const classShape = idx.shape.map(() => 1);
+  classShape.splice(a, 0, depth);
+  const classes = reshape(arange(0, depth, 1, { backend: labels.backend }), classShape);
+  return cast(equal(expandDims(idx, a), classes), opts.dtype ?? "f32");
+}
+
+/**
+ * Inclusive cumulative sum along an axis; `reverse` sums from the end (suffix sums, as
+ * discounted returns need).
+ *
+ * @example
+ * ```ts
+ * import { cumsum, tensor } from "@metagrad/metagrad";
+ * cumsum(tensor([1, 2, 3])); // [1, 3, 6]
+ * cumsum(tensor([1, 2, 3]), 0, true); // [6, 5, 3]
+ * ```
+ */
+export function cumsum(x: Tensor, axis = -1, reverse = false): Tensor {
+  const a = normAxis(axis, x.ndim, "cumsum");
+  const src = x.dtype === "bool" ? cast(x, "i32") : x;
+  return bind(cumsumPrim, [src], { axis: a, reverse });
+}
+

@@ -1,0 +1,91 @@
+/**
+ * Primitives are the closed op set every transformation interprets. A primitive is defined
+ * once, in its own file under core/primitives/, with all of its rules: the shape/dtype rule,
+ * the reference implementation (float64 TypeScript, the test oracle) and the WebGPU
+ * implementation (a call into a kernel family). `bind` is the single entry point through
+ * which every op runs.
+ */
+import type { DType } from "./dtype.ts";
+import { RefStorage } from "./backend/reference/storage.ts";
+import { defaultBackend } from "./backend/select.ts";
+import type { BackendName } from "./backend/storage.ts";
+import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
+import { sizeOf } from "./shape.ts";
+import { Tensor } from "./tensor.ts";
+
+/** Abstract value: what is known of a tensor without its values. */
+export interface Aval {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** Operand handed to a WebGPU implementation. */
+export interface GpuOperand extends Aval {
+  storage: GpuStorage;
+}
+
+export interface Primitive<P = Record<string, never>> {
+  readonly name: string;
+  /** Shape and dtype of the result; throws a clear error for invalid inputs. */
+  abstractEval(inputs: readonly Aval[], params: P): Aval;
+  /** Float64 reference: input values (row-major) to output values. */
+  reference(inputs: readonly Float64Array[], avals: readonly Aval[], params: P, out: Aval): Float64Array;
+  /** Encode the computation into `out` (its buffer is allocated by the kernel family). */
+  webgpu(inputs: readonly GpuOperand[], params: P, out: Aval & { storage: GpuStorage }): void;
+  /**
+   * Optional: a result that shares the input's storage instead of computing (views such as
+   * reshape). Returning null falls back to computing.
+   */
+  view?(input: Tensor, params: P, out: Aval): Tensor | null;
+}
+
+/** Run primitive `prim` on concrete tensors. */
+export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P, backend?: BackendName): Tensor {
+  const avals = inputs.map((t) => {
+    t.storage; // throws a clear error for a disposed tensor
+    return { shape: t.shape, dtype: t.dtype };
+  });
+  const out = prim.abstractEval(avals, params);
+  const where = inputs.length ? inputs[0].backend : (backend ?? defaultBackend());
+  for (const t of inputs) {
+    if (t.backend !== where) {
+      throw new TypeError(
+        `${prim.name}: inputs live on different backends (${where} and ${t.backend}); ` +
+          `create all tensors after one setBackend() call`,
+      );
+    }
+  }
+  if (prim.view && inputs.length === 1) {
+    const v = prim.view(inputs[0], params, out);
+    if (v) return v;
+  }
+  if (where === "reference") {
+    const vals = inputs.map((t) => (t.storage as RefStorage).values);
+    const result = prim.reference(vals, avals, params, out);
+    const n = sizeOf(out.shape);
+    if (result.length !== n) throw new Error(`internal: ${prim.name} reference produced ${result.length} values for ${n}`);
+    return new Tensor(out.shape, out.dtype, new RefStorage(result));
+  }
+  const storages = inputs.map((t) => t.storage as GpuStorage);
+  const outStorage = new GpuStorage(sizeOf(out.shape) * 4);
+  for (const s of storages) s.retain();
+  outStorage.retain();
+  try {
+    runtime.enqueue(() => {
+      try {
+        prim.webgpu(
+          inputs.map((t, i) => ({ shape: t.shape, dtype: t.dtype, storage: storages[i] })),
+          params,
+          { ...out, storage: outStorage },
+        );
+      } finally {
+        for (const s of storages) s.release();
+        outStorage.release();
+      }
+    });
+  } catch (e) {
+    outStorage.release(); // the result tensor is never made
+    throw e;
+  }
+  return new Tensor(out.shape, out.dtype, outStorage);
+}

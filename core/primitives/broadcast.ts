@@ -1,0 +1,21 @@
+/** broadcastTo(x, {shape}): NumPy broadcasting to an explicit shape (materialised). */
+import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from "../shape.ts";
+import type { Primitive } from "../primitive.ts";
+import { stridedReadGpu, stridedReadRef } from "./strided.ts";
+
+export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
+  name: "broadcastTo",
+  abstractEval([x], { shape }) {
+    const b = broadcastShapes("broadcastTo", x.shape, shape);
+    if (!shapesEqual(b, shape)) {
+      throw new RangeError(`broadcastTo: ${fmtShape(x.shape)} cannot be broadcast to ${fmtShape(shape)}`);
+    }
+    return { shape, dtype: x.dtype };
+  },
+  reference([x], [a], _p, out) {
+    return stridedReadRef(x, out.shape, broadcastStrides(a.shape, out.shape), 0);
+  },
+  webgpu([x], _p, out) {
+    stridedReadGpu("broadcastTo", x.storage, x.dtype, out.shape, broadcastStrides(x.shape, out.shape), 0, out.storage);
+  },
+};

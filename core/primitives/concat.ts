@@ -1,0 +1,46 @@
+/** concat(xs, {axis}): join tensors of equal shape except along `axis`. */
+import { fmtShape, sizeOf, stridesOf } from "../shape.ts";
+import { runCopyInto } from "../backend/webgpu/kernels/copy_into.ts";
+import { runtime } from "../backend/webgpu/runtime.ts";
+import type { Primitive } from "../primitive.ts";
+
+export const concat: Primitive<{ axis: number }> = {
+  name: "concat",
+  abstractEval(xs, { axis }) {
+    if (xs.length === 0) throw new RangeError("concat: needs at least one tensor");
+    const r = xs[0].shape.length;
+    if (axis < 0 || axis >= r) throw new RangeError(`concat: axis ${axis} out of range for rank ${r}`);
+    for (const x of xs) {
+      if (x.dtype !== xs[0].dtype) throw new TypeError(`concat: dtypes differ (${xs.map((t) => t.dtype).join(", ")}); cast first`);
+      if (x.shape.length !== r || x.shape.some((d, i) => i !== axis && d !== xs[0].shape[i])) {
+        throw new RangeError(
+          `concat: shapes ${xs.map((t) => fmtShape(t.shape)).join(", ")} differ outside axis ${axis}`,
+        );
+      }
+    }
+    const shape = [...xs[0].shape];
+    shape[axis] = xs.reduce((acc, x) => acc + x.shape[axis], 0);
+    return { shape, dtype: xs[0].dtype };
+  },
+  reference(xs, avals, { axis }, out) {
+    const res = new Float64Array(sizeOf(out.shape));
+    const outer = sizeOf(out.shape.slice(0, axis));
+    const innerOut = sizeOf(out.shape.slice(axis));
+    let at = 0;
+    xs.forEach((x, k) => {
+      const inner = sizeOf(avals[k].shape.slice(axis));
+      for (let o = 0; o < outer; o++) res.set(x.subarray(o * inner, (o + 1) * inner), o * innerOut + at);
+      at += inner;
+    });
+    return res;
+  },
+  webgpu(xs, { axis }, out) {
+    runtime.allocBuffer(out.storage, "concat");
+    const os = stridesOf(out.shape);
+    let at = 0;
+    for (const x of xs) {
+      if (sizeOf(x.shape) > 0) runCopyInto("concat", x.storage, x.dtype, x.shape, out.storage, at * os[axis], os);
+      at += x.shape[axis];
+    }
+  },
+};

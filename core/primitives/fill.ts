@@ -1,0 +1,70 @@
+/** Nullary primitives that create values on the device: full (constant) and iota (arange). */
+import type { DType } from "../dtype.ts";
+import { roundToDType } from "../dtype.ts";
+import { sizeOf } from "../shape.ts";
+import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
+import type { GpuStorage } from "../backend/webgpu/runtime.ts";
+import type { Primitive } from "../primitive.ts";
+import { f32Bits } from "../backend/webgpu/wgsl.ts";
+
+/** The u32 bit pattern of a value of dtype d, for the parameter block. */
+export function bitsOf(v: number, d: DType): number {
+  return d === "f32" ? f32Bits(v) : d === "bool" ? (v ? 1 : 0) : roundToDType(v, d) >>> 0;
+}
+
+/** WGSL expression of the value whose bits are in `$eI`. */
+export function fromBits(d: DType, i: number): string {
+  return d === "f32" ? `bitcast<f32>($e${i})` : d === "i32" ? `bitcast<i32>($e${i})` : d === "bool" ? `($e${i} != 0u)` : `$e${i}`;
+}
+
+export function fillGpu(out: GpuStorage, shape: readonly number[], dtype: DType, value: number): void {
+  runElementwise({ label: "full", expr: fromBits(dtype, 0), extra: [bitsOf(value, dtype)] }, [], shape, dtype, out);
+}
+
+export interface FullParams {
+  shape: readonly number[];
+  dtype: DType;
+  value: number;
+}
+
+export const full: Primitive<FullParams> = {
+  name: "full",
+  abstractEval(_inputs, p) {
+    return { shape: p.shape, dtype: p.dtype };
+  },
+  reference(_inputs, _avals, p) {
+    return new Float64Array(sizeOf(p.shape)).fill(roundToDType(p.value, p.dtype));
+  },
+  webgpu(_inputs, p, out) {
+    fillGpu(out.storage, p.shape, p.dtype, p.value);
+  },
+};
+
+export interface IotaParams {
+  length: number;
+  start: number;
+  step: number;
+  dtype: DType;
+}
+
+/** start + i·step for i < length. */
+export const iota: Primitive<IotaParams> = {
+  name: "iota",
+  abstractEval(_inputs, p) {
+    if (p.dtype === "bool") throw new TypeError("arange: dtype bool is not supported");
+    return { shape: [p.length], dtype: p.dtype };
+  },
+  reference(_inputs, _avals, p) {
+    return Float64Array.from({ length: p.length }, (_, i) => roundToDType(p.start + i * p.step, p.dtype));
+  },
+  webgpu(_inputs, p, out) {
+    const t = p.dtype;
+    runElementwise(
+      { label: "iota", expr: `${fromBits(t, 0)} + ${t}(gi) * ${fromBits(t, 1)}`, extra: [bitsOf(p.start, t), bitsOf(p.step, t)] },
+      [],
+      [p.length],
+      t,
+      out.storage,
+    );
+  },
+};

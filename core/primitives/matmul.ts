@@ -1,0 +1,109 @@
+/**
+ * matmul(a, b, {transposeA, transposeB}): [..., m, k] @ [..., k, n] with NumPy broadcasting of
+ * the batch axes; the transposes are folded into the kernel's indexing (no copies).
+ */
+import { broadcastShapes, broadcastStrides, fmtShape, sizeOf } from "../shape.ts";
+import { runMatmul } from "../backend/webgpu/kernels/matmul.ts";
+import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
+import { GpuStorage } from "../backend/webgpu/runtime.ts";
+import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
+
+export interface MatmulParams {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+function dims(a: Aval, b: Aval, p: MatmulParams) {
+  const ra = a.shape.length, rb = b.shape.length;
+  const [am, ak] = p.transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+  const [bk, bn] = p.transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+  return { m: am, k: ak, bk, n: bn, batchA: a.shape.slice(0, -2), batchB: b.shape.slice(0, -2) };
+}
+
+export const matmul: Primitive<MatmulParams> = {
+  name: "matmul",
+  abstractEval([a, b], p) {
+    if (a.shape.length < 2 || b.shape.length < 2) {
+      throw new RangeError(`matmul: needs rank ≥ 2 operands, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+    }
+    if (a.dtype !== "f32" || b.dtype !== "f32") throw new TypeError(`matmul: needs f32 operands, got ${a.dtype} and ${b.dtype}`);
+    const d = dims(a, b, p);
+    if (d.k !== d.bk) {
+      throw new RangeError(
+        `matmul: contraction sizes differ: ${fmtShape(a.shape)}${p.transposeA ? "ᵀ" : ""} @ ` +
+          `${fmtShape(b.shape)}${p.transposeB ? "ᵀ" : ""} (k = ${d.k} vs ${d.bk})`,
+      );
+    }
+    const batch = broadcastShapes("matmul (batch axes)", d.batchA, d.batchB);
+    return { shape: [...batch, d.m, d.n], dtype: "f32" };
+  },
+  reference([x, y], [a, b], p, out) {
+    const d = dims(a, b, p);
+    const batch = out.shape.slice(0, -2);
+    const nb = sizeOf(batch);
+    const sa = broadcastStrides(d.batchA, batch), sb = broadcastStrides(d.batchB, batch);
+    const res = new Float64Array(sizeOf(out.shape));
+    const mk = d.m * d.k, kn = d.k * d.n;
+    for (let bi = 0; bi < nb; bi++) {
+      let oa = 0, ob = 0, rem = bi;
+      for (let ax = batch.length - 1; ax >= 0; ax--) {
+        const c = rem % batch[ax];
+        rem = Math.floor(rem / batch[ax]);
+        oa += c * sa[ax];
+        ob += c * sb[ax];
+      }
+      oa *= mk;
+      ob *= kn;
+      for (let i = 0; i < d.m; i++) {
+        for (let j = 0; j < d.n; j++) {
+          let acc = 0;
+          for (let kk = 0; kk < d.k; kk++) {
+            const av = x[oa + (p.transposeA ? kk * d.m + i : i * d.k + kk)];
+            const bv = y[ob + (p.transposeB ? j * d.k + kk : kk * d.n + j)];
+            acc += av * bv;
+          }
+          res[bi * d.m * d.n + i * d.n + j] = acc;
+        }
+      }
+    }
+    return res;
+  },
+  webgpu([a, b], p, out) {
+    const d = dims(a, b, p);
+    const batch = out.shape.slice(0, -2);
+    const nb = sizeOf(batch);
+    // Batch strides: equal batch shapes or a single matrix broadcast need no copy; other
+    // broadcasts materialise the operand at the full batch shape first.
+    const prepare = (op: GpuOperand, own: readonly number[], matSize: number) => {
+      if (sizeOf(own) === nb && own.length === batch.length) return { storage: op.storage, stride: matSize, temp: false };
+      if (sizeOf(own) === 1) return { storage: op.storage, stride: 0, temp: false };
+      const full = [...batch, ...op.shape.slice(-2)];
+      const st = new GpuStorage(sizeOf(full) * 4);
+      runElementwise(
+        { label: "matmul (broadcast batch)", expr: "v0" },
+        [{ storage: op.storage, dtype: "f32", strides: broadcastStrides(op.shape, full), offset: 0 }],
+        full,
+        "f32",
+        st,
+      );
+      return { storage: st, stride: matSize, temp: true };
+    };
+    const pa = prepare(a, d.batchA, d.m * d.k);
+    const pb = prepare(b, d.batchB, d.k * d.n);
+    runMatmul({
+      a: pa.storage,
+      b: pb.storage,
+      out: out.storage,
+      batch: nb,
+      m: d.m,
+      n: d.n,
+      k: d.k,
+      transA: p.transposeA,
+      transB: p.transposeB,
+      aBatchStride: pa.stride,
+      bBatchStride: pb.stride,
+    });
+    if (pa.temp) pa.storage.release();
+    if (pb.temp) pb.storage.release();
+  },
+};

@@ -1,0 +1,92 @@
+/**
+ * reduceWindow2d(x, {op, window, stride, padding}): max or sum over 2-D windows of the last
+ * two axes (any leading axes are batch). Padding contributes the op's identity (−∞ or 0).
+ * Max/avg pooling are built on it.
+ */
+import { fmtShape, sizeOf } from "../shape.ts";
+import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { param } from "../backend/webgpu/wgsl.ts";
+import type { Primitive } from "../primitive.ts";
+import { convOutSize } from "./conv2d.ts";
+
+export interface ReduceWindowParams {
+  op: "max" | "sum";
+  window: readonly [number, number];
+  stride: readonly [number, number];
+  /** [top, bottom, left, right] */
+  padding: readonly [number, number, number, number];
+}
+
+export const reduceWindow2d: Primitive<ReduceWindowParams> = {
+  name: "reduceWindow2d",
+  abstractEval([x], p) {
+    if (x.shape.length < 2) throw new RangeError(`reduceWindow2d: needs rank ≥ 2, got ${fmtShape(x.shape)}`);
+    if (x.dtype !== "f32") throw new TypeError(`reduceWindow2d: needs f32, got ${x.dtype}`);
+    const [H, W] = x.shape.slice(-2);
+    const OH = convOutSize(H, p.window[0], p.stride[0], p.padding[0], p.padding[1], 1, 1);
+    const OW = convOutSize(W, p.window[1], p.stride[1], p.padding[2], p.padding[3], 1, 1);
+    if ([...p.window, ...p.stride].some((v) => !Number.isInteger(v) || v < 1)) {
+      throw new RangeError("reduceWindow2d: window and stride must be integers ≥ 1");
+    }
+    if (OH < 1 || OW < 1) throw new RangeError(`reduceWindow2d: window ${p.window.join("×")} larger than padded input ${H}×${W}`);
+    return { shape: [...x.shape.slice(0, -2), OH, OW], dtype: "f32" };
+  },
+  reference([x], [a], p, out) {
+    const [H, W] = a.shape.slice(-2);
+    const [OH, OW] = out.shape.slice(-2);
+    const B = sizeOf(a.shape.slice(0, -2));
+    const res = new Float64Array(sizeOf(out.shape));
+    let t = 0;
+    for (let b = 0; b < B; b++) {
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          let acc = p.op === "max" ? -Infinity : 0;
+          for (let kh = 0; kh < p.window[0]; kh++) {
+            const ih = oh * p.stride[0] + kh - p.padding[0];
+            if (ih < 0 || ih >= H) continue;
+            for (let kw = 0; kw < p.window[1]; kw++) {
+              const iw = ow * p.stride[1] + kw - p.padding[2];
+              if (iw < 0 || iw >= W) continue;
+              const v = x[(b * H + ih) * W + iw];
+              if (p.op === "sum") acc += v;
+              else if (!Number.isNaN(acc) && (Number.isNaN(v) || v > acc)) acc = v;
+            }
+          }
+          res[t++] = acc;
+        }
+      }
+    }
+    return res;
+  },
+  webgpu([x], p, out) {
+    const [H, W] = x.shape.slice(-2);
+    const [OH, OW] = out.shape.slice(-2);
+    const P = (i: number) => `i32(${param(i)})`;
+    const combine = p.op === "max" ? "if (!is_nan(acc) && (is_nan(v) || v > acc)) { acc = v; }" : "acc = acc + v;";
+    // params: 0 count, 1 H, 2 W, 3 OH, 4 OW, 5 kh, 6 kw, 7 sh, 8 sw, 9 pt, 10 pl
+    const body = `
+  let ow = i32(t % ${param(4)});
+  let oh = i32((t / ${param(4)}) % ${param(3)});
+  let b = i32(t / (${param(4)} * ${param(3)}));
+  let H = ${P(1)}; let W = ${P(2)};
+  var acc: f32 = ${p.op === "max" ? "-inf_f32()" : "0.0"};
+  for (var kh = 0; kh < ${P(5)}; kh = kh + 1) {
+    let ih = oh * ${P(7)} + kh - ${P(9)};
+    if (ih < 0 || ih >= H) { continue; }
+    for (var kw = 0; kw < ${P(6)}; kw = kw + 1) {
+      let iw = ow * ${P(8)} + kw - ${P(10)};
+      if (iw < 0 || iw >= W) { continue; }
+      let v = in0[(b * H + ih) * W + iw];
+      ${combine}
+    }
+  }
+  out[t] = acc;`;
+    runSimple(
+      `reduceWindow2d ${p.op}`,
+      body,
+      [sizeOf(out.shape), H, W, OH, OW, p.window[0], p.window[1], p.stride[0], p.stride[1], p.padding[0], p.padding[2]],
+      [{ storage: x.storage, dtype: "f32" }],
+      { storage: out.storage, dtype: "f32" },
+    );
+  },
+};

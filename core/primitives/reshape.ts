@@ -1,0 +1,28 @@
+/** reshape(x, {shape}): same values, new shape; a view sharing x's storage (no kernel). */
+import { fmtShape, sizeOf } from "../shape.ts";
+import type { Primitive } from "../primitive.ts";
+import { Tensor } from "../tensor.ts";
+
+export const reshape: Primitive<{ shape: readonly number[] }> = {
+  name: "reshape",
+  abstractEval([x], { shape }) {
+    if (sizeOf(shape) !== sizeOf(x.shape)) {
+      throw new RangeError(
+        `reshape: cannot reshape ${fmtShape(x.shape)} (${sizeOf(x.shape)} elements) to ${fmtShape(shape)} ` +
+          `(${sizeOf(shape)} elements)`,
+      );
+    }
+    return { shape, dtype: x.dtype };
+  },
+  reference([x]) {
+    return x.slice();
+  },
+  webgpu() {
+    throw new Error("internal: reshape is a view and never runs a kernel");
+  },
+  view(x, _p, out) {
+    const s = x.storage;
+    s.retain();
+    return new Tensor(out.shape, out.dtype, s);
+  },
+};

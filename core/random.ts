@@ -1,0 +1,209 @@
+/**
+ * Randomness as explicit keys (JAX style): a key is a u32 tensor [2]; `split` and `foldIn`
+ * derive new keys on the device; samplers are pure functions of (key, shape). The WebGPU and
+ * reference backends produce identical bits for the same key.
+ */
+import type { DType } from "./dtype.ts";
+import type { BackendName } from "./backend/storage.ts";
+import { bind } from "./primitive.ts";
+import { randomBits as bitsPrim } from "./primitives/random_bits.ts";
+import { assertValidShape } from "./shape.ts";
+import { Tensor } from "./tensor.ts";
+import { tensor } from "./ops/creation.ts";
+import { add, cast, cos, floor, less, log, minimum, mul, neg, shiftRight, sqrt, sub } from "./ops/math.ts";
+import { argmax, sum } from "./ops/reduce.ts";
+import { reshape, slice } from "./ops/shape.ts";
+import { arange } from "./ops/creation.ts";
+import { scatterAdd } from "./ops/indexing.ts";
+
+function checkKey(key: Tensor, op: string): Tensor {
+  if (!(key instanceof Tensor) || key.dtype !== "u32" || key.ndim !== 1 || key.shape[0] !== 2) {
+    throw new TypeError(`${op}: expected a key (u32 tensor of shape [2] from key(seed) or split), got ${String(key)}`);
+  }
+  return key;
+}
+
+/**
+ * A PRNG key from an integer seed (0 ≤ seed < 2⁵³).
+ *
+ * @example
+ * ```ts
+ * import { key, uniform } from "@metagrad/metagrad";
+ * const k = key(0);
+ * const u = uniform(k, [3]);
+ * ```
+ */
+export function key(seed: number, opts: { backend?: BackendName } = {}): Tensor {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`key: seed must be an integer in [0, 2^53), got ${seed}`);
+  const hi = Math.floor(seed / 2 ** 32), lo = seed >>> 0;
+  return tensor(new Uint32Array([hi, lo]), { dtype: "u32", backend: opts.backend });
+}
+
+/**
+ * `num` independent keys (default 2) derived from `key`, as an array.
+ *
+ * @example
+ * ```ts
+ * import { key, split } from "@metagrad/metagrad";
+ * const [k1, k2] = split(key(0));
+ * ```
+ */
+export function split(k: Tensor, num = 2): Tensor[] {
+  const keys = splitStacked(k, num);
+  return Array.from({ length: num }, (_, i) => slice(keys, [i]));
+}
+
+/**
+ * `num` keys derived from `key`, stacked as a u32 tensor [num, 2] (for vmap over keys).
+ *
+ * @example
+ * ```ts
+ * import { key, splitStacked } from "@metagrad/metagrad";
+ * splitStacked(key(0), 25).shape; // [25, 2]
+ * ```
+ */
+export function splitStacked(k: Tensor, num = 2): Tensor {
+  if (!Number.isInteger(num) || num < 1) throw new RangeError(`split: num must be a positive integer, got ${num}`);
+  return bind(bitsPrim, [checkKey(k, "split")], { shape: [num, 2], tag: 1, offset: 0 });
+}
+
+/**
+ * A new key from `key` and an integer (e.g. a step or task index).
+ *
+ * @example
+ * ```ts
+ * import { key, foldIn } from "@metagrad/metagrad";
+ * const k7 = foldIn(key(0), 7);
+ * ```
+ */
+export function foldIn(k: Tensor, data: number): Tensor {
+  if (!Number.isInteger(data) || data < 0 || data >= 2 ** 32) throw new RangeError(`foldIn: data must be a u32 integer, got ${data}`);
+  return bind(bitsPrim, [checkKey(k, "foldIn")], { shape: [2], tag: 2, offset: data });
+}
+
+/**
+ * Uniform random u32 bits. @example
+ * ```ts
+ * import { key, randomBits } from "@metagrad/metagrad";
+ * randomBits(key(1), [4]);
+ * ```
+ */
+export function randomBits(k: Tensor, shape: readonly number[]): Tensor {
+  return bind(bitsPrim, [checkKey(k, "randomBits")], { shape: assertValidShape(shape, "randomBits"), tag: 0, offset: 0 });
+}
+
+/** Options of the float samplers. */
+export interface UniformOptions {
+  minval?: number;
+  maxval?: number;
+}
+
+/** Uniform in [0, 1) with 24 random bits: exact in f32, identical on both backends. */
+function unit(k: Tensor, shape: readonly number[]): Tensor {
+  return mul(cast(shiftRight(randomBits(k, shape), 8), "f32"), 2 ** -24);
+}
+
+/**
+ * Uniform f32 samples in [minval, maxval) (default [0, 1)).
+ *
+ * @example
+ * ```ts
+ * import { key, uniform } from "@metagrad/metagrad";
+ * const phase = uniform(key(0), [25], { minval: 0, maxval: Math.PI });
+ * ```
+ */
+export function uniform(k: Tensor, shape: readonly number[], opts: UniformOptions = {}): Tensor {
+  const lo = opts.minval ?? 0, hi = opts.maxval ?? 1;
+  if (!(hi > lo)) throw new RangeError(`uniform: maxval (${hi}) must exceed minval (${lo})`);
+  const u = unit(k, shape);
+  return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
+}
+
+/**
+ * Standard normal f32 samples (Box–Muller), optionally scaled: mean + std·z.
+ *
+ * @example
+ * ```ts
+ * import { key, normal } from "@metagrad/metagrad";
+ * const w = normal(key(0), [40, 40], { std: 0.1 });
+ * ```
+ */
+export function normal(k: Tensor, shape: readonly number[], opts: { mean?: number; std?: number } = {}): Tensor {
+  const [k1, k2] = split(k);
+  // u1 in (0, 1] so log(u1) is finite
+  const u1 = sub(1, unit(k1, shape));
+  const u2 = unit(k2, shape);
+  const z = mul(sqrt(mul(log(u1), -2)), cos(mul(u2, 2 * Math.PI)));
+  const s = opts.std ?? 1, m = opts.mean ?? 0;
+  return s === 1 && m === 0 ? z : add(mul(z, s), m);
+}
+
+/**
+ * Bernoulli samples (bool) with probability p (a number or a broadcastable tensor).
+ *
+ * @example
+ * ```ts
+ * import { key, bernoulli } from "@metagrad/metagrad";
+ * const mask = bernoulli(key(0), 0.9, [128]);
+ * ```
+ */
+export function bernoulli(k: Tensor, p: number | Tensor, shape: readonly number[]): Tensor {
+  return less(unit(k, shape), p);
+}
+
+/**
+ * Samples from categorical distributions given unnormalised log-probabilities along `axis`
+ * (Gumbel-max), as i32 indices.
+ *
+ * @example
+ * ```ts
+ * import { key, categorical, tensor } from "@metagrad/metagrad";
+ * const actions = categorical(key(0), tensor([[0, 1, 2], [2, 1, 0]])); // i32 [2]
+ * ```
+ */
+export function categorical(k: Tensor, logits: Tensor, axis = -1): Tensor {
+  const u = sub(1, unit(k, logits.shape)); // (0, 1]
+  const gumbel = neg(log(neg(log(minimum(u, 1 - 2 ** -24)))));
+  return argmax(add(logits, gumbel), axis);
+}
+
+/**
+ * Uniform random integers in [lo, hi) (i32).
+ *
+ * @example
+ * ```ts
+ * import { key, randint } from "@metagrad/metagrad";
+ * const labels = randint(key(0), [10], 0, 5);
+ * ```
+ */
+export function randint(k: Tensor, shape: readonly number[], lo: number, hi: number, dtype: DType = "i32"): Tensor {
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi <= lo) throw new RangeError(`randint: needs integers lo < hi, got ${lo}, ${hi}`);
+  if (hi - lo > 2 ** 24) throw new RangeError("randint: ranges above 2^24 values are not supported (f32 sampling)");
+  const r = floor(mul(unit(k, shape), hi - lo));
+  return add(cast(r, dtype), lo);
+}
+
+/**
+ * A random permutation of 0..n−1 (i32), by ranking n uniform keys. Costs O(n²) work, so n is
+ * limited to 4096 (enough for class and sample shuffling in few-shot episodes).
+ *
+ * @example
+ * ```ts
+ * import { key, permutation } from "@metagrad/metagrad";
+ * const order = permutation(key(0), 10);
+ * ```
+ */
+export function permutation(k: Tensor, n: number): Tensor {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`permutation: n must be a positive integer, got ${n}`);
+  if (n > 4096) throw new RangeError(`permutation: n = ${n} exceeds the supported 4096 (the ranking is O(n²))`);
+  const bits = randomBits(k, [n]); // u32 keys; ties are broken by index below
+  const col = reshape(bits, [n, 1]), row = reshape(bits, [1, n]);
+  const idx = arange(n, undefined, 1, { backend: k.backend });
+  const before = add(
+    cast(less(row, col), "i32"),
+    cast(less(reshape(idx, [1, n]), reshape(idx, [n, 1])), "i32").mul(cast(row.eq(col), "i32")),
+  );
+  const rank = sum(before, 1); // position of element i in sorted order
+  return scatterAdd(idx, rank, 0, n);
+}
+

@@ -1,0 +1,239 @@
+/**
+ * The tensor: a shape, a dtype and refcounted backend storage. Ops enqueue work and return
+ * at once; only reading values (`data`, `array`, `item`) waits for the device.
+ */
+import type { DType, TensorData } from "./dtype.ts";
+import { readFloat64, readStorage } from "./backend/select.ts";
+import type { BackendName, Storage } from "./backend/storage.ts";
+import { track, untrack } from "./memory.ts";
+import { fmtShape, sizeOf } from "./shape.ts";
+import * as ops from "./ops/all.ts";
+
+/** Nested JS arrays as returned by `Tensor.array()`. */
+export type NestedArray = number | boolean | NestedArray[];
+
+/** Anything ops accept where a tensor is expected: a tensor or a JS number/boolean. */
+export type TensorLike = Tensor | number | boolean;
+
+/**
+ * An n-dimensional array on a backend (WebGPU by default).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@metagrad/metagrad";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * console.log(await x.matmul(x).array()); // [[7, 10], [15, 22]]
+ * ```
+ */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  #storage: Storage | null;
+
+  /** @internal Use the creation functions (`tensor`, `zeros`, ...) instead. */
+  constructor(shape: readonly number[], dtype: DType, storage: Storage) {
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.#storage = storage;
+    track(this, storage);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Number of axes. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Backend holding the values. */
+  get backend(): BackendName {
+    return this.storage.backend;
+  }
+
+  /** True after `dispose()` (directly or by `tidy`). */
+  get isDisposed(): boolean {
+    return this.#storage === null;
+  }
+
+  /** @internal The backend storage; throws if disposed. */
+  get storage(): Storage {
+    if (!this.#storage) {
+      throw new ReferenceError(
+        `a ${this.dtype}${fmtShape(this.shape)} tensor was used after it was disposed ` +
+          `(by dispose() or a tidy scope); return it from tidy or wrap it in keep()`,
+      );
+    }
+    return this.#storage;
+  }
+
+  /** Free the tensor's device memory now. Safe to call twice. */
+  dispose(): void {
+    if (!this.#storage) return;
+    const s = this.#storage;
+    this.#storage = null;
+    untrack(this);
+    s.release();
+  }
+
+  /** `using x = ...` disposes x at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Values as a typed array (Float32Array, Int32Array, Uint32Array, or Uint8Array for bool). */
+  data(): Promise<TensorData> {
+    return readStorage(this.storage, this.dtype, this.size);
+  }
+
+  /** Values at the backend's precision as float64 (exact on the reference backend). */
+  toFloat64(): Promise<Float64Array> {
+    return readFloat64(this.storage, this.dtype, this.size);
+  }
+
+  /** Values as nested JS arrays (booleans for bool tensors). */
+  async array(): Promise<NestedArray> {
+    const flat = await this.data();
+    const isBool = this.dtype === "bool";
+    const build = (axis: number, offset: number): NestedArray => {
+      if (axis === this.shape.length) return isBool ? flat[offset] !== 0 : flat[offset];
+      const step = sizeOf(this.shape.slice(axis + 1));
+      return Array.from({ length: this.shape[axis] }, (_, i) => build(axis + 1, offset + i * step));
+    };
+    return build(0, 0);
+  }
+
+  /** The single value of a size-1 tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) {
+      throw new RangeError(`item: tensor has shape ${fmtShape(this.shape)} (${this.size} elements); item needs exactly 1`);
+    }
+    return (await this.data())[0];
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}${fmtShape(this.shape)}, ${this.#storage ? this.#storage.backend : "disposed"})`;
+  }
+
+  // ---- arithmetic
+  add(b: TensorLike): Tensor {
+    return ops.add(this, b);
+  }
+  sub(b: TensorLike): Tensor {
+    return ops.sub(this, b);
+  }
+  mul(b: TensorLike): Tensor {
+    return ops.mul(this, b);
+  }
+  div(b: TensorLike): Tensor {
+    return ops.div(this, b);
+  }
+  pow(b: TensorLike): Tensor {
+    return ops.pow(this, b);
+  }
+  mod(b: TensorLike): Tensor {
+    return ops.mod(this, b);
+  }
+  maximum(b: TensorLike): Tensor {
+    return ops.maximum(this, b);
+  }
+  minimum(b: TensorLike): Tensor {
+    return ops.minimum(this, b);
+  }
+  neg(): Tensor {
+    return ops.neg(this);
+  }
+  abs(): Tensor {
+    return ops.abs(this);
+  }
+  exp(): Tensor {
+    return ops.exp(this);
+  }
+  log(): Tensor {
+    return ops.log(this);
+  }
+  sqrt(): Tensor {
+    return ops.sqrt(this);
+  }
+  square(): Tensor {
+    return ops.square(this);
+  }
+  tanh(): Tensor {
+    return ops.tanh(this);
+  }
+  sigmoid(): Tensor {
+    return ops.sigmoid(this);
+  }
+  relu(): Tensor {
+    return ops.relu(this);
+  }
+  // ---- comparisons
+  eq(b: TensorLike): Tensor {
+    return ops.equal(this, b);
+  }
+  ne(b: TensorLike): Tensor {
+    return ops.notEqual(this, b);
+  }
+  lt(b: TensorLike): Tensor {
+    return ops.less(this, b);
+  }
+  le(b: TensorLike): Tensor {
+    return ops.lessEqual(this, b);
+  }
+  gt(b: TensorLike): Tensor {
+    return ops.greater(this, b);
+  }
+  ge(b: TensorLike): Tensor {
+    return ops.greaterEqual(this, b);
+  }
+  // ---- reductions
+  sum(axes?: number | number[], keepdims = false): Tensor {
+    return ops.sum(this, axes, keepdims);
+  }
+  mean(axes?: number | number[], keepdims = false): Tensor {
+    return ops.mean(this, axes, keepdims);
+  }
+  max(axes?: number | number[], keepdims = false): Tensor {
+    return ops.max(this, axes, keepdims);
+  }
+  min(axes?: number | number[], keepdims = false): Tensor {
+    return ops.min(this, axes, keepdims);
+  }
+  argmax(axis?: number, keepdims = false): Tensor {
+    return ops.argmax(this, axis, keepdims);
+  }
+  argmin(axis?: number, keepdims = false): Tensor {
+    return ops.argmin(this, axis, keepdims);
+  }
+  // ---- linear algebra and shape
+  matmul(b: Tensor): Tensor {
+    return ops.matmul(this, b);
+  }
+  reshape(shape: readonly number[]): Tensor {
+    return ops.reshape(this, shape);
+  }
+  transpose(perm?: readonly number[]): Tensor {
+    return ops.transpose(this, perm);
+  }
+  /** Transpose of the last two axes. */
+  get mT(): Tensor {
+    return ops.swapAxes(this, -1, -2);
+  }
+  expandDims(axis: number): Tensor {
+    return ops.expandDims(this, axis);
+  }
+  squeeze(axes?: number | number[]): Tensor {
+    return ops.squeeze(this, axes);
+  }
+  broadcastTo(shape: readonly number[]): Tensor {
+    return ops.broadcastTo(this, shape);
+  }
+  flatten(): Tensor {
+    return ops.reshape(this, [this.size]);
+  }
+  cast(dtype: DType): Tensor {
+    return ops.cast(this, dtype);
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * metagrad: a functional autodiff framework for Deno whose tensors run as WGSL compute
+ * shaders on WebGPU, with a float64 reference backend as the oracle.
+ *
+ * @example
+ * ```ts
+ * import { init, tensor, matmul } from "@metagrad/metagrad";
+ * await init();
+ * const a = tensor([[1, 2], [3, 4]]);
+ * console.log(await matmul(a, a).array()); // [[7, 10], [15, 22]]
+ * ```
+ *
+ * @module
+ */
+export { Tensor } from "./core/tensor.ts";
+export type { NestedArray, TensorLike } from "./core/tensor.ts";
+export type { DType, TensorData, TypedArrayFor } from "./core/dtype.ts";
+export { keep, memory, resetPeakMemory, tidy } from "./core/memory.ts";
+export type { MemoryInfo } from "./core/memory.ts";
+export { adapterInfo, getBackend, init, runtimeStats, setBackend, sync, trimPool } from "./core/backend/api.ts";
+export type { AdapterInfo, BackendName, RuntimeStats } from "./core/backend/api.ts";
+export * from "./core/ops/all.ts";
+export * as random from "./core/random.ts";
+export * as tree from "./core/tree.ts";

@@ -17,7 +17,15 @@ export type { NestedArray, TensorLike } from "./core/tensor.ts";
 export type { DType, TensorData, TypedArrayFor } from "./core/dtype.ts";
 export { keep, memory, resetPeakMemory, tidy } from "./core/memory.ts";
 export type { MemoryInfo } from "./core/memory.ts";
-export { adapterInfo, getBackend, init, runtimeStats, setBackend, sync, trimPool } from "./core/backend/api.ts";
+export {
+  adapterInfo,
+  getBackend,
+  init,
+  runtimeStats,
+  setBackend,
+  sync,
+  trimPool,
+} from "./core/backend/api.ts";
 export type { AdapterInfo, BackendName, RuntimeStats } from "./core/backend/api.ts";
 export * from "./core/ops/all.ts";
 export * as random from "./core/random.ts";

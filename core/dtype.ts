@@ -29,7 +29,9 @@ export function isInteger(d: DType): boolean {
 
 export function assertDType(d: unknown, where: string): DType {
   if (typeof d === "string" && (DTYPES as readonly string[]).includes(d)) return d as DType;
-  throw new TypeError(`${where}: unknown dtype ${JSON.stringify(d)}; use one of ${DTYPES.join(", ")}`);
+  throw new TypeError(
+    `${where}: unknown dtype ${JSON.stringify(d)}; use one of ${DTYPES.join(", ")}`,
+  );
 }
 
 /**

@@ -59,7 +59,9 @@ export function tidy<T>(fn: () => T): T {
   scopes.pop();
   if (result instanceof Promise) {
     for (const t of scope) t.dispose();
-    throw new TypeError("tidy: fn returned a Promise; tidy needs a synchronous function (await outside it)");
+    throw new TypeError(
+      "tidy: fn returned a Promise; tidy needs a synchronous function (await outside it)",
+    );
   }
   const keepSet = new Set(leaves(result));
   const parent = scopes.at(-1);

@@ -29,7 +29,12 @@ export interface Primitive<P = Record<string, never>> {
   /** Shape and dtype of the result; throws a clear error for invalid inputs. */
   abstractEval(inputs: readonly Aval[], params: P): Aval;
   /** Float64 reference: input values (row-major) to output values. */
-  reference(inputs: readonly Float64Array[], avals: readonly Aval[], params: P, out: Aval): Float64Array;
+  reference(
+    inputs: readonly Float64Array[],
+    avals: readonly Aval[],
+    params: P,
+    out: Aval,
+  ): Float64Array;
   /** Encode the computation into `out` (its buffer is allocated by the kernel family). */
   webgpu(inputs: readonly GpuOperand[], params: P, out: Aval & { storage: GpuStorage }): void;
   /**
@@ -40,7 +45,12 @@ export interface Primitive<P = Record<string, never>> {
 }
 
 /** Run primitive `prim` on concrete tensors. */
-export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P, backend?: BackendName): Tensor {
+export function bind<P>(
+  prim: Primitive<P>,
+  inputs: readonly Tensor[],
+  params: P,
+  backend?: BackendName,
+): Tensor {
   const avals = inputs.map((t) => {
     t.storage; // throws a clear error for a disposed tensor
     return { shape: t.shape, dtype: t.dtype };
@@ -63,7 +73,9 @@ export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P
     const vals = inputs.map((t) => (t.storage as RefStorage).values);
     const result = prim.reference(vals, avals, params, out);
     const n = sizeOf(out.shape);
-    if (result.length !== n) throw new Error(`internal: ${prim.name} reference produced ${result.length} values for ${n}`);
+    if (result.length !== n) {
+      throw new Error(`internal: ${prim.name} reference produced ${result.length} values for ${n}`);
+    }
     return new Tensor(out.shape, out.dtype, new RefStorage(result));
   }
   const storages = inputs.map((t) => t.storage as GpuStorage);

@@ -10,7 +10,20 @@ import { randomBits as bitsPrim } from "./primitives/random_bits.ts";
 import { assertValidShape } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { tensor } from "./ops/creation.ts";
-import { add, cast, cos, floor, less, log, minimum, mul, neg, shiftRight, sqrt, sub } from "./ops/math.ts";
+import {
+  add,
+  cast,
+  cos,
+  floor,
+  less,
+  log,
+  minimum,
+  mul,
+  neg,
+  shiftRight,
+  sqrt,
+  sub,
+} from "./ops/math.ts";
 import { argmax, sum } from "./ops/reduce.ts";
 import { reshape, slice } from "./ops/shape.ts";
 import { arange } from "./ops/creation.ts";
@@ -18,7 +31,9 @@ import { scatterAdd } from "./ops/indexing.ts";
 
 function checkKey(key: Tensor, op: string): Tensor {
   if (!(key instanceof Tensor) || key.dtype !== "u32" || key.ndim !== 1 || key.shape[0] !== 2) {
-    throw new TypeError(`${op}: expected a key (u32 tensor of shape [2] from key(seed) or split), got ${String(key)}`);
+    throw new TypeError(
+      `${op}: expected a key (u32 tensor of shape [2] from key(seed) or split), got ${String(key)}`,
+    );
   }
   return key;
 }
@@ -34,7 +49,9 @@ function checkKey(key: Tensor, op: string): Tensor {
  * ```
  */
 export function key(seed: number, opts: { backend?: BackendName } = {}): Tensor {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`key: seed must be an integer in [0, 2^53), got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new RangeError(`key: seed must be an integer in [0, 2^53), got ${seed}`);
+  }
   const hi = Math.floor(seed / 2 ** 32), lo = seed >>> 0;
   return tensor(new Uint32Array([hi, lo]), { dtype: "u32", backend: opts.backend });
 }
@@ -63,7 +80,9 @@ export function split(k: Tensor, num = 2): Tensor[] {
  * ```
  */
 export function splitStacked(k: Tensor, num = 2): Tensor {
-  if (!Number.isInteger(num) || num < 1) throw new RangeError(`split: num must be a positive integer, got ${num}`);
+  if (!Number.isInteger(num) || num < 1) {
+    throw new RangeError(`split: num must be a positive integer, got ${num}`);
+  }
   return bind(bitsPrim, [checkKey(k, "split")], { shape: [num, 2], tag: 1, offset: 0 });
 }
 
@@ -77,7 +96,9 @@ export function splitStacked(k: Tensor, num = 2): Tensor {
  * ```
  */
 export function foldIn(k: Tensor, data: number): Tensor {
-  if (!Number.isInteger(data) || data < 0 || data >= 2 ** 32) throw new RangeError(`foldIn: data must be a u32 integer, got ${data}`);
+  if (!Number.isInteger(data) || data < 0 || data >= 2 ** 32) {
+    throw new RangeError(`foldIn: data must be a u32 integer, got ${data}`);
+  }
   return bind(bitsPrim, [checkKey(k, "foldIn")], { shape: [2], tag: 2, offset: data });
 }
 
@@ -89,7 +110,11 @@ export function foldIn(k: Tensor, data: number): Tensor {
  * ```
  */
 export function randomBits(k: Tensor, shape: readonly number[]): Tensor {
-  return bind(bitsPrim, [checkKey(k, "randomBits")], { shape: assertValidShape(shape, "randomBits"), tag: 0, offset: 0 });
+  return bind(bitsPrim, [checkKey(k, "randomBits")], {
+    shape: assertValidShape(shape, "randomBits"),
+    tag: 0,
+    offset: 0,
+  });
 }
 
 /** Options of the float samplers. */
@@ -128,7 +153,11 @@ export function uniform(k: Tensor, shape: readonly number[], opts: UniformOption
  * const w = normal(key(0), [40, 40], { std: 0.1 });
  * ```
  */
-export function normal(k: Tensor, shape: readonly number[], opts: { mean?: number; std?: number } = {}): Tensor {
+export function normal(
+  k: Tensor,
+  shape: readonly number[],
+  opts: { mean?: number; std?: number } = {},
+): Tensor {
   const [k1, k2] = split(k);
   // u1 in (0, 1] so log(u1) is finite
   const u1 = sub(1, unit(k1, shape));
@@ -176,9 +205,19 @@ export function categorical(k: Tensor, logits: Tensor, axis = -1): Tensor {
  * const labels = randint(key(0), [10], 0, 5);
  * ```
  */
-export function randint(k: Tensor, shape: readonly number[], lo: number, hi: number, dtype: DType = "i32"): Tensor {
-  if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi <= lo) throw new RangeError(`randint: needs integers lo < hi, got ${lo}, ${hi}`);
-  if (hi - lo > 2 ** 24) throw new RangeError("randint: ranges above 2^24 values are not supported (f32 sampling)");
+export function randint(
+  k: Tensor,
+  shape: readonly number[],
+  lo: number,
+  hi: number,
+  dtype: DType = "i32",
+): Tensor {
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi <= lo) {
+    throw new RangeError(`randint: needs integers lo < hi, got ${lo}, ${hi}`);
+  }
+  if (hi - lo > 2 ** 24) {
+    throw new RangeError("randint: ranges above 2^24 values are not supported (f32 sampling)");
+  }
   const r = floor(mul(unit(k, shape), hi - lo));
   return add(cast(r, dtype), lo);
 }
@@ -194,8 +233,12 @@ export function randint(k: Tensor, shape: readonly number[], lo: number, hi: num
  * ```
  */
 export function permutation(k: Tensor, n: number): Tensor {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`permutation: n must be a positive integer, got ${n}`);
-  if (n > 4096) throw new RangeError(`permutation: n = ${n} exceeds the supported 4096 (the ranking is O(n²))`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`permutation: n must be a positive integer, got ${n}`);
+  }
+  if (n > 4096) {
+    throw new RangeError(`permutation: n = ${n} exceeds the supported 4096 (the ranking is O(n²))`);
+  }
   const bits = randomBits(k, [n]); // u32 keys; ties are broken by index below
   const col = reshape(bits, [n, 1]), row = reshape(bits, [1, n]);
   const idx = arange(n, undefined, 1, { backend: k.backend });
@@ -206,4 +249,3 @@ export function permutation(k: Tensor, n: number): Tensor {
   const rank = sum(before, 1); // position of element i in sorted order
   return scatterAdd(idx, rank, 0, n);
 }
-

@@ -31,7 +31,9 @@ export function assertValidShape(shape: unknown, op: string): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${op}: shape must be an array of integers`);
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new RangeError(`${op}: invalid shape ${JSON.stringify(shape)}; dims must be integers ≥ 0`);
+      throw new RangeError(
+        `${op}: invalid shape ${JSON.stringify(shape)}; dims must be integers ≥ 0`,
+      );
     }
   }
   return [...shape];
@@ -82,7 +84,11 @@ export function normAxis(axis: number, rank: number, op: string): number {
 }
 
 /** Normalise an axis list (undefined = all axes); sorted, deduplicated check. */
-export function normAxes(axes: number | readonly number[] | undefined, rank: number, op: string): number[] {
+export function normAxes(
+  axes: number | readonly number[] | undefined,
+  rank: number,
+  op: string,
+): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof axes === "number" ? [axes] : [...axes];
   const out = list.map((a) => {
@@ -91,7 +97,9 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
     }
     return a < 0 ? a + rank : a;
   });
-  if (new Set(out).size !== out.length) throw new RangeError(`${op}: repeated axis in ${JSON.stringify(list)}`);
+  if (new Set(out).size !== out.length) {
+    throw new RangeError(`${op}: repeated axis in ${JSON.stringify(list)}`);
+  }
   return out.sort((a, b) => a - b);
 }
 
@@ -99,7 +107,10 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
  * Merge adjacent axes that every operand traverses contiguously, so kernels index in as few
  * dimensions as possible. `strides[k]` are operand k's strides over `shape`.
  */
-export function collapseDims(shape: Shape, strides: number[][]): { shape: number[]; strides: number[][] } {
+export function collapseDims(
+  shape: Shape,
+  strides: number[][],
+): { shape: number[]; strides: number[][] } {
   const dims: number[] = [];
   const st: number[][] = strides.map(() => []);
   for (let i = 0; i < shape.length; i++) {

@@ -108,13 +108,19 @@ export class Tensor {
   /** The single value of a size-1 tensor. */
   async item(): Promise<number> {
     if (this.size !== 1) {
-      throw new RangeError(`item: tensor has shape ${fmtShape(this.shape)} (${this.size} elements); item needs exactly 1`);
+      throw new RangeError(
+        `item: tensor has shape ${
+          fmtShape(this.shape)
+        } (${this.size} elements); item needs exactly 1`,
+      );
     }
     return (await this.data())[0];
   }
 
   toString(): string {
-    return `Tensor(${this.dtype}${fmtShape(this.shape)}, ${this.#storage ? this.#storage.backend : "disposed"})`;
+    return `Tensor(${this.dtype}${fmtShape(this.shape)}, ${
+      this.#storage ? this.#storage.backend : "disposed"
+    })`;
   }
 
   // ---- arithmetic

@@ -57,7 +57,9 @@ export function unflatten<T = unknown>(def: TreeDef, leaves: readonly unknown[])
     }
   };
   const out = build(def);
-  if (i !== leaves.length) throw new RangeError(`unflatten: ${leaves.length} leaves for a structure of ${i}`);
+  if (i !== leaves.length) {
+    throw new RangeError(`unflatten: ${leaves.length} leaves for a structure of ${i}`);
+  }
   return out as T;
 }
 

@@ -10,7 +10,10 @@ import { GpuStorage, runtime } from "./webgpu/runtime.ts";
 let current: BackendName = "webgpu";
 
 /** Device-side representation of host values: bools travel as u32. */
-function toDeviceArray(values: ArrayLike<number>, dtype: DType): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> {
+function toDeviceArray(
+  values: ArrayLike<number>,
+  dtype: DType,
+): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> {
   switch (dtype) {
     case "f32":
       return Float32Array.from(values);
@@ -25,7 +28,9 @@ function toDeviceArray(values: ArrayLike<number>, dtype: DType): Float32Array<Ar
 
 export function setDefaultBackend(name: BackendName): void {
   if (name !== "webgpu" && name !== "reference") {
-    throw new RangeError(`setBackend: unknown backend ${JSON.stringify(name)}; use "webgpu" or "reference"`);
+    throw new RangeError(
+      `setBackend: unknown backend ${JSON.stringify(name)}; use "webgpu" or "reference"`,
+    );
   }
   current = name;
 }
@@ -35,7 +40,11 @@ export function defaultBackend(): BackendName {
 }
 
 /** Values already rounded to the dtype's value set. */
-export function storageFromHost(values: ArrayLike<number>, dtype: DType, backend: BackendName = current): Storage {
+export function storageFromHost(
+  values: ArrayLike<number>,
+  dtype: DType,
+  backend: BackendName = current,
+): Storage {
   if (backend === "reference") return new RefStorage(Float64Array.from(values));
   const dev = toDeviceArray(values, dtype);
   const st = new GpuStorage(values.length * 4);
@@ -43,7 +52,11 @@ export function storageFromHost(values: ArrayLike<number>, dtype: DType, backend
   return st;
 }
 
-export async function readStorage(storage: Storage, dtype: DType, size: number): Promise<TensorData> {
+export async function readStorage(
+  storage: Storage,
+  dtype: DType,
+  size: number,
+): Promise<TensorData> {
   if (storage instanceof RefStorage) {
     const out = typedArrayFor(dtype, size);
     for (let i = 0; i < size; i++) out[i] = storage.values[i];
@@ -63,7 +76,11 @@ export async function readStorage(storage: Storage, dtype: DType, size: number):
 }
 
 /** Values at the backend's full precision (float64 on the reference backend). */
-export async function readFloat64(storage: Storage, dtype: DType, size: number): Promise<Float64Array> {
+export async function readFloat64(
+  storage: Storage,
+  dtype: DType,
+  size: number,
+): Promise<Float64Array> {
   if (storage instanceof RefStorage) return storage.values.slice(0, size);
   return Float64Array.from(await readStorage(storage, dtype, size));
 }

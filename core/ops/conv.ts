@@ -8,7 +8,12 @@ import { div } from "./math.ts";
 type Pair = number | readonly [number, number];
 
 /** Padding: a number for all sides, [h, w], [top, bottom, left, right], or "same"/"valid". */
-export type Padding2d = number | readonly [number, number] | readonly [number, number, number, number] | "same" | "valid";
+export type Padding2d =
+  | number
+  | readonly [number, number]
+  | readonly [number, number, number, number]
+  | "same"
+  | "valid";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -36,7 +41,12 @@ function resolvePadding(
       const out = Math.ceil(input[i] / stride[i]);
       return Math.max(0, (out - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1 - input[i]);
     });
-    return [Math.floor(total[0] / 2), total[0] - Math.floor(total[0] / 2), Math.floor(total[1] / 2), total[1] - Math.floor(total[1] / 2)];
+    return [
+      Math.floor(total[0] / 2),
+      total[0] - Math.floor(total[0] / 2),
+      Math.floor(total[1] / 2),
+      total[1] - Math.floor(total[1] / 2),
+    ];
   }
   if (typeof p === "number") return [p, p, p, p];
   if (p.length === 2) return [p[0], p[0], p[1], p[1]];

@@ -18,7 +18,15 @@ export interface CreateOptions {
   backend?: BackendName;
 }
 
-type HostArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
+type HostArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array;
 
 function inferFromTyped(a: HostArray): DType {
   if (a instanceof Int32Array || a instanceof Int16Array || a instanceof Int8Array) return "i32";
@@ -27,7 +35,10 @@ function inferFromTyped(a: HostArray): DType {
   return "f32";
 }
 
-function flattenNested(values: NestedInput, op: string): { shape: number[]; flat: number[]; sawBool: boolean; sawNumber: boolean } {
+function flattenNested(
+  values: NestedInput,
+  op: string,
+): { shape: number[]; flat: number[]; sawBool: boolean; sawNumber: boolean } {
   const shape: number[] = [];
   let probe: NestedInput = values;
   while (Array.isArray(probe)) {
@@ -46,13 +57,19 @@ function flattenNested(values: NestedInput, op: string): { shape: number[]; flat
         sawNumber = true;
         flat.push(v);
       } else {
-        throw new TypeError(`${op}: ragged nested array: element ${path} should be a number but is ${Array.isArray(v) ? "an array" : typeof v}`);
+        throw new TypeError(
+          `${op}: ragged nested array: element ${path} should be a number but is ${
+            Array.isArray(v) ? "an array" : typeof v
+          }`,
+        );
       }
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[depth]) {
       throw new TypeError(
-        `${op}: ragged nested array: element ${path || "[]"} should be an array of length ${shape[depth]} ` +
+        `${op}: ragged nested array: element ${path || "[]"} should be an array of length ${
+          shape[depth]
+        } ` +
           `(inferred shape [${shape.join(", ")}])`,
       );
     }
@@ -73,7 +90,10 @@ function flattenNested(values: NestedInput, op: string): { shape: number[]; flat
  * const c = tensor([true, false]);                      // bool [2]
  * ```
  */
-export function tensor(values: NestedInput | HostArray, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+export function tensor(
+  values: NestedInput | HostArray,
+  opts: CreateOptions & { shape?: readonly number[] } = {},
+): Tensor {
   let shape: number[];
   let flat: ArrayLike<number>;
   let dtype: DType;
@@ -81,17 +101,25 @@ export function tensor(values: NestedInput | HostArray, opts: CreateOptions & { 
     const a = values as HostArray;
     shape = opts.shape ? assertValidShape(opts.shape, "tensor") : [a.length];
     if (sizeOf(shape) !== a.length) {
-      throw new RangeError(`tensor: ${a.length} values do not fill shape [${shape.join(", ")}] (${sizeOf(shape)} elements)`);
+      throw new RangeError(
+        `tensor: ${a.length} values do not fill shape [${shape.join(", ")}] (${
+          sizeOf(shape)
+        } elements)`,
+      );
     }
     flat = a;
     dtype = opts.dtype ?? inferFromTyped(a);
   } else {
     const f = flattenNested(values as NestedInput, "tensor");
-    if (f.sawBool && f.sawNumber) throw new TypeError("tensor: mixes booleans and numbers; use one kind");
+    if (f.sawBool && f.sawNumber) {
+      throw new TypeError("tensor: mixes booleans and numbers; use one kind");
+    }
     shape = f.shape;
     if (opts.shape) {
       const s = assertValidShape(opts.shape, "tensor");
-      if (sizeOf(s) !== f.flat.length) throw new RangeError(`tensor: ${f.flat.length} values do not fill shape [${s.join(", ")}]`);
+      if (sizeOf(s) !== f.flat.length) {
+        throw new RangeError(`tensor: ${f.flat.length} values do not fill shape [${s.join(", ")}]`);
+      }
       shape = s;
     }
     flat = f.flat;
@@ -99,7 +127,11 @@ export function tensor(values: NestedInput | HostArray, opts: CreateOptions & { 
   }
   dtype = assertDType(dtype, "tensor");
   const rounded = dtype === "f32" ? flat : Array.from(flat, (v) => roundToDType(v, dtype));
-  return new Tensor(shape, dtype, storageFromHost(rounded, dtype, opts.backend ?? defaultBackend()));
+  return new Tensor(
+    shape,
+    dtype,
+    storageFromHost(rounded, dtype, opts.backend ?? defaultBackend()),
+  );
 }
 
 /**
@@ -111,7 +143,11 @@ export function tensor(values: NestedInput | HostArray, opts: CreateOptions & { 
  * const t = full([2, 3], 7, { dtype: "i32" });
  * ```
  */
-export function full(shape: readonly number[], value: number | boolean, opts: CreateOptions = {}): Tensor {
+export function full(
+  shape: readonly number[],
+  value: number | boolean,
+  opts: CreateOptions = {},
+): Tensor {
   const s = assertValidShape(shape, "full");
   const dtype = assertDType(opts.dtype ?? (typeof value === "boolean" ? "bool" : "f32"), "full");
   return bind(fullPrim, [], { shape: s, dtype, value: Number(value) }, opts.backend);
@@ -199,7 +235,9 @@ export function fullLike(x: Tensor, value: number | boolean, opts: CreateOptions
  */
 export function arange(start: number, stop?: number, step = 1, opts: CreateOptions = {}): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0 || !Number.isFinite(step)) throw new RangeError("arange: step must be a finite non-zero number");
+  if (step === 0 || !Number.isFinite(step)) {
+    throw new RangeError("arange: step must be a finite non-zero number");
+  }
   const length = Math.max(0, Math.ceil((stop - start) / step));
   const dtype = opts.dtype ?? ([start, stop, step].every(Number.isInteger) ? "i32" : "f32");
   return bind(iota, [], { length, start, step, dtype }, opts.backend);
@@ -214,8 +252,15 @@ export function arange(start: number, stop?: number, step = 1, opts: CreateOptio
  * const x = linspace(-5, 5, 11);
  * ```
  */
-export function linspace(start: number, stop: number, num: number, opts: CreateOptions = {}): Tensor {
-  if (!Number.isInteger(num) || num < 0) throw new RangeError(`linspace: num must be an integer ≥ 0, got ${num}`);
+export function linspace(
+  start: number,
+  stop: number,
+  num: number,
+  opts: CreateOptions = {},
+): Tensor {
+  if (!Number.isInteger(num) || num < 0) {
+    throw new RangeError(`linspace: num must be an integer ≥ 0, got ${num}`);
+  }
   const step = num > 1 ? (stop - start) / (num - 1) : 0;
   return bind(iota, [], { length: num, start, step, dtype: opts.dtype ?? "f32" }, opts.backend);
 }
@@ -233,7 +278,11 @@ export function eye(n: number, m = n, k = 0, opts: CreateOptions = {}): Tensor {
   const values = new Float64Array(n * m);
   for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) values[i * m + i + k] = 1;
   const dtype = opts.dtype ?? "f32";
-  return new Tensor([n, m], dtype, storageFromHost(values, dtype, opts.backend ?? defaultBackend()));
+  return new Tensor(
+    [n, m],
+    dtype,
+    storageFromHost(values, dtype, opts.backend ?? defaultBackend()),
+  );
 }
 
 /** A scalar tensor on `like`'s backend (or the default), used for JS numbers in ops. */

@@ -11,7 +11,9 @@ import { sum } from "./reduce.ts";
 import { expandDims, reshape } from "./shape.ts";
 
 function indexTensor(idx: Tensor, op: string): Tensor {
-  if (idx.dtype === "f32" || idx.dtype === "bool") throw new TypeError(`${op}: indices must be integers, got ${idx.dtype}`);
+  if (idx.dtype === "f32" || idx.dtype === "bool") {
+    throw new TypeError(`${op}: indices must be integers, got ${idx.dtype}`);
+  }
   return cast(idx, "i32");
 }
 
@@ -61,7 +63,9 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
   const expected = x.shape.filter((_, i) => i !== a);
   if (indices.ndim !== expected.length || indices.shape.some((d, i) => d !== expected[i])) {
     throw new RangeError(
-      `takeAlongAxis: indices ${fmtShape(indices.shape)} must have x's shape ${fmtShape(x.shape)} without axis ${a}`,
+      `takeAlongAxis: indices ${fmtShape(indices.shape)} must have x's shape ${
+        fmtShape(x.shape)
+      } without axis ${a}`,
     );
   }
   const hot = oneHot(indices, x.shape[a], { axis: a, dtype: x.dtype === "f32" ? "f32" : "i32" });
@@ -87,7 +91,9 @@ export interface OneHotOptions {
  * ```
  */
 export function oneHot(labels: Tensor, depth: number, opts: OneHotOptions = {}): Tensor {
-  if (!Number.isInteger(depth) || depth < 1) throw new RangeError(`oneHot: depth must be a positive integer, got ${depth}`);
+  if (!Number.isInteger(depth) || depth < 1) {
+    throw new RangeError(`oneHot: depth must be a positive integer, got ${depth}`);
+  }
   const idx = indexTensor(labels, "oneHot");
   const a = normAxis(opts.axis ?? -1, idx.ndim + 1, "oneHot");
   const classShape = idx.shape.map(() => 1);
@@ -112,4 +118,3 @@ export function cumsum(x: Tensor, axis = -1, reverse = false): Tensor {
   const src = x.dtype === "bool" ? cast(x, "i32") : x;
   return bind(cumsumPrim, [src], { axis: a, reverse });
 }
-

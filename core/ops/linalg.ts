@@ -26,7 +26,9 @@ export interface MatmulOptions {
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (a.ndim === 0 || b.ndim === 0) {
-    throw new RangeError(`matmul: scalar operand (${fmtShape(a.shape)} @ ${fmtShape(b.shape)}); use mul for scaling`);
+    throw new RangeError(
+      `matmul: scalar operand (${fmtShape(a.shape)} @ ${fmtShape(b.shape)}); use mul for scaling`,
+    );
   }
   const av = a.ndim === 1 ? expandDims(a, 0) : a;
   const bv = b.ndim === 1 ? expandDims(b, -1) : b;

@@ -33,7 +33,11 @@ function operands(op: string, xs: TensorLike[], floatOnly = false): Tensor[] {
   for (const x of xs) {
     if (typeof x === "number") dtype = promoteTypes(dtype, weakNumberDType(x, dtype), op);
     else if (typeof x === "boolean") dtype = promoteTypes(dtype, "bool", op);
-    else if (!(x instanceof Tensor)) throw new TypeError(`${op}: operand is ${x === null ? "null" : typeof x}, expected a Tensor or number`);
+    else if (!(x instanceof Tensor)) {
+      throw new TypeError(
+        `${op}: operand is ${x === null ? "null" : typeof x}, expected a Tensor or number`,
+      );
+    }
   }
   if (floatOnly && !isFloat(dtype)) dtype = "f32";
   const backend = tensors[0].backend;
@@ -46,9 +50,12 @@ function numeric(op: string, xs: TensorLike[]): Tensor[] {
   return ts[0].dtype === "bool" ? ts.map((t) => cast(t, "i32")) : ts;
 }
 
-const bin = (name: string) => (a: TensorLike, b: TensorLike): Tensor => bind(E[name], numeric(name, [a, b]), {});
-const cmp = (name: string) => (a: TensorLike, b: TensorLike): Tensor => bind(E[name], operands(name, [a, b]), {});
-const floatUnary = (name: string) => (x: Tensor): Tensor => bind(E[name], [cast(checkTensor(x, name), "f32")], {});
+const bin = (name: string) => (a: TensorLike, b: TensorLike): Tensor =>
+  bind(E[name], numeric(name, [a, b]), {});
+const cmp = (name: string) => (a: TensorLike, b: TensorLike): Tensor =>
+  bind(E[name], operands(name, [a, b]), {});
+const floatUnary = (name: string) => (x: Tensor): Tensor =>
+  bind(E[name], [cast(checkTensor(x, name), "f32")], {});
 
 /**
  * a + b with broadcasting. @example
@@ -170,7 +177,8 @@ export const greater: (a: TensorLike, b: TensorLike) => Tensor = cmp("gt");
 export const greaterEqual: (a: TensorLike, b: TensorLike) => Tensor = cmp("ge");
 
 function logical(name: string) {
-  return (a: TensorLike, b: TensorLike): Tensor => bind(E[name], operands(name, [a, b]).map((t) => cast(t, "bool")), {});
+  return (a: TensorLike, b: TensorLike): Tensor =>
+    bind(E[name], operands(name, [a, b]).map((t) => cast(t, "bool")), {});
 }
 /**
  * Logical and (operands converted to bool). @example
@@ -211,7 +219,9 @@ export function logicalNot(x: Tensor): Tensor {
 function bitwise(name: string) {
   return (a: TensorLike, b: TensorLike): Tensor => {
     const ts = operands(name, [a, b]);
-    if (ts[0].dtype === "f32") throw new TypeError(`${name}: needs integer or bool operands, got f32`);
+    if (ts[0].dtype === "f32") {
+      throw new TypeError(`${name}: needs integer or bool operands, got f32`);
+    }
     return bind(E[name], ts, {});
   };
 }
@@ -269,8 +279,15 @@ export const shiftRight: (a: TensorLike, b: TensorLike) => Tensor = bitwise("shi
 export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
   const anchor = [cond, a, b].find((x): x is Tensor => x instanceof Tensor);
   if (!anchor) throw new TypeError("where: needs at least one Tensor operand");
-  const c = cond instanceof Tensor ? cast(cond, "bool") : scalar(Boolean(cond), "bool", anchor.backend);
-  const [x, y] = operands("where", [a, b].map((v) => (v instanceof Tensor || typeof v !== "boolean" ? v : Number(v))) as TensorLike[]);
+  const c = cond instanceof Tensor
+    ? cast(cond, "bool")
+    : scalar(Boolean(cond), "bool", anchor.backend);
+  const [x, y] = operands(
+    "where",
+    [a, b].map((
+      v,
+    ) => (v instanceof Tensor || typeof v !== "boolean" ? v : Number(v))) as TensorLike[],
+  );
   return bind(E.where, [c, x, y], {});
 }
 

@@ -89,7 +89,12 @@ export function all(x: Tensor, axes?: Axes, keepdims = false): Tensor {
   return reduceOp("min", cast(x, "bool"), axes, keepdims);
 }
 
-function argReduce(op: "argmax" | "argmin", x: Tensor, axis: number | undefined, keepdims: boolean): Tensor {
+function argReduce(
+  op: "argmax" | "argmin",
+  x: Tensor,
+  axis: number | undefined,
+  keepdims: boolean,
+): Tensor {
   if (axis === undefined) {
     const flat = reshape(x, [x.size]);
     const out = bind(reducePrim, [flat], { op, axes: [0] });
@@ -178,7 +183,9 @@ export function logsumexp(x: Tensor, axes?: Axes, keepdims = false): Tensor {
   const m = max(x, axes, true);
   const s = log(sum(exp(sub(x, m)), axes, true));
   const r = add(s, m);
-  return keepdims ? r : reshape(r, x.shape.filter((_, i) => !normAxes(axes, x.ndim, "logsumexp").includes(i)));
+  return keepdims
+    ? r
+    : reshape(r, x.shape.filter((_, i) => !normAxes(axes, x.ndim, "logsumexp").includes(i)));
 }
 
 /**

@@ -21,15 +21,23 @@ import type { Tensor } from "../tensor.ts";
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = [...shape];
   const inferred = s.filter((d) => d === -1).length;
-  if (inferred > 1) throw new RangeError(`reshape: only one dimension may be -1, got ${fmtShape(shape)}`);
+  if (inferred > 1) {
+    throw new RangeError(`reshape: only one dimension may be -1, got ${fmtShape(shape)}`);
+  }
   if (inferred === 1) {
     const known = sizeOf(s.filter((d) => d !== -1));
     if (known === 0 || x.size % known !== 0) {
-      throw new RangeError(`reshape: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
+      throw new RangeError(
+        `reshape: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`,
+      );
     }
     s[s.indexOf(-1)] = x.size / known;
   }
-  for (const d of s) if (!Number.isInteger(d) || d < 0) throw new RangeError(`reshape: invalid shape ${fmtShape(shape)}`);
+  for (const d of s) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new RangeError(`reshape: invalid shape ${fmtShape(shape)}`);
+    }
+  }
   if (shapesEqual(s, x.shape)) return x;
   return bind(reshapePrim, [x], { shape: s });
 }
@@ -44,7 +52,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
  * ```
  */
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
-  const p = perm ? perm.map((a) => normAxis(a, x.ndim, "transpose")) : x.shape.map((_, i) => x.ndim - 1 - i);
+  const p = perm
+    ? perm.map((a) => normAxis(a, x.ndim, "transpose"))
+    : x.shape.map((_, i) => x.ndim - 1 - i);
   if (p.every((a, i) => a === i)) return x;
   return bind(transposePrim, [x], { perm: p });
 }
@@ -111,15 +121,24 @@ export function expandDims(x: Tensor, axis: number): Tensor {
  * ```
  */
 export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
-  const ax = axes === undefined ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : normAxes(axes, x.ndim, "squeeze");
+  const ax = axes === undefined
+    ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)
+    : normAxes(axes, x.ndim, "squeeze");
   for (const a of ax) {
-    if (x.shape[a] !== 1) throw new RangeError(`squeeze: axis ${a} of ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
+    if (x.shape[a] !== 1) {
+      throw new RangeError(
+        `squeeze: axis ${a} of ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`,
+      );
+    }
   }
   return reshape(x, x.shape.filter((_, i) => !ax.includes(i)));
 }
 
 /** One axis of a slice: [start, stop, step] with NumPy semantics; null/undefined = default. */
-export type SliceSpec = number | null | readonly [number | null | undefined, (number | null)?, (number | null)?];
+export type SliceSpec =
+  | number
+  | null
+  | readonly [number | null | undefined, (number | null)?, (number | null)?];
 
 /**
  * NumPy-style basic slicing, one spec per leading axis: a number picks an index (and drops
@@ -134,14 +153,18 @@ export type SliceSpec = number | null | readonly [number | null | undefined, (nu
  * ```
  */
 export function slice(x: Tensor, specs: readonly SliceSpec[]): Tensor {
-  if (specs.length > x.ndim) throw new RangeError(`slice: ${specs.length} specs for a tensor of rank ${x.ndim}`);
+  if (specs.length > x.ndim) {
+    throw new RangeError(`slice: ${specs.length} specs for a tensor of rank ${x.ndim}`);
+  }
   const start: number[] = [], stop: number[] = [], step: number[] = [];
   const drop: number[] = [];
   x.shape.forEach((n, i) => {
     const spec = specs[i] ?? null;
     if (typeof spec === "number") {
       if (!Number.isInteger(spec) || spec < -n || spec >= n) {
-        throw new RangeError(`slice: index ${spec} out of range for axis ${i} of size ${n} in ${fmtShape(x.shape)}`);
+        throw new RangeError(
+          `slice: index ${spec} out of range for axis ${i} of size ${n} in ${fmtShape(x.shape)}`,
+        );
       }
       const s = spec < 0 ? spec + n : spec;
       start.push(s), stop.push(s + 1), step.push(1), drop.push(i);
@@ -149,7 +172,9 @@ export function slice(x: Tensor, specs: readonly SliceSpec[]): Tensor {
     }
     const [a, b, c] = spec === null ? [null, null, null] : spec;
     const st = c ?? 1;
-    if (!Number.isInteger(st) || st === 0) throw new RangeError(`slice: step on axis ${i} must be a non-zero integer`);
+    if (!Number.isInteger(st) || st === 0) {
+      throw new RangeError(`slice: step on axis ${i} must be a non-zero integer`);
+    }
     const norm = (v: number | null | undefined, dflt: number, lo: number, hi: number) => {
       if (v === null || v === undefined) return dflt;
       const w = v < 0 ? v + n : v;
@@ -226,12 +251,16 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   let sizes: number[];
   if (typeof sections === "number") {
     if (!Number.isInteger(sections) || sections < 1 || n % sections !== 0) {
-      throw new RangeError(`split: axis ${a} of size ${n} cannot be split into ${sections} equal pieces`);
+      throw new RangeError(
+        `split: axis ${a} of size ${n} cannot be split into ${sections} equal pieces`,
+      );
     }
     sizes = new Array(sections).fill(n / sections);
   } else {
     sizes = [...sections];
-    if (sizes.reduce((p, q) => p + q, 0) !== n) throw new RangeError(`split: sizes ${JSON.stringify(sizes)} do not sum to ${n}`);
+    if (sizes.reduce((p, q) => p + q, 0) !== n) {
+      throw new RangeError(`split: sizes ${JSON.stringify(sizes)} do not sum to ${n}`);
+    }
   }
   let at = 0;
   return sizes.map((s) => {
@@ -254,8 +283,15 @@ export type PadWidths = number | readonly (readonly [number, number])[];
  */
 export function pad(x: Tensor, widths: PadWidths, value = 0): Tensor {
   const w = typeof widths === "number" ? x.shape.map(() => [widths, widths] as const) : widths;
-  if (w.length !== x.ndim) throw new RangeError(`pad: ${w.length} width pairs for a tensor of rank ${x.ndim}`);
-  return bind(padPrim, [x], { lo: w.map((p) => p[0]), hi: w.map((p) => p[1]), interior: x.shape.map(() => 0), value });
+  if (w.length !== x.ndim) {
+    throw new RangeError(`pad: ${w.length} width pairs for a tensor of rank ${x.ndim}`);
+  }
+  return bind(padPrim, [x], {
+    lo: w.map((p) => p[0]),
+    hi: w.map((p) => p[1]),
+    interior: x.shape.map(() => 0),
+    value,
+  });
 }
 
 /**

@@ -8,7 +8,9 @@ export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
   abstractEval([x], { shape }) {
     const b = broadcastShapes("broadcastTo", x.shape, shape);
     if (!shapesEqual(b, shape)) {
-      throw new RangeError(`broadcastTo: ${fmtShape(x.shape)} cannot be broadcast to ${fmtShape(shape)}`);
+      throw new RangeError(
+        `broadcastTo: ${fmtShape(x.shape)} cannot be broadcast to ${fmtShape(shape)}`,
+      );
     }
     return { shape, dtype: x.dtype };
   },
@@ -16,6 +18,14 @@ export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
     return stridedReadRef(x, out.shape, broadcastStrides(a.shape, out.shape), 0);
   },
   webgpu([x], _p, out) {
-    stridedReadGpu("broadcastTo", x.storage, x.dtype, out.shape, broadcastStrides(x.shape, out.shape), 0, out.storage);
+    stridedReadGpu(
+      "broadcastTo",
+      x.storage,
+      x.dtype,
+      out.shape,
+      broadcastStrides(x.shape, out.shape),
+      0,
+      out.storage,
+    );
   },
 };

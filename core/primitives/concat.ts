@@ -9,12 +9,20 @@ export const concat: Primitive<{ axis: number }> = {
   abstractEval(xs, { axis }) {
     if (xs.length === 0) throw new RangeError("concat: needs at least one tensor");
     const r = xs[0].shape.length;
-    if (axis < 0 || axis >= r) throw new RangeError(`concat: axis ${axis} out of range for rank ${r}`);
+    if (axis < 0 || axis >= r) {
+      throw new RangeError(`concat: axis ${axis} out of range for rank ${r}`);
+    }
     for (const x of xs) {
-      if (x.dtype !== xs[0].dtype) throw new TypeError(`concat: dtypes differ (${xs.map((t) => t.dtype).join(", ")}); cast first`);
+      if (x.dtype !== xs[0].dtype) {
+        throw new TypeError(
+          `concat: dtypes differ (${xs.map((t) => t.dtype).join(", ")}); cast first`,
+        );
+      }
       if (x.shape.length !== r || x.shape.some((d, i) => i !== axis && d !== xs[0].shape[i])) {
         throw new RangeError(
-          `concat: shapes ${xs.map((t) => fmtShape(t.shape)).join(", ")} differ outside axis ${axis}`,
+          `concat: shapes ${
+            xs.map((t) => fmtShape(t.shape)).join(", ")
+          } differ outside axis ${axis}`,
         );
       }
     }
@@ -29,7 +37,9 @@ export const concat: Primitive<{ axis: number }> = {
     let at = 0;
     xs.forEach((x, k) => {
       const inner = sizeOf(avals[k].shape.slice(axis));
-      for (let o = 0; o < outer; o++) res.set(x.subarray(o * inner, (o + 1) * inner), o * innerOut + at);
+      for (let o = 0; o < outer; o++) {
+        res.set(x.subarray(o * inner, (o + 1) * inner), o * innerOut + at);
+      }
       at += inner;
     });
     return res;
@@ -39,7 +49,9 @@ export const concat: Primitive<{ axis: number }> = {
     const os = stridesOf(out.shape);
     let at = 0;
     for (const x of xs) {
-      if (sizeOf(x.shape) > 0) runCopyInto("concat", x.storage, x.dtype, x.shape, out.storage, at * os[axis], os);
+      if (sizeOf(x.shape) > 0) {
+        runCopyInto("concat", x.storage, x.dtype, x.shape, out.storage, at * os[axis], os);
+      }
       at += x.shape[axis];
     }
   },

@@ -17,7 +17,15 @@ export interface Conv2dParams {
   groups: number;
 }
 
-export function convOutSize(inSize: number, k: number, stride: number, padLo: number, padHi: number, dil: number, lhsDil: number): number {
+export function convOutSize(
+  inSize: number,
+  k: number,
+  stride: number,
+  padLo: number,
+  padHi: number,
+  dil: number,
+  lhsDil: number,
+): number {
   const eff = (inSize - 1) * lhsDil + 1 + padLo + padHi;
   const keff = (k - 1) * dil + 1;
   return Math.floor((eff - keff) / stride) + 1;
@@ -26,8 +34,24 @@ export function convOutSize(inSize: number, k: number, stride: number, padLo: nu
 function geometry(x: Aval, w: Aval, p: Conv2dParams) {
   const [N, C, H, W] = x.shape;
   const [O, I, KH, KW] = w.shape;
-  const OH = convOutSize(H, KH, p.stride[0], p.padding[0], p.padding[1], p.dilation[0], p.lhsDilation[0]);
-  const OW = convOutSize(W, KW, p.stride[1], p.padding[2], p.padding[3], p.dilation[1], p.lhsDilation[1]);
+  const OH = convOutSize(
+    H,
+    KH,
+    p.stride[0],
+    p.padding[0],
+    p.padding[1],
+    p.dilation[0],
+    p.lhsDilation[0],
+  );
+  const OW = convOutSize(
+    W,
+    KW,
+    p.stride[1],
+    p.padding[2],
+    p.padding[3],
+    p.dilation[1],
+    p.lhsDilation[1],
+  );
   return { N, C, H, W, O, I, KH, KW, OH, OW };
 }
 
@@ -35,24 +59,42 @@ export const conv2d: Primitive<Conv2dParams> = {
   name: "conv2d",
   abstractEval([x, w], p) {
     if (x.shape.length !== 4 || w.shape.length !== 4) {
-      throw new RangeError(`conv2d: needs x [N, C, H, W] and w [O, C/groups, KH, KW], got ${fmtShape(x.shape)} and ${fmtShape(w.shape)}`);
+      throw new RangeError(
+        `conv2d: needs x [N, C, H, W] and w [O, C/groups, KH, KW], got ${fmtShape(x.shape)} and ${
+          fmtShape(w.shape)
+        }`,
+      );
     }
-    if (x.dtype !== "f32" || w.dtype !== "f32") throw new TypeError(`conv2d: needs f32 operands, got ${x.dtype} and ${w.dtype}`);
+    if (x.dtype !== "f32" || w.dtype !== "f32") {
+      throw new TypeError(`conv2d: needs f32 operands, got ${x.dtype} and ${w.dtype}`);
+    }
     const g = geometry(x, w, p);
-    if (!Number.isInteger(p.groups) || p.groups < 1 || g.C % p.groups !== 0 || g.O % p.groups !== 0) {
-      throw new RangeError(`conv2d: groups ${p.groups} must divide input channels ${g.C} and output channels ${g.O}`);
+    if (
+      !Number.isInteger(p.groups) || p.groups < 1 || g.C % p.groups !== 0 || g.O % p.groups !== 0
+    ) {
+      throw new RangeError(
+        `conv2d: groups ${p.groups} must divide input channels ${g.C} and output channels ${g.O}`,
+      );
     }
     if (g.I * p.groups !== g.C) {
       throw new RangeError(
-        `conv2d: weights ${fmtShape(w.shape)} expect ${g.I * p.groups} input channels (I·groups) but x ${fmtShape(x.shape)} has ${g.C}`,
+        `conv2d: weights ${fmtShape(w.shape)} expect ${
+          g.I * p.groups
+        } input channels (I·groups) but x ${fmtShape(x.shape)} has ${g.C}`,
       );
     }
     for (const v of [...p.stride, ...p.dilation, ...p.lhsDilation]) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`conv2d: strides and dilations must be integers ≥ 1`);
+      if (!Number.isInteger(v) || v < 1) {
+        throw new RangeError(`conv2d: strides and dilations must be integers ≥ 1`);
+      }
     }
-    if (p.padding.some((v) => !Number.isInteger(v) || v < 0)) throw new RangeError("conv2d: padding must be integers ≥ 0");
+    if (p.padding.some((v) => !Number.isInteger(v) || v < 0)) {
+      throw new RangeError("conv2d: padding must be integers ≥ 0");
+    }
     if (g.OH < 1 || g.OW < 1) {
-      throw new RangeError(`conv2d: kernel ${g.KH}×${g.KW} (dilated) does not fit the padded ${g.H}×${g.W} input`);
+      throw new RangeError(
+        `conv2d: kernel ${g.KH}×${g.KW} (dilated) does not fit the padded ${g.H}×${g.W} input`,
+      );
     }
     return { shape: [g.N, g.O, g.OH, g.OW], dtype: "f32" };
   },
@@ -78,7 +120,8 @@ export const conv2d: Primitive<Conv2dParams> = {
                   if (wd < 0 || wd % p.lhsDilation[1] !== 0) continue;
                   const iw = wd / p.lhsDilation[1];
                   if (iw >= g.W) continue;
-                  acc += x[((n * g.C + c0 + ci) * g.H + ih) * g.W + iw] * w[((o * g.I + ci) * g.KH + kh) * g.KW + kw];
+                  acc += x[((n * g.C + c0 + ci) * g.H + ih) * g.W + iw] *
+                    w[((o * g.I + ci) * g.KH + kh) * g.KW + kw];
                 }
               }
             }
@@ -99,7 +142,9 @@ export const conv2d: Primitive<Conv2dParams> = {
   let oh = i32((t / ${param(9)}) % ${param(8)});
   let o = i32((t / (${param(9)} * ${param(8)})) % ${param(4)});
   let n = i32(t / (${param(9)} * ${param(8)} * ${param(4)}));
-  let C = ${P(1)}; let H = ${P(2)}; let W = ${P(3)}; let I = ${P(5)}; let KH = ${P(6)}; let KW = ${P(7)};
+  let C = ${P(1)}; let H = ${P(2)}; let W = ${P(3)}; let I = ${P(5)}; let KH = ${P(6)}; let KW = ${
+      P(7)
+    };
   let lh = ${P(16)}; let lw = ${P(17)};
   let c0 = (o / ${P(18)}) * I;
   var acc = 0.0;
@@ -119,26 +164,32 @@ export const conv2d: Primitive<Conv2dParams> = {
     }
   }
   out[t] = acc;`;
-    runSimple("conv2d", body, [
-      sizeOf(out.shape),
-      g.C,
-      g.H,
-      g.W,
-      g.O,
-      g.I,
-      g.KH,
-      g.KW,
-      g.OH,
-      g.OW,
-      p.stride[0],
-      p.stride[1],
-      p.padding[0],
-      p.padding[2],
-      p.dilation[0],
-      p.dilation[1],
-      p.lhsDilation[0],
-      p.lhsDilation[1],
-      g.O / p.groups,
-    ], [{ storage: x.storage, dtype: "f32" }, { storage: w.storage, dtype: "f32" }], { storage: out.storage, dtype: "f32" });
+    runSimple(
+      "conv2d",
+      body,
+      [
+        sizeOf(out.shape),
+        g.C,
+        g.H,
+        g.W,
+        g.O,
+        g.I,
+        g.KH,
+        g.KW,
+        g.OH,
+        g.OW,
+        p.stride[0],
+        p.stride[1],
+        p.padding[0],
+        p.padding[2],
+        p.dilation[0],
+        p.dilation[1],
+        p.lhsDilation[0],
+        p.lhsDilation[1],
+        g.O / p.groups,
+      ],
+      [{ storage: x.storage, dtype: "f32" }, { storage: w.storage, dtype: "f32" }],
+      { storage: out.storage, dtype: "f32" },
+    );
   },
 };

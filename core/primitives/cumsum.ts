@@ -8,12 +8,16 @@ import type { Primitive } from "../primitive.ts";
 export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
   name: "cumsum",
   abstractEval([x], { axis }) {
-    if (axis < 0 || axis >= x.shape.length) throw new RangeError(`cumsum: axis ${axis} out of range for ${fmtShape(x.shape)}`);
+    if (axis < 0 || axis >= x.shape.length) {
+      throw new RangeError(`cumsum: axis ${axis} out of range for ${fmtShape(x.shape)}`);
+    }
     if (x.dtype === "bool") throw new TypeError("cumsum: cast bool to i32 first");
     return { shape: x.shape, dtype: x.dtype };
   },
   reference([x], [a], { axis, reverse }) {
-    const outer = sizeOf(a.shape.slice(0, axis)), L = a.shape[axis], inner = sizeOf(a.shape.slice(axis + 1));
+    const outer = sizeOf(a.shape.slice(0, axis)),
+      L = a.shape[axis],
+      inner = sizeOf(a.shape.slice(axis + 1));
     const res = new Float64Array(x.length);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
@@ -29,7 +33,9 @@ export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
     return res;
   },
   webgpu([x], { axis, reverse }, out) {
-    const outer = sizeOf(x.shape.slice(0, axis)), L = x.shape[axis], inner = sizeOf(x.shape.slice(axis + 1));
+    const outer = sizeOf(x.shape.slice(0, axis)),
+      L = x.shape[axis],
+      inner = sizeOf(x.shape.slice(axis + 1));
     const t = x.dtype;
     // params: count (= outer·inner lines), L, inner
     const body = `
@@ -43,7 +49,10 @@ export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
     acc = acc + in0[at];
     out[at] = acc;
   }`;
-    runSimple(`cumsum${reverse ? " (reverse)" : ""}`, body, [outer * inner, L, inner], [{ storage: x.storage, dtype: t }], {
+    runSimple(`cumsum${reverse ? " (reverse)" : ""}`, body, [outer * inner, L, inner], [{
+      storage: x.storage,
+      dtype: t,
+    }], {
       storage: out.storage,
       dtype: t,
     });

@@ -14,11 +14,28 @@ export function bitsOf(v: number, d: DType): number {
 
 /** WGSL expression of the value whose bits are in `$eI`. */
 export function fromBits(d: DType, i: number): string {
-  return d === "f32" ? `bitcast<f32>($e${i})` : d === "i32" ? `bitcast<i32>($e${i})` : d === "bool" ? `($e${i} != 0u)` : `$e${i}`;
+  return d === "f32"
+    ? `bitcast<f32>($e${i})`
+    : d === "i32"
+    ? `bitcast<i32>($e${i})`
+    : d === "bool"
+    ? `($e${i} != 0u)`
+    : `$e${i}`;
 }
 
-export function fillGpu(out: GpuStorage, shape: readonly number[], dtype: DType, value: number): void {
-  runElementwise({ label: "full", expr: fromBits(dtype, 0), extra: [bitsOf(value, dtype)] }, [], shape, dtype, out);
+export function fillGpu(
+  out: GpuStorage,
+  shape: readonly number[],
+  dtype: DType,
+  value: number,
+): void {
+  runElementwise(
+    { label: "full", expr: fromBits(dtype, 0), extra: [bitsOf(value, dtype)] },
+    [],
+    shape,
+    dtype,
+    out,
+  );
 }
 
 export interface FullParams {
@@ -55,12 +72,19 @@ export const iota: Primitive<IotaParams> = {
     return { shape: [p.length], dtype: p.dtype };
   },
   reference(_inputs, _avals, p) {
-    return Float64Array.from({ length: p.length }, (_, i) => roundToDType(p.start + i * p.step, p.dtype));
+    return Float64Array.from(
+      { length: p.length },
+      (_, i) => roundToDType(p.start + i * p.step, p.dtype),
+    );
   },
   webgpu(_inputs, p, out) {
     const t = p.dtype;
     runElementwise(
-      { label: "iota", expr: `${fromBits(t, 0)} + ${t}(gi) * ${fromBits(t, 1)}`, extra: [bitsOf(p.start, t), bitsOf(p.step, t)] },
+      {
+        label: "iota",
+        expr: `${fromBits(t, 0)} + ${t}(gi) * ${fromBits(t, 1)}`,
+        extra: [bitsOf(p.start, t), bitsOf(p.step, t)],
+      },
       [],
       [p.length],
       t,

@@ -23,12 +23,21 @@ export const take: Primitive<{ axis: number }> = {
   name: "take",
   abstractEval([x, idx], { axis }) {
     if (idx.dtype !== "i32") throw new TypeError(`take: indices must be i32, got ${idx.dtype}`);
-    if (axis < 0 || axis >= x.shape.length) throw new RangeError(`take: axis ${axis} out of range for ${fmtShape(x.shape)}`);
-    if (x.shape[axis] === 0) throw new RangeError(`take: cannot index axis ${axis} of size 0 in ${fmtShape(x.shape)}`);
-    return { shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)], dtype: x.dtype };
+    if (axis < 0 || axis >= x.shape.length) {
+      throw new RangeError(`take: axis ${axis} out of range for ${fmtShape(x.shape)}`);
+    }
+    if (x.shape[axis] === 0) {
+      throw new RangeError(`take: cannot index axis ${axis} of size 0 in ${fmtShape(x.shape)}`);
+    }
+    return {
+      shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)],
+      dtype: x.dtype,
+    };
   },
   reference([x, idx], [a], { axis }, out) {
-    const pre = sizeOf(a.shape.slice(0, axis)), size = a.shape[axis], post = sizeOf(a.shape.slice(axis + 1));
+    const pre = sizeOf(a.shape.slice(0, axis)),
+      size = a.shape[axis],
+      post = sizeOf(a.shape.slice(axis + 1));
     const n = idx.length;
     const res = new Float64Array(sizeOf(out.shape));
     for (let p = 0; p < pre; p++) {
@@ -47,10 +56,17 @@ export const take: Primitive<{ axis: number }> = {
   let j = (t / ${param(3)}) % ${param(1)};
   let p = t / (${param(3)} * ${param(1)});
   out[t] = in0[(p * ${param(2)} + clamp_index(in1[j], ${param(2)})) * ${param(3)} + q];`;
-    runSimple("take", body, [sizeOf(out.shape), n, size, post], [
-      { storage: x.storage, dtype: x.dtype },
-      { storage: idx.storage, dtype: "i32" },
-    ], { storage: out.storage, dtype: out.dtype }, WGSL_CLAMP_INDEX);
+    runSimple(
+      "take",
+      body,
+      [sizeOf(out.shape), n, size, post],
+      [
+        { storage: x.storage, dtype: x.dtype },
+        { storage: idx.storage, dtype: "i32" },
+      ],
+      { storage: out.storage, dtype: out.dtype },
+      WGSL_CLAMP_INDEX,
+    );
   },
 };
 
@@ -62,17 +78,26 @@ export const take: Primitive<{ axis: number }> = {
 export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   name: "scatterAdd",
   abstractEval([upd, idx], { axis, size }) {
-    if (idx.dtype !== "i32") throw new TypeError(`scatterAdd: indices must be i32, got ${idx.dtype}`);
+    if (idx.dtype !== "i32") {
+      throw new TypeError(`scatterAdd: indices must be i32, got ${idx.dtype}`);
+    }
     if (upd.dtype === "bool") throw new TypeError("scatterAdd: updates must be numeric, got bool");
     const k = idx.shape.length;
     const mid = upd.shape.slice(axis, axis + k);
     if (axis < 0 || axis + k > upd.shape.length || mid.some((d, i) => d !== idx.shape[i])) {
       throw new RangeError(
-        `scatterAdd: updates ${fmtShape(upd.shape)} must have the indices' shape ${fmtShape(idx.shape)} at axis ${axis}`,
+        `scatterAdd: updates ${fmtShape(upd.shape)} must have the indices' shape ${
+          fmtShape(idx.shape)
+        } at axis ${axis}`,
       );
     }
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`scatterAdd: size must be a positive integer, got ${size}`);
-    return { shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + k)], dtype: upd.dtype };
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(`scatterAdd: size must be a positive integer, got ${size}`);
+    }
+    return {
+      shape: [...upd.shape.slice(0, axis), size, ...upd.shape.slice(axis + k)],
+      dtype: upd.dtype,
+    };
   },
   reference([upd, idx], [u], { axis, size }, out) {
     const k = idx.length;
@@ -85,7 +110,11 @@ export const scatterAdd: Primitive<{ axis: number; size: number }> = {
         for (let q = 0; q < post; q++) res[dst + q] += upd[src + q];
       }
     }
-    if (out.dtype !== "f32") for (let i = 0; i < res.length; i++) res[i] = out.dtype === "u32" ? res[i] >>> 0 : res[i] | 0;
+    if (out.dtype !== "f32") {
+      for (let i = 0; i < res.length; i++) {
+        res[i] = out.dtype === "u32" ? res[i] >>> 0 : res[i] | 0;
+      }
+    }
     return res;
   },
   webgpu([upd, idx], { axis, size }, out) {
@@ -98,12 +127,21 @@ export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   let p = t / (${param(3)} * ${param(2)});
   var acc: ${t} = ${t}(0);
   for (var j = 0u; j < ${param(1)}; j = j + 1u) {
-    if (clamp_index(in1[j], ${param(2)}) == i) { acc = acc + in0[(p * ${param(1)} + j) * ${param(3)} + q]; }
+    if (clamp_index(in1[j], ${param(2)}) == i) { acc = acc + in0[(p * ${param(1)} + j) * ${
+      param(3)
+    } + q]; }
   }
   out[t] = acc;`;
-    runSimple("scatterAdd", body, [sizeOf(out.shape), n, size, post], [
-      { storage: upd.storage, dtype: upd.dtype },
-      { storage: idx.storage, dtype: "i32" },
-    ], { storage: out.storage, dtype: out.dtype }, WGSL_CLAMP_INDEX);
+    runSimple(
+      "scatterAdd",
+      body,
+      [sizeOf(out.shape), n, size, post],
+      [
+        { storage: upd.storage, dtype: upd.dtype },
+        { storage: idx.storage, dtype: "i32" },
+      ],
+      { storage: out.storage, dtype: out.dtype },
+      WGSL_CLAMP_INDEX,
+    );
   },
 };

@@ -15,8 +15,12 @@ export interface MatmulParams {
 
 function dims(a: Aval, b: Aval, p: MatmulParams) {
   const ra = a.shape.length, rb = b.shape.length;
-  const [am, ak] = p.transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
-  const [bk, bn] = p.transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+  const [am, ak] = p.transposeA
+    ? [a.shape[ra - 1], a.shape[ra - 2]]
+    : [a.shape[ra - 2], a.shape[ra - 1]];
+  const [bk, bn] = p.transposeB
+    ? [b.shape[rb - 1], b.shape[rb - 2]]
+    : [b.shape[rb - 2], b.shape[rb - 1]];
   return { m: am, k: ak, bk, n: bn, batchA: a.shape.slice(0, -2), batchB: b.shape.slice(0, -2) };
 }
 
@@ -24,9 +28,13 @@ export const matmul: Primitive<MatmulParams> = {
   name: "matmul",
   abstractEval([a, b], p) {
     if (a.shape.length < 2 || b.shape.length < 2) {
-      throw new RangeError(`matmul: needs rank ≥ 2 operands, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+      throw new RangeError(
+        `matmul: needs rank ≥ 2 operands, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`,
+      );
     }
-    if (a.dtype !== "f32" || b.dtype !== "f32") throw new TypeError(`matmul: needs f32 operands, got ${a.dtype} and ${b.dtype}`);
+    if (a.dtype !== "f32" || b.dtype !== "f32") {
+      throw new TypeError(`matmul: needs f32 operands, got ${a.dtype} and ${b.dtype}`);
+    }
     const d = dims(a, b, p);
     if (d.k !== d.bk) {
       throw new RangeError(
@@ -75,13 +83,20 @@ export const matmul: Primitive<MatmulParams> = {
     // Batch strides: equal batch shapes or a single matrix broadcast need no copy; other
     // broadcasts materialise the operand at the full batch shape first.
     const prepare = (op: GpuOperand, own: readonly number[], matSize: number) => {
-      if (sizeOf(own) === nb && own.length === batch.length) return { storage: op.storage, stride: matSize, temp: false };
+      if (sizeOf(own) === nb && own.length === batch.length) {
+        return { storage: op.storage, stride: matSize, temp: false };
+      }
       if (sizeOf(own) === 1) return { storage: op.storage, stride: 0, temp: false };
       const full = [...batch, ...op.shape.slice(-2)];
       const st = new GpuStorage(sizeOf(full) * 4);
       runElementwise(
         { label: "matmul (broadcast batch)", expr: "v0" },
-        [{ storage: op.storage, dtype: "f32", strides: broadcastStrides(op.shape, full), offset: 0 }],
+        [{
+          storage: op.storage,
+          dtype: "f32",
+          strides: broadcastStrides(op.shape, full),
+          offset: 0,
+        }],
         full,
         "f32",
         st,

@@ -30,7 +30,11 @@ export const pad: Primitive<PadParams> = {
     const r = x.shape.length;
     for (const [name, v] of [["lo", p.lo], ["hi", p.hi], ["interior", p.interior]] as const) {
       if (v.length !== r || v.some((n) => !Number.isInteger(n) || n < 0)) {
-        throw new RangeError(`pad: ${name} must list a non-negative integer for each of the ${r} axes of ${fmtShape(x.shape)}`);
+        throw new RangeError(
+          `pad: ${name} must list a non-negative integer for each of the ${r} axes of ${
+            fmtShape(x.shape)
+          }`,
+        );
       }
     }
     const shape = x.shape.map((d, i) => p.lo[i] + p.hi[i] + d + Math.max(0, d - 1) * p.interior[i]);

@@ -55,7 +55,11 @@ export const randomBits: Primitive<RandomBitsParams> = {
   name: "randomBits",
   abstractEval([key], p) {
     if (key.dtype !== "u32" || key.shape.length !== 1 || key.shape[0] !== 2) {
-      throw new TypeError(`random: a key is a u32 tensor of shape [2] (from key(seed) or split), got ${key.dtype}${fmtShape(key.shape)}`);
+      throw new TypeError(
+        `random: a key is a u32 tensor of shape [2] (from key(seed) or split), got ${key.dtype}${
+          fmtShape(key.shape)
+        }`,
+      );
     }
     return { shape: p.shape, dtype: "u32" };
   },
@@ -73,7 +77,10 @@ export const randomBits: Primitive<RandomBitsParams> = {
     const body = `
   let r = threefry(in0[0], in0[1], ${param(1)} + (t >> 1u), ${param(2)});
   out[t] = select(r.x, r.y, (t & 1u) == 1u);`;
-    runSimple("randomBits", body, [sizeOf(p.shape), p.offset >>> 0, p.tag], [{ storage: key.storage, dtype: "u32" }], {
+    runSimple("randomBits", body, [sizeOf(p.shape), p.offset >>> 0, p.tag], [{
+      storage: key.storage,
+      dtype: "u32",
+    }], {
       storage: out.storage,
       dtype: "u32",
     }, threefryWgsl());

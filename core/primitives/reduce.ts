@@ -37,13 +37,21 @@ export const reduce: Primitive<ReduceParams> = {
   name: "reduce",
   abstractEval([x], { op, axes }) {
     for (const a of axes) {
-      if (a < 0 || a >= x.shape.length) throw new RangeError(`${op}: axis ${a} out of range for shape ${fmtShape(x.shape)}`);
+      if (a < 0 || a >= x.shape.length) {
+        throw new RangeError(`${op}: axis ${a} out of range for shape ${fmtShape(x.shape)}`);
+      }
     }
     if (isArg(op) && axes.length !== 1) throw new RangeError(`${op}: reduces exactly one axis`);
-    if ((op === "sum" || op === "prod") && x.dtype === "bool") throw new TypeError(`${op}: cast bool to i32 first`);
+    if ((op === "sum" || op === "prod") && x.dtype === "bool") {
+      throw new TypeError(`${op}: cast bool to i32 first`);
+    }
     for (const a of axes) {
       if (x.shape[a] === 0 && op !== "sum" && op !== "prod") {
-        throw new RangeError(`${op}: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)} (no identity)`);
+        throw new RangeError(
+          `${op}: cannot reduce over axis ${a} of size 0 in shape ${
+            fmtShape(x.shape)
+          } (no identity)`,
+        );
       }
     }
     const dtype: DType = isArg(op) ? "i32" : x.dtype;
@@ -75,8 +83,9 @@ export const reduce: Primitive<ReduceParams> = {
         }
         const v = x[off];
         if (op === "sum") acc += v;
-        else if (op === "prod") acc = roundToDType(a.dtype === "f32" ? acc * v : Math.imul(acc, v), a.dtype);
-        else if (r === 0) {
+        else if (op === "prod") {
+          acc = roundToDType(a.dtype === "f32" ? acc * v : Math.imul(acc, v), a.dtype);
+        } else if (r === 0) {
           acc = v;
           best = 0;
         } else if (!Number.isNaN(acc)) {

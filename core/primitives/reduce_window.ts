@@ -20,7 +20,9 @@ export interface ReduceWindowParams {
 export const reduceWindow2d: Primitive<ReduceWindowParams> = {
   name: "reduceWindow2d",
   abstractEval([x], p) {
-    if (x.shape.length < 2) throw new RangeError(`reduceWindow2d: needs rank ≥ 2, got ${fmtShape(x.shape)}`);
+    if (x.shape.length < 2) {
+      throw new RangeError(`reduceWindow2d: needs rank ≥ 2, got ${fmtShape(x.shape)}`);
+    }
     if (x.dtype !== "f32") throw new TypeError(`reduceWindow2d: needs f32, got ${x.dtype}`);
     const [H, W] = x.shape.slice(-2);
     const OH = convOutSize(H, p.window[0], p.stride[0], p.padding[0], p.padding[1], 1, 1);
@@ -28,7 +30,11 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     if ([...p.window, ...p.stride].some((v) => !Number.isInteger(v) || v < 1)) {
       throw new RangeError("reduceWindow2d: window and stride must be integers ≥ 1");
     }
-    if (OH < 1 || OW < 1) throw new RangeError(`reduceWindow2d: window ${p.window.join("×")} larger than padded input ${H}×${W}`);
+    if (OH < 1 || OW < 1) {
+      throw new RangeError(
+        `reduceWindow2d: window ${p.window.join("×")} larger than padded input ${H}×${W}`,
+      );
+    }
     return { shape: [...x.shape.slice(0, -2), OH, OW], dtype: "f32" };
   },
   reference([x], [a], p, out) {
@@ -62,7 +68,9 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     const [H, W] = x.shape.slice(-2);
     const [OH, OW] = out.shape.slice(-2);
     const P = (i: number) => `i32(${param(i)})`;
-    const combine = p.op === "max" ? "if (!is_nan(acc) && (is_nan(v) || v > acc)) { acc = v; }" : "acc = acc + v;";
+    const combine = p.op === "max"
+      ? "if (!is_nan(acc) && (is_nan(v) || v > acc)) { acc = v; }"
+      : "acc = acc + v;";
     // params: 0 count, 1 H, 2 W, 3 OH, 4 OW, 5 kh, 6 kw, 7 sh, 8 sw, 9 pt, 10 pl
     const body = `
   let ow = i32(t % ${param(4)});
@@ -84,7 +92,19 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     runSimple(
       `reduceWindow2d ${p.op}`,
       body,
-      [sizeOf(out.shape), H, W, OH, OW, p.window[0], p.window[1], p.stride[0], p.stride[1], p.padding[0], p.padding[2]],
+      [
+        sizeOf(out.shape),
+        H,
+        W,
+        OH,
+        OW,
+        p.window[0],
+        p.window[1],
+        p.stride[0],
+        p.stride[1],
+        p.padding[0],
+        p.padding[2],
+      ],
       [{ storage: x.storage, dtype: "f32" }],
       { storage: out.storage, dtype: "f32" },
     );

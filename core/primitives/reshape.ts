@@ -8,7 +8,9 @@ export const reshape: Primitive<{ shape: readonly number[] }> = {
   abstractEval([x], { shape }) {
     if (sizeOf(shape) !== sizeOf(x.shape)) {
       throw new RangeError(
-        `reshape: cannot reshape ${fmtShape(x.shape)} (${sizeOf(x.shape)} elements) to ${fmtShape(shape)} ` +
+        `reshape: cannot reshape ${fmtShape(x.shape)} (${sizeOf(x.shape)} elements) to ${
+          fmtShape(shape)
+        } ` +
           `(${sizeOf(shape)} elements)`,
       );
     }

@@ -29,13 +29,19 @@ export const slice: Primitive<SliceParams> = {
   abstractEval([x], p) {
     const r = x.shape.length;
     if (p.start.length !== r || p.stop.length !== r || p.step.length !== r) {
-      throw new RangeError(`slice: needs start/stop/step for each of the ${r} axes of ${fmtShape(x.shape)}`);
+      throw new RangeError(
+        `slice: needs start/stop/step for each of the ${r} axes of ${fmtShape(x.shape)}`,
+      );
     }
     const len = lengths(p);
     p.step.forEach((st, i) => {
-      if (!Number.isInteger(st) || st === 0) throw new RangeError(`slice: step on axis ${i} must be a non-zero integer`);
+      if (!Number.isInteger(st) || st === 0) {
+        throw new RangeError(`slice: step on axis ${i} must be a non-zero integer`);
+      }
       if (len[i] > 0 && (p.start[i] < 0 || p.start[i] >= x.shape[i])) {
-        throw new RangeError(`slice: start ${p.start[i]} out of range for axis ${i} of ${fmtShape(x.shape)}`);
+        throw new RangeError(
+          `slice: start ${p.start[i]} out of range for axis ${i} of ${fmtShape(x.shape)}`,
+        );
       }
     });
     return { shape: len, dtype: x.dtype };

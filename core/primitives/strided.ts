@@ -7,7 +7,12 @@ import { sizeOf } from "../shape.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import type { GpuStorage } from "../backend/webgpu/runtime.ts";
 
-export function stridedReadRef(x: Float64Array, outShape: readonly number[], strides: readonly number[], offset: number): Float64Array {
+export function stridedReadRef(
+  x: Float64Array,
+  outShape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+): Float64Array {
   const n = sizeOf(outShape);
   const res = new Float64Array(n);
   const rank = outShape.length;
@@ -35,5 +40,11 @@ export function stridedReadGpu(
   offset: number,
   out: GpuStorage,
 ): void {
-  runElementwise({ label, expr: "v0" }, [{ storage: x, dtype, strides: [...strides], offset }], outShape, dtype, out);
+  runElementwise(
+    { label, expr: "v0" },
+    [{ storage: x, dtype, strides: [...strides], offset }],
+    outShape,
+    dtype,
+    out,
+  );
 }

@@ -8,7 +8,11 @@ export const transpose: Primitive<{ perm: readonly number[] }> = {
   abstractEval([x], { perm }) {
     const r = x.shape.length;
     if (perm.length !== r || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
-      throw new RangeError(`transpose: perm ${JSON.stringify(perm)} is not a permutation of the ${r} axes of ${fmtShape(x.shape)}`);
+      throw new RangeError(
+        `transpose: perm ${JSON.stringify(perm)} is not a permutation of the ${r} axes of ${
+          fmtShape(x.shape)
+        }`,
+      );
     }
     return { shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
   },
@@ -18,6 +22,14 @@ export const transpose: Primitive<{ perm: readonly number[] }> = {
   },
   webgpu([x], { perm }, out) {
     const s = stridesOf(x.shape);
-    stridedReadGpu("transpose", x.storage, x.dtype, out.shape, perm.map((p) => s[p]), 0, out.storage);
+    stridedReadGpu(
+      "transpose",
+      x.storage,
+      x.dtype,
+      out.shape,
+      perm.map((p) => s[p]),
+      0,
+      out.storage,
+    );
   },
 };

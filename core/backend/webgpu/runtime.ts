@@ -7,7 +7,8 @@
  * - A buffer released while the current batch is open goes to a quarantine and joins the pool
  *   only after that batch is submitted, because `queue.writeBuffer` (used by uploads) executes
  *   before any later-submitted command buffer and would clobber values an encoded dispatch
- *   still has to read.
+ *   still has to read. Kernel outputs may reuse quarantined buffers at once: dispatches in
+ *   one submission execute in order, so a later write cannot overtake an earlier read.
  * - Each dispatch's uniform block lives at its own offset of a per-batch arena written just
  *   before the batch is submitted, for the same reason.
  */
@@ -76,7 +77,7 @@ class Runtime {
   #deferred: (() => void)[] = [];
   #pipelines = new Map<string, CachedPipeline>();
   #pool = new Map<number, GPUBuffer[]>();
-  #quarantine: GPUBuffer[] = [];
+  #quarantine = new Map<number, GPUBuffer[]>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #batchDispatches = 0;
@@ -85,6 +86,11 @@ class Runtime {
   #arenaUsed = 0;
   #arenaFree: GPUBuffer[] = [];
   #errors: string[] = [];
+  #reported = new Map<string, number>();
+  /** Labels of kernels that failed to compile; their follow-on "is invalid" errors are noise. */
+  #brokenLabels = new Set<string>();
+  /** Error-scope results not yet seen; reads wait for them so errors surface deterministically. */
+  #pendingScopes: Promise<void>[] = [];
   #lost: string | null = null;
   stats: RuntimeStats = {
     dispatches: 0,
@@ -148,11 +154,36 @@ class Runtime {
     if (!this.#initPromise) this.init().catch(() => {});
   }
 
+  /** Wait for every outstanding error scope, then throw if any reported an error. */
+  async settle(): Promise<void> {
+    while (this.#pendingScopes.length) await Promise.all(this.#pendingScopes.splice(0));
+
+    this.checkHealthy();
+  }
+
   checkHealthy(): void {
-    if (this.#lost) throw new Error(`${this.#lost}; tensors on it are gone: call init() again after fixing the cause`);
-    if (this.#errors.length) {
-      const msgs = this.#errors.splice(0);
-      throw new Error(`WebGPU reported ${msgs.length} error(s); the results of the ops named are invalid:\n  ${msgs.join("\n  ")}`);
+    if (this.#lost) {
+      throw new Error(
+        `${this.#lost}; tensors on it are gone: call init() again after fixing the cause`,
+      );
+    }
+    // The same validation error can be reported twice (by the batch's scope and again as an
+    // uncaptured event); report each message once per few seconds.
+    const now = Date.now();
+    for (const [m, t] of this.#reported) if (now - t > 3000) this.#reported.delete(m);
+    const isEcho = (m: string) =>
+      [...this.#brokenLabels].some((l) => m.includes(`'${l}' label is invalid`));
+    const fresh = [...new Set(this.#errors.splice(0))].filter((m) =>
+      !this.#reported.has(m) && !isEcho(m)
+    );
+    if (fresh.length) {
+      const msgs = fresh;
+      for (const m of msgs) this.#reported.set(m, now);
+      throw new Error(
+        `WebGPU reported ${msgs.length} error(s); the results of the ops named are invalid:\n  ${
+          msgs.join("\n  ")
+        }`,
+      );
     }
   }
 
@@ -172,7 +203,8 @@ class Runtime {
     return Math.ceil(b / step) * step;
   }
 
-  allocBuffer(storage: GpuStorage, label: string): GPUBuffer {
+  /** Give `storage` a buffer. `forUpload` buffers must not be in use by the open batch. */
+  allocBuffer(storage: GpuStorage, label: string, forUpload = false): GPUBuffer {
     if (storage.buffer) return storage.buffer;
     const size = Runtime.bucket(storage.bytes);
     const limit = this.info!.limits.maxBufferSize;
@@ -182,11 +214,12 @@ class Runtime {
           `${limit}; split the computation into smaller tensors`,
       );
     }
-    const free = this.#pool.get(size);
-    let buf = free?.pop();
-    if (buf) {
-      this.stats.poolBytes -= size;
-    } else {
+    let buf = forUpload ? undefined : this.#quarantine.get(size)?.pop();
+    if (!buf) {
+      buf = this.#pool.get(size)?.pop();
+      if (buf) this.stats.poolBytes -= size;
+    }
+    if (!buf) {
       const dev = this.gpu;
       dev.pushErrorScope("out-of-memory");
       buf = dev.createBuffer({
@@ -194,9 +227,11 @@ class Runtime {
         size,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
-      dev.popErrorScope().then((e) => {
-        if (e) this.#errors.push(`${label}: out of GPU memory allocating ${size} bytes (${e.message}); free tensors (tidy/dispose) or use smaller batches`);
-      });
+      this.#watch(
+        dev.popErrorScope(),
+        (m) =>
+          `${label}: out of GPU memory allocating ${size} bytes (${m}); free tensors (tidy/dispose) or use smaller batches`,
+      );
       this.stats.deviceBytes += size;
     }
     storage.buffer = buf;
@@ -207,8 +242,11 @@ class Runtime {
     const buf = storage.buffer;
     storage.buffer = null;
     if (!buf) return;
-    if (this.#encoder) this.#quarantine.push(buf);
-    else this.#toPool(buf);
+    if (this.#encoder) {
+      let list = this.#quarantine.get(buf.size);
+      if (!list) this.#quarantine.set(buf.size, list = []);
+      list.push(buf);
+    } else this.#toPool(buf);
   }
 
   #toPool(buf: GPUBuffer): void {
@@ -219,7 +257,7 @@ class Runtime {
       return;
     }
     let list = this.#pool.get(size);
-    if (!list) this.#pool.set(size, (list = []));
+    if (!list) this.#pool.set(size, list = []);
     list.push(buf);
     this.stats.poolBytes += size;
   }
@@ -239,8 +277,10 @@ class Runtime {
 
   /** Copy host values into a storage (allocating its buffer). */
   upload(storage: GpuStorage, data: ArrayBufferView<ArrayBuffer>, label: string): void {
-    const buf = this.allocBuffer(storage, label);
-    if (data.byteLength > 0) this.gpu.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    const buf = this.allocBuffer(storage, label, true);
+    if (data.byteLength > 0) {
+      this.gpu.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
   }
 
   // ---------------------------------------------------------------- kernels
@@ -253,9 +293,17 @@ class Runtime {
       { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
     ];
     for (let i = 0; i < src.inputs; i++) {
-      entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "read-only-storage" } });
+      entries.push({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "read-only-storage" },
+      });
     }
-    entries.push({ binding: src.inputs + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
+    entries.push({
+      binding: src.inputs + 1,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: "storage" },
+    });
     dev.pushErrorScope("validation");
     const layout = dev.createBindGroupLayout({ label: src.label, entries });
     const module = dev.createShaderModule({ label: src.label, code: src.code });
@@ -264,8 +312,9 @@ class Runtime {
       layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     });
-    dev.popErrorScope().then((e) => {
-      if (e) this.#errors.push(`${src.label}: kernel failed to compile: ${e.message}\n${src.code}`);
+    this.#watch(dev.popErrorScope(), (m) => {
+      this.#brokenLabels.add(src.label);
+      return `${src.label}: kernel failed to compile: ${m}\n${src.code}`;
     });
     p = { pipeline, layout };
     this.#pipelines.set(src.code, p);
@@ -296,7 +345,11 @@ class Runtime {
       }
     }
     if (workgroups.some((g) => g > maxGroups)) {
-      throw new RangeError(`${src.label}: dispatch of ${workgroups.join("×")} workgroups exceeds ${maxGroups} per dimension`);
+      throw new RangeError(
+        `${src.label}: dispatch of ${
+          workgroups.join("×")
+        } workgroups exceeds ${maxGroups} per dimension`,
+      );
     }
     if (workgroups.some((g) => g === 0)) return;
     const { pipeline, layout } = this.pipeline(src);
@@ -304,7 +357,14 @@ class Runtime {
     if (!this.#pass) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
     const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: this.#arenaBuffer!, offset: uOffset, size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16) } },
+      {
+        binding: 0,
+        resource: {
+          buffer: this.#arenaBuffer!,
+          offset: uOffset,
+          size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16),
+        },
+      },
     ];
     const all = [...inputs, output];
     all.forEach((b, i) => {
@@ -322,7 +382,17 @@ class Runtime {
     if (++this.#batchDispatches >= BATCH_DISPATCHES) this.flush();
   }
 
+  /** Record the error an error scope reports, if any. */
+  #watch(scope: Promise<GPUError | null>, describe: (message: string) => string): void {
+    this.#pendingScopes.push(scope.then((e) => {
+      if (e) this.#errors.push(describe(e.message));
+    }));
+  }
+
   #openBatch(): void {
+    // One validation scope spans the batch (bind groups, encoding, submit), so its errors
+    // are reported to the next read instead of arriving late as uncaptured events.
+    this.gpu.pushErrorScope("validation");
     this.#encoder = this.gpu.createCommandEncoder({ label: "metagrad batch" });
     this.#pass = this.#encoder.beginComputePass();
     this.#arenaBuffer = this.#arenaFree.pop() ?? this.gpu.createBuffer({
@@ -336,7 +406,9 @@ class Runtime {
   #pushUniforms(u: Uint32Array): number {
     const align = Math.max(16, this.info!.limits.minUniformBufferOffsetAlignment);
     const size = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
-    if (size > ARENA_BYTES) throw new RangeError(`kernel parameter block of ${size} bytes is too large`);
+    if (size > ARENA_BYTES) {
+      throw new RangeError(`kernel parameter block of ${size} bytes is too large`);
+    }
     let offset = Math.ceil(this.#arenaUsed / align) * align;
     if (offset + size > ARENA_BYTES) {
       this.flush();
@@ -355,20 +427,25 @@ class Runtime {
     const arena = this.#arenaBuffer!;
     this.gpu.queue.writeBuffer(arena, 0, this.#arena.buffer, 0, Math.ceil(this.#arenaUsed / 4) * 4);
     this.gpu.queue.submit([this.#encoder.finish()]);
+    this.#watch(this.gpu.popErrorScope(), (m) => m);
     this.stats.submits++;
     this.#arenaFree.push(arena);
     this.#encoder = null;
     this.#pass = null;
     this.#arenaBuffer = null;
     this.#batchDispatches = 0;
-    for (const b of this.#quarantine.splice(0)) this.#toPool(b);
+    for (const list of this.#quarantine.values()) for (const b of list) this.#toPool(b);
+    this.#quarantine.clear();
   }
 
   /** Copy a storage's bytes back to the host. The only place that waits on the GPU. */
   async read(storage: GpuStorage, bytes: number): Promise<ArrayBuffer> {
     await this.init();
-    this.checkHealthy();
-    if (bytes === 0) return new ArrayBuffer(0);
+    if (bytes === 0) {
+      this.flush();
+      await this.settle();
+      return new ArrayBuffer(0);
+    }
     const src = this.allocBuffer(storage, "read");
     this.flush();
     const size = Math.ceil(bytes / 4) * 4;
@@ -382,12 +459,15 @@ class Runtime {
     this.gpu.queue.submit([enc.finish()]);
     this.stats.submits++;
     this.stats.readbacks++;
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = staging.getMappedRange().slice(0, bytes);
-    staging.unmap();
-    staging.destroy();
-    this.checkHealthy();
-    return out;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const out = staging.getMappedRange().slice(0, bytes);
+      staging.unmap();
+      await this.settle();
+      return out;
+    } finally {
+      staging.destroy();
+    }
   }
 
   /** Wait until all submitted work is done (for timing). */
@@ -395,7 +475,7 @@ class Runtime {
     await this.init();
     this.flush();
     await this.gpu.queue.onSubmittedWorkDone();
-    this.checkHealthy();
+    await this.settle();
   }
 }
 

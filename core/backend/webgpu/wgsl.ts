@@ -32,8 +32,14 @@ export function bindings(params: number, inputs: DType[], out: DType): string {
     `struct Params { d: array<vec4<u32>, ${Math.max(1, Math.ceil(params / 4))}> };`,
     `@group(0) @binding(0) var<uniform> u: Params;`,
   ];
-  inputs.forEach((d, i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(d)}>;`));
-  lines.push(`@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${storageType(out)}>;`);
+  inputs.forEach((d, i) =>
+    lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(d)}>;`)
+  );
+  lines.push(
+    `@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${
+      storageType(out)
+    }>;`,
+  );
   return lines.join("\n");
 }
 
@@ -47,11 +53,17 @@ ${body}
 }
 
 /** Workgroup counts covering `threads` threads, split over y past 65,535 groups in x. */
-export function grid(threads: number, workgroupSize: number, maxPerDim = 65535): [number, number, number] {
+export function grid(
+  threads: number,
+  workgroupSize: number,
+  maxPerDim = 65535,
+): [number, number, number] {
   const groups = Math.ceil(threads / workgroupSize);
   if (groups <= maxPerDim) return [groups, 1, 1];
   const y = Math.ceil(groups / maxPerDim);
-  if (y > maxPerDim) throw new RangeError(`a dispatch of ${threads} threads exceeds the device's grid`);
+  if (y > maxPerDim) {
+    throw new RangeError(`a dispatch of ${threads} threads exceeds the device's grid`);
+  }
   return [maxPerDim, y, 1];
 }
 

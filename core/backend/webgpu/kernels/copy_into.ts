@@ -21,10 +21,17 @@ export function runCopyInto(
   // params: count, outOffset, shape[rank], outStrides[rank]
   const lines = [`  var rem = t;`, `  var o = ${param(1)};`];
   for (let d = rank - 1; d >= 0; d--) {
-    lines.push(`  { let c = rem % ${param(2 + d)}; rem = rem / ${param(2 + d)}; o = o + c * ${param(2 + rank + d)}; }`);
+    lines.push(
+      `  { let c = rem % ${param(2 + d)}; rem = rem / ${param(2 + d)}; o = o + c * ${
+        param(2 + rank + d)
+      }; }`,
+    );
   }
   lines.push(`  out[o] = in0[t];`);
-  runSimple(label, lines.join("\n"), [sizeOf(shape), outOffset, ...shape, ...outStrides], [{ storage: input, dtype }], {
+  runSimple(label, lines.join("\n"), [sizeOf(shape), outOffset, ...shape, ...outStrides], [{
+    storage: input,
+    dtype,
+  }], {
     storage: out,
     dtype,
   });

@@ -115,7 +115,13 @@ export function runElementwise(
       u[inP[k]] = (o.offset - base) >>> 0;
       return { storage: o.storage, offset: base * 4, size: (last + 1 - base) * 4 };
     });
-    runtime.dispatch(src, u, binds, { storage: out, offset: s * 4, size: (e - s) * 4 }, grid(e - s, WG));
+    runtime.dispatch(
+      src,
+      u,
+      binds,
+      { storage: out, offset: s * 4, size: (e - s) * 4 },
+      grid(e - s, WG),
+    );
   }
 }
 

@@ -70,16 +70,26 @@ function source(t: MatmulTiling, transA: boolean, transB: boolean): string {
   const cols = Array.from({ length: tn }, (_, j) => j);
   lines.push(`  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`);
   lines.push(`  let bz = wid.z;`);
-  lines.push(`  let aBase = bz * ${param(3)}; let bBase = bz * ${param(4)}; let cBase = bz * M * N;`);
-  lines.push(`  let m0 = (wid.y * ${wy}u + lid.y) * ${tm}u; let n0 = (wid.x * ${wx}u + lid.x) * ${tn}u;`);
+  lines.push(
+    `  let aBase = bz * ${param(3)}; let bBase = bz * ${param(4)}; let cBase = bz * M * N;`,
+  );
+  lines.push(
+    `  let m0 = (wid.y * ${wy}u + lid.y) * ${tm}u; let n0 = (wid.x * ${wx}u + lid.x) * ${tn}u;`,
+  );
   for (const i of rows) lines.push(`  let r${i} = min(m0 + ${i}u, M - 1u);`);
   for (const j of cols) lines.push(`  let c${j} = min(n0 + ${j}u, N - 1u);`);
   for (const i of rows) for (const j of cols) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
   if (t.kind === "registers") {
     lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
-    for (const i of rows) lines.push(`    let a${i} = A[aBase + ${indexA(transA, `r${i}`, "kk")}];`);
-    for (const j of cols) lines.push(`    let b${j} = B[bBase + ${indexB(transB, "kk", `c${j}`)}];`);
-    for (const i of rows) for (const j of cols) lines.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    for (const i of rows) {
+      lines.push(`    let a${i} = A[aBase + ${indexA(transA, `r${i}`, "kk")}];`);
+    }
+    for (const j of cols) {
+      lines.push(`    let b${j} = B[bBase + ${indexB(transB, "kk", `c${j}`)}];`);
+    }
+    for (const i of rows) {
+      for (const j of cols) lines.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    }
     lines.push(`  }`);
   } else {
     const bm = wy * tm, bn = wx * tn, bk = t.bk, threads = wx * wy;
@@ -87,31 +97,54 @@ function source(t: MatmulTiling, transA: boolean, transB: boolean): string {
     lines.push(`  let mTile = wid.y * ${bm}u; let nTile = wid.x * ${bn}u;`);
     lines.push(`  for (var k0 = 0u; k0 < K; k0 = k0 + ${bk}u) {`);
     lines.push(`    for (var l = tid; l < ${bm * bk}u; l = l + ${threads}u) {`);
-    lines.push(`      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`);
-    lines.push(`      As[kk * ${bm}u + rr] = select(0.0, A[aBase + ${indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")}], gm < M && gk < K);`);
+    lines.push(
+      `      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`,
+    );
+    lines.push(
+      `      As[kk * ${bm}u + rr] = select(0.0, A[aBase + ${
+        indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")
+      }], gm < M && gk < K);`,
+    );
     lines.push(`    }`);
     lines.push(`    for (var l = tid; l < ${bk * bn}u; l = l + ${threads}u) {`);
-    lines.push(`      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`);
-    lines.push(`      Bs[kk * ${bn}u + cc] = select(0.0, B[bBase + ${indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")}], gn < N && gk < K);`);
+    lines.push(
+      `      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`,
+    );
+    lines.push(
+      `      Bs[kk * ${bn}u + cc] = select(0.0, B[bBase + ${
+        indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")
+      }], gn < N && gk < K);`,
+    );
     lines.push(`    }`);
     lines.push(`    workgroupBarrier();`);
     lines.push(`    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {`);
     for (const i of rows) lines.push(`      let a${i} = As[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
     for (const j of cols) lines.push(`      let b${j} = Bs[kk * ${bn}u + lid.x * ${tn}u + ${j}u];`);
-    for (const i of rows) for (const j of cols) lines.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    for (const i of rows) {
+      for (const j of cols) lines.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    }
     lines.push(`    }`);
     lines.push(`    workgroupBarrier();`);
     lines.push(`  }`);
   }
   for (const i of rows) {
     for (const j of cols) {
-      lines.push(`  if (m0 + ${i}u < M && n0 + ${j}u < N) { C[cBase + (m0 + ${i}u) * N + n0 + ${j}u] = acc${i}_${j}; }`);
+      lines.push(
+        `  if (m0 + ${i}u < M && n0 + ${j}u < N) { C[cBase + (m0 + ${i}u) * N + n0 + ${j}u] = acc${i}_${j}; }`,
+      );
     }
   }
   const shared = t.kind === "shared"
-    ? `var<workgroup> As: array<f32, ${wy * tm * t.bk}>;\nvar<workgroup> Bs: array<f32, ${t.bk * wx * tn}>;\n`
+    ? `var<workgroup> As: array<f32, ${wy * tm * t.bk}>;\nvar<workgroup> Bs: array<f32, ${
+      t.bk * wx * tn
+    }>;\n`
     : "";
-  return `${bindings(5, ["f32", "f32"], "f32").replace("in0", "A").replace("in1", "B").replace("var<storage, read_write> out", "var<storage, read_write> C")}
+  return `${
+    bindings(5, ["f32", "f32"], "f32").replace("in0", "A").replace("in1", "B").replace(
+      "var<storage, read_write> out",
+      "var<storage, read_write> C",
+    )
+  }
 ${shared}
 @compute @workgroup_size(${wx}, ${wy}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -127,9 +160,15 @@ export function runMatmul(args: MatmulArgs): void {
   const u = new Uint32Array([args.m, args.n, args.k, args.aBatchStride, args.bBatchStride]);
   const gx = Math.ceil(args.n / (t.wx * t.tn));
   const gy = Math.ceil(args.m / (t.wy * t.tm));
-  runtime.dispatch({ code, inputs: 2, label: "matmul" }, u, [{ storage: args.a }, { storage: args.b }], { storage: args.out }, [
-    gx,
-    gy,
-    args.batch,
-  ]);
+  runtime.dispatch(
+    { code, inputs: 2, label: "matmul" },
+    u,
+    [{ storage: args.a }, { storage: args.b }],
+    { storage: args.out },
+    [
+      gx,
+      gy,
+      args.batch,
+    ],
+  );
 }

@@ -28,7 +28,11 @@ function identity(op: ReduceOp, d: DType): string {
       return d === "f32" ? "-inf_f32()" : d === "i32" ? "i32(-2147483647 - 1)" : "0u";
     case "min":
     case "argmin":
-      return d === "f32" ? "inf_f32()" : d === "i32" ? "i32(2147483647)" : (d === "bool" ? "1u" : "4294967295u");
+      return d === "f32"
+        ? "inf_f32()"
+        : d === "i32"
+        ? "i32(2147483647)"
+        : (d === "bool" ? "1u" : "4294967295u");
   }
 }
 
@@ -124,7 +128,15 @@ export function runReduce(
     const inputs = index ? [values, index] : [values];
     const run = (writeIndex: boolean, dst: GpuStorage) => {
       const src = stageSource({ op, dtype, pairedInput: index !== null, writeIndex });
-      dispatchStage({ code: src.code, inputs: src.inputs, label }, inputs, dst, outer, r, inner, nChunks);
+      dispatchStage(
+        { code: src.code, inputs: src.inputs, label },
+        inputs,
+        dst,
+        outer,
+        r,
+        inner,
+        nChunks,
+      );
       return dst;
     };
     let nextValues: GpuStorage | null = null;
@@ -162,12 +174,16 @@ function dispatchStage(
   if (fits) units.push({ o0: 0, oN: outer, j0: 0, jN: nChunks });
   else if (rowBytes <= maxBind / 2) {
     const rows = Math.max(1, Math.floor(maxBind / 2 / rowBytes));
-    for (let o = 0; o < outer; o += rows) units.push({ o0: o, oN: Math.min(rows, outer - o), j0: 0, jN: nChunks });
+    for (let o = 0; o < outer; o += rows) {
+      units.push({ o0: o, oN: Math.min(rows, outer - o), j0: 0, jN: nChunks });
+    }
   } else {
     const chunkBytes = CHUNK * inner * 4;
     const per = Math.max(1, Math.floor(maxBind / 2 / chunkBytes));
     for (let o = 0; o < outer; o++) {
-      for (let j = 0; j < nChunks; j += per) units.push({ o0: o, oN: 1, j0: j, jN: Math.min(per, nChunks - j) });
+      for (let j = 0; j < nChunks; j += per) {
+        units.push({ o0: o, oN: 1, j0: j, jN: Math.min(per, nChunks - j) });
+      }
     }
   }
   for (const w of units) {
@@ -177,9 +193,24 @@ function dispatchStage(
     const outLast = ((w.o0 + w.oN - 1) * nChunks + w.j0 + w.jN) * inner;
     const inBase = fits ? 0 : Math.floor((inFirst * 4) / align) * align / 4;
     const outBase = fits ? 0 : Math.floor((outFirst * 4) / align) * align / 4;
-    const u = new Uint32Array([outer === 0 ? 0 : w.oN, R, inner, CHUNK, nChunks, w.o0, w.j0, w.jN, inBase, outBase]);
-    const binds = inputs.map((s) => fits ? { storage: s } : { storage: s, offset: inBase * 4, size: (inLast - inBase) * 4 });
-    const outBind = fits ? { storage: dst } : { storage: dst, offset: outBase * 4, size: (outLast - outBase) * 4 };
+    const u = new Uint32Array([
+      outer === 0 ? 0 : w.oN,
+      R,
+      inner,
+      CHUNK,
+      nChunks,
+      w.o0,
+      w.j0,
+      w.jN,
+      inBase,
+      outBase,
+    ]);
+    const binds = inputs.map((s) =>
+      fits ? { storage: s } : { storage: s, offset: inBase * 4, size: (inLast - inBase) * 4 }
+    );
+    const outBind = fits
+      ? { storage: dst }
+      : { storage: dst, offset: outBase * 4, size: (outLast - outBase) * 4 };
     runtime.dispatch(src, u, binds, outBind, grid(w.oN * w.jN * inner, WG));
   }
 }

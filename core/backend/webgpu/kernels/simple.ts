@@ -32,5 +32,11 @@ export function runSimple(
     entry(WG, `  if (t >= ${param(0)}) { return; }\n${body}`),
   ].join("\n");
   const u = Uint32Array.from(params, (v) => v >>> 0);
-  runtime.dispatch({ code, inputs: inputs.length, label }, u, inputs.map((i) => ({ storage: i.storage })), { storage: out.storage }, grid(threads, WG));
+  runtime.dispatch(
+    { code, inputs: inputs.length, label },
+    u,
+    inputs.map((i) => ({ storage: i.storage })),
+    { storage: out.storage },
+    grid(threads, WG),
+  );
 }

@@ -1,0 +1,92 @@
+import * as mg from "../mod.ts";
+import { bind } from "../core/primitive.ts";
+import { conv2d as convPrim } from "../core/primitives/conv2d.ts";
+import { assertAllClose, assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
+
+Deno.test("conv2d with stride, padding, dilation and groups matches the reference", async () => {
+  const cases: Array<[number[], number[], mg.Conv2dOptions]> = [
+    [[1, 1, 5, 5], [1, 1, 3, 3], {}],
+    [[2, 3, 11, 13], [4, 3, 3, 3], { padding: 1 }],
+    [[2, 3, 11, 13], [5, 3, 3, 2], { stride: 2, padding: [1, 0] }],
+    [[1, 4, 9, 9], [6, 2, 3, 3], { groups: 2, dilation: 2, padding: "same" }],
+    [[3, 2, 7, 6], [2, 2, 1, 1], { stride: [2, 3] }],
+    [[2, 1, 28, 28], [8, 1, 3, 3], { padding: [1, 2, 0, 1] }],
+  ];
+  let seed = 1;
+  for (const [xs, ws, opts] of cases) {
+    await assertMatchesReference(
+      `conv2d ${xs} ${ws} ${JSON.stringify(opts)}`,
+      [host(xs, "f32", seed++), host(ws, "f32", seed++)],
+      (x, w) => mg.conv2d(x, w, opts),
+      {
+        atol: 1e-4,
+      },
+    );
+  }
+});
+
+Deno.test("conv2d with input dilation (the transposed-conv form autodiff uses)", async () => {
+  const p = {
+    stride: [1, 1],
+    padding: [2, 2, 2, 2],
+    dilation: [1, 1],
+    lhsDilation: [2, 2],
+    groups: 1,
+  } as const;
+  await assertMatchesReference(
+    "lhs-dilated conv",
+    [host([1, 2, 5, 4], "f32", 1), host([3, 2, 3, 3], "f32", 2)],
+    (x, w) => bind(convPrim, [x, w], p),
+    {
+      atol: 1e-4,
+    },
+  );
+});
+
+Deno.test("a 1×1 convolution equals a matmul over channels", async () => {
+  const x = mg.tensor(host([1, 3, 2, 2], "f32", 3).values, { shape: [1, 3, 2, 2] });
+  const w = mg.tensor(host([4, 3, 1, 1], "f32", 4).values, { shape: [4, 3, 1, 1] });
+  const conv = mg.conv2d(x, w);
+  const mm = mg.matmul(mg.reshape(w, [4, 3]), mg.reshape(x, [3, 4]));
+  assertAllClose(await conv.toFloat64(), await mm.toFloat64(), { atol: 1e-5 });
+});
+
+Deno.test("max and average pooling match the reference", async () => {
+  const x = host([2, 3, 9, 10], "f32", 5);
+  await assertMatchesReference("maxPool 2", [x], (t) => mg.maxPool2d(t, 2));
+  await assertMatchesReference(
+    "maxPool 3 stride 2 pad 1",
+    [x],
+    (t) => mg.maxPool2d(t, 3, { stride: 2, padding: 1 }),
+  );
+  await assertMatchesReference("avgPool 2", [x], (t) => mg.avgPool2d(t, 2));
+  await assertMatchesReference(
+    "avgPool 3 same",
+    [x],
+    (t) => mg.avgPool2d(t, [3, 2], { stride: 1, padding: "same" }),
+  );
+  assertAllClose(
+    await mg.maxPool2d(mg.reshape(mg.arange(16, undefined, 1, { dtype: "f32" }), [1, 1, 4, 4]), 2)
+      .toFloat64(),
+    [5, 7, 13, 15],
+  );
+});
+
+Deno.test("conv2d errors say what is wrong", () => {
+  assertThrowsWith(
+    () => mg.conv2d(mg.zeros([1, 3, 5, 5]), mg.zeros([2, 4, 3, 3])),
+    "conv2d",
+    "[2, 4, 3, 3]",
+    "[1, 3, 5, 5]",
+  );
+  assertThrowsWith(
+    () => mg.conv2d(mg.zeros([1, 3, 5, 5]), mg.zeros([2, 1, 3, 3]), { groups: 2 }),
+    "groups 2",
+  );
+  assertThrowsWith(
+    () => mg.conv2d(mg.zeros([3, 5, 5]), mg.zeros([2, 3, 3, 3])),
+    "conv2d",
+    "[N, C, H, W]",
+  );
+  assertThrowsWith(() => mg.conv2d(mg.zeros([1, 1, 2, 2]), mg.zeros([1, 1, 3, 3])), "does not fit");
+});

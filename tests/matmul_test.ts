@@ -1,0 +1,96 @@
+import * as mg from "../mod.ts";
+import { setMatmulTiling, TILINGS } from "../core/backend/webgpu/kernels/matmul.ts";
+import { assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
+
+const SHAPES: Array<[readonly number[], readonly number[]]> = [
+  [[1, 1], [1, 1]],
+  [[1, 7], [7, 1]],
+  [[7, 13], [13, 5]],
+  [[67, 31], [31, 129]],
+  [[130, 65], [65, 3]],
+  [[3, 17, 19], [3, 19, 23]], // batched
+  [[4, 1, 5, 6], [3, 6, 2]], // batch broadcasting [4,1] × [3]
+  [[5, 6], [2, 3, 6, 4]], // a single matrix against a batch
+  [[2, 8, 9], [9, 5]],
+  [[25, 10, 1], [25, 1, 40]], // sinusoid-like shapes
+];
+
+for (const [name, tiling] of Object.entries(TILINGS)) {
+  Deno.test(`matmul (${name} tiling) matches the reference on odd and batched shapes`, async () => {
+    await mg.init();
+    setMatmulTiling(tiling);
+    try {
+      let seed = 1;
+      for (const [sa, sb] of SHAPES) {
+        await assertMatchesReference(
+          `matmul ${sa}@${sb}`,
+          [host(sa, "f32", seed++), host(sb, "f32", seed++)],
+          (a, b) => mg.matmul(a, b),
+          {
+            rtol: 1e-5,
+            atol: 1e-4,
+          },
+        );
+      }
+      // transposes folded in
+      await assertMatchesReference(
+        "aᵀb",
+        [host([31, 67], "f32", 50), host([31, 9], "f32", 51)],
+        (a, b) => mg.matmul(a, b, { transposeA: true }),
+        {
+          atol: 1e-4,
+        },
+      );
+      await assertMatchesReference(
+        "abᵀ",
+        [host([3, 11, 31], "f32", 52), host([3, 9, 31], "f32", 53)],
+        (a, b) => mg.matmul(a, b, { transposeB: true }),
+        {
+          atol: 1e-4,
+        },
+      );
+      await assertMatchesReference(
+        "aᵀbᵀ",
+        [host([31, 67], "f32", 54), host([9, 31], "f32", 55)],
+        (a, b) => mg.matmul(a, b, { transposeA: true, transposeB: true }),
+        {
+          atol: 1e-4,
+        },
+      );
+      await assertMatchesReference(
+        "vector @ matrix",
+        [host([31], "f32", 56), host([31, 9], "f32", 57)],
+        (a, b) => mg.matmul(a, b),
+        { atol: 1e-4 },
+      );
+      await assertMatchesReference(
+        "matrix @ vector",
+        [host([9, 31], "f32", 58), host([31], "f32", 59)],
+        (a, b) => mg.matmul(a, b),
+        { atol: 1e-4 },
+      );
+      await assertMatchesReference("k = 0 gives zeros", [
+        host([3, 0], "f32", 1),
+        host([0, 4], "f32", 2),
+      ], (a, b) => mg.matmul(a, b));
+    } finally {
+      setMatmulTiling(null);
+    }
+  });
+}
+
+Deno.test("matmul errors name the op and both shapes", () => {
+  assertThrowsWith(
+    () => mg.matmul(mg.zeros([2, 3]), mg.zeros([4, 5])),
+    "matmul",
+    "[2, 3]",
+    "[4, 5]",
+    "k = 3 vs 4",
+  );
+  assertThrowsWith(
+    () => mg.matmul(mg.zeros([2, 2, 3]), mg.zeros([3, 3, 1])),
+    "matmul (batch axes)",
+    "[2]",
+    "[3]",
+  );
+});

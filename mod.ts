@@ -15,8 +15,9 @@
 export { Tensor } from "./core/tensor.ts";
 export type { NestedArray, TensorLike } from "./core/tensor.ts";
 export type { DType, TensorData, TypedArrayFor } from "./core/dtype.ts";
+export type { Tree, TreeDef } from "./core/tree.ts";
 export { keep, memory, resetPeakMemory, tidy } from "./core/memory.ts";
-export type { MemoryInfo } from "./core/memory.ts";
+export type { Disposable, MemoryInfo } from "./core/memory.ts";
 export {
   adapterInfo,
   getBackend,
@@ -28,5 +29,10 @@ export {
 } from "./core/backend/api.ts";
 export type { AdapterInfo, BackendName, RuntimeStats } from "./core/backend/api.ts";
 export * from "./core/ops/all.ts";
+/**
+ * Counter-based randomness with explicit keys: `random.key`, `random.split`, `random.uniform`,
+ * `random.normal`, ... (bit-identical on both backends).
+ */
 export * as random from "./core/random.ts";
+/** Pytree utilities: `tree.map`, `tree.leaves`, `tree.flatten`, `tree.unflatten`, `tree.structure`. */
 export * as tree from "./core/tree.ts";

@@ -9,7 +9,9 @@ import { leaves } from "./tree.ts";
 
 /** Anything a scope can free. */
 export interface Disposable {
+  /** Free the resource now. */
   dispose(): void;
+  /** True once freed. */
   readonly isDisposed: boolean;
 }
 

@@ -119,7 +119,9 @@ export function randomBits(k: Tensor, shape: readonly number[]): Tensor {
 
 /** Options of the float samplers. */
 export interface UniformOptions {
+  /** Lower bound, inclusive (default 0). */
   minval?: number;
+  /** Upper bound, exclusive (default 1). */
   maxval?: number;
 }
 

@@ -26,7 +26,9 @@ export type TensorLike = Tensor | number | boolean;
  * ```
  */
 export class Tensor {
+  /** Size of each axis. */
   readonly shape: readonly number[];
+  /** Element type. */
   readonly dtype: DType;
   #storage: Storage | null;
 
@@ -117,6 +119,7 @@ export class Tensor {
     return (await this.data())[0];
   }
 
+  /** A short description: dtype, shape and backend. */
   toString(): string {
     return `Tensor(${this.dtype}${fmtShape(this.shape)}, ${
       this.#storage ? this.#storage.backend : "disposed"
@@ -124,102 +127,134 @@ export class Tensor {
   }
 
   // ---- arithmetic
+  /** Elementwise a + b (see `add`). */
   add(b: TensorLike): Tensor {
     return ops.add(this, b);
   }
+  /** Elementwise a − b (see `sub`). */
   sub(b: TensorLike): Tensor {
     return ops.sub(this, b);
   }
+  /** Elementwise a · b (see `mul`). */
   mul(b: TensorLike): Tensor {
     return ops.mul(this, b);
   }
+  /** Elementwise a / b (see `div`). */
   div(b: TensorLike): Tensor {
     return ops.div(this, b);
   }
+  /** Elementwise a ** b (see `pow`). */
   pow(b: TensorLike): Tensor {
     return ops.pow(this, b);
   }
+  /** Floor modulo (see `mod`). */
   mod(b: TensorLike): Tensor {
     return ops.mod(this, b);
   }
+  /** Elementwise maximum (see `maximum`). */
   maximum(b: TensorLike): Tensor {
     return ops.maximum(this, b);
   }
+  /** Elementwise minimum (see `minimum`). */
   minimum(b: TensorLike): Tensor {
     return ops.minimum(this, b);
   }
+  /** −x. */
   neg(): Tensor {
     return ops.neg(this);
   }
+  /** |x|. */
   abs(): Tensor {
     return ops.abs(this);
   }
+  /** eˣ. */
   exp(): Tensor {
     return ops.exp(this);
   }
+  /** Natural logarithm. */
   log(): Tensor {
     return ops.log(this);
   }
+  /** √x. */
   sqrt(): Tensor {
     return ops.sqrt(this);
   }
+  /** x². */
   square(): Tensor {
     return ops.square(this);
   }
+  /** tanh x. */
   tanh(): Tensor {
     return ops.tanh(this);
   }
+  /** Logistic function. */
   sigmoid(): Tensor {
     return ops.sigmoid(this);
   }
+  /** max(x, 0). */
   relu(): Tensor {
     return ops.relu(this);
   }
   // ---- comparisons
+  /** x == b → bool. */
   eq(b: TensorLike): Tensor {
     return ops.equal(this, b);
   }
+  /** x != b → bool. */
   ne(b: TensorLike): Tensor {
     return ops.notEqual(this, b);
   }
+  /** x < b → bool. */
   lt(b: TensorLike): Tensor {
     return ops.less(this, b);
   }
+  /** x ≤ b → bool. */
   le(b: TensorLike): Tensor {
     return ops.lessEqual(this, b);
   }
+  /** x > b → bool. */
   gt(b: TensorLike): Tensor {
     return ops.greater(this, b);
   }
+  /** x ≥ b → bool. */
   ge(b: TensorLike): Tensor {
     return ops.greaterEqual(this, b);
   }
   // ---- reductions
+  /** Sum over axes (all by default). */
   sum(axes?: number | number[], keepdims = false): Tensor {
     return ops.sum(this, axes, keepdims);
   }
+  /** Mean over axes. */
   mean(axes?: number | number[], keepdims = false): Tensor {
     return ops.mean(this, axes, keepdims);
   }
+  /** Maximum over axes. */
   max(axes?: number | number[], keepdims = false): Tensor {
     return ops.max(this, axes, keepdims);
   }
+  /** Minimum over axes. */
   min(axes?: number | number[], keepdims = false): Tensor {
     return ops.min(this, axes, keepdims);
   }
+  /** Index of the first maximum along an axis. */
   argmax(axis?: number, keepdims = false): Tensor {
     return ops.argmax(this, axis, keepdims);
   }
+  /** Index of the first minimum along an axis. */
   argmin(axis?: number, keepdims = false): Tensor {
     return ops.argmin(this, axis, keepdims);
   }
   // ---- linear algebra and shape
+  /** Matrix product (see `matmul`). */
   matmul(b: Tensor): Tensor {
     return ops.matmul(this, b);
   }
+  /** Same values in a new shape (a view). */
   reshape(shape: readonly number[]): Tensor {
     return ops.reshape(this, shape);
   }
+  /** Permute axes (reverse when omitted). */
   transpose(perm?: readonly number[]): Tensor {
     return ops.transpose(this, perm);
   }
@@ -227,18 +262,23 @@ export class Tensor {
   get mT(): Tensor {
     return ops.swapAxes(this, -1, -2);
   }
+  /** Insert a size-1 axis. */
   expandDims(axis: number): Tensor {
     return ops.expandDims(this, axis);
   }
+  /** Remove size-1 axes. */
   squeeze(axes?: number | number[]): Tensor {
     return ops.squeeze(this, axes);
   }
+  /** Broadcast to a shape. */
   broadcastTo(shape: readonly number[]): Tensor {
     return ops.broadcastTo(this, shape);
   }
+  /** Reshape to one axis. */
   flatten(): Tensor {
     return ops.reshape(this, [this.size]);
   }
+  /** Convert to another dtype. */
   cast(dtype: DType): Tensor {
     return ops.cast(this, dtype);
   }

@@ -73,6 +73,7 @@ export function structure(tree: unknown): TreeDef {
   return flatten(tree)[1];
 }
 
+/** True when two tree structures are the same. */
 export function structureEquals(a: TreeDef, b: TreeDef): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

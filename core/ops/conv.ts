@@ -5,7 +5,8 @@ import { reduceWindow2d } from "../primitives/reduce_window.ts";
 import type { Tensor } from "../tensor.ts";
 import { div } from "./math.ts";
 
-type Pair = number | readonly [number, number];
+/** One number for both spatial axes, or [height, width]. */
+export type Pair = number | readonly [number, number];
 
 /** Padding: a number for all sides, [h, w], [top, bottom, left, right], or "same"/"valid". */
 export type Padding2d =
@@ -17,9 +18,13 @@ export type Padding2d =
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
+  /** Step between windows (default 1). */
   stride?: Pair;
+  /** Zero padding (default "valid", i.e. none). */
   padding?: Padding2d;
+  /** Spacing between kernel taps (default 1). */
   dilation?: Pair;
+  /** Feature groups: input and output channels split into this many independent convolutions. */
   groups?: number;
 }
 
@@ -79,7 +84,9 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
 
 /** Options of the pooling functions (stride defaults to the window). */
 export interface Pool2dOptions {
+  /** Step between windows (default: the window size). */
   stride?: Pair;
+  /** Padding (default "valid"); padded cells never win a max and count as 0 in an average. */
   padding?: Padding2d;
 }
 

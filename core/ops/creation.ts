@@ -18,7 +18,8 @@ export interface CreateOptions {
   backend?: BackendName;
 }
 
-type HostArray =
+/** Typed arrays `tensor()` accepts (8/16-bit integers are widened to 32 bits). */
+export type HostArray =
   | Float32Array
   | Float64Array
   | Int32Array

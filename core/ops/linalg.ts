@@ -9,7 +9,9 @@ import { expandDims, squeeze } from "./shape.ts";
 
 /** Transposes folded into a matmul (no copies are made). */
 export interface MatmulOptions {
+  /** Use aᵀ (the last two axes swapped) without copying. */
   transposeA?: boolean;
+  /** Use bᵀ without copying. */
   transposeB?: boolean;
 }
 

@@ -7,13 +7,17 @@
 export interface AdapterInfo {
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   description: string;
+  /** Vendor as reported by the driver. */
   vendor: string;
+  /** Architecture as reported by the driver (often empty). */
   architecture: string;
   /** True for software adapters such as Mesa llvmpipe. */
   isFallbackAdapter: boolean;
   /** "vulkan", "gl", ... as chosen by DENO_WEBGPU_BACKEND (empty when unset). */
   backendHint: string;
+  /** WebGPU features the adapter offers. */
   features: string[];
+  /** The limits the device was created with (the adapter's maxima). */
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;

@@ -51,21 +51,35 @@ export interface KernelSource {
 }
 
 interface CachedPipeline {
+  id: number;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
 }
 
 const BATCH_DISPATCHES = 512;
 const ARENA_BYTES = 1 << 16;
+/**
+ * Every kernel's parameter block is bound as a fixed window of the per-batch arena at a
+ * dynamic offset, so a bind group depends only on the storage buffers and can be cached
+ * (creating bind groups was the largest per-dispatch cost).
+ */
+const UNIFORM_WINDOW = 1024;
+const MAX_CACHED_GROUPS = 8192;
 const MAX_POOL_BYTES = 1 << 30;
 
 /** Counters the tests and benchmarks read. */
 export interface RuntimeStats {
+  /** Compute dispatches recorded. */
   dispatches: number;
+  /** Command buffers submitted. */
   submits: number;
+  /** Values copied back to the host. */
   readbacks: number;
+  /** Distinct WGSL kernels compiled. */
   pipelinesCompiled: number;
+  /** Bytes held in the buffer pool for reuse. */
   poolBytes: number;
+  /** Bytes of all device buffers held (live and pooled). */
   deviceBytes: number;
 }
 
@@ -76,6 +90,9 @@ class Runtime {
   #initError: Error | null = null;
   #deferred: (() => void)[] = [];
   #pipelines = new Map<string, CachedPipeline>();
+  #groups = new Map<string, GPUBindGroup>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextId = 1;
   #pool = new Map<number, GPUBuffer[]>();
   #quarantine = new Map<number, GPUBuffer[]>();
   #encoder: GPUCommandEncoder | null = null;
@@ -252,8 +269,7 @@ class Runtime {
   #toPool(buf: GPUBuffer): void {
     const size = buf.size;
     if (this.stats.poolBytes + size > MAX_POOL_BYTES) {
-      buf.destroy();
-      this.stats.deviceBytes -= size;
+      this.#destroy(buf);
       return;
     }
     let list = this.#pool.get(size);
@@ -266,10 +282,7 @@ class Runtime {
   trimPool(): void {
     this.flush();
     for (const list of this.#pool.values()) {
-      for (const b of list) {
-        this.stats.deviceBytes -= b.size;
-        b.destroy();
-      }
+      for (const b of list) this.#destroy(b);
     }
     this.#pool.clear();
     this.stats.poolBytes = 0;
@@ -290,7 +303,11 @@ class Runtime {
     if (p) return p;
     const dev = this.gpu;
     const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+      {
+        binding: 0,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform", hasDynamicOffset: true },
+      },
     ];
     for (let i = 0; i < src.inputs; i++) {
       entries.push({
@@ -316,7 +333,7 @@ class Runtime {
       this.#brokenLabels.add(src.label);
       return `${src.label}: kernel failed to compile: ${m}\n${src.code}`;
     });
-    p = { pipeline, layout };
+    p = { id: this.#nextId++, pipeline, layout };
     this.#pipelines.set(src.code, p);
     this.stats.pipelinesCompiled++;
     return p;
@@ -352,34 +369,53 @@ class Runtime {
       );
     }
     if (workgroups.some((g) => g === 0)) return;
-    const { pipeline, layout } = this.pipeline(src);
-    const dev = this.gpu;
+    const { id, pipeline, layout } = this.pipeline(src);
     if (!this.#pass) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
-    const entries: GPUBindGroupEntry[] = [
-      {
-        binding: 0,
-        resource: {
-          buffer: this.#arenaBuffer!,
-          offset: uOffset,
-          size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16),
-        },
-      },
-    ];
+    const arena = this.#arenaBuffer!;
     const all = [...inputs, output];
-    all.forEach((b, i) => {
+    const ranges = all.map((b) => {
       const buffer = this.allocBuffer(b.storage, src.label);
       const offset = b.offset ?? 0;
-      const size = b.size ?? Math.max(4, Math.min(b.storage.bytes, buffer.size - offset));
-      entries.push({ binding: i + 1, resource: { buffer, offset, size: Math.max(4, size) } });
+      // Shaders that read vec4 expect ≥ 16 bytes even for empty tensors.
+      const size = Math.max(
+        Math.min(16, buffer.size - offset),
+        b.size ?? Math.min(b.storage.bytes, buffer.size - offset),
+      );
+      return { buffer, offset, size };
     });
-    const group = dev.createBindGroup({ label: src.label, layout, entries });
+    let key = `${id}|${this.#idOf(arena)}`;
+    for (const r of ranges) key += `|${this.#idOf(r.buffer)}:${r.offset}:${r.size}`;
+    let group = this.#groups.get(key);
+    if (!group) {
+      const entries: GPUBindGroupEntry[] = [{
+        binding: 0,
+        resource: { buffer: arena, offset: 0, size: UNIFORM_WINDOW },
+      }];
+      ranges.forEach((r, i) => entries.push({ binding: i + 1, resource: r }));
+      group = this.gpu.createBindGroup({ label: src.label, layout, entries });
+      if (this.#groups.size >= MAX_CACHED_GROUPS) this.#groups.clear();
+      this.#groups.set(key, group);
+    }
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [uOffset]);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.stats.dispatches++;
     if (++this.#batchDispatches >= BATCH_DISPATCHES) this.flush();
+  }
+
+  #idOf(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) this.#bufferIds.set(buffer, id = this.#nextId++);
+    return id;
+  }
+
+  /** Destroy a buffer; cached bind groups may reference it, so they go too. */
+  #destroy(buffer: GPUBuffer): void {
+    this.stats.deviceBytes -= buffer.size;
+    buffer.destroy();
+    this.#groups.clear();
   }
 
   /** Record the error an error scope reports, if any. */
@@ -406,11 +442,11 @@ class Runtime {
   #pushUniforms(u: Uint32Array): number {
     const align = Math.max(16, this.info!.limits.minUniformBufferOffsetAlignment);
     const size = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
-    if (size > ARENA_BYTES) {
-      throw new RangeError(`kernel parameter block of ${size} bytes is too large`);
+    if (size > UNIFORM_WINDOW) {
+      throw new RangeError(`kernel parameter block of ${size} bytes exceeds ${UNIFORM_WINDOW}`);
     }
     let offset = Math.ceil(this.#arenaUsed / align) * align;
-    if (offset + size > ARENA_BYTES) {
+    if (offset + UNIFORM_WINDOW > ARENA_BYTES) {
       this.flush();
       this.#openBatch();
       offset = 0;

@@ -9,7 +9,7 @@
  */
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
-import { type GpuStorage, runtime } from "../runtime.ts";
+import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
 import { bindings, entry, grid, loadAs, param, storeAs, WGSL_HELPERS } from "../wgsl.ts";
 
 export interface StridedOperand {
@@ -36,6 +36,71 @@ export interface ElementwiseKernel {
 }
 
 const WG = 64;
+
+interface ParamLayout {
+  p: number;
+  countP: number;
+  startP: number;
+  shapeP: number;
+  inP: number[];
+  extraP: number;
+}
+
+const sourceCache = new Map<string, { src: KernelSource; layout: ParamLayout }>();
+const helperIds = new Map<string, number>();
+
+/** WGSL for one (expression, dtypes, rank), generated once and cached. */
+function elementwiseSource(
+  kernel: ElementwiseKernel,
+  dtypes: DType[],
+  outDtype: DType,
+  rank: number,
+): { src: KernelSource; layout: ParamLayout } {
+  const helpers = kernel.helpers ?? "";
+  let hid = helperIds.get(helpers);
+  if (hid === undefined) helperIds.set(helpers, hid = helperIds.size);
+  const key = `${hid}|${kernel.label}|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${
+    kernel.extra?.length ?? 0
+  }`;
+  const hit = sourceCache.get(key);
+  if (hit) return hit;
+  // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
+  let p = 0;
+  const countP = p++, startP = p++;
+  const shapeP = p;
+  p += rank;
+  const inP = dtypes.map(() => {
+    const at = p;
+    p += 1 + rank;
+    return at;
+  });
+  const extraP = p;
+  p += kernel.extra?.length ?? 0;
+  const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
+  const lines: string[] = [];
+  lines.push(`  if (t >= ${param(countP)}) { return; }`);
+  lines.push(`  let gi = t + ${param(startP)};`);
+  lines.push(`  var rem = gi;`);
+  dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(inP[k])};`));
+  for (let d = rank - 1; d >= 0; d--) {
+    // the outermost coordinate is what remains: no division needed
+    if (d > 0) {
+      lines.push(`  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`);
+    } else lines.push(`  { let c = rem;`);
+    dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(inP[k] + 1 + d)};`));
+    lines.push(`  }`);
+  }
+  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
+  lines.push(`  out[t] = ${storeAs(outDtype, expr)};`);
+  const code = [bindings(p, dtypes, outDtype), WGSL_HELPERS, helpers, entry(WG, lines.join("\n"))]
+    .join("\n");
+  const out = {
+    src: { code, inputs: dtypes.length, label: kernel.label },
+    layout: { p, countP, startP, shapeP, inP, extraP },
+  };
+  sourceCache.set(key, out);
+  return out;
+}
 const CHUNK_ELEMS = 1 << 24; // 64 MiB of f32 per chunk: well under every binding limit
 
 export function runElementwise(
@@ -50,40 +115,14 @@ export function runElementwise(
   if (n === 0) return;
   const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
   const shape = collapsed.shape;
-  const rank = shape.length;
-  // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank])]
-  let p = 0;
-  const countP = p++, startP = p++;
-  const shapeP = p;
-  p += rank;
-  const inP = inputs.map(() => {
-    const at = p;
-    p += 1 + rank;
-    return at;
-  });
   const extra = kernel.extra ?? [];
-  const extraP = p;
-  p += extra.length;
-  const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
-  const lines: string[] = [];
-  lines.push(`  if (t >= ${param(countP)}) { return; }`);
-  lines.push(`  let gi = t + ${param(startP)};`);
-  lines.push(`  var rem = gi;`);
-  inputs.forEach((_, k) => lines.push(`  var i${k} = ${param(inP[k])};`));
-  for (let d = rank - 1; d >= 0; d--) {
-    lines.push(`  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`);
-    inputs.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(inP[k] + 1 + d)};`));
-    lines.push(`  }`);
-  }
-  inputs.forEach((o, k) => lines.push(`  let v${k} = ${loadAs(o.dtype, `in${k}[i${k}]`)};`));
-  lines.push(`  out[t] = ${storeAs(outDtype, expr)};`);
-  const code = [
-    bindings(p, inputs.map((o) => o.dtype), outDtype),
-    WGSL_HELPERS,
-    kernel.helpers ?? "",
-    entry(WG, lines.join("\n")),
-  ].join("\n");
-  const src = { code, inputs: inputs.length, label: kernel.label };
+  const { src, layout } = elementwiseSource(
+    kernel,
+    inputs.map((o) => o.dtype),
+    outDtype,
+    shape.length,
+  );
+  const { p, countP, startP, shapeP, inP, extraP } = layout;
 
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);

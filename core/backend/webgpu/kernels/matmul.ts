@@ -8,7 +8,7 @@
  *   thread — the classic layout for real GPUs.
  */
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { bindings, param } from "../wgsl.ts";
+import { param } from "../wgsl.ts";
 
 export interface MatmulTiling {
   kind: "registers" | "shared";
@@ -23,7 +23,8 @@ export interface MatmulTiling {
 }
 
 export const TILINGS: Record<string, MatmulTiling> = {
-  llvmpipe: { kind: "registers", wx: 8, wy: 8, tm: 8, tn: 8, bk: 0 },
+  llvmpipe: { kind: "registers", wx: 8, wy: 8, tm: 16, tn: 16, bk: 0 },
+  llvmpipeSmall: { kind: "registers", wx: 8, wy: 8, tm: 4, tn: 4, bk: 0 },
   gpu: { kind: "shared", wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
 };
 
@@ -34,9 +35,14 @@ export function setMatmulTiling(t: MatmulTiling | null): void {
   override = t;
 }
 
-export function chooseTiling(): MatmulTiling {
+/**
+ * Per adapter and size: software adapters use register blocks (large ones only when the
+ * output is big enough to fill the threads; they also cost ~0.7 s to compile once).
+ */
+export function chooseTiling(m: number, n: number): MatmulTiling {
   if (override) return override;
-  return runtime.info!.isFallbackAdapter ? TILINGS.llvmpipe : TILINGS.gpu;
+  if (!runtime.info!.isFallbackAdapter) return TILINGS.gpu;
+  return m * n >= 256 * 256 ? TILINGS.llvmpipe : TILINGS.llvmpipeSmall;
 }
 
 export interface MatmulArgs {
@@ -63,100 +69,214 @@ function indexB(transB: boolean, kk: string, col: string): string {
   return transB ? `${col} * ${param(2)} + ${kk}` : `${kk} * ${param(1)} + ${col}`;
 }
 
-function source(t: MatmulTiling, transA: boolean, transB: boolean): string {
-  const { wx, wy, tm, tn } = t;
-  const lines: string[] = [];
-  const rows = Array.from({ length: tm }, (_, i) => i);
-  const cols = Array.from({ length: tn }, (_, j) => j);
-  lines.push(`  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`);
-  lines.push(`  let bz = wid.z;`);
-  lines.push(
+/** Header shared by all variants: sizes, batch bases, this thread's clamped rows. */
+function prologue(t: MatmulTiling): string[] {
+  const lines = [
+    `  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`,
+    `  let bz = wid.z;`,
     `  let aBase = bz * ${param(3)}; let bBase = bz * ${param(4)}; let cBase = bz * M * N;`,
-  );
-  lines.push(
-    `  let m0 = (wid.y * ${wy}u + lid.y) * ${tm}u; let n0 = (wid.x * ${wx}u + lid.x) * ${tn}u;`,
-  );
-  for (const i of rows) lines.push(`  let r${i} = min(m0 + ${i}u, M - 1u);`);
-  for (const j of cols) lines.push(`  let c${j} = min(n0 + ${j}u, N - 1u);`);
-  for (const i of rows) for (const j of cols) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
-  if (t.kind === "registers") {
-    lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
-    for (const i of rows) {
-      lines.push(`    let a${i} = A[aBase + ${indexA(transA, `r${i}`, "kk")}];`);
-    }
-    for (const j of cols) {
-      lines.push(`    let b${j} = B[bBase + ${indexB(transB, "kk", `c${j}`)}];`);
-    }
-    for (const i of rows) {
-      for (const j of cols) lines.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
-    }
-    lines.push(`  }`);
-  } else {
-    const bm = wy * tm, bn = wx * tn, bk = t.bk, threads = wx * wy;
-    lines.push(`  let tid = lid.y * ${wx}u + lid.x;`);
-    lines.push(`  let mTile = wid.y * ${bm}u; let nTile = wid.x * ${bn}u;`);
-    lines.push(`  for (var k0 = 0u; k0 < K; k0 = k0 + ${bk}u) {`);
-    lines.push(`    for (var l = tid; l < ${bm * bk}u; l = l + ${threads}u) {`);
-    lines.push(
-      `      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`,
-    );
-    lines.push(
-      `      As[kk * ${bm}u + rr] = select(0.0, A[aBase + ${
-        indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")
-      }], gm < M && gk < K);`,
-    );
-    lines.push(`    }`);
-    lines.push(`    for (var l = tid; l < ${bk * bn}u; l = l + ${threads}u) {`);
-    lines.push(
-      `      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`,
-    );
-    lines.push(
-      `      Bs[kk * ${bn}u + cc] = select(0.0, B[bBase + ${
-        indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")
-      }], gn < N && gk < K);`,
-    );
-    lines.push(`    }`);
-    lines.push(`    workgroupBarrier();`);
-    lines.push(`    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {`);
-    for (const i of rows) lines.push(`      let a${i} = As[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
-    for (const j of cols) lines.push(`      let b${j} = Bs[kk * ${bn}u + lid.x * ${tn}u + ${j}u];`);
-    for (const i of rows) {
-      for (const j of cols) lines.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
-    }
-    lines.push(`    }`);
-    lines.push(`    workgroupBarrier();`);
-    lines.push(`  }`);
-  }
-  for (const i of rows) {
-    for (const j of cols) {
+    `  let m0 = (wid.y * ${t.wy}u + lid.y) * ${t.tm}u; let n0 = (wid.x * ${t.wx}u + lid.x) * ${t.tn}u;`,
+  ];
+  for (let i = 0; i < t.tm; i++) lines.push(`  let r${i} = min(m0 + ${i}u, M - 1u);`);
+  return lines;
+}
+
+/** Masked stores of the TM×TN block; `acc(i, j)` names output (i, j)'s accumulator. */
+function epilogue(t: MatmulTiling, acc: (i: number, j: number) => string): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) {
       lines.push(
-        `  if (m0 + ${i}u < M && n0 + ${j}u < N) { C[cBase + (m0 + ${i}u) * N + n0 + ${j}u] = acc${i}_${j}; }`,
+        `  if (m0 + ${i}u < M && n0 + ${j}u < N) { C[cBase + (m0 + ${i}u) * N + n0 + ${j}u] = ${
+          acc(i, j)
+        }; }`,
       );
     }
   }
-  const shared = t.kind === "shared"
-    ? `var<workgroup> As: array<f32, ${wy * tm * t.bk}>;\nvar<workgroup> Bs: array<f32, ${
-      t.bk * wx * tn
-    }>;\n`
-    : "";
-  return `${
-    bindings(5, ["f32", "f32"], "f32").replace("in0", "A").replace("in1", "B").replace(
-      "var<storage, read_write> out",
-      "var<storage, read_write> C",
-    )
+  return lines;
+}
+
+/** Row pointers of A so the k loop adds one term per load. */
+function rowPointers(t: MatmulTiling, transA: boolean): string[] {
+  return Array.from(
+    { length: t.tm },
+    (_, i) => `  let ar${i} = aBase + ${transA ? `r${i}` : `r${i} * K`};`,
+  );
+}
+
+function registersScalar(t: MatmulTiling, transA: boolean, transB: boolean): string[] {
+  const lines = [...prologue(t), ...rowPointers(t, transA)];
+  for (let j = 0; j < t.tn; j++) lines.push(`  let c${j} = min(n0 + ${j}u, N - 1u);`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
   }
+  lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
+  for (let i = 0; i < t.tm; i++) {
+    lines.push(`    let a${i} = A[ar${i} + ${transA ? "kk * M" : "kk"}];`);
+  }
+  for (let j = 0; j < t.tn; j++) {
+    lines.push(`    let b${j} = B[bBase + ${indexB(transB, "kk", `c${j}`)}];`);
+  }
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) {
+      lines.push(`    acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    }
+  }
+  lines.push(`  }`);
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+}
+
+/** B read as vec4 rows (N % 4 = 0): 4 columns per load into vec4 accumulators. */
+function registersVec4(t: MatmulTiling, transA: boolean): string[] {
+  const quads = t.tn / 4;
+  const lines = [
+    ...prologue(t),
+    ...rowPointers(t, transA),
+    `  let nq = N / 4u;`,
+    `  let bq = bBase / 4u;`,
+  ];
+  for (let q = 0; q < quads; q++) lines.push(`  let cq${q} = min(n0 / 4u + ${q}u, nq - 1u);`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let q = 0; q < quads; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  }
+  lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
+  for (let i = 0; i < t.tm; i++) {
+    lines.push(`    let a${i} = vec4<f32>(A[ar${i} + ${transA ? "kk * M" : "kk"}]);`);
+  }
+  lines.push(`    let brow = bq + kk * nq;`);
+  for (let q = 0; q < quads; q++) lines.push(`    let b${q} = B[brow + cq${q}];`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let q = 0; q < quads; q++) {
+      lines.push(`    acc${i}_${q} = fma(a${i}, b${q}, acc${i}_${q});`);
+    }
+  }
+  lines.push(`  }`);
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`)];
+}
+
+/**
+ * Both operands as vec4 (K % 4 = 0, N % 4 = 0, no transposes): four k steps per iteration
+ * with one vec4 load per A row, which quarters the loads of A.
+ */
+function registersVec4K(t: MatmulTiling): string[] {
+  const quads = t.tn / 4;
+  const lines = [
+    ...prologue(t),
+    `  let nq = N / 4u;`,
+    `  let bq = bBase / 4u;`,
+    `  let kq = K / 4u;`,
+  ];
+  for (let i = 0; i < t.tm; i++) lines.push(`  let ar${i} = (aBase + r${i} * K) / 4u;`);
+  for (let q = 0; q < quads; q++) lines.push(`  let cq${q} = min(n0 / 4u + ${q}u, nq - 1u);`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let q = 0; q < quads; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  }
+  lines.push(`  for (var k4 = 0u; k4 < kq; k4 = k4 + 1u) {`);
+  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A[ar${i} + k4];`);
+  for (let s = 0; s < 4; s++) {
+    lines.push(`    { let brow = bq + (k4 * 4u + ${s}u) * nq;`);
+    for (let q = 0; q < quads; q++) lines.push(`      let b${q} = B[brow + cq${q}];`);
+    for (let i = 0; i < t.tm; i++) {
+      for (let q = 0; q < quads; q++) {
+        lines.push(`      acc${i}_${q} = fma(vec4<f32>(a${i}[${s}]), b${q}, acc${i}_${q});`);
+      }
+    }
+    lines.push(`    }`);
+  }
+  lines.push(`  }`);
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`)];
+}
+
+function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[] {
+  const { wx, wy, tm, tn } = t;
+  const bm = wy * tm, bn = wx * tn, bk = t.bk, threads = wx * wy;
+  const lines = [...prologue(t)];
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
+  }
+  lines.push(
+    `  let tid = lid.y * ${wx}u + lid.x;`,
+    `  let mTile = wid.y * ${bm}u; let nTile = wid.x * ${bn}u;`,
+    `  for (var k0 = 0u; k0 < K; k0 = k0 + ${bk}u) {`,
+    `    for (var l = tid; l < ${bm * bk}u; l = l + ${threads}u) {`,
+    `      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`,
+    `      As[kk * ${bm}u + rr] = select(0.0, A[aBase + ${
+      indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")
+    }], gm < M && gk < K);`,
+    `    }`,
+    `    for (var l = tid; l < ${bk * bn}u; l = l + ${threads}u) {`,
+    `      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`,
+    `      Bs[kk * ${bn}u + cc] = select(0.0, B[bBase + ${
+      indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")
+    }], gn < N && gk < K);`,
+    `    }`,
+    `    workgroupBarrier();`,
+    `    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {`,
+  );
+  for (let i = 0; i < tm; i++) {
+    lines.push(`      let a${i} = As[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
+  }
+  for (let j = 0; j < tn; j++) {
+    lines.push(`      let b${j} = Bs[kk * ${bn}u + lid.x * ${tn}u + ${j}u];`);
+  }
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) {
+      lines.push(`      acc${i}_${j} = fma(a${i}, b${j}, acc${i}_${j});`);
+    }
+  }
+  lines.push(`    }`, `    workgroupBarrier();`, `  }`);
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+}
+
+type Variant = "scalar" | "vec4B" | "vec4AB";
+
+function source(t: MatmulTiling, transA: boolean, transB: boolean, variant: Variant): string {
+  const body = t.kind === "shared"
+    ? sharedTiles(t, transA, transB)
+    : variant === "vec4AB"
+    ? registersVec4K(t)
+    : variant === "vec4B"
+    ? registersVec4(t, transA)
+    : registersScalar(t, transA, transB);
+  const shared = t.kind === "shared"
+    ? `var<workgroup> As: array<f32, ${t.wy * t.tm * t.bk}>;\nvar<workgroup> Bs: array<f32, ${
+      t.bk * t.wx * t.tn
+    }>;`
+    : "";
+  return `struct Params { d: array<vec4<u32>, 2> };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read> A: array<${variant === "vec4AB" ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read> B: array<${variant === "scalar" ? "f32" : "vec4<f32>"}>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
 ${shared}
-@compute @workgroup_size(${wx}, ${wy}, 1)
+@compute @workgroup_size(${t.wx}, ${t.wy}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-${lines.join("\n")}
+${body.join("\n")}
 }`;
 }
 
+const sources = new Map<string, string>();
+
+function cachedSource(t: MatmulTiling, transA: boolean, transB: boolean, variant: Variant): string {
+  const key = `${JSON.stringify(t)}|${transA}|${transB}|${variant}`;
+  let code = sources.get(key);
+  if (!code) sources.set(key, code = source(t, transA, transB, variant));
+  return code;
+}
+
 export function runMatmul(args: MatmulArgs): void {
-  const t = chooseTiling();
   runtime.allocBuffer(args.out, "matmul");
   if (args.m * args.n * args.batch === 0) return;
-  const code = source(t, args.transA, args.transB);
+  const t = chooseTiling(args.m, args.n);
+  // vec4 loads need whole quads along the contiguous axis and no transpose of that operand
+  const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
+  const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
+  const code = cachedSource(
+    t,
+    args.transA,
+    args.transB,
+    vec4A ? "vec4AB" : vec4B ? "vec4B" : "scalar",
+  );
   const u = new Uint32Array([args.m, args.n, args.k, args.aBatchStride, args.bBatchStride]);
   const gx = Math.ceil(args.n / (t.wx * t.tn));
   const gy = Math.ceil(args.m / (t.wy * t.tm));

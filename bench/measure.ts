@@ -1,0 +1,125 @@
+/**
+ * The benchmark workloads, shared by `deno task bench` (bench/run.ts) and `deno bench`
+ * (bench/ops_bench.ts). Every figure is measured on the adapter in use, and a calibration
+ * workload (a fixed float64 loop on the CPU) is timed in the same run so that records taken
+ * on shared, noisy machines compare as ratios.
+ */
+import * as mg from "../mod.ts";
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  /** true when larger is better (throughputs), false for latencies. */
+  higherIsBetter: boolean;
+}
+
+/** Median of `reps` timings of `fn` (ms). */
+async function timeMs(fn: () => Promise<void> | void, reps: number): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)];
+}
+
+/** A fixed CPU workload (ms): the yardstick for this machine's speed right now. */
+export async function calibrationMs(): Promise<number> {
+  const a = new Float64Array(1 << 16).map((_, i) => i * 1e-5);
+  return await timeMs(() => {
+    let s = 0;
+    for (let r = 0; r < 200; r++) {
+      for (let i = 0; i < a.length; i++) s += a[i] * a[(i * 7) & 0xffff];
+    }
+    if (s === 42) console.log(s); // keep the loop alive
+  }, 7);
+}
+
+export async function elementwiseAddGBs(n = 16 * 1024 * 1024): Promise<Figure> {
+  const a = mg.ones([n]), b = mg.ones([n]);
+  mg.add(a, b).dispose();
+  await mg.sync();
+  const reps = 5;
+  const ms = await timeMs(async () => {
+    for (let i = 0; i < reps; i++) mg.add(a, b).dispose();
+    await mg.sync();
+  }, 3) / reps;
+  a.dispose(), b.dispose();
+  return {
+    name: `add ${n / (1 << 20)}M f32`,
+    value: (3 * 4 * n) / (ms * 1e6),
+    unit: "GB/s",
+    higherIsBetter: true,
+  };
+}
+
+export async function matmulGflops(n: number): Promise<{ figure: Figure; firstCallMs: number }> {
+  const a = mg.random.normal(mg.random.key(1), [n, n]),
+    b = mg.random.normal(mg.random.key(2), [n, n]);
+  await mg.sync();
+  const t0 = performance.now();
+  mg.matmul(a, b).dispose();
+  await mg.sync();
+  const firstCallMs = performance.now() - t0;
+  const reps = n >= 1024 ? 1 : n >= 512 ? 3 : 10;
+  const ms = await timeMs(async () => {
+    for (let i = 0; i < reps; i++) mg.matmul(a, b).dispose();
+    await mg.sync();
+  }, 3) / reps;
+  a.dispose(), b.dispose();
+  return {
+    figure: {
+      name: `matmul ${n}³`,
+      value: (2 * n ** 3) / (ms * 1e6),
+      unit: "GFLOP/s",
+      higherIsBetter: true,
+    },
+    firstCallMs,
+  };
+}
+
+/** Amortised cost of one tiny op inside a batch: a chain of 100 dependent adds on 64 floats. */
+export async function tinyOpChain(): Promise<{ figure: Figure; dispatches: number }> {
+  const x = mg.ones([64]);
+  const chain = () =>
+    mg.tidy(() => {
+      let y = x;
+      for (let i = 0; i < 100; i++) y = mg.add(y, x);
+      return y;
+    });
+  chain().dispose();
+  await mg.sync();
+  const d0 = mg.runtimeStats().dispatches;
+  chain().dispose();
+  const dispatches = mg.runtimeStats().dispatches - d0;
+  await mg.sync();
+  const rounds = 20;
+  const ms = await timeMs(async () => {
+    for (let r = 0; r < rounds; r++) chain().dispose();
+    await mg.sync();
+  }, 5);
+  x.dispose();
+  return {
+    figure: {
+      name: "tiny op (chain of 100)",
+      value: (ms * 1000) / (rounds * 100),
+      unit: "µs/op",
+      higherIsBetter: false,
+    },
+    dispatches,
+  };
+}
+
+/** One submit-and-wait round trip with a trivial op (the readback floor). */
+export async function readbackMs(): Promise<Figure> {
+  const x = mg.ones([1]);
+  await x.add(1).data();
+  const ms = await timeMs(async () => {
+    await x.add(1).data();
+  }, 10);
+  x.dispose();
+  return { name: "op + readback", value: ms, unit: "ms", higherIsBetter: false };
+}

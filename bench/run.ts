@@ -1,0 +1,77 @@
+/**
+ * `deno task bench`: run the core benchmarks on the default adapter, print a table and write
+ * a JSON record to bench/results/<date>.json (or the path given with --out).
+ *
+ *   deno task bench [--out file.json] [--quick]
+ */
+import { parseArgs } from "node:util";
+import * as mg from "../mod.ts";
+import {
+  calibrationMs,
+  elementwiseAddGBs,
+  type Figure,
+  matmulGflops,
+  readbackMs,
+  tinyOpChain,
+} from "./measure.ts";
+
+export interface BenchRecord {
+  date: string;
+  adapter: string;
+  backendHint: string;
+  deno: string;
+  calibrationMs: number;
+  figures: Array<Figure & { perCalibration: number }>;
+  notes: Record<string, number>;
+}
+
+const { values } = parseArgs({ options: { out: { type: "string" }, quick: { type: "boolean" } } });
+const info = await mg.init();
+console.log(
+  `adapter: ${info.description} (${
+    info.backendHint || "default backend"
+  }), deno ${Deno.version.deno}`,
+);
+
+const calibration = await calibrationMs();
+const figures: Figure[] = [];
+const notes: Record<string, number> = {};
+figures.push(await elementwiseAddGBs());
+for (const n of values.quick ? [256] : [256, 512, 1024]) {
+  const { figure, firstCallMs } = await matmulGflops(n);
+  figures.push(figure);
+  notes[`matmul ${n} first call ms`] = Math.round(firstCallMs);
+}
+const chain = await tinyOpChain();
+figures.push(chain.figure);
+notes["dispatches per chain of 100 adds"] = chain.dispatches;
+figures.push(await readbackMs());
+await mg.sync();
+const stats = mg.runtimeStats();
+notes["dispatches issued (whole run)"] = stats.dispatches;
+notes["pipelines compiled"] = stats.pipelinesCompiled;
+
+// Normalise: throughput × calibration time, or latency ÷ calibration time — both are then
+// in "per unit of this machine's current CPU speed", comparable across noisy runs.
+const record: BenchRecord = {
+  date: new Date().toISOString(),
+  adapter: info.description,
+  backendHint: info.backendHint,
+  deno: Deno.version.deno,
+  calibrationMs: calibration,
+  figures: figures.map((f) => ({
+    ...f,
+    perCalibration: f.higherIsBetter ? f.value * calibration : f.value / calibration,
+  })),
+  notes,
+};
+
+console.log(`calibration: ${calibration.toFixed(1)} ms`);
+console.log("| benchmark | value | unit |\n|---|---:|---|");
+for (const f of figures) console.log(`| ${f.name} | ${f.value.toPrecision(4)} | ${f.unit} |`);
+for (const [k, v] of Object.entries(notes)) console.log(`| ${k} | ${v} | |`);
+
+const out = values.out ?? `bench/results/${record.date.slice(0, 19).replaceAll(":", "-")}.json`;
+await Deno.mkdir(out.split("/").slice(0, -1).join("/") || ".", { recursive: true });
+await Deno.writeTextFile(out, JSON.stringify(record, null, 2) + "\n");
+console.log(`record written to ${out}`);

@@ -29,6 +29,24 @@ export {
 } from "./core/backend/api.ts";
 export type { AdapterInfo, BackendName, RuntimeStats } from "./core/backend/api.ts";
 export * from "./core/ops/all.ts";
+export {
+  checkpoint,
+  customVjp,
+  grad,
+  hessian,
+  hvp,
+  isTracer,
+  jacfwd,
+  jacrev,
+  jvp,
+  linearize,
+  stopGradient,
+  valueAndGrad,
+  vjp,
+} from "./core/autodiff/api.ts";
+export type { Argnums, GradOptions } from "./core/autodiff/api.ts";
+export { checkGrads } from "./core/autodiff/check_grads.ts";
+export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";
 /**
  * Counter-based randomness with explicit keys: `random.key`, `random.split`, `random.uniform`,
  * `random.normal`, ... (bit-identical on both backends).

@@ -23,6 +23,17 @@ const finalizer = new FinalizationRegistry<Storage>((storage) => {
   storage.release();
 });
 
+/**
+ * Tensors an active transformation still needs (e.g. values recorded for a backward pass)
+ * must survive the end of an inner `tidy`; they move to the enclosing scope instead.
+ */
+let isPinned: (t: Disposable) => boolean = () => false;
+
+/** Installed by the autodiff module. */
+export function setPinnedCheck(check: (t: Disposable) => boolean): void {
+  isPinned = check;
+}
+
 /** Called by every new tensor. */
 export function track(t: Disposable, storage: Storage | null): void {
   tensorCounter.live++;
@@ -68,7 +79,7 @@ export function tidy<T>(fn: () => T): T {
   const keepSet = new Set(leaves(result));
   const parent = scopes.at(-1);
   for (const t of scope) {
-    if (keepSet.has(t)) parent?.add(t);
+    if (keepSet.has(t) || isPinned(t)) parent?.add(t);
     else if (!t.isDisposed) t.dispose();
   }
   return result;

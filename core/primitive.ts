@@ -12,6 +12,7 @@ import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
+import { topTrace } from "./tracer.ts";
 
 /** Abstract value: what is known of a tensor without its values. */
 export interface Aval {
@@ -42,6 +43,12 @@ export interface Primitive<P = Record<string, never>> {
    * reshape). Returning null falls back to computing.
    */
   view?(input: Tensor, params: P, out: Aval): Tensor | null;
+  /**
+   * Reverse-mode rule: given the cotangent `g` of the output, the cotangents of the inputs
+   * (null = zero or not differentiable). Written with ops, so it is differentiable again.
+   * Primitives without it (integer-valued ones) never propagate gradients.
+   */
+  vjp?(g: Tensor, inputs: readonly Tensor[], out: Tensor, params: P): (Tensor | null)[];
 }
 
 /** Run primitive `prim` on concrete tensors. */
@@ -51,6 +58,8 @@ export function bind<P>(
   params: P,
   backend?: BackendName,
 ): Tensor {
+  const trace = topTrace(prim.name, inputs);
+  if (trace) return trace.process(prim, inputs, params);
   const avals = inputs.map((t) => {
     t.storage; // throws a clear error for a disposed tensor
     return { shape: t.shape, dtype: t.dtype };

@@ -7,7 +7,18 @@ import { readFloat64, readStorage } from "./backend/select.ts";
 import type { BackendName, Storage } from "./backend/storage.ts";
 import { track, untrack } from "./memory.ts";
 import { fmtShape, sizeOf } from "./shape.ts";
-import * as ops from "./ops/all.ts";
+import type * as OpsModule from "./ops/all.ts";
+
+/**
+ * The op functions behind Tensor's methods. Bound late by core/ops/all.ts: the ops import
+ * this module, so importing them here would make a cycle that breaks class initialisation.
+ */
+let ops: typeof OpsModule;
+
+/** @internal Called once by core/ops/all.ts. */
+export function registerTensorOps(table: typeof OpsModule): void {
+  ops = table;
+}
 
 /** Nested JS arrays as returned by `Tensor.array()`. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -32,12 +43,15 @@ export class Tensor {
   readonly dtype: DType;
   #storage: Storage | null;
 
-  /** @internal Use the creation functions (`tensor`, `zeros`, ...) instead. */
-  constructor(shape: readonly number[], dtype: DType, storage: Storage) {
+  /**
+   * @internal Use the creation functions (`tensor`, `zeros`, ...) instead. `storage` is null
+   * only for tracers (values being traced by a transformation), which hold no memory.
+   */
+  constructor(shape: readonly number[], dtype: DType, storage: Storage | null) {
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.#storage = storage;
-    track(this, storage);
+    if (storage) track(this, storage);
   }
 
   /** Number of elements. */

@@ -6,3 +6,7 @@ export * from "./shape.ts";
 export * from "./linalg.ts";
 export * from "./indexing.ts";
 export * from "./conv.ts";
+
+import { registerTensorOps } from "../tensor.ts";
+import * as self from "./all.ts";
+registerTensorOps(self);

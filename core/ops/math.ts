@@ -282,12 +282,11 @@ export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
   const c = cond instanceof Tensor
     ? cast(cond, "bool")
     : scalar(Boolean(cond), "bool", anchor.backend);
-  const [x, y] = operands(
-    "where",
-    [a, b].map((
-      v,
-    ) => (v instanceof Tensor || typeof v !== "boolean" ? v : Number(v))) as TensorLike[],
-  );
+  const branches = [a, b].map((v) => (typeof v === "boolean" ? Number(v) : v));
+  // Two JS numbers: f32, as tensor() would make them.
+  const [x, y] = branches.some((v) => v instanceof Tensor)
+    ? operands("where", branches)
+    : branches.map((v) => scalar(v as number, "f32", anchor.backend));
   return bind(E.where, [c, x, y], {});
 }
 

@@ -216,3 +216,24 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const a = normAxis(axis, x.ndim, "logSoftmax");
   return sub(x, logsumexp(x, a, true));
 }
+
+/**
+ * Sum `g` down to `shape` over the axes NumPy broadcasting added or stretched: the adjoint
+ * of broadcasting, used by every gradient rule of a broadcasting op.
+ *
+ * @example
+ * ```ts
+ * import { sumToShape, ones } from "@metagrad/metagrad";
+ * sumToShape(ones([4, 2, 3]), [2, 1]).shape; // [2, 1], each entry 12
+ * ```
+ */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const s = axes.length ? sum(g, axes, true) : g;
+  return reshape(s, shape);
+}

@@ -2,9 +2,11 @@
 import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { stridedReadGpu, stridedReadRef } from "./strided.ts";
+import { sumToShape } from "../ops/reduce.ts";
 
 export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
   name: "broadcastTo",
+  vjp: (g, [x]) => [sumToShape(g, x.shape)],
   abstractEval([x], { shape }) {
     const b = broadcastShapes("broadcastTo", x.shape, shape);
     if (!shapesEqual(b, shape)) {

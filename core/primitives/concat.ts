@@ -3,9 +3,19 @@ import { fmtShape, sizeOf, stridesOf } from "../shape.ts";
 import { runCopyInto } from "../backend/webgpu/kernels/copy_into.ts";
 import { runtime } from "../backend/webgpu/runtime.ts";
 import type { Primitive } from "../primitive.ts";
+import { slice as sliceOp, type SliceSpec } from "../ops/shape.ts";
 
 export const concat: Primitive<{ axis: number }> = {
   name: "concat",
+  vjp(g, xs, _out, { axis }) {
+    let at = 0;
+    return xs.map((x) => {
+      const spec: SliceSpec[] = x.shape.map(() => null);
+      spec[axis] = [at, at + x.shape[axis]];
+      at += x.shape[axis];
+      return x.dtype === "f32" ? sliceOp(g, spec) : null;
+    });
+  },
   abstractEval(xs, { axis }) {
     if (xs.length === 0) throw new RangeError("concat: needs at least one tensor");
     const r = xs[0].shape.length;

@@ -7,6 +7,12 @@ import { fmtShape, sizeOf } from "../shape.ts";
 import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Aval, Primitive } from "../primitive.ts";
+import type { Tensor } from "../tensor.ts";
+import { bind } from "../primitive.ts";
+import { eye } from "../ops/creation.ts";
+import { mul } from "../ops/math.ts";
+import { sum } from "../ops/reduce.ts";
+import { flip, reshape, slice, transpose } from "../ops/shape.ts";
 
 export interface Conv2dParams {
   stride: readonly [number, number];
@@ -57,6 +63,9 @@ function geometry(x: Aval, w: Aval, p: Conv2dParams) {
 
 export const conv2d: Primitive<Conv2dParams> = {
   name: "conv2d",
+  vjp(g, [x, w], _out, p) {
+    return [inputGrad(g, x, w, p), weightGrad(g, x, w, p)];
+  },
   abstractEval([x, w], p) {
     if (x.shape.length !== 4 || w.shape.length !== 4) {
       throw new RangeError(
@@ -193,3 +202,72 @@ export const conv2d: Primitive<Conv2dParams> = {
     );
   },
 };
+
+/**
+ * ∂/∂x: a convolution of g (input-dilated by the forward stride) with the flipped kernel,
+ * in- and out-channels swapped per group; then cropped and sampled every lhsDilation.
+ */
+function inputGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
+  const [, C, H, W] = x.shape;
+  const [O, I, KH, KW] = w.shape;
+  const G = p.groups, Og = O / G;
+  const [OH, OW] = g.shape.slice(2);
+  const wt = reshape(transpose(reshape(flip(w, [2, 3]), [G, Og, I, KH, KW]), [0, 2, 1, 3, 4]), [
+    C,
+    Og,
+    KH,
+    KW,
+  ]);
+  const axis = (
+    k: number,
+    dil: number,
+    stride: number,
+    padLo: number,
+    inSize: number,
+    outSize: number,
+    lhs: number,
+  ) => {
+    const kEff = (k - 1) * dil + 1;
+    const lo = kEff - 1 - padLo;
+    const crop = Math.max(0, -lo);
+    const dilated = (inSize - 1) * lhs + 1;
+    const produced = (outSize - 1) * stride + 1 + Math.max(0, lo) - kEff + 1;
+    return { lo: Math.max(0, lo), hi: Math.max(0, crop + dilated - produced), crop, dilated };
+  };
+  const ah = axis(KH, p.dilation[0], p.stride[0], p.padding[0], H, OH, p.lhsDilation[0]);
+  const aw = axis(KW, p.dilation[1], p.stride[1], p.padding[2], W, OW, p.lhsDilation[1]);
+  const full = bind(conv2d, [g, wt], {
+    stride: [1, 1],
+    padding: [ah.lo, ah.hi, aw.lo, aw.hi],
+    dilation: p.dilation,
+    lhsDilation: p.stride,
+    groups: G,
+  });
+  return slice(full, [null, null, [ah.crop, ah.crop + ah.dilated, p.lhsDilation[0]], [
+    aw.crop,
+    aw.crop + aw.dilated,
+    p.lhsDilation[1],
+  ]]);
+}
+
+/**
+ * ∂/∂w: correlate x (batch and channels swapped) with g as the kernel, dilated by the forward
+ * stride; with groups, keep the block-diagonal (group-to-same-group) part.
+ */
+function weightGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
+  const [O, I, KH, KW] = w.shape;
+  const G = p.groups, Og = O / G;
+  const full = bind(conv2d, [transpose(x, [1, 0, 2, 3]), transpose(g, [1, 0, 2, 3])], {
+    stride: p.dilation,
+    padding: p.padding,
+    dilation: p.stride,
+    lhsDilation: p.lhsDilation,
+    groups: 1,
+  }); // [C, O, ≥KH, ≥KW]
+  const cropped = slice(full, [null, null, [0, KH], [0, KW]]);
+  if (G === 1) return transpose(cropped, [1, 0, 2, 3]);
+  const blocks = reshape(cropped, [G, I, G, Og, KH, KW]);
+  const diag = reshape(eye(G, G, 0, { backend: x.backend }), [G, 1, G, 1, 1, 1]);
+  const same = sum(mul(blocks, diag), 2); // [G, I, Og, KH, KW]
+  return reshape(transpose(same, [0, 2, 1, 3, 4]), [O, I, KH, KW]);
+}

@@ -4,9 +4,11 @@ import { roundToDType } from "../dtype.ts";
 import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
+import { bind } from "../primitive.ts";
 
 export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
   name: "cumsum",
+  vjp: (g, _x, _out, { axis, reverse }) => [bind(cumsum, [g], { axis, reverse: !reverse })],
   abstractEval([x], { axis }) {
     if (axis < 0 || axis >= x.shape.length) {
       throw new RangeError(`cumsum: axis ${axis} out of range for ${fmtShape(x.shape)}`);

@@ -8,6 +8,9 @@ import { broadcastShapes, broadcastStrides, sizeOf, stridesOf } from "../shape.t
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
 import { roundToDType } from "../dtype.ts";
+import type { Tensor } from "../tensor.ts";
+import * as op from "../ops/math.ts";
+import { sumToShape } from "../ops/reduce.ts";
 
 type Kinds = "float" | "numeric" | "int" | "bool" | "intOrBool" | "any";
 
@@ -20,6 +23,11 @@ interface Row {
   out: (d: DType) => DType;
   ref: (d: DType) => (a: number, b: number, c: number) => number;
   wgsl: (v: string[], d: DType) => string;
+  /**
+   * Cotangents of the inputs given the output's cotangent `g`, at the broadcast shape
+   * (makePrimitive sums them back to each input's shape). Omitted: not differentiable.
+   */
+  vjp?: (g: Tensor, x: readonly Tensor[], out: Tensor) => (Tensor | null)[];
 }
 
 const same = (d: DType) => d;
@@ -137,8 +145,36 @@ fn max_f(a: f32, b: f32) -> f32 { return select(max(a, b), nan_f32(), is_nan(a) 
 fn min_f(a: f32, b: f32) -> f32 { return select(min(a, b), nan_f32(), is_nan(a) || is_nan(b)); }
 `;
 
-function floatOnly(name: string, ref: (x: number) => number, wgsl: (v: string) => string): Row {
-  return { name, arity: 1, accepts: "float", out: same, ref: () => ref, wgsl: (v) => wgsl(v[0]) };
+function floatOnly(
+  name: string,
+  ref: (x: number) => number,
+  wgsl: (v: string) => string,
+  vjp?: (g: Tensor, x: Tensor, out: Tensor) => Tensor | null,
+): Row {
+  return {
+    name,
+    arity: 1,
+    accepts: "float",
+    out: same,
+    ref: () => ref,
+    wgsl: (v) => wgsl(v[0]),
+    vjp: vjp ? (g, [x], out) => [vjp(g, x, out)] : undefined,
+  };
+}
+
+/** Gradient of maximum/minimum: to the winner, split evenly on ties (as JAX does). */
+function minmaxVjp(
+  g: Tensor,
+  a: Tensor,
+  b: Tensor,
+  wins: (x: Tensor, y: Tensor) => Tensor,
+): Tensor[] {
+  const half = op.mul(g, 0.5);
+  const tie = op.equal(a, b);
+  return [
+    op.where(wins(a, b), g, op.where(tie, half, 0)),
+    op.where(wins(b, a), g, op.where(tie, half, 0)),
+  ];
 }
 
 const zeroOf = (d: DType) => (d === "f32" ? "0.0" : d === "i32" ? "0" : "0u");
@@ -152,6 +188,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (a) => -a,
     wgsl: (v, d) => d === "f32" ? `-${v[0]}` : `${zeroOf(d)} - ${v[0]}`,
+    vjp: (g) => [op.neg(g)],
   },
   {
     name: "abs",
@@ -160,6 +197,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => Math.abs,
     wgsl: (v) => `abs(${v[0]})`,
+    vjp: (g, [x]) => [op.mul(g, op.sign(x))],
   },
   {
     name: "sign",
@@ -174,16 +212,31 @@ const ROWS: Row[] = [
         ? `select(select(0, -1, ${v[0]} < 0), 1, ${v[0]} > 0)`
         : `select(0u, 1u, ${v[0]} > 0u)`,
   },
-  floatOnly("exp", Math.exp, (v) => `exp(${v})`),
-  floatOnly("log", Math.log, (v) => `log(${v})`),
-  floatOnly("log1p", Math.log1p, (v) => `log1p_f(${v})`),
-  floatOnly("expm1", Math.expm1, (v) => `expm1_f(${v})`),
-  floatOnly("sin", Math.sin, (v) => `sin(${v})`),
-  floatOnly("cos", Math.cos, (v) => `cos(${v})`),
-  floatOnly("tanh", Math.tanh, (v) => `tanh_f(${v})`),
-  floatOnly("sqrt", Math.sqrt, (v) => `sqrt(${v})`),
-  floatOnly("rsqrt", (x) => 1 / Math.sqrt(x), (v) => `inverseSqrt(${v})`),
-  floatOnly("reciprocal", (x) => 1 / x, (v) => `1.0 / ${v}`),
+  floatOnly("exp", Math.exp, (v) => `exp(${v})`, (g, _x, out) => op.mul(g, out)),
+  floatOnly("log", Math.log, (v) => `log(${v})`, (g, x) => op.div(g, x)),
+  floatOnly("log1p", Math.log1p, (v) => `log1p_f(${v})`, (g, x) => op.div(g, op.add(x, 1))),
+  floatOnly("expm1", Math.expm1, (v) => `expm1_f(${v})`, (g, _x, out) => op.mul(g, op.add(out, 1))),
+  floatOnly("sin", Math.sin, (v) => `sin(${v})`, (g, x) => op.mul(g, op.cos(x))),
+  floatOnly("cos", Math.cos, (v) => `cos(${v})`, (g, x) => op.neg(op.mul(g, op.sin(x)))),
+  floatOnly(
+    "tanh",
+    Math.tanh,
+    (v) => `tanh_f(${v})`,
+    (g, _x, out) => op.mul(g, op.sub(1, op.mul(out, out))),
+  ),
+  floatOnly("sqrt", Math.sqrt, (v) => `sqrt(${v})`, (g, _x, out) => op.div(g, op.mul(out, 2))),
+  floatOnly(
+    "rsqrt",
+    (x) => 1 / Math.sqrt(x),
+    (v) => `inverseSqrt(${v})`,
+    (g, x, out) => op.mul(g, op.div(op.mul(out, -0.5), x)),
+  ),
+  floatOnly(
+    "reciprocal",
+    (x) => 1 / x,
+    (v) => `1.0 / ${v}`,
+    (g, _x, out) => op.neg(op.mul(g, op.mul(out, out))),
+  ),
   floatOnly("floor", Math.floor, (v) => `floor(${v})`),
   floatOnly("ceil", Math.ceil, (v) => `ceil(${v})`),
   floatOnly("round", roundHalfEven, (v) => `round(${v})`),
@@ -191,8 +244,14 @@ const ROWS: Row[] = [
     "sigmoid",
     (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
     (v) => `sigmoid_f(${v})`,
+    (g, _x, out) => op.mul(g, op.mul(out, op.sub(1, out))),
   ),
-  floatOnly("erf", erf64, (v) => `erf_f(${v})`),
+  floatOnly(
+    "erf",
+    erf64,
+    (v) => `erf_f(${v})`,
+    (g, x) => op.mul(g, op.mul(op.exp(op.neg(op.mul(x, x))), 2 / Math.sqrt(Math.PI))),
+  ),
   {
     name: "not",
     arity: 1,
@@ -209,6 +268,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (a, b) => a + b,
     wgsl: (v) => `${v[0]} + ${v[1]}`,
+    vjp: (g) => [g, g],
   },
   {
     name: "sub",
@@ -217,6 +277,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (a, b) => a - b,
     wgsl: (v) => `${v[0]} - ${v[1]}`,
+    vjp: (g) => [g, op.neg(g)],
   },
   {
     name: "mul",
@@ -225,6 +286,7 @@ const ROWS: Row[] = [
     out: same,
     ref: imul,
     wgsl: (v) => `${v[0]} * ${v[1]}`,
+    vjp: (g, [a, b]) => [op.mul(g, b), op.mul(g, a)],
   },
   {
     name: "div",
@@ -233,6 +295,7 @@ const ROWS: Row[] = [
     out: same,
     ref: (d) => d === "f32" ? (a, b) => a / b : (a, b) => intDiv(a, b, d),
     wgsl: (v, d) => d === "f32" ? `${v[0]} / ${v[1]}` : `div_${d[0]}(${v[0]}, ${v[1]})`,
+    vjp: (g, [, b], out) => [op.div(g, b), op.neg(op.div(op.mul(g, out), b))],
   },
   {
     name: "mod",
@@ -241,6 +304,7 @@ const ROWS: Row[] = [
     out: same,
     ref: (d) => d === "f32" ? (a, b) => a - Math.floor(a / b) * b : (a, b) => intMod(a, b, d),
     wgsl: (v, d) => `mod_${d[0]}(${v[0]}, ${v[1]})`,
+    vjp: (g, [a, b]) => [g, op.neg(op.mul(g, op.floor(op.div(a, b))))],
   },
   {
     name: "pow",
@@ -249,6 +313,23 @@ const ROWS: Row[] = [
     out: same,
     ref: () => powRef,
     wgsl: (v) => `pow_f(${v[0]}, ${v[1]})`,
+    vjp: (g, [a, b], out) => {
+      const zero = op.equal(a, 0);
+      const positive = op.greater(a, 0);
+      return [
+        // d/da a^b = b·a^(b−1): as b·out/a away from 0 (cheap), directly at a = 0
+        op.mul(
+          g,
+          op.where(
+            zero,
+            op.mul(b, op.pow(a, op.sub(b, 1))),
+            op.div(op.mul(b, out), op.where(zero, 1, a)),
+          ),
+        ),
+        // d/db a^b = out·log a, taken as 0 where a ≤ 0 (as JAX does)
+        op.mul(g, op.where(positive, op.mul(out, op.log(op.where(positive, a, 1))), 0)),
+      ];
+    },
   },
   {
     name: "maximum",
@@ -257,6 +338,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
     wgsl: (v, d) => d === "f32" ? `max_f(${v[0]}, ${v[1]})` : `max(${v[0]}, ${v[1]})`,
+    vjp: (g, [a, b]) => minmaxVjp(g, a, b, op.greater),
   },
   {
     name: "minimum",
@@ -265,6 +347,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
     wgsl: (v, d) => d === "f32" ? `min_f(${v[0]}, ${v[1]})` : `min(${v[0]}, ${v[1]})`,
+    vjp: (g, [a, b]) => minmaxVjp(g, a, b, op.less),
   },
   {
     name: "eq",
@@ -363,6 +446,7 @@ const ROWS: Row[] = [
     out: same,
     ref: () => (c, a, b) => (c ? a : b),
     wgsl: (v) => `select(${v[2]}, ${v[1]}, ${v[0]})`,
+    vjp: (g, [c]) => [null, op.where(c, g, 0), op.where(c, 0, g)],
   },
 ];
 
@@ -442,6 +526,16 @@ function makePrimitive(row: Row): Primitive {
       }
       return res;
     },
+    vjp: row.vjp
+      ? (g, inputs, out) => {
+        const rule = row.vjp!;
+        // Only float inputs have gradients; each goes back to its own (pre-broadcast) shape.
+        return rule(g, inputs, out).map((
+          c,
+          i,
+        ) => (c && inputs[i].dtype === "f32" ? sumToShape(c, inputs[i].shape) : null));
+      }
+      : undefined,
     webgpu(inputs: readonly GpuOperand[], _params, out) {
       const d = valueInputs(inputs)[0].dtype;
       runElementwise(
@@ -471,6 +565,8 @@ export const ELEMENTWISE_NAMES: readonly string[] = ROWS.map((r) => r.name);
 /** cast(x, dtype): value conversion (f32→int truncates toward zero; anything→bool is x != 0). */
 export const cast: Primitive<{ dtype: DType }> = {
   name: "cast",
+  // Only f32 → f32 carries a gradient; conversions to or from integers are not differentiable.
+  vjp: (g, [x], _out, { dtype }) => [x.dtype === "f32" && dtype === "f32" ? g : null],
   abstractEval([x], { dtype }) {
     return { shape: x.shape, dtype };
   },

@@ -7,6 +7,7 @@ import { fmtShape, sizeOf } from "../shape.ts";
 import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
+import { bind } from "../primitive.ts";
 
 export function clampIndex(i: number, size: number): number {
   const j = i < 0 ? i + size : i;
@@ -21,6 +22,12 @@ fn clamp_index(i: i32, size: u32) -> u32 {
 
 export const take: Primitive<{ axis: number }> = {
   name: "take",
+  vjp: (
+    g,
+    [x, idx],
+    _out,
+    { axis },
+  ) => [bind(scatterAdd, [g, idx], { axis, size: x.shape[axis] }), null],
   abstractEval([x, idx], { axis }) {
     if (idx.dtype !== "i32") throw new TypeError(`take: indices must be i32, got ${idx.dtype}`);
     if (axis < 0 || axis >= x.shape.length) {
@@ -77,6 +84,7 @@ export const take: Primitive<{ axis: number }> = {
  */
 export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   name: "scatterAdd",
+  vjp: (g, [, idx], _out, { axis }) => [bind(take, [g, idx], { axis }), null],
   abstractEval([upd, idx], { axis, size }) {
     if (idx.dtype !== "i32") {
       throw new TypeError(`scatterAdd: indices must be i32, got ${idx.dtype}`);

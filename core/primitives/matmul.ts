@@ -7,6 +7,8 @@ import { runMatmul } from "../backend/webgpu/kernels/matmul.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { GpuStorage } from "../backend/webgpu/runtime.ts";
 import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
+import { matmul as mm } from "../ops/linalg.ts";
+import { sumToShape } from "../ops/reduce.ts";
 
 export interface MatmulParams {
   transposeA: boolean;
@@ -26,6 +28,12 @@ function dims(a: Aval, b: Aval, p: MatmulParams) {
 
 export const matmul: Primitive<MatmulParams> = {
   name: "matmul",
+  vjp(g, [a, b], _out, { transposeA: tA, transposeB: tB }) {
+    // With A' = op(A), B' = op(B): dA' = g·B'ᵀ, dB' = A'ᵀ·g; transposes stay folded in.
+    const da = tA ? mm(b, g, { transposeA: tB, transposeB: true }) : mm(g, b, { transposeB: !tB });
+    const db = tB ? mm(g, a, { transposeA: true, transposeB: tA }) : mm(a, g, { transposeA: !tA });
+    return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
+  },
   abstractEval([a, b], p) {
     if (a.shape.length < 2 || b.shape.length < 2) {
       throw new RangeError(

@@ -7,6 +7,8 @@ import { roundToDType } from "../dtype.ts";
 import { runCopyInto } from "../backend/webgpu/kernels/copy_into.ts";
 import type { Primitive } from "../primitive.ts";
 import { fillGpu } from "./fill.ts";
+import { bind } from "../primitive.ts";
+import { slice } from "./slice.ts";
 
 export interface PadParams {
   lo: readonly number[];
@@ -26,6 +28,12 @@ function placement(inShape: readonly number[], outShape: readonly number[], p: P
 
 export const pad: Primitive<PadParams> = {
   name: "pad",
+  vjp(g, [x], _out, p) {
+    const step = p.interior.map((i) => i + 1);
+    const start = [...p.lo];
+    const stop = x.shape.map((n, i) => p.lo[i] + Math.max(0, n - 1) * step[i] + (n > 0 ? 1 : 0));
+    return [bind(slice, [g], { start, stop, step })];
+  },
   abstractEval([x], p) {
     const r = x.shape.length;
     for (const [name, v] of [["lo", p.lo], ["hi", p.hi], ["interior", p.interior]] as const) {

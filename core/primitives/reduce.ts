@@ -9,6 +9,10 @@ import { GpuStorage } from "../backend/webgpu/runtime.ts";
 import { type ReduceOp, runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import type { Primitive } from "../primitive.ts";
 import { roundToDType } from "../dtype.ts";
+import type { Tensor } from "../tensor.ts";
+import * as m from "../ops/math.ts";
+import { sum } from "../ops/reduce.ts";
+import { broadcastTo, reshape } from "../ops/shape.ts";
 
 export type { ReduceOp };
 
@@ -35,6 +39,19 @@ function runsOf(axes: readonly number[]): Array<[number, number]> {
 
 export const reduce: Primitive<ReduceParams> = {
   name: "reduce",
+  vjp(g, [x], out, { op, axes }) {
+    if (op === "argmax" || op === "argmin") return [null];
+    const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const gb = broadcastTo(reshape(g, kept), x.shape);
+    if (op === "sum") return [gb];
+    const ob = reshape(out, kept);
+    if (op === "prod") {
+      return [m.where(m.equal(x, 0), 0, m.div(m.mul(gb, ob), m.where(m.equal(x, 0), 1, x)))];
+    }
+    // max/min: to the elements equal to the extreme, shared evenly among ties
+    const hit = m.cast(m.equal(x, ob), "f32");
+    return [m.mul(gb, m.div(hit, reshape(sum(hit, [...axes], false), kept)))];
+  },
   abstractEval([x], { op, axes }) {
     for (const a of axes) {
       if (a < 0 || a >= x.shape.length) {

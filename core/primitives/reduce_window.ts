@@ -8,6 +8,11 @@ import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
 import { convOutSize } from "./conv2d.ts";
+import type { Tensor } from "../tensor.ts";
+import { bind } from "../primitive.ts";
+import { add, equal, logicalAnd, logicalNot, logicalOr, where } from "../ops/math.ts";
+import { pad } from "./pad.ts";
+import { slice } from "./slice.ts";
 
 export interface ReduceWindowParams {
   op: "max" | "sum";
@@ -19,6 +24,9 @@ export interface ReduceWindowParams {
 
 export const reduceWindow2d: Primitive<ReduceWindowParams> = {
   name: "reduceWindow2d",
+  vjp(g, [x], out, p) {
+    return [windowGrad(g, x, out, p)];
+  },
   abstractEval([x], p) {
     if (x.shape.length < 2) {
       throw new RangeError(`reduceWindow2d: needs rank ≥ 2, got ${fmtShape(x.shape)}`);
@@ -110,3 +118,63 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     );
   },
 };
+
+/**
+ * For each window offset (kh, kw), the strided slice of the padded input lines up with the
+ * output; its cotangent share (all of g for sum; g at the first maximum for max) is scattered
+ * back by the adjoint of that slice — a pad with interior zeros.
+ */
+function windowGrad(g: Tensor, x: Tensor, out: Tensor, p: ReduceWindowParams): Tensor {
+  const lead = x.shape.slice(0, -2).map(() => 0);
+  const [H, W] = x.shape.slice(-2);
+  const [OH, OW] = out.shape.slice(-2);
+  const [pt, pb, pl, pr] = p.padding;
+  const Hp = H + pt + pb, Wp = W + pl + pr;
+  const rank = x.shape.length;
+  const xp = p.op === "max"
+    ? bind(pad, [x], {
+      lo: [...lead, pt, pl],
+      hi: [...lead, pb, pr],
+      interior: [...lead, 0, 0],
+      value: -Infinity,
+    })
+    : x;
+  let assigned: Tensor | null = null;
+  let total: Tensor | null = null;
+  for (let kh = 0; kh < p.window[0]; kh++) {
+    for (let kw = 0; kw < p.window[1]; kw++) {
+      let share = g;
+      if (p.op === "max") {
+        const view = bind(slice, [xp], {
+          start: [...lead, kh, kw],
+          stop: [
+            ...x.shape.slice(0, -2),
+            kh + (OH - 1) * p.stride[0] + 1,
+            kw + (OW - 1) * p.stride[1] + 1,
+          ],
+          step: [...lead.map(() => 1), p.stride[0], p.stride[1]],
+        });
+        const isMax = equal(view, out);
+        const first: Tensor = assigned ? logicalAnd(isMax, logicalNot(assigned)) : isMax;
+        assigned = assigned ? logicalOr(assigned, first) : first;
+        share = where(first, g, 0);
+      }
+      const placed = bind(pad, [share], {
+        lo: [...lead, kh, kw],
+        hi: [
+          ...lead,
+          Hp - kh - ((OH - 1) * p.stride[0] + 1),
+          Wp - kw - ((OW - 1) * p.stride[1] + 1),
+        ],
+        interior: [...lead, p.stride[0] - 1, p.stride[1] - 1],
+        value: 0,
+      });
+      total = total ? add(total, placed) : placed;
+    }
+  }
+  return bind(slice, [total!], {
+    start: [...lead, pt, pl],
+    stop: [...x.shape.slice(0, -2), pt + H, pl + W],
+    step: Array.from({ length: rank }, () => 1),
+  });
+}

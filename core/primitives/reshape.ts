@@ -2,9 +2,11 @@
 import { fmtShape, sizeOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { Tensor } from "../tensor.ts";
+import { reshape as reshapeOp } from "../ops/shape.ts";
 
 export const reshape: Primitive<{ shape: readonly number[] }> = {
   name: "reshape",
+  vjp: (g, [x]) => [reshapeOp(g, x.shape)],
   abstractEval([x], { shape }) {
     if (sizeOf(shape) !== sizeOf(x.shape)) {
       throw new RangeError(

@@ -6,6 +6,10 @@
 import { fmtShape, stridesOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { stridedReadGpu, stridedReadRef } from "./strided.ts";
+import { bind } from "../primitive.ts";
+import { zerosLike } from "../ops/creation.ts";
+import { slice as sliceOp } from "../ops/shape.ts";
+import { pad } from "./pad.ts";
 
 export interface SliceParams {
   start: readonly number[];
@@ -26,6 +30,19 @@ function layout(shape: readonly number[], p: SliceParams) {
 
 export const slice: Primitive<SliceParams> = {
   name: "slice",
+  vjp(g, [x], _out, p) {
+    // The adjoint of a strided slice is padding with interior zeros (reversed axes flip first).
+    const len = lengths(p);
+    if (len.some((n) => n === 0)) return [zerosLike(x)];
+    const back = x.shape.map((_, i) => (p.step[i] < 0 ? [null, null, -1] as const : null));
+    const gf = p.step.some((s) => s < 0) ? sliceOp(g, back) : g;
+    const lo = x.shape.map((_, i) =>
+      p.step[i] > 0 ? p.start[i] : p.start[i] + (len[i] - 1) * p.step[i]
+    );
+    const interior = p.step.map((s) => Math.abs(s) - 1);
+    const hi = x.shape.map((n, i) => n - lo[i] - ((len[i] - 1) * Math.abs(p.step[i]) + 1));
+    return [bind(pad, [gf], { lo, hi, interior, value: 0 })];
+  },
   abstractEval([x], p) {
     const r = x.shape.length;
     if (p.start.length !== r || p.stop.length !== r || p.step.length !== r) {

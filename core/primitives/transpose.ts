@@ -2,9 +2,14 @@
 import { fmtShape, stridesOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { stridedReadGpu, stridedReadRef } from "./strided.ts";
+import { transpose as transposeOp } from "../ops/shape.ts";
 
 export const transpose: Primitive<{ perm: readonly number[] }> = {
   name: "transpose",
+  vjp(g, _x, _out, { perm }) {
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [transposeOp(g, inverse)];
+  },
   abstractEval([x], { perm }) {
     const r = x.shape.length;
     if (perm.length !== r || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {

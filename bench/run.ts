@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
+import { benchMamlEager } from "./maml_eager.ts";
 import {
   calibrationMs,
   elementwiseAddGBs,
@@ -46,6 +47,17 @@ const chain = await tinyOpChain();
 figures.push(chain.figure);
 notes["dispatches per chain of 100 adds"] = chain.dispatches;
 figures.push(await readbackMs());
+for (const inner of values.quick ? [1] : [1, 5]) {
+  const m = await benchMamlEager(inner, false, inner === 5 ? 2 : 3);
+  figures.push({
+    name: `MAML2 sinusoid eager, ${inner} inner step(s)`,
+    value: m.msPerStep,
+    unit: "ms/meta-step",
+    higherIsBetter: false,
+  });
+  notes[`MAML2 ${inner} inner: peak live bytes`] = m.peakBytes;
+  notes[`MAML2 ${inner} inner: dispatches per meta-step`] = Math.round(m.dispatchesPerStep);
+}
 await mg.sync();
 const stats = mg.runtimeStats();
 notes["dispatches issued (whole run)"] = stats.dispatches;

@@ -74,7 +74,6 @@ function unboxTree(trace: GradTrace, tree: unknown): unknown {
 }
 
 function gradsOf(
-  trace: GradTrace,
   b: Boxed,
   which: readonly number[],
   ct: Map<GradTracer, Tensor>,
@@ -134,7 +133,7 @@ export function vjp(f: Fn, ...primals: unknown[]): [any, (cotangent: unknown) =>
       outs.push(o);
       cts.push(c);
     });
-    return gradsOf(trace, b, which, trace.backward(outs, cts));
+    return gradsOf(b, which, trace.backward(outs, cts));
   };
   return [value, back];
 }
@@ -165,7 +164,7 @@ function valueAndGradImpl(f: Fn, opts: GradOptions, op: string, keepValue: boole
         [lossTree, aux] = result;
       }
       const loss = scalarLoss(lossTree, op);
-      const grads = gradsOf(trace, b, which, trace.backward([loss], [onesLike(trace.unbox(loss))]));
+      const grads = gradsOf(b, which, trace.backward([loss], [onesLike(trace.unbox(loss))]));
       const g = typeof argnums === "number" ? grads[0] : grads;
       const value = trace.unbox(loss);
       const auxOut = opts.hasAux ? stopGradient(unboxTree(trace, aux)) : undefined;

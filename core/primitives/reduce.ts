@@ -9,7 +9,6 @@ import { GpuStorage } from "../backend/webgpu/runtime.ts";
 import { type ReduceOp, runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import type { Primitive } from "../primitive.ts";
 import { roundToDType } from "../dtype.ts";
-import type { Tensor } from "../tensor.ts";
 import * as m from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { broadcastTo, reshape } from "../ops/shape.ts";

@@ -1,0 +1,24 @@
+/**
+ * The same gradient cases on WebGPU with f32 tolerances: finite differences with a larger
+ * step, and a few elements per tensor (every evaluation is a readback, ≥ 10 ms).
+ */
+import * as mg from "../mod.ts";
+import { gradCases } from "./grad_cases.ts";
+
+for (const [group, cases] of gradCases()) {
+  Deno.test(`gradients of ${group} match finite differences at order 1 and 2 (WebGPU, f32)`, async () => {
+    for (const [name, f, args] of cases) {
+      try {
+        await mg.checkGrads(f, args, {
+          order: 2,
+          maxElements: 3,
+          eps: 3e-3,
+          rtol: 3e-2,
+          atol: 3e-3,
+        });
+      } catch (e) {
+        throw new Error(`${name}: ${(e as Error).message}`);
+      }
+    }
+  });
+}

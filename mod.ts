@@ -44,7 +44,7 @@ export {
   valueAndGrad,
   vjp,
 } from "./core/autodiff/api.ts";
-export type { Argnums, GradOptions } from "./core/autodiff/api.ts";
+export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";
 /**

@@ -17,8 +17,9 @@ import { sum } from "../ops/reduce.ts";
 import { reshape, stack } from "../ops/shape.ts";
 import { GradTrace, GradTracer, innermostGradTrace } from "./grad_trace.ts";
 
+/** A function transformations accept: pytrees of tensors (and other values) in and out. */
 // deno-lint-ignore no-explicit-any
-type Fn = (...args: any[]) => any;
+export type Fn = (...args: any[]) => any;
 
 /** Which positional arguments to differentiate with respect to. */
 export type Argnums = number | readonly number[];

@@ -8,10 +8,8 @@ import { flatten, unflatten } from "../tree.ts";
 import { tensor } from "../ops/creation.ts";
 import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
-import { grad } from "./api.ts";
+import { type Fn, grad } from "./api.ts";
 
-// deno-lint-ignore no-explicit-any
-type Fn = (...args: any[]) => any;
 
 /** Options of `checkGrads`. */
 export interface CheckGradsOptions {

@@ -10,7 +10,6 @@ import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { type Fn, grad } from "./api.ts";
 
-
 /** Options of `checkGrads`. */
 export interface CheckGradsOptions {
   /** Check derivatives up to this order (1: gradient; 2: also Hessian-vector products). */

@@ -1,18 +1,10 @@
 /** Small test helpers: seeded host data, all-close, and backend-vs-reference comparison. */
 import * as mg from "../mod.ts";
 import type { DType, Tensor } from "../mod.ts";
+import { hostRng } from "../core/autodiff/check_grads.ts";
 
 /** Deterministic PRNG (mulberry32) for host-side test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = hostRng;
 
 /** Host values for a tensor of `shape` and `dtype` drawn from [lo, hi). */
 export function randomValues(

@@ -15,7 +15,9 @@ const SHAPES: Array<[readonly number[], readonly number[]]> = [
   [[25, 10, 1], [25, 1, 40]], // sinusoid-like shapes
 ];
 
-for (const [name, tiling] of Object.entries(TILINGS)) {
+// The large llvmpipe tiling only runs with vec4-able shapes (N, K multiples of 4); it has its
+// own test below, since forcing it onto odd shapes would compile a needlessly huge kernel.
+for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvmpipeLarge")) {
   Deno.test(`matmul (${name} tiling) matches the reference on odd and batched shapes`, async () => {
     await mg.init();
     setMatmulTiling(tiling);
@@ -92,5 +94,34 @@ Deno.test("matmul errors name the op and both shapes", () => {
     "matmul (batch axes)",
     "[2]",
     "[3]",
+  );
+});
+
+Deno.test("matmul (llvmpipeLarge vec4 tiling) on vec4-able shapes with edge tiles and batches", async () => {
+  await mg.init();
+  setMatmulTiling(TILINGS.llvmpipeLarge);
+  try {
+    const cases: Array<[number[], number[]]> = [[[37, 44], [44, 132]], [[3, 20, 8], [3, 8, 260]], [[
+      5,
+      4,
+    ], [2, 4, 4]]];
+    let seed = 200;
+    for (const [sa, sb] of cases) {
+      await assertMatchesReference(
+        `large ${sa}@${sb}`,
+        [host(sa, "f32", seed++), host(sb, "f32", seed++)],
+        (a, b) => mg.matmul(a, b),
+        { atol: 1e-4 },
+      );
+    }
+  } finally {
+    setMatmulTiling(null);
+  }
+  // the default choice for a big product
+  await assertMatchesReference(
+    "512² default",
+    [host([512, 64], "f32", 300), host([64, 516], "f32", 301)],
+    (a, b) => mg.matmul(a, b),
+    { atol: 1e-4 },
   );
 });

@@ -26,7 +26,8 @@ export interface CheckGradsOptions {
   seed?: number;
 }
 
-function hostRng(seed: number): () => number {
+/** A seeded host-side PRNG (mulberry32) for test data and random projections. */
+export function hostRng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

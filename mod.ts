@@ -46,6 +46,8 @@ export {
 } from "./core/autodiff/api.ts";
 export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
+export { vmap } from "./core/vmap/vmap.ts";
+export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";
 /**
  * Counter-based randomness with explicit keys: `random.key`, `random.split`, `random.uniform`,

@@ -76,7 +76,15 @@ export function tidy<T>(fn: () => T): T {
       "tidy: fn returned a Promise; tidy needs a synchronous function (await outside it)",
     );
   }
-  const keepSet = new Set(leaves(result));
+  // A returned tracer keeps what it stands for (its primal chain) alive as well.
+  const keepSet = new Set<unknown>();
+  for (const leaf of leaves(result)) {
+    for (
+      let x: unknown = leaf;
+      x && typeof x === "object";
+      x = (x as { primal?: unknown }).primal
+    ) keepSet.add(x);
+  }
   const parent = scopes.at(-1);
   for (const t of scope) {
     if (keepSet.has(t) || isPinned(t)) parent?.add(t);

@@ -49,6 +49,12 @@ export interface Primitive<P = Record<string, never>> {
    * Primitives without it (integer-valued ones) never propagate gradients.
    */
   vjp?(g: Tensor, inputs: readonly Tensor[], out: Tensor, params: P): (Tensor | null)[];
+  /**
+   * Batching rule for vmap: inputs with `batched[i]` carry an extra leading batch axis of
+   * `size`; return the batched result (batch axis first). Written with ops, so it composes
+   * with grad and nested vmap.
+   */
+  batch?(inputs: readonly Tensor[], batched: readonly boolean[], params: P, size: number): Tensor;
 }
 
 /** Run primitive `prim` on concrete tensors. */

@@ -3,9 +3,13 @@ import { broadcastShapes, broadcastStrides, fmtShape, shapesEqual } from "../sha
 import type { Primitive } from "../primitive.ts";
 import { stridedReadGpu, stridedReadRef } from "./strided.ts";
 import { sumToShape } from "../ops/reduce.ts";
+import { bind } from "../primitive.ts";
+import { alignRank } from "./batching.ts";
 
 export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
   name: "broadcastTo",
+  batch: ([x], _b, { shape }, size) =>
+    bind(broadcastTo, [alignRank(x, shape.length)], { shape: [size, ...shape] }),
   vjp: (g, [x]) => [sumToShape(g, x.shape)],
   abstractEval([x], { shape }) {
     const b = broadcastShapes("broadcastTo", x.shape, shape);

@@ -4,9 +4,13 @@ import { runCopyInto } from "../backend/webgpu/kernels/copy_into.ts";
 import { runtime } from "../backend/webgpu/runtime.ts";
 import type { Primitive } from "../primitive.ts";
 import { slice as sliceOp, type SliceSpec } from "../ops/shape.ts";
+import { bind } from "../primitive.ts";
+import { materialize } from "./batching.ts";
 
 export const concat: Primitive<{ axis: number }> = {
   name: "concat",
+  batch: (xs, batched, { axis }, size) =>
+    bind(concat, xs.map((x, i) => materialize(x, batched[i], size)), { axis: axis + 1 }),
   vjp(g, xs, _out, { axis }) {
     let at = 0;
     return xs.map((x) => {

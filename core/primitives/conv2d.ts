@@ -13,6 +13,7 @@ import { eye } from "../ops/creation.ts";
 import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { flip, reshape, slice, transpose } from "../ops/shape.ts";
+import { materialize } from "./batching.ts";
 
 export interface Conv2dParams {
   stride: readonly [number, number];
@@ -63,6 +64,22 @@ function geometry(x: Aval, w: Aval, p: Conv2dParams) {
 
 export const conv2d: Primitive<Conv2dParams> = {
   name: "conv2d",
+  batch([x, w], [bx, bw], p, size) {
+    if (!bw) {
+      // fold the vmap axis into the image batch
+      const [B, N, ...rest] = x.shape;
+      const y = bind(conv2d, [reshape(x, [B * N, ...rest]), w], p);
+      return reshape(y, [B, N, ...y.shape.slice(1)]);
+    }
+    // per-example weights: fold the vmap axis into the channels and use feature groups
+    const xb = materialize(x, bx, size); // [B, N, C, H, W]
+    const [, N, C, H, W] = xb.shape;
+    const [, O, I, KH, KW] = w.shape;
+    const xg = reshape(transpose(xb, [1, 0, 2, 3, 4]), [N, size * C, H, W]);
+    const wg = reshape(w, [size * O, I, KH, KW]);
+    const y = bind(conv2d, [xg, wg], { ...p, groups: p.groups * size }); // [N, B·O, OH, OW]
+    return transpose(reshape(y, [N, size, O, ...y.shape.slice(2)]), [1, 0, 2, 3, 4]);
+  },
   vjp(g, [x, w], _out, p) {
     return [inputGrad(g, x, w, p), weightGrad(g, x, w, p)];
   },

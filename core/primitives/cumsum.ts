@@ -8,6 +8,7 @@ import { bind } from "../primitive.ts";
 
 export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
   name: "cumsum",
+  batch: ([x], _b, { axis, reverse }) => bind(cumsum, [x], { axis: axis + 1, reverse }),
   vjp: (g, _x, _out, { axis, reverse }) => [bind(cumsum, [g], { axis, reverse: !reverse })],
   abstractEval([x], { axis }) {
     if (axis < 0 || axis >= x.shape.length) {

@@ -11,6 +11,8 @@ import { roundToDType } from "../dtype.ts";
 import type { Tensor } from "../tensor.ts";
 import * as op from "../ops/math.ts";
 import { sumToShape } from "../ops/reduce.ts";
+import { bind } from "../primitive.ts";
+import { alignRank, elemRank } from "./batching.ts";
 
 type Kinds = "float" | "numeric" | "int" | "bool" | "intOrBool" | "any";
 
@@ -477,8 +479,10 @@ const KIND_TEXT: Record<Kinds, string> = {
 };
 
 function makePrimitive(row: Row): Primitive {
+  // deno-lint-ignore prefer-const
+  let prim: Primitive;
   const valueInputs = (avals: readonly Aval[]) => (row.name === "where" ? avals.slice(1) : avals);
-  return {
+  prim = {
     name: row.name,
     abstractEval(inputs) {
       if (inputs.length !== row.arity) {
@@ -526,6 +530,12 @@ function makePrimitive(row: Row): Primitive {
       }
       return res;
     },
+    batch(inputs, batched) {
+      // Broadcasting aligns from the right: give batched operands the full element rank so
+      // their batch axis lines up in front.
+      const rank = Math.max(...inputs.map((x, i) => elemRank(x, batched[i])));
+      return bind(prim, inputs.map((x, i) => (batched[i] ? alignRank(x, rank) : x)), {});
+    },
     vjp: row.vjp
       ? (g, inputs, out) => {
         const rule = row.vjp!;
@@ -552,6 +562,7 @@ function makePrimitive(row: Row): Primitive {
       );
     },
   };
+  return prim;
 }
 
 /** Every elementwise primitive by name. */
@@ -565,6 +576,7 @@ export const ELEMENTWISE_NAMES: readonly string[] = ROWS.map((r) => r.name);
 /** cast(x, dtype): value conversion (f32→int truncates toward zero; anything→bool is x != 0). */
 export const cast: Primitive<{ dtype: DType }> = {
   name: "cast",
+  batch: ([x], _b, p) => bind(cast, [x], p),
   // Only f32 → f32 carries a gradient; conversions to or from integers are not differentiable.
   vjp: (g, [x], _out, { dtype }) => [x.dtype === "f32" && dtype === "f32" ? g : null],
   abstractEval([x], { dtype }) {

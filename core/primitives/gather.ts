@@ -8,6 +8,11 @@ import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
 import { bind } from "../primitive.ts";
+import type { Tensor } from "../tensor.ts";
+import { arange } from "../ops/creation.ts";
+import { add, less, maximum, minimum, where } from "../ops/math.ts";
+import { moveAxis, reshape, transpose } from "../ops/shape.ts";
+import { materialize } from "./batching.ts";
 
 export function clampIndex(i: number, size: number): number {
   const j = i < 0 ? i + size : i;
@@ -22,6 +27,23 @@ fn clamp_index(i: i32, size: u32) -> u32 {
 
 export const take: Primitive<{ axis: number }> = {
   name: "take",
+  batch([x, idx], [bx, bi], { axis }, size) {
+    if (!bi) return bind(take, [x, idx], { axis: axis + 1 });
+    // Per-example indices: fold the vmap axis into the gathered axis (offsets b·n).
+    const xb = materialize(x, bx, size); // [B, ...pre, n, ...post]
+    const n = xb.shape[axis + 1];
+    const rest = [...xb.shape.slice(1, axis + 1), ...xb.shape.slice(axis + 2)];
+    const flat = reshape(moveAxis(xb, axis + 1, 1), [size * n, ...rest]);
+    const got = bind(take, [flat, batchOffsets(idx, n, size)], { axis: 0 }); // [B, ...ishape, ...pre, ...post]
+    const k = idx.ndim - 1, pre = axis;
+    const perm = [
+      0,
+      ...range(1 + k, 1 + k + pre),
+      ...range(1, 1 + k),
+      ...range(1 + k + pre, got.ndim),
+    ];
+    return transpose(got, perm);
+  },
   vjp: (
     g,
     [x, idx],
@@ -84,6 +106,24 @@ export const take: Primitive<{ axis: number }> = {
  */
 export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   name: "scatterAdd",
+  batch([upd, idx], [bu, bi], { axis, size }, batchSize) {
+    if (!bi) return bind(scatterAdd, [upd, idx], { axis: axis + 1, size });
+    // Per-example indices: fold the vmap axis into the target axis (offsets b·size).
+    const ub = materialize(upd, bu, batchSize); // [B, ...pre, ...ishape, ...post]
+    const k = idx.ndim - 1, pre = axis;
+    const perm = [
+      0,
+      ...range(1 + pre, 1 + pre + k),
+      ...range(1, 1 + pre),
+      ...range(1 + pre + k, ub.ndim),
+    ];
+    const moved = transpose(ub, perm); // [B, ...ishape, ...pre, ...post]
+    const rest = moved.shape.slice(1 + k);
+    const flatUpd = reshape(moved, [-1, ...rest]);
+    const flatIdx = reshape(batchOffsets(idx, size, batchSize), [-1]);
+    const summed = bind(scatterAdd, [flatUpd, flatIdx], { axis: 0, size: batchSize * size }); // [B·size, ...pre, ...post]
+    return moveAxis(reshape(summed, [batchSize, size, ...rest]), 1, 1 + pre);
+  },
   vjp: (g, [, idx], _out, { axis }) => [bind(take, [g, idx], { axis }), null],
   abstractEval([upd, idx], { axis, size }) {
     if (idx.dtype !== "i32") {
@@ -153,3 +193,18 @@ export const scatterAdd: Primitive<{ axis: number; size: number }> = {
     );
   },
 };
+
+function range(a: number, b: number): number[] {
+  return Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+}
+
+/** Indices [B, ...] normalised as the kernels do (wrap negatives, clamp), plus b·n per example. */
+function batchOffsets(idx: Tensor, n: number, size: number): Tensor {
+  const wrapped = where(less(idx, 0), add(idx, n), idx);
+  const clamped = minimum(maximum(wrapped, 0), n - 1);
+  const offsets = reshape(arange(0, size * n, n, { backend: idx.backend }), [
+    size,
+    ...idx.shape.slice(1).map(() => 1),
+  ]);
+  return add(clamped, offsets);
+}

@@ -9,6 +9,10 @@ import { GpuStorage } from "../backend/webgpu/runtime.ts";
 import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
 import { matmul as mm } from "../ops/linalg.ts";
 import { sumToShape } from "../ops/reduce.ts";
+import type { Tensor } from "../tensor.ts";
+import { bind } from "../primitive.ts";
+import { reshape } from "../ops/shape.ts";
+import { alignRank, elemRank } from "./batching.ts";
 
 export interface MatmulParams {
   transposeA: boolean;
@@ -28,6 +32,17 @@ function dims(a: Aval, b: Aval, p: MatmulParams) {
 
 export const matmul: Primitive<MatmulParams> = {
   name: "matmul",
+  batch([a, b], [ba, bb], p) {
+    // Give both operands the same number of batch axes after the vmap axis, so NumPy
+    // broadcasting of matmul's batch axes lines the vmap axis up in front.
+    const batchRank = Math.max(elemRank(a, ba), elemRank(b, bb)) - 2;
+    const lift = (x: Tensor, batched: boolean) => {
+      const r = elemRank(x, batched);
+      if (!batched) return reshape(x, [1, ...new Array(batchRank - (r - 2)).fill(1), ...x.shape]);
+      return alignRank(x, batchRank + 2);
+    };
+    return bind(matmul, [lift(a, ba), lift(b, bb)], p);
+  },
   vjp(g, [a, b], _out, { transposeA: tA, transposeB: tB }) {
     // With A' = op(A), B' = op(B): dA' = g·B'ᵀ, dB' = A'ᵀ·g; transposes stay folded in.
     const da = tA ? mm(b, g, { transposeA: tB, transposeB: true }) : mm(g, b, { transposeB: !tB });

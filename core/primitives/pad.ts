@@ -28,6 +28,8 @@ function placement(inShape: readonly number[], outShape: readonly number[], p: P
 
 export const pad: Primitive<PadParams> = {
   name: "pad",
+  batch: ([x], _b, p) =>
+    bind(pad, [x], { ...p, lo: [0, ...p.lo], hi: [0, ...p.hi], interior: [0, ...p.interior] }),
   vjp(g, [x], _out, p) {
     const step = p.interior.map((i) => i + 1);
     const start = [...p.lo];

@@ -6,7 +6,7 @@
 import { fmtShape, sizeOf } from "../shape.ts";
 import { runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
-import type { Primitive } from "../primitive.ts";
+import { bind, type Primitive } from "../primitive.ts";
 
 export interface RandomBitsParams {
   shape: readonly number[];
@@ -54,35 +54,47 @@ function threefryWgsl(): string {
 export const randomBits: Primitive<RandomBitsParams> = {
   name: "randomBits",
   abstractEval([key], p) {
-    if (key.dtype !== "u32" || key.shape.length !== 1 || key.shape[0] !== 2) {
+    if (key.dtype !== "u32" || key.shape.length < 1 || key.shape.at(-1) !== 2) {
       throw new TypeError(
         `random: a key is a u32 tensor of shape [2] (from key(seed) or split), got ${key.dtype}${
           fmtShape(key.shape)
         }`,
       );
     }
-    return { shape: p.shape, dtype: "u32" };
+    // A stack of keys [..., 2] draws one independent block per key (vmap over keys).
+    return { shape: [...key.shape.slice(0, -1), ...p.shape], dtype: "u32" };
   },
-  reference([key], _a, p) {
+  reference([key], _a, p, out) {
     const n = sizeOf(p.shape);
-    const res = new Float64Array(n);
-    for (let b = 0; b < n; b += 2) {
-      const [x0, x1] = threefry2x32(key[0], key[1], (p.offset + b / 2) >>> 0, p.tag);
-      res[b] = x0;
-      if (b + 1 < n) res[b + 1] = x1;
+    const keys = key.length / 2;
+    const res = new Float64Array(sizeOf(out.shape));
+    for (let k = 0; k < keys; k++) {
+      for (let b = 0; b < n; b += 2) {
+        const [x0, x1] = threefry2x32(key[2 * k], key[2 * k + 1], (p.offset + b / 2) >>> 0, p.tag);
+        res[k * n + b] = x0;
+        if (b + 1 < n) res[k * n + b + 1] = x1;
+      }
     }
     return res;
   },
   webgpu([key], p, out) {
+    // params: count, offset, tag, n (elements per key)
     const body = `
-  let r = threefry(in0[0], in0[1], ${param(1)} + (t >> 1u), ${param(2)});
-  out[t] = select(r.x, r.y, (t & 1u) == 1u);`;
-    runSimple("randomBits", body, [sizeOf(p.shape), p.offset >>> 0, p.tag], [{
-      storage: key.storage,
-      dtype: "u32",
-    }], {
-      storage: out.storage,
-      dtype: "u32",
-    }, threefryWgsl());
+  let k = t / ${param(3)};
+  let i = t % ${param(3)};
+  let r = threefry(in0[2u * k], in0[2u * k + 1u], ${param(1)} + (i >> 1u), ${param(2)});
+  out[t] = select(r.x, r.y, (i & 1u) == 1u);`;
+    runSimple(
+      "randomBits",
+      body,
+      [sizeOf(out.shape), p.offset >>> 0, p.tag, Math.max(1, sizeOf(p.shape))],
+      [{
+        storage: key.storage,
+        dtype: "u32",
+      }],
+      { storage: out.storage, dtype: "u32" },
+      threefryWgsl(),
+    );
   },
+  batch: ([key], _batched, p) => bind(randomBits, [key], p),
 };

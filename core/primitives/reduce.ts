@@ -12,6 +12,7 @@ import { roundToDType } from "../dtype.ts";
 import * as m from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { broadcastTo, reshape } from "../ops/shape.ts";
+import { bind } from "../primitive.ts";
 
 export type { ReduceOp };
 
@@ -38,6 +39,7 @@ function runsOf(axes: readonly number[]): Array<[number, number]> {
 
 export const reduce: Primitive<ReduceParams> = {
   name: "reduce",
+  batch: ([x], _b, { op, axes }) => bind(reduce, [x], { op, axes: axes.map((a) => a + 1) }),
   vjp(g, [x], out, { op, axes }) {
     if (op === "argmax" || op === "argmin") return [null];
     const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));

@@ -24,6 +24,8 @@ export interface ReduceWindowParams {
 
 export const reduceWindow2d: Primitive<ReduceWindowParams> = {
   name: "reduceWindow2d",
+  // leading axes are already batch axes
+  batch: ([x], _b, p) => bind(reduceWindow2d, [x], p),
   vjp(g, [x], out, p) {
     return [windowGrad(g, x, out, p)];
   },

@@ -3,9 +3,11 @@ import { fmtShape, sizeOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { Tensor } from "../tensor.ts";
 import { reshape as reshapeOp } from "../ops/shape.ts";
+import { bind } from "../primitive.ts";
 
 export const reshape: Primitive<{ shape: readonly number[] }> = {
   name: "reshape",
+  batch: ([x], _b, { shape }, size) => bind(reshape, [x], { shape: [size, ...shape] }),
   vjp: (g, [x]) => [reshapeOp(g, x.shape)],
   abstractEval([x], { shape }) {
     if (sizeOf(shape) !== sizeOf(x.shape)) {

@@ -30,6 +30,8 @@ function layout(shape: readonly number[], p: SliceParams) {
 
 export const slice: Primitive<SliceParams> = {
   name: "slice",
+  batch: ([x], _b, p, size) =>
+    bind(slice, [x], { start: [0, ...p.start], stop: [size, ...p.stop], step: [1, ...p.step] }),
   vjp(g, [x], _out, p) {
     // The adjoint of a strided slice is padding with interior zeros (reversed axes flip first).
     const len = lengths(p);

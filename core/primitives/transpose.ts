@@ -3,9 +3,11 @@ import { fmtShape, stridesOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { stridedReadGpu, stridedReadRef } from "./strided.ts";
 import { transpose as transposeOp } from "../ops/shape.ts";
+import { bind } from "../primitive.ts";
 
 export const transpose: Primitive<{ perm: readonly number[] }> = {
   name: "transpose",
+  batch: ([x], _b, { perm }) => bind(transpose, [x], { perm: [0, ...perm.map((p) => p + 1)] }),
   vjp(g, _x, _out, { perm }) {
     const inverse = perm.map((_, i) => perm.indexOf(i));
     return [transposeOp(g, inverse)];

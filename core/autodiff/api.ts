@@ -11,10 +11,11 @@ import { fmtShape } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { Tracer } from "../tracer.ts";
 import { flatten, type TreeDef, unflatten } from "../tree.ts";
-import { onesLike, tensor, zerosLike } from "../ops/creation.ts";
+import { eye, onesLike, zerosLike } from "../ops/creation.ts";
 import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
-import { reshape, stack } from "../ops/shape.ts";
+import { moveAxis, reshape } from "../ops/shape.ts";
+import { vmap } from "../vmap/vmap.ts";
 import { GradTrace, GradTracer, innermostGradTrace } from "./grad_trace.ts";
 
 /** A function transformations accept: pytrees of tensors (and other values) in and out. */
@@ -292,15 +293,17 @@ export function hvp(f: Fn, x: unknown, v: unknown): any {
   return grad((y: unknown) => treeDot(grad(f)(y), stopGradient(v)))(x);
 }
 
-function basis(like: Tensor, i: number): Tensor {
-  const values = new Float64Array(like.size);
-  values[i] = 1;
-  return tensor(values, { shape: like.shape, dtype: "f32", backend: like.backend });
+/** The n unit vectors of a tensor's space, stacked: [n, ...like.shape]. */
+function basis(like: Tensor): Tensor {
+  return reshape(eye(like.size, like.size, 0, { backend: like.backend }), [
+    like.size,
+    ...like.shape,
+  ]);
 }
 
 /**
- * The Hessian of scalar f at a tensor x, shape [...x.shape, ...x.shape] (one hvp per input
- * element for now; `vmap` will batch them).
+ * The Hessian of scalar f at a tensor x, shape [...x.shape, ...x.shape]: Hessian-vector
+ * products along every unit vector, batched with vmap.
  *
  * @example
  * ```ts
@@ -311,14 +314,14 @@ function basis(like: Tensor, i: number): Tensor {
 export function hessian(f: Fn): (x: Tensor) => Tensor {
   return (x: Tensor) =>
     tidy(() => {
-      const rows = Array.from({ length: x.size }, (_, i) =>
-        reshape(hvp(f, x, basis(x, i)) as Tensor, [x.size]));
-      return reshape(stack(rows), [...x.shape, ...x.shape]);
+      const rows = vmap((v: Tensor) => hvp(f, x, v))(basis(x)) as Tensor; // [n, ...x.shape]
+      return reshape(rows, [...x.shape, ...x.shape]);
     });
 }
 
 /**
- * The Jacobian of f at a tensor x by reverse mode, shape [...out.shape, ...x.shape].
+ * The Jacobian of f at a tensor x by reverse mode (one vjp per output element, batched with
+ * vmap), shape [...out.shape, ...x.shape].
  *
  * @example
  * ```ts
@@ -331,14 +334,14 @@ export function jacrev(f: Fn): (x: Tensor) => Tensor {
     tidy(() => {
       const [out, back] = vjp(f, x);
       const o = out as Tensor;
-      const rows = Array.from({ length: o.size }, (_, j) =>
-        reshape(back(basis(o, j))[0] as Tensor, [x.size]));
-      return reshape(stack(rows), [...o.shape, ...x.shape]);
+      const rows = vmap((ct: Tensor) => back(ct)[0])(basis(o)) as Tensor; // [out.size, ...x.shape]
+      return reshape(rows, [...o.shape, ...x.shape]);
     });
 }
 
 /**
- * The Jacobian of f at a tensor x by forward mode, shape [...out.shape, ...x.shape].
+ * The Jacobian of f at a tensor x by forward mode (one jvp per input element, batched with
+ * vmap), shape [...out.shape, ...x.shape].
  *
  * @example
  * ```ts
@@ -351,9 +354,8 @@ export function jacfwd(f: Fn): (x: Tensor) => Tensor {
     tidy(() => {
       const [out, jvpAt] = linearize(f, x);
       const o = out as Tensor;
-      const cols = Array.from({ length: x.size }, (_, i) =>
-        reshape(jvpAt(basis(x, i)) as Tensor, [o.size]));
-      return reshape(stack(cols, 1), [...o.shape, ...x.shape]);
+      const cols = vmap((v: Tensor) => jvpAt(v))(basis(x)) as Tensor; // [x.size, ...out.shape]
+      return reshape(moveAxis(reshape(cols, [x.size, o.size]), 0, 1), [...o.shape, ...x.shape]);
     });
 }
 

@@ -27,11 +27,15 @@ const finalizer = new FinalizationRegistry<Storage>((storage) => {
  * Tensors an active transformation still needs (e.g. values recorded for a backward pass)
  * must survive the end of an inner `tidy`; they move to the enclosing scope instead.
  */
-let isPinned: (t: Disposable) => boolean = () => false;
+const pinChecks: ((t: Disposable) => boolean)[] = [];
 
-/** Installed by the autodiff module. */
-export function setPinnedCheck(check: (t: Disposable) => boolean): void {
-  isPinned = check;
+function isPinned(t: Disposable): boolean {
+  return pinChecks.some((check) => check(t));
+}
+
+/** Installed by the transformations that record values (grad, jit). */
+export function addPinnedCheck(check: (t: Disposable) => boolean): void {
+  pinChecks.push(check);
 }
 
 /** Called by every new tensor. */

@@ -12,7 +12,7 @@ import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
-import { topTrace } from "./tracer.ts";
+import { ambientTrace, topTrace } from "./tracer.ts";
 
 /** Abstract value: what is known of a tensor without its values. */
 export interface Aval {
@@ -55,6 +55,12 @@ export interface Primitive<P = Record<string, never>> {
    * with grad and nested vmap.
    */
   batch?(inputs: readonly Tensor[], batched: readonly boolean[], params: P, size: number): Tensor;
+  /**
+   * For elementwise primitives: the WGSL expression of one output element given the input
+   * values' expressions (`args`, of each input's value type). jit fuses chains of such
+   * primitives into one kernel with it.
+   */
+  fusion?(inputs: readonly Aval[], params: P, args: readonly string[]): string;
 }
 
 /** Run primitive `prim` on concrete tensors. */
@@ -64,7 +70,7 @@ export function bind<P>(
   params: P,
   backend?: BackendName,
 ): Tensor {
-  const trace = topTrace(prim.name, inputs);
+  const trace = inputs.length ? topTrace(prim.name, inputs) : ambientTrace();
   if (trace) return trace.process(prim, inputs, params);
   const avals = inputs.map((t) => {
     t.storage; // throws a clear error for a disposed tensor

@@ -33,8 +33,11 @@ export abstract class Tracer extends Tensor {
     super(shape, dtype, null);
   }
 
-  /** The value this tracer stands for (possibly itself a tracer of an outer transformation). */
-  abstract get primal(): Tensor;
+  /**
+   * The value this tracer stands for (possibly itself a tracer of an outer transformation);
+   * null when it is abstract (jit tracing knows only shapes and dtypes).
+   */
+  abstract get primal(): Tensor | null;
 
   override get isDisposed(): boolean {
     return false;
@@ -48,7 +51,11 @@ export abstract class Tracer extends Tensor {
   }
 
   override get backend(): BackendName {
-    return this.primal.backend;
+    const p = this.primal;
+    if (!p) {
+      throw new TypeError(`internal: a ${this.trace.name} tracer must report its backend itself`);
+    }
+    return p.backend;
   }
 }
 
@@ -66,4 +73,22 @@ export function topTrace(op: string, inputs: readonly Tensor[]): Trace | null {
     if (!top || x.trace.level > top.level) top = x.trace;
   }
   return top;
+}
+
+/**
+ * Traces that also capture ops with no tensor inputs (creation ops such as full and iota),
+ * so a jitted program records them instead of baking their results in as constants.
+ */
+const ambient: Trace[] = [];
+
+export function pushAmbientTrace(t: Trace): void {
+  ambient.push(t);
+}
+
+export function popAmbientTrace(t: Trace): void {
+  ambient.splice(ambient.lastIndexOf(t), 1);
+}
+
+export function ambientTrace(): Trace | null {
+  return ambient.at(-1) ?? null;
 }

@@ -5,7 +5,7 @@
  * when an outer trace is active they are recorded too: that is how grad(grad(f)) works.
  */
 import { isFloat } from "../dtype.ts";
-import { setPinnedCheck } from "../memory.ts";
+import { addPinnedCheck } from "../memory.ts";
 import { bind, type Primitive } from "../primitive.ts";
 import type { Tensor } from "../tensor.ts";
 import { newLevel, type Trace, Tracer } from "../tracer.ts";
@@ -44,7 +44,7 @@ export class GradTracer extends Tracer {
 
 const activeTraces: GradTrace[] = [];
 
-setPinnedCheck((t) => activeTraces.some((tr) => tr.referenced.has(t as Tensor)));
+addPinnedCheck((t) => activeTraces.some((tr) => tr.referenced.has(t as Tensor)));
 
 export class GradTrace implements Trace {
   readonly level = newLevel();

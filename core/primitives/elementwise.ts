@@ -530,6 +530,7 @@ function makePrimitive(row: Row): Primitive {
       }
       return res;
     },
+    fusion: (inputs, _p, args) => row.wgsl([...args], valueInputs(inputs)[0].dtype),
     batch(inputs, batched) {
       // Broadcasting aligns from the right: give batched operands the full element rank so
       // their batch axis lines up in front.
@@ -589,28 +590,15 @@ export const cast: Primitive<{ dtype: DType }> = {
         : roundToDType(a.dtype === "f32" ? saturate(v, dtype) : v, dtype)
     );
   },
+  fusion: ([x], { dtype }, [v]) => castExpr(x.dtype, dtype, v),
   webgpu([x], { dtype }, out) {
-    const from = x.dtype;
-    let expr: string;
-    if (dtype === "bool") {
-      expr = from === "bool"
-        ? "v0"
-        : from === "f32"
-        ? "(v0 != 0.0 && !is_nan(v0))"
-        : `v0 != ${zeroOf(from)}`;
-    } else if (from === "bool") {
-      expr = `select(${zeroOf(dtype)}, ${
-        dtype === "f32" ? "1.0" : dtype === "i32" ? "1" : "1u"
-      }, v0)`;
-    } else if (from === dtype) expr = "v0";
-    else if (from === "f32") expr = `${dtype}(clamp_cast_${dtype}(v0))`;
-    else expr = `${dtype}(v0)`;
-    const helpers = `
-fn clamp_cast_i32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, -2147483648.0, 2147483520.0); }
-fn clamp_cast_u32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, 0.0, 4294967040.0); }`;
     runElementwise(
-      { label: `cast ${from}→${dtype}`, expr, helpers },
-      [{ storage: x.storage, dtype: from, strides: stridesOf(x.shape), offset: 0 }],
+      {
+        label: `cast ${x.dtype}→${dtype}`,
+        expr: castExpr(x.dtype, dtype, "v0"),
+        helpers: CAST_HELPERS,
+      },
+      [{ storage: x.storage, dtype: x.dtype, strides: stridesOf(x.shape), offset: 0 }],
       out.shape,
       dtype,
       out.storage,
@@ -630,3 +618,27 @@ function saturate(v: number, dtype: DType): number {
     ? Math.min(Math.max(t, -2147483648), 2147483520)
     : Math.min(Math.max(t, 0), 4294967040);
 }
+
+const CAST_HELPERS = `
+fn clamp_cast_i32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, -2147483648.0, 2147483520.0); }
+fn clamp_cast_u32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, 0.0, 4294967040.0); }`;
+
+/** WGSL converting value `v` of dtype `from` to dtype `to`. */
+function castExpr(from: DType, to: DType, v: string): string {
+  if (to === "bool") {
+    return from === "bool"
+      ? v
+      : from === "f32"
+      ? `(${v} != 0.0 && !is_nan(${v}))`
+      : `(${v} != ${zeroOf(from)})`;
+  }
+  if (from === "bool") {
+    return `select(${zeroOf(to)}, ${to === "f32" ? "1.0" : to === "i32" ? "1" : "1u"}, ${v})`;
+  }
+  if (from === to) return v;
+  if (from === "f32") return `${to}(clamp_cast_${to}(${v}))`;
+  return `${to}(${v})`;
+}
+
+/** Every WGSL function the elementwise expressions (and casts) may call, for fused kernels. */
+export const ELEMENTWISE_HELPERS: string = WGSL_FUNCS + CAST_HELPERS;

@@ -46,6 +46,8 @@ export interface FullParams {
 
 export const full: Primitive<FullParams> = {
   name: "full",
+  // a constant is a literal inside a fused kernel: no buffer, no binding
+  fusion: (_inputs, p) => literal(p.value, p.dtype),
   abstractEval(_inputs, p) {
     return { shape: p.shape, dtype: p.dtype };
   },
@@ -92,3 +94,15 @@ export const iota: Primitive<IotaParams> = {
     );
   },
 };
+
+/** A WGSL literal of value v of dtype d (exact bits for f32, so NaN and ±∞ survive). */
+export function literal(v: number, d: DType): string {
+  const bits = bitsOf(v, d);
+  return d === "f32"
+    ? `bitcast<f32>(${bits}u)`
+    : d === "i32"
+    ? `bitcast<i32>(${bits}u)`
+    : d === "bool"
+    ? (bits ? "true" : "false")
+    : `${bits}u`;
+}

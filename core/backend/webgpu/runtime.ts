@@ -57,7 +57,7 @@ interface CachedPipeline {
 }
 
 const BATCH_DISPATCHES = 512;
-const ARENA_BYTES = 1 << 16;
+const ARENA_BYTES = 1 << 20;
 /**
  * Every kernel's parameter block is bound as a fixed window of the per-batch arena at a
  * dynamic offset, so a bind group depends only on the storage buffers and can be cached
@@ -98,6 +98,7 @@ class Runtime {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #batchDispatches = 0;
+  #holds = 0;
   #arena: Uint8Array<ArrayBuffer> = new Uint8Array(ARENA_BYTES);
   #arenaBuffer: GPUBuffer | null = null;
   #arenaUsed = 0;
@@ -402,7 +403,7 @@ class Runtime {
     pass.setBindGroup(0, group, [uOffset]);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.stats.dispatches++;
-    if (++this.#batchDispatches >= BATCH_DISPATCHES) this.flush();
+    if (++this.#batchDispatches >= BATCH_DISPATCHES && this.#holds === 0) this.flush();
   }
 
   #idOf(buffer: GPUBuffer): number {
@@ -454,6 +455,19 @@ class Runtime {
     this.#arena.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), offset);
     this.#arenaUsed = offset + size;
     return offset;
+  }
+
+  /**
+   * Run `fn` without size-triggered submits, so a compiled program's dispatches go out in
+   * one command buffer (only an overflowing parameter arena splits it).
+   */
+  inOneSubmission<T>(fn: () => T): T {
+    this.#holds++;
+    try {
+      return fn();
+    } finally {
+      this.#holds--;
+    }
   }
 
   /** Submit the open batch, if any. */

@@ -1,0 +1,215 @@
+/**
+ * Compiling a traced program: dead-code elimination, common-subexpression elimination,
+ * fusion of elementwise chains into single kernels (WebGPU), and an executor that frees
+ * each intermediate after its last use and sends a call's work in one submission.
+ */
+import { broadcastStrides, sizeOf } from "../shape.ts";
+import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
+import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
+import { bind } from "../primitive.ts";
+import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
+import { Tensor } from "../tensor.ts";
+import type { Eqn, Program, Var } from "./ir.ts";
+
+/** Remove equations whose results no output needs. */
+export function eliminateDeadCode(p: Program): Program {
+  const live = new Set<number>(p.outputs.map((v) => v.id));
+  const kept: Eqn[] = [];
+  for (let i = p.eqns.length - 1; i >= 0; i--) {
+    const e = p.eqns[i];
+    if (!live.has(e.out.id)) continue;
+    kept.push(e);
+    for (const v of e.inputs) live.add(v.id);
+  }
+  return { ...p, eqns: kept.reverse() };
+}
+
+/** Reuse the result of an identical earlier equation (same primitive, params and inputs). */
+export function eliminateCommonSubexpressions(p: Program): Program {
+  const seen = new Map<string, Var>();
+  const rename = new Map<number, Var>();
+  const sub = (v: Var) => rename.get(v.id) ?? v;
+  const eqns: Eqn[] = [];
+  for (const e of p.eqns) {
+    const inputs = e.inputs.map(sub);
+    // creation of random bits is pure in its key, so it is safe to merge too
+    const key = `${e.prim.name}|${JSON.stringify(e.params)}|${inputs.map((v) => v.id).join(",")}`;
+    const prev = seen.get(key);
+    if (prev) {
+      rename.set(e.out.id, prev);
+      continue;
+    }
+    seen.set(key, e.out);
+    eqns.push({ ...e, inputs });
+  }
+  return { ...p, eqns, outputs: p.outputs.map(sub) };
+}
+
+/** One executable step: a primitive, or a fused elementwise kernel computing `out`. */
+type Step =
+  | { kind: "eqn"; eqn: Eqn }
+  | { kind: "fused"; out: Var; leaves: Var[]; expr: string; label: string };
+
+/**
+ * Plan fusion: an elementwise result used exactly once, by an elementwise equation of the
+ * same output shape, is computed inside its consumer's kernel instead of materialised.
+ */
+function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
+  if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
+  const uses = new Map<number, number>();
+  for (const e of p.eqns) for (const v of e.inputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  for (const v of p.outputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  const producer = new Map<number, Eqn>();
+  for (const e of p.eqns) producer.set(e.out.id, e);
+  // A producer whose result broadcasts into its consumer's shape can be recomputed per output
+  // element (cheap for elementwise work; saves a dispatch and a buffer).
+  const broadcastsInto = (a: Var, b: Var) =>
+    a.shape.length <= b.shape.length &&
+    a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
+  // Constants (full) are literals: inlined into every elementwise consumer. Other
+  // elementwise results are inlined when their only use is an elementwise op.
+  const inlinable = (v: Var, consumer: Eqn) => {
+    const prod = producer.get(v.id);
+    if (!prod || !prod.prim.fusion || !consumer.prim.fusion || sizeOf(v.shape) === 0) return false;
+    if (prod.prim.name === "full") return true;
+    return uses.get(v.id) === 1 && broadcastsInto(prod.out, consumer.out);
+  };
+  const consumer = new Map<number, Eqn>();
+  for (const e of p.eqns) for (const v of e.inputs) consumer.set(v.id, e);
+  // a non-constant result inlined into its (only) consumer is not a group root itself
+  const absorbed = (e: Eqn) => {
+    const c = consumer.get(e.out.id);
+    return e.prim.name !== "full" && uses.get(e.out.id) === 1 && c !== undefined &&
+      inlinable(e.out, c);
+  };
+  const groups = new Map<Eqn, { leaves: Var[]; expr: string; label: string; inlined: Var[] }>();
+  for (const e of p.eqns) {
+    if (!e.prim.fusion || absorbed(e) || !e.inputs.some((v) => inlinable(v, e))) continue;
+    const leaves: Var[] = [];
+    const inlined: Var[] = [];
+    const names: string[] = [];
+    const leaf = (v: Var) => {
+      let i = leaves.findIndex((l) => l.id === v.id);
+      if (i < 0) i = leaves.push(v) - 1;
+      return `v${i}`;
+    };
+    const build = (eq: Eqn): string => {
+      names.push(eq.prim.name);
+      const args = eq.inputs.map((v) => {
+        if (!inlinable(v, eq)) return leaf(v);
+        inlined.push(v);
+        return `(${build(producer.get(v.id)!)})`;
+      });
+      return eq.prim.fusion!(eq.inputs, eq.params, args);
+    };
+    const expr = build(e);
+    if (leaves.length > maxLeaves) continue; // too many bindings: leave this chain unfused
+    groups.set(e, {
+      leaves,
+      expr,
+      inlined,
+      label: `fused[${names.filter((n) => n !== "full").reverse().join(",")}]`,
+    });
+  }
+  // an equation is skipped when every use of its result was inlined into an accepted group
+  const inlinedUses = new Map<number, number>();
+  for (const g of groups.values()) {
+    for (const v of g.inlined) inlinedUses.set(v.id, (inlinedUses.get(v.id) ?? 0) + 1);
+  }
+  const steps: Step[] = [];
+  for (const e of p.eqns) {
+    const g = groups.get(e);
+    if (g) {
+      steps.push({ kind: "fused", out: e.out, leaves: g.leaves, expr: g.expr, label: g.label });
+      continue;
+    }
+    const inl = inlinedUses.get(e.out.id) ?? 0;
+    if (inl > 0 && inl >= (uses.get(e.out.id) ?? 0)) continue;
+    steps.push({ kind: "eqn", eqn: e });
+  }
+  return steps;
+}
+
+/** A program ready to run on concrete tensors. */
+export class Compiled {
+  readonly steps: Step[];
+  /** Index of the step after which each value is no longer needed. */
+  readonly #lastUse = new Map<number, number>();
+
+  constructor(readonly program: Program, readonly backend: "webgpu" | "reference") {
+    // one binding is the output; the rest may be fused inputs
+    const maxLeaves = backend === "webgpu" && runtime.info
+      ? runtime.info.limits.maxStorageBuffersPerShaderStage - 1
+      : 7;
+    this.steps = planSteps(program, backend === "webgpu", maxLeaves);
+    this.steps.forEach((s, i) => {
+      const ins = s.kind === "eqn" ? s.eqn.inputs : s.leaves;
+      for (const v of ins) this.#lastUse.set(v.id, i);
+    });
+    for (const v of program.outputs) this.#lastUse.set(v.id, Infinity);
+  }
+
+  /** Number of kernels (steps) a call runs, views excluded. */
+  get kernelCount(): number {
+    return this.steps.filter((s) => s.kind === "fused" || s.eqn.prim.name !== "reshape").length;
+  }
+
+  run(args: readonly Tensor[]): Tensor[] {
+    const env = new Map<number, Tensor>();
+    this.program.inputs.forEach((v, i) => env.set(v.id, args[i]));
+    const owned = new Set<Tensor>(); // intermediates this call made
+    const get = (v: Var) => {
+      if (v.constant) return v.constant;
+      const t = env.get(v.id);
+      if (!t) throw new Error(`internal: jit value ${v.id} used before it was computed`);
+      return t;
+    };
+    const execute = () => {
+      this.steps.forEach((s, i) => {
+        let out: Tensor;
+        let inputs: readonly Var[];
+        if (s.kind === "eqn") {
+          inputs = s.eqn.inputs;
+          out = bind(s.eqn.prim, inputs.map(get), s.eqn.params);
+          env.set(s.eqn.out.id, out);
+        } else {
+          inputs = s.leaves;
+          out = runFused(s, s.leaves.map(get));
+          env.set(s.out.id, out);
+        }
+        owned.add(out);
+        // free what no later step reads
+        for (const v of inputs) {
+          const t = env.get(v.id);
+          if (t && this.#lastUse.get(v.id) === i && owned.has(t)) {
+            t.dispose();
+            owned.delete(t);
+          }
+        }
+      });
+    };
+    if (this.backend === "webgpu") runtime.inOneSubmission(execute);
+    else execute();
+    return this.program.outputs.map(get);
+  }
+}
+
+function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor {
+  const storage = new GpuStorage(sizeOf(s.out.shape) * 4);
+  const operands = inputs.map((t, i) => ({
+    storage: t.storage as GpuStorage,
+    dtype: s.leaves[i].dtype,
+    strides: broadcastStrides(t.shape, s.out.shape),
+    offset: 0,
+  }));
+  runtime.enqueue(() =>
+    runElementwise(
+      { label: s.label, expr: s.expr, helpers: ELEMENTWISE_HELPERS },
+      operands,
+      s.out.shape,
+      s.out.dtype,
+      storage,
+    )
+  );
+  return new Tensor(s.out.shape, s.out.dtype, storage);
+}

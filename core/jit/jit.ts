@@ -1,0 +1,214 @@
+/**
+ * jit: trace a function once per input signature into a program, optimise it (dead code,
+ * common subexpressions, elementwise fusion) and replay it — all of a call's kernels in one
+ * submission, each intermediate freed after its last use.
+ */
+import { keep } from "../memory.ts";
+import { Tensor } from "../tensor.ts";
+import { Tracer } from "../tracer.ts";
+import { flatten, type TreeDef, unflatten } from "../tree.ts";
+import type { Fn } from "../autodiff/api.ts";
+import { defaultBackend } from "../backend/select.ts";
+import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "./compile.ts";
+import { type Program, programText, type Var } from "./ir.ts";
+import { ForeignTracerError, JitTrace, JitTracer } from "./jit_trace.ts";
+
+/** Options of `jit`. */
+export interface JitOptions {
+  /**
+   * Arguments that are not traced but baked into the program (Python-style constants: sizes,
+   * flags, step counts); a new value compiles a new program. JS numbers and other non-tensor
+   * leaves of any argument are always treated this way.
+   */
+  staticArgnums?: readonly number[];
+}
+
+/** What `jit(f).lower(...args)` returns. */
+export interface Lowered {
+  /** The optimised program as text. */
+  text: string;
+  /** The optimised program. */
+  program: Program;
+  /** Kernels one call dispatches (after fusion; views excluded). */
+  kernels: number;
+}
+
+/** A jitted function: call it like f; `lower` shows what it compiles to. */
+export interface Jitted {
+  (...args: any[]): any;
+  /** Trace (or fetch from the cache) the program for these arguments. */
+  lower(...args: unknown[]): Lowered;
+}
+
+interface Entry {
+  compiled: Compiled;
+  outDef: TreeDef;
+  /** Per output leaf: index into the program's outputs, or the non-tensor value itself. */
+  outLeaves: Array<{ out: number } | { value: unknown }>;
+}
+
+const INLINE = Symbol("inline");
+
+function signature(args: readonly unknown[], staticArgnums: readonly number[]): string {
+  return JSON.stringify(args.map((arg, i) => {
+    if (staticArgnums.includes(i)) return ["static", safeJson(arg)];
+    const [leaves, def] = flatten(arg);
+    return [
+      def,
+      leaves.map((
+        l,
+      ) => (l instanceof Tensor
+        ? `${l.dtype}[${l.shape.join(",")}]@${l.backend}`
+        : ["v", safeJson(l)])
+      ),
+    ];
+  }));
+}
+
+function safeJson(x: unknown): unknown {
+  if (typeof x === "function") {
+    throw new TypeError("jit: functions cannot be static arguments (close over them instead)");
+  }
+  return x;
+}
+
+function traceProgram(
+  f: Fn,
+  args: readonly unknown[],
+  staticArgnums: readonly number[],
+): Entry | typeof INLINE {
+  const leavesOf = args.map((a, i) => (staticArgnums.includes(i) ? null : flatten(a)));
+  const firstTensor = leavesOf.flatMap((l) => (l ? l[0] : [])).find((x): x is Tensor =>
+    x instanceof Tensor
+  );
+  const trace = new JitTrace(firstTensor?.backend ?? defaultBackend());
+  const tensorsIn: Tensor[] = [];
+  const traced = args.map((a, i) => {
+    const lf = leavesOf[i];
+    if (!lf) return a;
+    return unflatten(
+      lf[1],
+      lf[0].map((l) => {
+        if (!(l instanceof Tensor)) return l;
+        tensorsIn.push(l);
+        return trace.input(l.shape, l.dtype);
+      }),
+    );
+  });
+  let out: unknown;
+  try {
+    out = trace.run(() => f(...traced));
+  } catch (e) {
+    if (e instanceof ForeignTracerError) return INLINE; // closes over another transformation's values
+    throw e;
+  }
+  const [leaves, outDef] = flatten(out);
+  const outputs: Var[] = [];
+  const outLeaves = leaves.map((l) => {
+    if (!(l instanceof Tensor)) return { value: l };
+    if (l instanceof Tracer && !(l instanceof JitTracer && l.trace === trace)) return null;
+    outputs.push(trace.varOf(l));
+    return { out: outputs.length - 1 };
+  });
+  if (outLeaves.some((l) => l === null)) return INLINE;
+  let program: Program = { inputs: trace.inputs, eqns: trace.eqns, outputs };
+  program = eliminateDeadCode(eliminateCommonSubexpressions(program));
+  for (const c of trace.constants()) keep(c); // the program owns its constants
+  return {
+    compiled: new Compiled(program, trace.backend),
+    outDef,
+    outLeaves: outLeaves as Entry["outLeaves"],
+  };
+}
+
+/** A fresh handle on a tensor the caller may dispose without affecting the program. */
+function share(t: Tensor): Tensor {
+  const s = t.storage;
+  s.retain();
+  return new Tensor(t.shape, t.dtype, s);
+}
+
+/**
+ * Compile f: traced once per input signature (shapes, dtypes, pytree structure, static
+ * values), then replayed as one submission with fused elementwise kernels. Nests with grad
+ * and vmap in any order (under another transformation, or inside another jit, it is inlined
+ * into the enclosing trace).
+ *
+ * @example
+ * ```ts
+ * import { jit, tensor, exp, mul, add } from "@metagrad/metagrad";
+ * const f = jit((x: any) => add(mul(exp(x), 2), 1)); // one fused kernel
+ * await f(tensor([0, 1])).array();
+ * console.log(f.lower(tensor([0, 1])).text);
+ * ```
+ */
+export function jit(f: Fn, opts: JitOptions = {}): Jitted {
+  const staticArgnums = opts.staticArgnums ?? [];
+  const cache = new Map<string, Entry | typeof INLINE>();
+  const lookup = (args: readonly unknown[]) => {
+    const key = signature(args, staticArgnums);
+    let entry = cache.get(key);
+    if (!entry) cache.set(key, entry = traceProgram(f, args, staticArgnums));
+    return entry;
+  };
+  const jitted = ((...args: unknown[]) => {
+    const tracerIn = args.some((a, i) =>
+      !staticArgnums.includes(i) && flatten(a)[0].some((l) => l instanceof Tracer)
+    );
+    if (tracerIn) return f(...args); // inside grad / vmap / another jit: becomes part of that trace
+    const entry = lookup(args);
+    if (entry === INLINE) return f(...args);
+    const inputs = args.flatMap((
+      a,
+      i,
+    ) => (staticArgnums.includes(i)
+      ? []
+      : flatten(a)[0].filter((l): l is Tensor => l instanceof Tensor))
+    );
+    const outs = entry.compiled.run(inputs);
+    const given = new Set<Tensor>([
+      ...inputs,
+      ...entry.compiled.program.outputs.flatMap((v) => (v.constant ? [v.constant] : [])),
+    ]);
+    return unflatten(
+      entry.outDef,
+      entry.outLeaves.map((
+        l,
+      ) => ("value" in l ? l.value : given.has(outs[l.out]) ? share(outs[l.out]) : outs[l.out])),
+    );
+  }) as Jitted;
+  jitted.lower = (...args: unknown[]) => {
+    const entry = lookup(args);
+    if (entry === INLINE) {
+      throw new TypeError(
+        "jit.lower: f closes over values of another transformation; it runs inline",
+      );
+    }
+    return {
+      text: programText(entry.compiled.program),
+      program: entry.compiled.program,
+      kernels: entry.compiled.kernelCount,
+    };
+  };
+  return jitted;
+}
+
+/**
+ * The traced program of f for these arguments, as text (before optimisation), like JAX's
+ * make_jaxpr.
+ *
+ * @example
+ * ```ts
+ * import { makeJaxpr, tensor, sin } from "@metagrad/metagrad";
+ * console.log(makeJaxpr((x: any) => sin(x).mul(2))(tensor([1, 2])));
+ * ```
+ */
+export function makeJaxpr(f: Fn, opts: JitOptions = {}): (...args: unknown[]) => string {
+  return (...args: unknown[]) => {
+    const entry = traceProgram(f, args, opts.staticArgnums ?? []);
+    if (entry === INLINE) {
+      throw new TypeError("makeJaxpr: f closes over values of another transformation");
+    }
+    return programText(entry.compiled.program);
+  };
+}

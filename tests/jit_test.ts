@@ -1,0 +1,123 @@
+/** jit: equality with eager execution for every primitive, fusion, caching, nesting, memory. */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { gradCases } from "./grad_cases.ts";
+import { assertAllClose, assertThrowsWith } from "./helpers.ts";
+
+async function close(a: unknown, b: unknown, what: string, tol = { rtol: 1e-5, atol: 1e-6 }) {
+  const [la] = mg.tree.flatten<Tensor>(a), [lb] = mg.tree.flatten<Tensor>(b);
+  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
+  for (let i = 0; i < la.length; i++) {
+    if (la[i].shape.join() !== lb[i].shape.join() || la[i].dtype !== lb[i].dtype) {
+      throw new Error(`${what}: ${la[i].dtype}[${la[i].shape}] vs ${lb[i].dtype}[${lb[i].shape}]`);
+    }
+    assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
+  }
+}
+
+for (const backend of ["reference", "webgpu"] as const) {
+  Deno.test(`${backend}: jit(f) equals f for every primitive, and jit(grad f) equals grad f`, async () => {
+    mg.setBackend(backend);
+    try {
+      for (const [group, cases] of gradCases()) {
+        for (const [name, f, args] of cases) {
+          const what = `${group} / ${name}`;
+          await close(mg.jit(f)(...args), f(...args), `jit ${what}`);
+          const w = mg.random.normal(mg.random.key(5, { backend }), (f(...args) as Tensor).shape);
+          const F = (...xs: Tensor[]) => mg.sum(mg.mul(f(...xs) as Tensor, w));
+          const argnums = args.map((_, j) => j);
+          await close(
+            mg.jit(mg.grad(F, { argnums }))(...args),
+            mg.grad(F, { argnums })(...args),
+            `jit(grad) ${what}`,
+            { rtol: 1e-5, atol: 1e-5 },
+          );
+        }
+      }
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+}
+
+Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission", async () => {
+  await mg.init();
+  const chain = (x: Tensor, y: Tensor) => {
+    let z = x;
+    for (let i = 0; i < 4; i++) z = mg.tanh(mg.add(mg.mul(z, 0.5), mg.sin(mg.mul(y, i + 1))));
+    return z; // 20 elementwise primitives (plus literal constants); y's terms broadcast in
+  };
+  const f = mg.jit(chain);
+  const x = mg.random.normal(mg.random.key(1), [67, 129]),
+    y = mg.random.normal(mg.random.key(2), [129]);
+  const lowered = f.lower(x, y);
+  if (lowered.kernels !== 1) {
+    throw new Error(`expected 1 kernel, got ${lowered.kernels}:\n${lowered.text}`);
+  }
+  const eqns = lowered.program.eqns.filter((e) => e.prim.name !== "full").length;
+  if (eqns !== 20) throw new Error(`expected 20 elementwise equations, got ${eqns}`);
+  await mg.sync();
+  const s0 = mg.runtimeStats();
+  const out = f(x, y);
+  await mg.sync();
+  const s1 = mg.runtimeStats();
+  if (s1.dispatches - s0.dispatches !== 1) {
+    throw new Error(`dispatches: ${s1.dispatches - s0.dispatches}`);
+  }
+  if (s1.submits - s0.submits !== 1) throw new Error(`submits: ${s1.submits - s0.submits}`);
+  await close(out, chain(x, y), "fused chain", { rtol: 1e-5, atol: 1e-6 });
+});
+
+Deno.test("jit traces once per signature; static arguments; printable programs", async () => {
+  const count = { traces: 0 };
+  const f = mg.jit((x: Tensor, scale: number) => {
+    count.traces++;
+    return mg.mul(mg.sin(x), scale);
+  });
+  const a = mg.tensor([1, 2, 3]);
+  await f(a, 2).data();
+  await f(mg.tensor([4, 5, 6]), 2).data();
+  if (count.traces !== 1) throw new Error(`retraced for the same signature (${count.traces})`);
+  await f(a, 3).data(); // a new static value
+  await f(mg.tensor([1, 2]), 2).data(); // a new shape
+  if ((count.traces as number) !== 3) throw new Error(`expected 3 traces, got ${count.traces}`);
+  const g = mg.jit((x: Tensor, n: number) => (n > 0 ? mg.exp(x) : mg.log(x)), {
+    staticArgnums: [1],
+  });
+  assertAllClose(await g(a, 1).toFloat64(), [1, 2, 3].map(Math.exp), { rtol: 1e-6 });
+  const text = mg.makeJaxpr((x: Tensor) => mg.sum(mg.mul(x, x)))(a);
+  for (const frag of ["a:f32[3]", "mul a a", "reduce", "in ("]) {
+    if (!text.includes(frag)) throw new Error(`program text lacks ${frag}:\n${text}`);
+  }
+  // dead code and common subexpressions are removed
+  const lowered = mg.jit((x: Tensor) => {
+    mg.cos(x); // unused
+    return mg.add(mg.exp(x), mg.exp(x));
+  }).lower(a);
+  const names = lowered.program.eqns.map((e) => e.prim.name);
+  if (names.includes("cos") || names.filter((n) => n === "exp").length !== 1) {
+    throw new Error(`not optimised: ${names}`);
+  }
+});
+
+Deno.test("jit nests with grad, vmap and itself, and inlines under other transformations", async () => {
+  const f = (x: Tensor) => mg.sum(mg.mul(mg.sin(x), x));
+  const x = mg.tensor([0.5, 1.5]);
+  const expected = await mg.grad(f)(x).toFloat64();
+  assertAllClose(await mg.grad(mg.jit(f))(x).toFloat64(), expected, { rtol: 1e-6 });
+  assertAllClose(await mg.jit(mg.grad(f))(x).toFloat64(), expected, { rtol: 1e-6 });
+  assertAllClose(await mg.jit(mg.jit(mg.grad(f)))(x).toFloat64(), expected, { rtol: 1e-6 });
+  const xs = mg.tensor([[0.5, 1.5], [1, 2], [0, 3]]);
+  const per = await mg.vmap(mg.grad(f))(xs).toFloat64();
+  assertAllClose(await mg.jit(mg.vmap(mg.grad(f)))(xs).toFloat64(), per, { rtol: 1e-6 });
+  assertAllClose(await mg.vmap(mg.jit(mg.grad(f)))(xs).toFloat64(), per, { rtol: 1e-6 });
+  // a jitted function closing over an outer grad's value runs inline and stays correct
+  const c = mg.tensor(2);
+  const h = (y: Tensor) => mg.jit((z: Tensor) => mg.mul(z, y))(c);
+  assertAllClose(await mg.grad(h)(mg.tensor(3)).toFloat64(), [2], { rtol: 1e-6 });
+  assertThrowsWith(() =>
+    mg.jit((z: Tensor) => {
+      z.data();
+      return z;
+    })(c), "inside jit");
+});

@@ -16,6 +16,8 @@ import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { moveAxis, reshape } from "../ops/shape.ts";
 import { vmap } from "../vmap/vmap.ts";
+import { bind } from "../primitive.ts";
+import { stopGradient as stopGradientPrim } from "../primitives/stop_gradient.ts";
 import { GradTrace, GradTracer, innermostGradTrace } from "./grad_trace.ts";
 
 /** A function transformations accept: pytrees of tensors (and other values) in and out. */
@@ -214,14 +216,7 @@ export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...args: any[]) =>
  */
 export function stopGradient<T>(x: T): T {
   const [leaves, def] = flatten(x);
-  return unflatten(
-    def,
-    leaves.map((l) => {
-      let v = l;
-      while (v instanceof GradTracer) v = v.value;
-      return v;
-    }),
-  );
+  return unflatten(def, leaves.map((l) => (l instanceof Tensor ? bind(stopGradientPrim, [l], {}) : l)));
 }
 
 /**

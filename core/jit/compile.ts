@@ -151,7 +151,7 @@ export class Compiled {
 
   /** Number of kernels (steps) a call runs, views excluded. */
   get kernelCount(): number {
-    return this.steps.filter((s) => s.kind === "fused" || s.eqn.prim.name !== "reshape").length;
+    return this.steps.filter((s) => s.kind === "fused" || !s.eqn.prim.view).length;
   }
 
   run(args: readonly Tensor[]): Tensor[] {

@@ -11,7 +11,8 @@ export type Params = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor; w3: Tenso
 
 export function initMlp(key: Tensor, hidden = 40): Params {
   const [k1, k2, k3] = mg.random.split(key, 3);
-  const he = (k: Tensor, fanIn: number, shape: number[]) => mg.random.normal(k, shape, { std: Math.sqrt(2 / fanIn) });
+  const he = (k: Tensor, fanIn: number, shape: number[]) =>
+    mg.random.normal(k, shape, { std: Math.sqrt(2 / fanIn) });
   return {
     w1: he(k1, 1, [1, hidden]),
     b1: mg.zeros([hidden]),
@@ -28,7 +29,8 @@ export function mlp(p: Params, x: Tensor): Tensor {
   return mg.add(mg.matmul(h2, p.w3), p.b3);
 }
 
-export const mse = (p: Params, x: Tensor, y: Tensor): Tensor => mg.mean(mg.square(mg.sub(mlp(p, x), y)));
+export const mse = (p: Params, x: Tensor, y: Tensor): Tensor =>
+  mg.mean(mg.square(mg.sub(mlp(p, x), y)));
 
 export interface MamlConfig {
   innerSteps: number;
@@ -37,7 +39,14 @@ export interface MamlConfig {
 }
 
 /** Query loss after adapting to one task's support set. */
-export function taskLoss(p: Params, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor, c: MamlConfig): Tensor {
+export function taskLoss(
+  p: Params,
+  xs: Tensor,
+  ys: Tensor,
+  xq: Tensor,
+  yq: Tensor,
+  c: MamlConfig,
+): Tensor {
   let adapted = p;
   for (let s = 0; s < c.innerSteps; s++) {
     let g = mg.grad(mse)(adapted, xs, ys) as Params;
@@ -61,6 +70,8 @@ export function metaLossLoop(p: Params, b: RegressionBatch, c: MamlConfig): Tens
 
 /** Mean query loss over tasks, vectorised with vmap (one batched computation). */
 export function metaLossVmap(p: Params, b: RegressionBatch, c: MamlConfig): Tensor {
-  const perTask = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) => taskLoss(p, xs, ys, xq, yq, c));
+  const perTask = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) =>
+    taskLoss(p, xs, ys, xq, yq, c)
+  );
   return mg.mean(perTask(b.xs, b.ys, b.xq, b.yq) as Tensor);
 }

@@ -10,7 +10,13 @@ import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { type RegressionBatch, sampleSinusoid } from "../envs/sinusoid.ts";
-import { initMlp, type MamlConfig, metaLossLoop, metaLossVmap, type Params } from "./maml_common.ts";
+import {
+  initMlp,
+  type MamlConfig,
+  metaLossLoop,
+  metaLossVmap,
+  type Params,
+} from "./maml_common.ts";
 
 export type Mode = "eager loop" | "vmap" | "vmap+jit";
 
@@ -39,12 +45,20 @@ const dispose = (x: unknown) => mg.tree.map((t: Tensor) => t.dispose(), x);
 
 export async function benchMaml(
   mode: Mode,
-  opts: { innerSteps: number; firstOrder: boolean; hidden?: number; tasks?: number; steps?: number },
+  opts: {
+    innerSteps: number;
+    firstOrder: boolean;
+    hidden?: number;
+    tasks?: number;
+    steps?: number;
+  },
 ): Promise<MamlRow> {
   const hidden = opts.hidden ?? 40, tasks = opts.tasks ?? 25, steps = opts.steps ?? 10;
   const c: MamlConfig = { innerSteps: opts.innerSteps, alpha: 0.01, firstOrder: opts.firstOrder };
   const params = mg.tidy(() => initMlp(mg.random.key(0), hidden));
-  const batches = mg.tidy(() => Array.from({ length: 2 }, (_, i) => sampleSinusoid(mg.random.key(10 + i), { tasks, shots: 10 })));
+  const batches = mg.tidy(() =>
+    Array.from({ length: 2 }, (_, i) => sampleSinusoid(mg.random.key(10 + i), { tasks, shots: 10 }))
+  );
   const step = makeStep(mode, c);
   await mg.sync();
   let t0 = performance.now();
@@ -97,7 +111,9 @@ export function formatRows(rows: MamlRow[]): string {
   for (const r of rows) {
     lines.push(
       `| ${r.order}-order, ${r.innerSteps} inner, ${r.hidden}-${r.hidden} hidden, ${r.tasks} tasks | ${r.mode} | ` +
-        `${r.stepsPerSecReading.toFixed(2)} | ${r.stepsPerSecPipelined.toFixed(2)} | ${(r.firstCallMs / 1000).toFixed(2)} s | ` +
+        `${r.stepsPerSecReading.toFixed(2)} | ${r.stepsPerSecPipelined.toFixed(2)} | ${
+          (r.firstCallMs / 1000).toFixed(2)
+        } s | ` +
         `${Math.round(r.dispatchesPerStep)} | ${r.peakBytes} |`,
     );
   }
@@ -110,13 +126,11 @@ if (import.meta.main) {
   console.log(`adapter: ${info.description}, deno ${Deno.version.deno}`);
   const rows: MamlRow[] = [];
   const modes: Mode[] = ["eager loop", "vmap", "vmap+jit"];
-  const variants = values.quick
-    ? [{ innerSteps: 1, firstOrder: false }]
-    : [
-      { innerSteps: 1, firstOrder: false },
-      { innerSteps: 1, firstOrder: true },
-      { innerSteps: 5, firstOrder: false },
-    ];
+  const variants = values.quick ? [{ innerSteps: 1, firstOrder: false }] : [
+    { innerSteps: 1, firstOrder: false },
+    { innerSteps: 1, firstOrder: true },
+    { innerSteps: 5, firstOrder: false },
+  ];
   for (const v of variants) {
     for (const mode of modes) {
       rows.push(await benchMaml(mode, { ...v, steps: mode === "eager loop" ? 3 : 10 }));
@@ -125,7 +139,15 @@ if (import.meta.main) {
   }
   if (!values.quick) {
     for (const mode of ["vmap", "vmap+jit"] as const) {
-      rows.push(await benchMaml(mode, { innerSteps: 1, firstOrder: false, hidden: 256, tasks: 100, steps: 5 }));
+      rows.push(
+        await benchMaml(mode, {
+          innerSteps: 1,
+          firstOrder: false,
+          hidden: 256,
+          tasks: 100,
+          steps: 5,
+        }),
+      );
       console.log(formatRows(rows.slice(-1)).split("\n")[2]);
     }
   }

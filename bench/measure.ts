@@ -5,6 +5,7 @@
  * on shared, noisy machines compare as ratios.
  */
 import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
 
 export interface Figure {
   name: string;
@@ -110,6 +111,30 @@ export async function tinyOpChain(): Promise<{ figure: Figure; dispatches: numbe
       higherIsBetter: false,
     },
     dispatches,
+  };
+}
+
+/** The same chain of 100 adds under jit: fused into one kernel. */
+export async function tinyOpChainJit(): Promise<Figure> {
+  const x = mg.ones([64]);
+  const chain = mg.jit((x: Tensor) => {
+    let y = x;
+    for (let i = 0; i < 100; i++) y = mg.add(y, x);
+    return y;
+  });
+  chain(x).dispose();
+  await mg.sync();
+  const rounds = 20;
+  const ms = await timeMs(async () => {
+    for (let r = 0; r < rounds; r++) chain(x).dispose();
+    await mg.sync();
+  }, 5);
+  x.dispose();
+  return {
+    name: "tiny op (chain of 100, jit)",
+    value: (ms * 1000) / (rounds * 100),
+    unit: "µs/op",
+    higherIsBetter: false,
   };
 }
 

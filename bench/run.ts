@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
-import { benchMamlEager } from "./maml_eager.ts";
+import { benchMaml } from "./maml_step.ts";
 import {
   calibrationMs,
   elementwiseAddGBs,
@@ -14,6 +14,7 @@ import {
   matmulGflops,
   readbackMs,
   tinyOpChain,
+  tinyOpChainJit,
 } from "./measure.ts";
 
 export interface BenchRecord {
@@ -45,18 +46,28 @@ for (const n of values.quick ? [256] : [256, 512, 1024]) {
 }
 const chain = await tinyOpChain();
 figures.push(chain.figure);
+figures.push(await tinyOpChainJit());
 notes["dispatches per chain of 100 adds"] = chain.dispatches;
 figures.push(await readbackMs());
 for (const inner of values.quick ? [1] : [1, 5]) {
-  const m = await benchMamlEager(inner, false, inner === 5 ? 2 : 3);
-  figures.push({
-    name: `MAML2 sinusoid eager, ${inner} inner step(s)`,
-    value: m.msPerStep,
-    unit: "ms/meta-step",
-    higherIsBetter: false,
-  });
-  notes[`MAML2 ${inner} inner: peak live bytes`] = m.peakBytes;
-  notes[`MAML2 ${inner} inner: dispatches per meta-step`] = Math.round(m.dispatchesPerStep);
+  for (const mode of ["eager loop", "vmap+jit"] as const) {
+    const m = await benchMaml(mode, {
+      innerSteps: inner,
+      firstOrder: false,
+      steps: mode === "eager loop" ? 3 : 10,
+    });
+    figures.push({
+      name: `MAML2 sinusoid ${mode}, ${inner} inner step(s)`,
+      value: m.stepsPerSecReading,
+      unit: "meta-steps/s",
+      higherIsBetter: true,
+    });
+    notes[`MAML2 ${mode} ${inner} inner: peak live bytes`] = m.peakBytes;
+    notes[`MAML2 ${mode} ${inner} inner: dispatches per meta-step`] = Math.round(
+      m.dispatchesPerStep,
+    );
+    notes[`MAML2 ${mode} ${inner} inner: first call ms`] = Math.round(m.firstCallMs);
+  }
 }
 await mg.sync();
 const stats = mg.runtimeStats();

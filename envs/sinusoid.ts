@@ -40,7 +40,9 @@ export function sampleSinusoid(key: Tensor, opts: SinusoidOptions): RegressionBa
   const { tasks, shots } = opts;
   const queries = opts.queries ?? shots;
   for (const [name, v] of [["tasks", tasks], ["shots", shots], ["queries", queries]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`sampleSinusoid: ${name} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`sampleSinusoid: ${name} must be a positive integer, got ${v}`);
+    }
   }
   const [ka, kp, kx] = random.split(key, 3);
   const amp = random.uniform(ka, [tasks, 1, 1], { minval: 0.1, maxval: 5 });

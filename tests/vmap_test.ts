@@ -138,7 +138,8 @@ Deno.test("vmap mistakes give clear errors", () => {
 Deno.test("stopGradient holds through vmap and jit", async () => {
   const xs = mg.tensor([1, 2, 3]);
   // d/dw Σ_i stop(w·x_i)·w = Σ_i w·x_i (not 2w·x_i)
-  const f = (w: Tensor) => mg.sum(mg.vmap((x: Tensor) => mg.mul(mg.stopGradient(mg.mul(w, x)), w))(xs));
+  const f = (w: Tensor) =>
+    mg.sum(mg.vmap((x: Tensor) => mg.mul(mg.stopGradient(mg.mul(w, x)), w))(xs));
   for (const g of [mg.grad(f), mg.grad(mg.jit(f)), mg.jit(mg.grad(f))]) {
     assertAllClose(await (g(mg.tensor(2)) as Tensor).toFloat64(), [12]);
   }

@@ -216,7 +216,10 @@ export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...args: any[]) =>
  */
 export function stopGradient<T>(x: T): T {
   const [leaves, def] = flatten(x);
-  return unflatten(def, leaves.map((l) => (l instanceof Tensor ? bind(stopGradientPrim, [l], {}) : l)));
+  return unflatten(
+    def,
+    leaves.map((l) => (l instanceof Tensor ? bind(stopGradientPrim, [l], {}) : l)),
+  );
 }
 
 /**

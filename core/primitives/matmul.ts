@@ -128,6 +128,25 @@ export const matmul: Primitive<MatmulParams> = {
     };
     const pa = prepare(a, d.batchA, d.m * d.k);
     const pb = prepare(b, d.batchB, d.k * d.n);
+    // A batch of A's against one shared B (vmap over examples with shared weights) is one
+    // taller matmul: [B·m, k] @ [k, n] — fewer, fuller workgroups.
+    if (pb.stride === 0 && pa.stride === d.m * d.k && !p.transposeA && nb > 1) {
+      runMatmul({
+        a: pa.storage,
+        b: pb.storage,
+        out: out.storage,
+        batch: 1,
+        m: nb * d.m,
+        n: d.n,
+        k: d.k,
+        transA: false,
+        transB: p.transposeB,
+        aBatchStride: 0,
+        bBatchStride: 0,
+      });
+      if (pa.temp) pa.storage.release();
+      return;
+    }
     runMatmul({
       a: pa.storage,
       b: pb.storage,

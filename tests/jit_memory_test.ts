@@ -33,3 +33,44 @@ Deno.test("repeated jit calls keep live tensors and device memory flat", async (
     throw new Error(`device bytes grew: ${m0.deviceBytes} → ${m1.deviceBytes}`);
   }
 });
+
+Deno.test("donated arguments are freed during the call, lowering peak memory, and cannot be reused", async () => {
+  const n = 256;
+  const update = (p: { w: Tensor; m: Tensor }, g: Tensor) => ({
+    w: mg.sub(p.w, mg.mul(g, 0.1)),
+    m: mg.add(mg.mul(p.m, 0.9), g),
+  });
+  const plain = mg.jit(update);
+  const donating = mg.jit(update, { donateArgnums: [0] });
+  const make = () => mg.tidy(() => ({ w: mg.ones([n, n]), m: mg.zeros([n, n]) }));
+  const g = mg.tidy(() => mg.full([n, n], 0.5));
+  const peak = async (fn: typeof plain) => {
+    let p = make();
+    fn(p, g); // compile (outputs dropped below)
+    p = make();
+    await mg.sync();
+    mg.resetPeakMemory();
+    const base = mg.memory().liveBytes;
+    const out = fn(p, g);
+    const high = mg.memory().peakBytes - base;
+    return { p, out, high };
+  };
+  const a = await peak(plain);
+  const b = await peak(donating);
+  if (!b.p.w.isDisposed || !b.p.m.isDisposed) throw new Error("donated inputs were not released");
+  if (a.p.w.isDisposed) throw new Error("a non-donated input was released");
+  if (!(b.high < a.high)) {
+    throw new Error(`donation did not lower peak bytes: ${b.high} vs ${a.high}`);
+  }
+  const w = await (b.out.w as Tensor).toFloat64();
+  if (Math.abs(w[0] - 0.95) > 1e-6) throw new Error(`wrong update ${w[0]}`);
+  let msg = "";
+  try {
+    mg.add(b.p.w, 1);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  if (!msg.includes("disposed")) {
+    throw new Error(`using a donated tensor should fail clearly, got: ${msg}`);
+  }
+});

@@ -154,10 +154,16 @@ export class Compiled {
     return this.steps.filter((s) => s.kind === "fused" || !s.eqn.prim.view).length;
   }
 
-  run(args: readonly Tensor[]): Tensor[] {
+  /**
+   * Run on concrete inputs. `donated[i]` hands input i over to the program: it is disposed
+   * as soon as the program no longer reads it, so its memory serves the outputs.
+   */
+  run(args: readonly Tensor[], donated: readonly boolean[] = []): Tensor[] {
     const env = new Map<number, Tensor>();
     this.program.inputs.forEach((v, i) => env.set(v.id, args[i]));
-    const owned = new Set<Tensor>(); // intermediates this call made
+    // intermediates this call made, plus donated inputs: freed after their last use
+    const owned = new Set<Tensor>(args.filter((_, i) => donated[i]));
+    const outputs = new Set(this.program.outputs.map((v) => v.id));
     const get = (v: Var) => {
       if (v.constant) return v.constant;
       const t = env.get(v.id);
@@ -181,7 +187,7 @@ export class Compiled {
         // free what no later step reads
         for (const v of inputs) {
           const t = env.get(v.id);
-          if (t && this.#lastUse.get(v.id) === i && owned.has(t)) {
+          if (t && this.#lastUse.get(v.id) === i && owned.has(t) && !outputs.has(v.id)) {
             t.dispose();
             owned.delete(t);
           }
@@ -190,7 +196,11 @@ export class Compiled {
     };
     if (this.backend === "webgpu") runtime.inOneSubmission(execute);
     else execute();
-    return this.program.outputs.map(get);
+    const result = this.program.outputs.map(get);
+    // a donated input the program never read (or only passed through) is released too
+    const kept = new Set(result);
+    for (const t of owned) if (!kept.has(t) && args.includes(t)) t.dispose();
+    return result;
   }
 }
 

@@ -21,6 +21,12 @@ export interface JitOptions {
    * leaves of any argument are always treated this way.
    */
   staticArgnums?: readonly number[];
+  /**
+   * Arguments whose tensors the caller hands over (e.g. parameters and optimiser state in a
+   * training step): they are disposed as soon as the program has read them, so the step
+   * does not hold old and new state at once. Using a donated tensor afterwards is an error.
+   */
+  donateArgnums?: readonly number[];
 }
 
 /** What `jit(f).lower(...args)` returns. */
@@ -158,16 +164,22 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
     if (tracerIn) return f(...args); // inside grad / vmap / another jit: becomes part of that trace
     const entry = lookup(args);
     if (entry === INLINE) return f(...args);
-    const inputs = args.flatMap((
-      a,
-      i,
-    ) => (staticArgnums.includes(i)
-      ? []
-      : flatten(a)[0].filter((l): l is Tensor => l instanceof Tensor))
-    );
-    const outs = entry.compiled.run(inputs);
+    const donate = opts.donateArgnums ?? [];
+    const donated: boolean[] = [];
+    const inputs = args.flatMap((a, i) => {
+      if (staticArgnums.includes(i)) return [];
+      const ts = flatten(a)[0].filter((l): l is Tensor => l instanceof Tensor);
+      for (let n = 0; n < ts.length; n++) donated.push(donate.includes(i));
+      return ts;
+    });
+    // a tensor passed twice (donated and not) must not be freed under the other use
+    inputs.forEach((t, n) => {
+      if (donated[n] && inputs.some((u, m) => u === t && !donated[m])) donated[n] = false;
+    });
+    const outs = entry.compiled.run(inputs, donated);
+    // outputs that alias a (non-donated) input or a constant get their own handle
     const given = new Set<Tensor>([
-      ...inputs,
+      ...inputs.filter((_, n) => !donated[n]),
       ...entry.compiled.program.outputs.flatMap((v) => (v.constant ? [v.constant] : [])),
     ]);
     return unflatten(

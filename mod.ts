@@ -48,8 +48,7 @@ export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
 export { vmap } from "./core/vmap/vmap.ts";
 export { jit, makeJaxpr } from "./core/jit/jit.ts";
-export type { JitOptions, Jitted, Lowered } from "./core/jit/jit.ts";
-export type { Eqn, Program, Var } from "./core/jit/ir.ts";
+export type { JitOptions, Jitted, Lowered, LoweredEquation } from "./core/jit/jit.ts";
 export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";
 /**

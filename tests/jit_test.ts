@@ -54,7 +54,7 @@ Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission
   if (lowered.kernels !== 1) {
     throw new Error(`expected 1 kernel, got ${lowered.kernels}:\n${lowered.text}`);
   }
-  const eqns = lowered.program.eqns.filter((e) => e.prim.name !== "full").length;
+  const eqns = lowered.equations.filter((e) => e.primitive !== "full").length;
   if (eqns !== 20) throw new Error(`expected 20 elementwise equations, got ${eqns}`);
   await mg.sync();
   const s0 = mg.runtimeStats();
@@ -94,7 +94,7 @@ Deno.test("jit traces once per signature; static arguments; printable programs",
     mg.cos(x); // unused
     return mg.add(mg.exp(x), mg.exp(x));
   }).lower(a);
-  const names = lowered.program.eqns.map((e) => e.prim.name);
+  const names = lowered.equations.map((e) => e.primitive);
   if (names.includes("cos") || names.filter((n) => n === "exp").length !== 1) {
     throw new Error(`not optimised: ${names}`);
   }

@@ -18,7 +18,7 @@ import { moveAxis, reshape } from "../ops/shape.ts";
 import { vmap } from "../vmap/vmap.ts";
 import { bind } from "../primitive.ts";
 import { stopGradient as stopGradientPrim } from "../primitives/stop_gradient.ts";
-import { GradTrace, GradTracer, innermostGradTrace } from "./grad_trace.ts";
+import { GradTrace, type GradTracer, innermostGradTrace } from "./grad_trace.ts";
 
 /** A function transformations accept: pytrees of tensors (and other values) in and out. */
 // deno-lint-ignore no-explicit-any

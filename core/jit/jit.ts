@@ -29,12 +29,24 @@ export interface JitOptions {
   donateArgnums?: readonly number[];
 }
 
+/** One equation of a lowered program. */
+export interface LoweredEquation {
+  /** Primitive name, e.g. "add", "matmul", "reduce". */
+  primitive: string;
+  /** The primitive's parameters. */
+  params: unknown;
+  /** Shape of the result. */
+  shape: readonly number[];
+  /** dtype of the result. */
+  dtype: string;
+}
+
 /** What `jit(f).lower(...args)` returns. */
 export interface Lowered {
   /** The optimised program as text. */
   text: string;
-  /** The optimised program. */
-  program: Program;
+  /** The optimised program's equations, in order. */
+  equations: LoweredEquation[];
   /** Kernels one call dispatches (after fusion; views excluded). */
   kernels: number;
 }
@@ -196,9 +208,15 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
         "jit.lower: f closes over values of another transformation; it runs inline",
       );
     }
+    const program = entry.compiled.program;
     return {
-      text: programText(entry.compiled.program),
-      program: entry.compiled.program,
+      text: programText(program),
+      equations: program.eqns.map((e) => ({
+        primitive: e.prim.name,
+        params: e.params,
+        shape: e.out.shape,
+        dtype: e.out.dtype,
+      })),
       kernels: entry.compiled.kernelCount,
     };
   };

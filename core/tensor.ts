@@ -297,3 +297,10 @@ export class Tensor {
     return ops.cast(this, dtype);
   }
 }
+
+/** @internal A new tensor sharing `t`'s storage (refcounted), optionally with another shape. */
+export function shareStorage(t: Tensor, shape: readonly number[] = t.shape): Tensor {
+  const s = t.storage;
+  s.retain();
+  return new Tensor(shape, t.dtype, s);
+}

@@ -4,7 +4,7 @@
  * submission, each intermediate freed after its last use.
  */
 import { keep } from "../memory.ts";
-import { Tensor } from "../tensor.ts";
+import { shareStorage, Tensor } from "../tensor.ts";
 import { Tracer } from "../tracer.ts";
 import { flatten, type TreeDef, unflatten } from "../tree.ts";
 import type { Fn } from "../autodiff/api.ts";
@@ -139,13 +139,6 @@ function traceProgram(
   };
 }
 
-/** A fresh handle on a tensor the caller may dispose without affecting the program. */
-function share(t: Tensor): Tensor {
-  const s = t.storage;
-  s.retain();
-  return new Tensor(t.shape, t.dtype, s);
-}
-
 /**
  * Compile f: traced once per input signature (shapes, dtypes, pytree structure, static
  * values), then replayed as one submission with fused elementwise kernels. Nests with grad
@@ -198,7 +191,12 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
       entry.outDef,
       entry.outLeaves.map((
         l,
-      ) => ("value" in l ? l.value : given.has(outs[l.out]) ? share(outs[l.out]) : outs[l.out])),
+      ) => ("value" in l
+        ? l.value
+        : given.has(outs[l.out])
+        ? shareStorage(outs[l.out])
+        : outs[l.out])
+      ),
     );
   }) as Jitted;
   jitted.lower = (...args: unknown[]) => {

@@ -1,7 +1,7 @@
 /** reshape(x, {shape}): same values, new shape; a view sharing x's storage (no kernel). */
 import { fmtShape, sizeOf } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
-import { Tensor } from "../tensor.ts";
+import { shareStorage } from "../tensor.ts";
 import { reshape as reshapeOp } from "../ops/shape.ts";
 import { bind } from "../primitive.ts";
 
@@ -26,9 +26,5 @@ export const reshape: Primitive<{ shape: readonly number[] }> = {
   webgpu() {
     throw new Error("internal: reshape is a view and never runs a kernel");
   },
-  view(x, _p, out) {
-    const s = x.storage;
-    s.retain();
-    return new Tensor(out.shape, out.dtype, s);
-  },
+  view: (x, _p, out) => shareStorage(x, out.shape),
 };

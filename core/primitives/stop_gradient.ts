@@ -5,7 +5,7 @@
  */
 import type { Primitive } from "../primitive.ts";
 import { bind } from "../primitive.ts";
-import { Tensor } from "../tensor.ts";
+import { shareStorage } from "../tensor.ts";
 
 export const stopGradient: Primitive = {
   name: "stopGradient",
@@ -18,11 +18,7 @@ export const stopGradient: Primitive = {
   webgpu() {
     throw new Error("internal: stopGradient is a view and never runs a kernel");
   },
-  view(x, _p, out) {
-    const s = x.storage;
-    s.retain();
-    return new Tensor(out.shape, out.dtype, s);
-  },
+  view: (x, _p, out) => shareStorage(x, out.shape),
   // no vjp: gradients stop here
   batch: ([x]) => bind(stopGradient, [x], {}),
   fusion: (_inputs, _p, [v]) => v,

@@ -81,6 +81,34 @@ for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvm
   });
 }
 
+Deno.test("matmul (per-shape default tiling, fitted for small products) on odd and batched shapes", async () => {
+  let seed = 400;
+  for (
+    const [sa, sb] of [...SHAPES, [[25, 10, 40], [25, 40, 40]], [[7, 40], [40, 24]], [[3, 5, 8], [
+      8,
+      12,
+    ]]] as Array<[number[], number[]]>
+  ) {
+    await assertMatchesReference(
+      `default ${sa}@${sb}`,
+      [host(sa, "f32", seed++), host(sb, "f32", seed++)],
+      (a, b) => mg.matmul(a, b),
+      {
+        atol: 1e-4,
+      },
+    );
+    await assertMatchesReference(
+      `default ${sa}@${sb} (grad shapes)`,
+      [host(sa, "f32", seed++), host(sb, "f32", seed++)],
+      (a, b) => mg.matmul(mg.matmul(a, b), b, { transposeB: true }),
+      {
+        atol: 1e-3,
+        rtol: 1e-4,
+      },
+    );
+  }
+});
+
 Deno.test("matmul errors name the op and both shapes", () => {
   assertThrowsWith(
     () => mg.matmul(mg.zeros([2, 3]), mg.zeros([4, 5])),

@@ -45,7 +45,27 @@ export function chooseTiling(m: number, n: number, vec4: boolean): MatmulTiling 
   if (override) return override;
   if (!runtime.info!.isFallbackAdapter) return TILINGS.gpu;
   if (vec4 && m * n >= 512 * 512) return TILINGS.llvmpipeLarge;
-  return m * n >= 256 * 256 ? TILINGS.llvmpipe : TILINGS.llvmpipeSmall;
+  return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n);
+}
+
+/**
+ * Small products (MAML-sized layers) on llvmpipe: a register block and workgroup shaped to
+ * the matrix so almost no thread computes clamped duplicates — at these sizes the wasted
+ * loads of a fixed 32×32 tile cost more than the work. Measured for [25,10,40]@[25,40,40]:
+ * fixed 8×8 threads × 4×4 outputs 5.7 ms; fitted 5×2 threads × 5×8 outputs 1.1 ms.
+ */
+export function fittedTiling(m: number, n: number): MatmulTiling {
+  const tn = n % 8 === 0 ? 8 : n >= 4 ? 4 : n;
+  // the row block: least padding first, then the larger block (more reuse per load)
+  const candidates = [8, 6, 5, 4, 3, 2, 1].filter((t) => t * tn <= 64);
+  let tm = 1, best = Infinity;
+  for (const t of candidates) {
+    const waste = Math.ceil(m / t) * t - m;
+    if (waste < best) [tm, best] = [t, waste];
+  }
+  const wx = Math.min(16, Math.ceil(n / tn));
+  const wy = Math.max(1, Math.min(Math.floor(256 / wx), 16, Math.ceil(m / tm)));
+  return { kind: "registers", wx, wy, tm, tn, bk: 0 };
 }
 
 export interface MatmulArgs {

@@ -35,12 +35,21 @@ export interface ElementwiseKernel {
   extra?: number[];
 }
 
-const WG = 64;
+/** Workgroup width: wide for big tensors (throughput), narrow for tiny ones (llvmpipe runs
+ * every invocation of a group, active or not). */
+const WG_WIDE = 256, WG_NARROW = 64;
+/**
+ * Elements per thread, grid-strided so neighbouring lanes touch neighbouring elements.
+ * Measured on llvmpipe for a 16M add: 1 per thread × 64-wide groups 0.88 GB/s; 4 per
+ * thread × 256-wide groups 1.28 GB/s.
+ */
+const PER_THREAD = 4;
 
 interface ParamLayout {
   p: number;
   countP: number;
   startP: number;
+  threadsP: number;
   shapeP: number;
   inP: number[];
   extraP: number;
@@ -55,18 +64,19 @@ function elementwiseSource(
   dtypes: DType[],
   outDtype: DType,
   rank: number,
+  wg: number,
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
   let hid = helperIds.get(helpers);
   if (hid === undefined) helperIds.set(helpers, hid = helperIds.size);
   const key = `${hid}|${kernel.label}|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${
     kernel.extra?.length ?? 0
-  }`;
+  }|${wg}`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
   let p = 0;
-  const countP = p++, startP = p++;
+  const countP = p++, startP = p++, threadsP = p++;
   const shapeP = p;
   p += rank;
   const inP = dtypes.map(() => {
@@ -78,8 +88,10 @@ function elementwiseSource(
   p += kernel.extra?.length ?? 0;
   const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
   const lines: string[] = [];
-  lines.push(`  if (t >= ${param(countP)}) { return; }`);
-  lines.push(`  let gi = t + ${param(startP)};`);
+  lines.push(`  for (var e = 0u; e < ${PER_THREAD}u; e = e + 1u) {`);
+  lines.push(`  let li = t + e * ${param(threadsP)};`);
+  lines.push(`  if (li >= ${param(countP)}) { return; }`);
+  lines.push(`  let gi = li + ${param(startP)};`);
   lines.push(`  var rem = gi;`);
   dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(inP[k])};`));
   for (let d = rank - 1; d >= 0; d--) {
@@ -91,12 +103,13 @@ function elementwiseSource(
     lines.push(`  }`);
   }
   dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
-  lines.push(`  out[t] = ${storeAs(outDtype, expr)};`);
-  const code = [bindings(p, dtypes, outDtype), WGSL_HELPERS, helpers, entry(WG, lines.join("\n"))]
+  lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
+  lines.push(`  }`);
+  const code = [bindings(p, dtypes, outDtype), WGSL_HELPERS, helpers, entry(wg, lines.join("\n"))]
     .join("\n");
   const out = {
     src: { code, inputs: dtypes.length, label: kernel.label },
-    layout: { p, countP, startP, shapeP, inP, extraP },
+    layout: { p, countP, startP, threadsP, shapeP, inP, extraP },
   };
   sourceCache.set(key, out);
   return out;
@@ -116,13 +129,15 @@ export function runElementwise(
   const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
   const shape = collapsed.shape;
   const extra = kernel.extra ?? [];
+  const wg = n > PER_THREAD * WG_WIDE * 4 ? WG_WIDE : WG_NARROW;
   const { src, layout } = elementwiseSource(
     kernel,
     inputs.map((o) => o.dtype),
     outDtype,
     shape.length,
+    wg,
   );
-  const { p, countP, startP, shapeP, inP, extraP } = layout;
+  const { p, countP, startP, threadsP, shapeP, inP, extraP } = layout;
 
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
@@ -133,6 +148,8 @@ export function runElementwise(
     const u = new Uint32Array(p);
     u[countP] = e - s;
     u[startP] = s;
+    const groups = grid(Math.ceil((e - s) / PER_THREAD), wg);
+    u[threadsP] = groups[0] * groups[1] * wg; // the grid stride between a thread's elements
     shape.forEach((d, i) => (u[shapeP + i] = d));
     extra.forEach((v, i) => (u[extraP + i] = v >>> 0));
     const binds = inputs.map((o, k) => {
@@ -159,7 +176,7 @@ export function runElementwise(
       u,
       binds,
       { storage: out, offset: s * 4, size: (e - s) * 4 },
-      grid(e - s, WG),
+      groups,
     );
   }
 }

@@ -68,6 +68,27 @@ Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission
   await close(out, chain(x, y), "fused chain", { rtol: 1e-5, atol: 1e-6 });
 });
 
+Deno.test("elementwise producers are fused into reductions as prologues", async () => {
+  await mg.init();
+  const x = mg.random.normal(mg.random.key(3), [37, 129]),
+    y = mg.random.normal(mg.random.key(4), [129]);
+  const cases: Array<[string, (a: Tensor, b: Tensor) => Tensor, number]> = [
+    ["mse", (a, b) => mg.mean(mg.square(mg.sub(a, b))), 2], // fused reduce + the mean's divide
+    ["row max of exp", (a, b) => mg.max(mg.exp(mg.mul(a, b)), 1), 1],
+    ["column sums", (a, b) => mg.sum(mg.tanh(mg.add(a, b)), 0), 1],
+    ["min over all", (a, b) => mg.min(mg.sub(a, b)), 1],
+    ["argmax is not fused", (a, b) => mg.argmax(mg.add(a, b), 1), 2],
+  ];
+  for (const [name, f, kernels] of cases) {
+    const jitted = mg.jit(f);
+    const k = jitted.lower(x, y).kernels;
+    if (k !== kernels) {
+      throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower(x, y).text}`);
+    }
+    await close(jitted(x, y), f(x, y), name, { rtol: 1e-5, atol: 1e-5 });
+  }
+});
+
 Deno.test("jit traces once per signature; static arguments; printable programs", async () => {
   const count = { traces: 0 };
   const f = mg.jit((x: Tensor, scale: number) => {

@@ -6,6 +6,7 @@
 import { broadcastStrides, sizeOf } from "../shape.ts";
 import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
+import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import { bind } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { Tensor } from "../tensor.ts";
@@ -48,7 +49,18 @@ export function eliminateCommonSubexpressions(p: Program): Program {
 /** One executable step: a primitive, or a fused elementwise kernel computing `out`. */
 type Step =
   | { kind: "eqn"; eqn: Eqn }
-  | { kind: "fused"; out: Var; leaves: Var[]; expr: string; label: string };
+  | { kind: "fused"; out: Var; leaves: Var[]; prelude: string; expr: string; label: string }
+  | {
+    kind: "fusedReduce";
+    eqn: Eqn;
+    source: Var;
+    leaves: Var[];
+    prelude: string;
+    expr: string;
+    label: string;
+  };
+
+const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
 /**
  * Plan fusion: an elementwise result used exactly once, by an elementwise equation of the
@@ -59,6 +71,17 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
   const uses = new Map<number, number>();
   for (const e of p.eqns) for (const v of e.inputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
   for (const v of p.outputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  // distinct consuming equations (x·x uses x twice but in one place)
+  const consumers = new Map<number, Set<Eqn | null>>();
+  for (const e of p.eqns) {
+    for (const v of e.inputs) {
+      (consumers.get(v.id) ?? consumers.set(v.id, new Set()).get(v.id)!).add(e);
+    }
+  }
+  for (const v of p.outputs) {
+    (consumers.get(v.id) ?? consumers.set(v.id, new Set()).get(v.id)!).add(null);
+  }
+  const single = (v: Var) => consumers.get(v.id)?.size === 1 && !consumers.get(v.id)!.has(null);
   const producer = new Map<number, Eqn>();
   for (const e of p.eqns) producer.set(e.out.id, e);
   // A producer whose result broadcasts into its consumer's shape can be recomputed per output
@@ -72,55 +95,100 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
     const prod = producer.get(v.id);
     if (!prod || !prod.prim.fusion || !consumer.prim.fusion || sizeOf(v.shape) === 0) return false;
     if (prod.prim.name === "full") return true;
-    return uses.get(v.id) === 1 && broadcastsInto(prod.out, consumer.out);
+    return single(v) && broadcastsInto(prod.out, consumer.out);
+  };
+  // A reduction reads its single-use elementwise producer on the fly (a fused prologue).
+  const prologueOf = (e: Eqn): Eqn | null => {
+    if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return null;
+    const axes = e.params.axes as number[];
+    if (axes.length === 0 || axes.some((a, k) => k > 0 && a !== axes[k - 1] + 1)) return null;
+    const prod = producer.get(e.inputs[0].id);
+    if (!prod || !prod.prim.fusion || prod.prim.name === "full" || !single(prod.out)) return null;
+    return sizeOf(prod.out.shape) > 0 ? prod : null;
   };
   const consumer = new Map<number, Eqn>();
   for (const e of p.eqns) for (const v of e.inputs) consumer.set(v.id, e);
   // a non-constant result inlined into its (only) consumer is not a group root itself
   const absorbed = (e: Eqn) => {
     const c = consumer.get(e.out.id);
-    return e.prim.name !== "full" && uses.get(e.out.id) === 1 && c !== undefined &&
-      inlinable(e.out, c);
+    if (e.prim.name === "full" || !single(e.out) || c === undefined) return false;
+    return inlinable(e.out, c) || prologueOf(c) === e;
   };
-  const groups = new Map<Eqn, { leaves: Var[]; expr: string; label: string; inlined: Var[] }>();
-  for (const e of p.eqns) {
-    if (!e.prim.fusion || absorbed(e) || !e.inputs.some((v) => inlinable(v, e))) continue;
+  const build = (root: Eqn) => {
     const leaves: Var[] = [];
     const inlined: Var[] = [];
     const names: string[] = [];
+    const stmts: string[] = [];
+    const bound = new Map<number, string>(); // value id → its WGSL name in the kernel
     const leaf = (v: Var) => {
       let i = leaves.findIndex((l) => l.id === v.id);
       if (i < 0) i = leaves.push(v) - 1;
       return `v${i}`;
     };
-    const build = (eq: Eqn): string => {
+    const emit = (eq: Eqn): string => {
+      const seen = bound.get(eq.out.id);
+      if (seen) return seen;
       names.push(eq.prim.name);
       const args = eq.inputs.map((v) => {
         if (!inlinable(v, eq)) return leaf(v);
         inlined.push(v);
-        return `(${build(producer.get(v.id)!)})`;
+        return emit(producer.get(v.id)!);
       });
-      return eq.prim.fusion!(eq.inputs, eq.params, args);
+      const name = `f${bound.size}`;
+      bound.set(eq.out.id, name);
+      stmts.push(`  let ${name} = ${eq.prim.fusion!(eq.inputs, eq.params, args)};`);
+      return name;
     };
-    const expr = build(e);
-    if (leaves.length > maxLeaves) continue; // too many bindings: leave this chain unfused
-    groups.set(e, {
+    const rootName = emit(root);
+    return {
       leaves,
-      expr,
-      inlined,
-      label: `fused[${names.filter((n) => n !== "full").reverse().join(",")}]`,
+      inlined, // one entry per inlined use, so fully inlined producers are skipped
+      prelude: stmts.join("\n"),
+      expr: rootName,
+      names: names.filter((n) => n !== "full").reverse(),
+    };
+  };
+  const groups = new Map<Eqn, Step>();
+  const inlinedUses = new Map<number, number>();
+  const accept = (e: Eqn, g: ReturnType<typeof build>, step: Step) => {
+    groups.set(e, step);
+    for (const v of g.inlined) inlinedUses.set(v.id, (inlinedUses.get(v.id) ?? 0) + 1);
+  };
+  for (const e of p.eqns) {
+    const prologue = prologueOf(e);
+    if (prologue) {
+      const g = build(prologue);
+      if (g.leaves.length > maxLeaves) continue;
+      g.inlined.push(prologue.out);
+      accept(e, g, {
+        kind: "fusedReduce",
+        eqn: e,
+        source: prologue.out,
+        leaves: g.leaves,
+        prelude: g.prelude,
+        expr: g.expr,
+        label: `reduce[${e.params.op}∘${g.names.join(",")}]`,
+      });
+      continue;
+    }
+    if (!e.prim.fusion || absorbed(e) || !e.inputs.some((v) => inlinable(v, e))) continue;
+    const g = build(e);
+    if (g.leaves.length > maxLeaves) continue; // too many bindings: leave this chain unfused
+    accept(e, g, {
+      kind: "fused",
+      out: e.out,
+      leaves: g.leaves,
+      prelude: g.prelude,
+      expr: g.expr,
+      label: `fused[${g.names.join(",")}]`,
     });
   }
   // an equation is skipped when every use of its result was inlined into an accepted group
-  const inlinedUses = new Map<number, number>();
-  for (const g of groups.values()) {
-    for (const v of g.inlined) inlinedUses.set(v.id, (inlinedUses.get(v.id) ?? 0) + 1);
-  }
   const steps: Step[] = [];
   for (const e of p.eqns) {
     const g = groups.get(e);
     if (g) {
-      steps.push({ kind: "fused", out: e.out, leaves: g.leaves, expr: g.expr, label: g.label });
+      steps.push(g);
       continue;
     }
     const inl = inlinedUses.get(e.out.id) ?? 0;
@@ -178,10 +246,14 @@ export class Compiled {
           inputs = s.eqn.inputs;
           out = bind(s.eqn.prim, inputs.map(get), s.eqn.params);
           env.set(s.eqn.out.id, out);
-        } else {
+        } else if (s.kind === "fused") {
           inputs = s.leaves;
           out = runFused(s, s.leaves.map(get));
           env.set(s.out.id, out);
+        } else {
+          inputs = s.leaves;
+          out = runFusedReduce(s, s.leaves.map(get));
+          env.set(s.eqn.out.id, out);
         }
         owned.add(out);
         // free what no later step reads
@@ -214,7 +286,7 @@ function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor
   }));
   runtime.enqueue(() =>
     runElementwise(
-      { label: s.label, expr: s.expr, helpers: ELEMENTWISE_HELPERS },
+      { label: s.label, expr: s.expr, prelude: s.prelude, helpers: ELEMENTWISE_HELPERS },
       operands,
       s.out.shape,
       s.out.dtype,
@@ -222,4 +294,30 @@ function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor
     )
   );
   return new Tensor(s.out.shape, s.out.dtype, storage);
+}
+
+function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tensor[]): Tensor {
+  const shape = s.source.shape;
+  const axes = s.eqn.params.axes as number[];
+  const a0 = axes[0], a1 = axes[axes.length - 1] + 1;
+  const out = s.eqn.out;
+  const storage = new GpuStorage(sizeOf(out.shape) * 4);
+  const leaves = inputs.map((t, i) => ({
+    storage: t.storage as GpuStorage,
+    dtype: s.leaves[i].dtype,
+    strides: broadcastStrides(t.shape, shape),
+  }));
+  runtime.enqueue(() =>
+    runReduce(
+      s.label,
+      s.eqn.params.op,
+      s.source.dtype,
+      { leaves, prelude: s.prelude, expr: s.expr, helpers: ELEMENTWISE_HELPERS, shape },
+      sizeOf(shape.slice(0, a0)),
+      sizeOf(shape.slice(a0, a1)),
+      sizeOf(shape.slice(a1)),
+      storage,
+    )
+  );
+  return new Tensor(out.shape, out.dtype, storage);
 }

@@ -26,6 +26,8 @@ export interface ElementwiseKernel {
   label: string;
   /** WGSL expression over the loaded values `v0..vN-1`, of the output's value type. */
   expr: string;
+  /** Statements evaluated before `expr` (fused kernels bind shared subexpressions here). */
+  prelude?: string;
   /** Extra WGSL functions the expression calls. */
   helpers?: string;
   /**
@@ -69,9 +71,9 @@ function elementwiseSource(
   const helpers = kernel.helpers ?? "";
   let hid = helperIds.get(helpers);
   if (hid === undefined) helperIds.set(helpers, hid = helperIds.size);
-  const key = `${hid}|${kernel.label}|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${
-    kernel.extra?.length ?? 0
-  }|${wg}`;
+  const key = `${hid}|${kernel.label}|${
+    kernel.prelude ?? ""
+  }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
@@ -103,6 +105,7 @@ function elementwiseSource(
     lines.push(`  }`);
   }
   dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
+  if (kernel.prelude) lines.push(kernel.prelude);
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);
   const code = [bindings(p, dtypes, outDtype), WGSL_HELPERS, helpers, entry(wg, lines.join("\n"))]

@@ -8,6 +8,8 @@
  */
 import type { DType } from "../../../dtype.ts";
 import { GpuStorage, runtime } from "../runtime.ts";
+import { collapseDims } from "../../../shape.ts";
+import { runElementwise } from "./elementwise.ts";
 import { bindings, entry, grid, loadAs, param, storeAs, WGSL_HELPERS } from "../wgsl.ts";
 
 export type ReduceOp = "sum" | "prod" | "max" | "min" | "argmax" | "argmin";
@@ -62,20 +64,76 @@ function combine(op: ReduceOp, d: DType): string {
   }
 }
 
+/**
+ * An elementwise expression computed on the fly as the reduction's input (jit fuses a
+ * single-use elementwise producer into its reduction this way): leaves are read through
+ * strides over the producer's shape, like the elementwise family.
+ */
+export interface ReducePrologue {
+  leaves: { storage: GpuStorage; dtype: DType; strides: number[] }[];
+  /** WGSL over `v0..vN-1` producing the reduction's input value. */
+  expr: string;
+  /** Statements evaluated before `expr`. */
+  prelude: string;
+  helpers: string;
+  /** The producer's shape (its row-major linear index is the reduction's `at`). */
+  shape: readonly number[];
+}
+
+interface PrologueShape {
+  dtypes: DType[];
+  rank: number;
+  expr: string;
+  prelude: string;
+  helpers: string;
+}
+
 interface Stage {
   op: ReduceOp;
   dtype: DType;
+  prologue?: PrologueShape;
   /** For arg stages after the first: the input carries (value, index) pairs in two tensors. */
   pairedInput: boolean;
   writeIndex: boolean;
 }
 
+/** WGSL of `fn prologue(at: u32)`: the fused input value at linear index `at` (params from 10). */
+function prologueFn(pr: PrologueShape, raw: string): { code: string; params: number } {
+  let p = 10;
+  const shapeP = p;
+  p += pr.rank;
+  const leafP = pr.dtypes.map(() => {
+    const at = p;
+    p += 1 + pr.rank;
+    return at;
+  });
+  const lines = [`fn prologue(at: u32) -> ${raw} {`, `  var rem = at;`];
+  pr.dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
+  for (let d = pr.rank - 1; d >= 0; d--) {
+    lines.push(
+      d > 0
+        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
+        : `  { let c = rem;`,
+    );
+    pr.dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
+    lines.push(`  }`);
+  }
+  pr.dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
+  lines.push(pr.prelude, `  return ${raw}(${pr.expr});`, `}`);
+  return { code: lines.join("\n"), params: p };
+}
+
 function stageSource(s: Stage): { code: string; inputs: number; params: number } {
   const arg = s.op === "argmax" || s.op === "argmin";
   const raw = s.dtype === "bool" ? "u32" : s.dtype;
-  // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase
+  // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase [, prologue]
   const P = (i: number) => param(i);
-  const inputs: DType[] = s.pairedInput ? [s.dtype, "i32"] : [s.dtype];
+  const pro = s.prologue ? prologueFn(s.prologue, raw) : null;
+  const inputs: DType[] = s.prologue
+    ? s.prologue.dtypes
+    : s.pairedInput
+    ? [s.dtype, "i32"]
+    : [s.dtype];
   const outDtype: DType = s.writeIndex ? "i32" : s.dtype;
   const body = `
   let inner = ${P(2)};
@@ -91,14 +149,22 @@ function stageSource(s: Stage): { code: string; inputs: number; params: number }
   ${arg ? "var best: i32 = 0; var found: u32 = 0u;" : ""}
   for (var r = r0; r < r1; r = r + 1u) {
     let at = (o * R + r) * inner + i - ${P(8)};
-    let x: ${raw} = in0[at];
+    let x: ${raw} = ${pro ? "prologue(at)" : "in0[at]"};
     ${arg ? (s.pairedInput ? "let xi = in1[at];" : "let xi = i32(r);") : ""}
     ${combine(s.op, s.dtype)}
   }
   let dst = (o * ${P(4)} + j) * inner + i - ${P(9)};
   ${s.writeIndex ? "out[dst] = best;" : `out[dst] = ${storeAs(s.dtype, loadAs(s.dtype, "acc"))};`}`;
-  const code = [bindings(10, inputs, outDtype), WGSL_HELPERS, entry(WG, body)].join("\n");
-  return { code, inputs: inputs.length, params: 10 };
+  const nParams = pro ? pro.params : 10;
+  const code = [
+    bindings(nParams, inputs, outDtype),
+    WGSL_HELPERS,
+    s.prologue?.helpers ?? "",
+    pro?.code ?? "",
+    entry(WG, body),
+  ]
+    .join("\n");
+  return { code, inputs: inputs.length, params: nParams };
 }
 
 /**
@@ -109,7 +175,7 @@ export function runReduce(
   label: string,
   op: ReduceOp,
   dtype: DType,
-  input: GpuStorage,
+  source: GpuStorage | ReducePrologue,
   outer: number,
   R: number,
   inner: number,
@@ -118,16 +184,61 @@ export function runReduce(
   runtime.allocBuffer(out, label);
   if (outer * inner === 0) return;
   const arg = op === "argmax" || op === "argmin";
-  let values = input;
+  const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
+  let prologue = source instanceof GpuStorage ? null : source;
+  if (
+    prologue &&
+    (arg || prologue.leaves.some((l) => l.storage.bytes > maxBind) ||
+      outer * R * inner * 4 > maxBind)
+  ) {
+    // too large to read through one binding per leaf: materialise the input first
+    const tmp = new GpuStorage(outer * R * inner * 4);
+    runElementwise(
+      {
+        label: `${label} input`,
+        expr: prologue.expr,
+        prelude: prologue.prelude,
+        helpers: prologue.helpers,
+      },
+      prologue.leaves.map((l) => ({ ...l, offset: 0 })),
+      prologue.shape,
+      dtype,
+      tmp,
+    );
+    runReduce(label, op, dtype, tmp, outer, R, inner, out);
+    tmp.release();
+    return;
+  }
+  const input = prologue ? null : (source as GpuStorage);
+  let values = input as GpuStorage;
   let index: GpuStorage | null = null;
   let r = R;
   for (;;) {
     const nChunks = Math.max(1, Math.ceil(r / CHUNK));
     const last = nChunks === 1;
     const temp = () => new GpuStorage(outer * nChunks * inner * 4);
-    const inputs = index ? [values, index] : [values];
+    const pro = prologue;
+    const inputs = pro ? pro.leaves.map((l) => l.storage) : index ? [values, index] : [values];
     const run = (writeIndex: boolean, dst: GpuStorage) => {
-      const src = stageSource({ op, dtype, pairedInput: index !== null, writeIndex });
+      const shape = pro ? collapseDims(pro.shape, pro.leaves.map((l) => l.strides)) : null;
+      const src = stageSource({
+        op,
+        dtype,
+        pairedInput: index !== null,
+        writeIndex,
+        prologue: pro && shape
+          ? {
+            dtypes: pro.leaves.map((l) => l.dtype),
+            rank: shape.shape.length,
+            expr: pro.expr,
+            prelude: pro.prelude,
+            helpers: pro.helpers,
+          }
+          : undefined,
+      });
+      const extra = pro && shape
+        ? [...shape.shape, ...shape.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)])]
+        : [];
       dispatchStage(
         { code: src.code, inputs: src.inputs, label },
         inputs,
@@ -136,6 +247,7 @@ export function runReduce(
         r,
         inner,
         nChunks,
+        extra,
       );
       return dst;
     };
@@ -146,8 +258,9 @@ export function runReduce(
       nextIndex = run(true, last ? out : temp());
       if (!last) nextValues = run(false, temp());
     }
-    if (values !== input) values.release();
+    if (values !== input && !pro) values.release();
     index?.release();
+    prologue = null;
     if (last) return;
     values = nextValues!;
     index = nextIndex;
@@ -164,6 +277,7 @@ function dispatchStage(
   R: number,
   inner: number,
   nChunks: number,
+  extra: number[] = [],
 ): void {
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const align = Math.max(4, runtime.info!.limits.minStorageBufferOffsetAlignment);
@@ -204,6 +318,7 @@ function dispatchStage(
       w.jN,
       inBase,
       outBase,
+      ...extra,
     ]);
     const binds = inputs.map((s) =>
       fits ? { storage: s } : { storage: s, offset: inBase * 4, size: (inLast - inBase) * 4 }

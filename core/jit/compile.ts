@@ -63,137 +63,142 @@ type Step =
 const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
 /**
- * Plan fusion: an elementwise result used exactly once, by an elementwise equation of the
- * same output shape, is computed inside its consumer's kernel instead of materialised.
+ * Plan fusion. Walking from the last equation back, each elementwise equation not yet placed
+ * roots a group; a producer joins the group when it is elementwise, its result broadcasts
+ * into the root's shape, and every consumer of it is already in the group (so it need not
+ * exist outside). Constants (full) are literals copied into any group. A reduction over one
+ * contiguous run of axes takes the group of its input as a prologue. Each group becomes one
+ * kernel whose values are bound with `let`, so shared subexpressions are computed once.
  */
 function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
   if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
-  const uses = new Map<number, number>();
-  for (const e of p.eqns) for (const v of e.inputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
-  for (const v of p.outputs) uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
-  // distinct consuming equations (x·x uses x twice but in one place)
-  const consumers = new Map<number, Set<Eqn | null>>();
-  for (const e of p.eqns) {
-    for (const v of e.inputs) {
-      (consumers.get(v.id) ?? consumers.set(v.id, new Set()).get(v.id)!).add(e);
-    }
-  }
-  for (const v of p.outputs) {
-    (consumers.get(v.id) ?? consumers.set(v.id, new Set()).get(v.id)!).add(null);
-  }
-  const single = (v: Var) => consumers.get(v.id)?.size === 1 && !consumers.get(v.id)!.has(null);
   const producer = new Map<number, Eqn>();
   for (const e of p.eqns) producer.set(e.out.id, e);
-  // A producer whose result broadcasts into its consumer's shape can be recomputed per output
-  // element (cheap for elementwise work; saves a dispatch and a buffer).
+  const consumers = new Map<number, Set<Eqn | null>>(); // null: a program output
+  const addUse = (v: Var, e: Eqn | null) => {
+    let set = consumers.get(v.id);
+    if (!set) consumers.set(v.id, set = new Set());
+    set.add(e);
+  };
+  for (const e of p.eqns) for (const v of e.inputs) addUse(v, e);
+  for (const v of p.outputs) addUse(v, null);
   const broadcastsInto = (a: Var, b: Var) =>
     a.shape.length <= b.shape.length &&
     a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
-  // Constants (full) are literals: inlined into every elementwise consumer. Other
-  // elementwise results are inlined when their only use is an elementwise op.
-  const inlinable = (v: Var, consumer: Eqn) => {
-    const prod = producer.get(v.id);
-    if (!prod || !prod.prim.fusion || !consumer.prim.fusion || sizeOf(v.shape) === 0) return false;
-    if (prod.prim.name === "full") return true;
-    return single(v) && broadcastsInto(prod.out, consumer.out);
-  };
-  // A reduction reads its single-use elementwise producer on the fly (a fused prologue).
-  const prologueOf = (e: Eqn): Eqn | null => {
-    if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return null;
+  const elementwise = (e: Eqn | undefined): e is Eqn =>
+    !!e && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
+  const prologueAxesOk = (e: Eqn) => {
+    if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return false;
     const axes = e.params.axes as number[];
-    if (axes.length === 0 || axes.some((a, k) => k > 0 && a !== axes[k - 1] + 1)) return null;
-    const prod = producer.get(e.inputs[0].id);
-    if (!prod || !prod.prim.fusion || prod.prim.name === "full" || !single(prod.out)) return null;
-    return sizeOf(prod.out.shape) > 0 ? prod : null;
+    return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
   };
-  const consumer = new Map<number, Eqn>();
-  for (const e of p.eqns) for (const v of e.inputs) consumer.set(v.id, e);
-  // a non-constant result inlined into its (only) consumer is not a group root itself
-  const absorbed = (e: Eqn) => {
-    const c = consumer.get(e.out.id);
-    if (e.prim.name === "full" || !single(e.out) || c === undefined) return false;
-    return inlinable(e.out, c) || prologueOf(c) === e;
+
+  const placed = new Set<Eqn>(); // equations computed inside some kernel group
+  const groupAt = new Map<Eqn, Step>(); // where each group's kernel runs
+  /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
+  const grow = (root: Eqn, owner: Eqn | null, shape: Var) => {
+    const members = new Set<Eqn>([root]);
+    if (owner) members.add(owner);
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const m of [...members]) {
+        if (m === owner) continue;
+        for (const v of m.inputs) {
+          const prod = producer.get(v.id);
+          if (!elementwise(prod) || members.has(prod) || placed.has(prod)) continue;
+          const isConst = prod.prim.name === "full";
+          const allInside = [...consumers.get(v.id)!].every((c) => c !== null && members.has(c));
+          if ((isConst || allInside) && broadcastsInto(prod.out, shape)) {
+            members.add(prod);
+            changed = true;
+          }
+        }
+      }
+    }
+    if (owner) members.delete(owner);
+    return members;
   };
-  const build = (root: Eqn) => {
+  const emit = (members: Set<Eqn>, root: Eqn) => {
     const leaves: Var[] = [];
-    const inlined: Var[] = [];
-    const names: string[] = [];
+    const names = new Map<number, string>();
     const stmts: string[] = [];
-    const bound = new Map<number, string>(); // value id → its WGSL name in the kernel
     const leaf = (v: Var) => {
       let i = leaves.findIndex((l) => l.id === v.id);
       if (i < 0) i = leaves.push(v) - 1;
       return `v${i}`;
     };
-    const emit = (eq: Eqn): string => {
-      const seen = bound.get(eq.out.id);
-      if (seen) return seen;
-      names.push(eq.prim.name);
-      const args = eq.inputs.map((v) => {
-        if (!inlinable(v, eq)) return leaf(v);
-        inlined.push(v);
-        return emit(producer.get(v.id)!);
+    for (const e of p.eqns) { // program order is a topological order
+      if (!members.has(e)) continue;
+      const args = e.inputs.map((v) => {
+        const prod = producer.get(v.id);
+        return prod && members.has(prod) ? names.get(v.id)! : leaf(v);
       });
-      const name = `f${bound.size}`;
-      bound.set(eq.out.id, name);
-      stmts.push(`  let ${name} = ${eq.prim.fusion!(eq.inputs, eq.params, args)};`);
-      return name;
-    };
-    const rootName = emit(root);
-    return {
-      leaves,
-      inlined, // one entry per inlined use, so fully inlined producers are skipped
-      prelude: stmts.join("\n"),
-      expr: rootName,
-      names: names.filter((n) => n !== "full").reverse(),
-    };
-  };
-  const groups = new Map<Eqn, Step>();
-  const inlinedUses = new Map<number, number>();
-  const accept = (e: Eqn, g: ReturnType<typeof build>, step: Step) => {
-    groups.set(e, step);
-    for (const v of g.inlined) inlinedUses.set(v.id, (inlinedUses.get(v.id) ?? 0) + 1);
-  };
-  for (const e of p.eqns) {
-    const prologue = prologueOf(e);
-    if (prologue) {
-      const g = build(prologue);
-      if (g.leaves.length > maxLeaves) continue;
-      g.inlined.push(prologue.out);
-      accept(e, g, {
-        kind: "fusedReduce",
-        eqn: e,
-        source: prologue.out,
-        leaves: g.leaves,
-        prelude: g.prelude,
-        expr: g.expr,
-        label: `reduce[${e.params.op}∘${g.names.join(",")}]`,
-      });
-      continue;
+      const name = `f${names.size}`;
+      names.set(e.out.id, name);
+      stmts.push(`  let ${name} = ${e.prim.fusion!(e.inputs, e.params, args)};`);
     }
-    if (!e.prim.fusion || absorbed(e) || !e.inputs.some((v) => inlinable(v, e))) continue;
-    const g = build(e);
-    if (g.leaves.length > maxLeaves) continue; // too many bindings: leave this chain unfused
-    accept(e, g, {
+    const label = p.eqns.filter((e) => members.has(e) && e.prim.name !== "full").map((e) =>
+      e.prim.name
+    ).join(",");
+    return { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
+  };
+
+  for (let k = p.eqns.length - 1; k >= 0; k--) {
+    const e = p.eqns[k];
+    if (placed.has(e)) continue;
+    if (prologueAxesOk(e)) {
+      const src = producer.get(e.inputs[0].id);
+      const only = src && [...consumers.get(src.out.id)!].every((c) => c === e);
+      if (elementwise(src) && src.prim.name !== "full" && only && !placed.has(src)) {
+        const members = grow(src, e, src.out);
+        const g = emit(members, src);
+        if (g.leaves.length <= maxLeaves) {
+          for (const m of members) if (m.prim.name !== "full") placed.add(m);
+          groupAt.set(e, {
+            kind: "fusedReduce",
+            eqn: e,
+            source: src.out,
+            leaves: g.leaves,
+            prelude: g.prelude,
+            expr: g.expr,
+            label: `reduce[${e.params.op}∘${g.label}]`,
+          });
+          continue;
+        }
+      }
+    }
+    if (!elementwise(e) || e.prim.name === "full") continue;
+    const members = grow(e, null, e.out);
+    if (members.size === 1 && e.inputs.every((v) => producer.get(v.id)?.prim.name !== "full")) {
+      continue; // nothing to fuse
+    }
+    const g = emit(members, e);
+    if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
+    for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+    groupAt.set(e, {
       kind: "fused",
       out: e.out,
       leaves: g.leaves,
       prelude: g.prelude,
       expr: g.expr,
-      label: `fused[${g.names.join(",")}]`,
+      label: `fused[${g.label}]`,
     });
   }
-  // an equation is skipped when every use of its result was inlined into an accepted group
+  // constants still needed outside the kernels (by matmul, say) are computed as usual
+  const neededOutside = (e: Eqn) =>
+    [...consumers.get(e.out.id) ?? []].some((c) =>
+      c === null || (!placed.has(c) && !groupAt.has(c))
+    );
   const steps: Step[] = [];
   for (const e of p.eqns) {
-    const g = groups.get(e);
-    if (g) {
-      steps.push(g);
-      continue;
-    }
-    const inl = inlinedUses.get(e.out.id) ?? 0;
-    if (inl > 0 && inl >= (uses.get(e.out.id) ?? 0)) continue;
-    steps.push({ kind: "eqn", eqn: e });
+    const g = groupAt.get(e);
+    if (g) steps.push(g);
+    else if (placed.has(e)) continue;
+    else if (
+      e.prim.name === "full" && !neededOutside(e) && (consumers.get(e.out.id)?.size ?? 0) > 0
+    ) continue;
+    else steps.push({ kind: "eqn", eqn: e });
   }
   return steps;
 }

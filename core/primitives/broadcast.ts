@@ -8,6 +8,8 @@ import { alignRank } from "./batching.ts";
 
 export const broadcastTo: Primitive<{ shape: readonly number[] }> = {
   name: "broadcastTo",
+  // inside a fused kernel a broadcast is just a stride-0 read of the leaf
+  fusion: (_inputs, _p, [v]) => v,
   batch: ([x], _b, { shape }, size) =>
     bind(broadcastTo, [alignRank(x, shape.length)], { shape: [size, ...shape] }),
   vjp: (g, [x]) => [sumToShape(g, x.shape)],

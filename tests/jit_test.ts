@@ -89,6 +89,31 @@ Deno.test("elementwise producers are fused into reductions as prologues", async 
   }
 });
 
+Deno.test("bias and activation are fused into the matmul that feeds them", async () => {
+  await mg.init();
+  const x = mg.random.normal(mg.random.key(5), [3, 37, 20]),
+    w = mg.random.normal(mg.random.key(6), [20, 44]);
+  const b = mg.random.normal(mg.random.key(7), [44]);
+  const cases: Array<[string, () => Tensor, number]> = [
+    ["relu(x·w + b)", () => mg.relu(mg.add(mg.matmul(x, w), b)), 1],
+    // wᵀ of a captured constant is folded at trace time
+    [
+      "tanh(x·wᵀᵀ)·2",
+      () => mg.mul(mg.tanh(mg.matmul(x, mg.transpose(w), { transposeB: true })), 2),
+      1,
+    ],
+    ["(xᵀ·x) − 1", () => mg.sub(mg.matmul(x, x, { transposeA: true }), 1), 1],
+  ];
+  for (const [name, f, kernels] of cases) {
+    const jitted = mg.jit(f);
+    const k = jitted.lower().kernels;
+    if (k !== kernels) {
+      throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower().text}`);
+    }
+    await close(jitted(), f(), name, { rtol: 1e-5, atol: 1e-4 });
+  }
+});
+
 Deno.test("jit traces once per signature; static arguments; printable programs", async () => {
   const count = { traces: 0 };
   const f = mg.jit((x: Tensor, scale: number) => {

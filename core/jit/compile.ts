@@ -7,6 +7,7 @@ import { broadcastStrides, sizeOf } from "../shape.ts";
 import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
+import { encodeMatmul } from "../primitives/matmul.ts";
 import { bind } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { Tensor } from "../tensor.ts";
@@ -46,19 +47,23 @@ export function eliminateCommonSubexpressions(p: Program): Program {
   return { ...p, eqns, outputs: p.outputs.map(sub) };
 }
 
-/** One executable step: a primitive, or a fused elementwise kernel computing `out`. */
+/** Generated kernel code of a fused group: `let` statements, then the value of its root. */
+interface FusedCode {
+  leaves: Var[];
+  prelude: string;
+  expr: string;
+  label: string;
+}
+
+/**
+ * One executable step: a primitive; a fused elementwise kernel computing `out`; a reduction
+ * reading a fused expression; or a matmul storing through a fused epilogue.
+ */
 type Step =
   | { kind: "eqn"; eqn: Eqn }
-  | { kind: "fused"; out: Var; leaves: Var[]; prelude: string; expr: string; label: string }
-  | {
-    kind: "fusedReduce";
-    eqn: Eqn;
-    source: Var;
-    leaves: Var[];
-    prelude: string;
-    expr: string;
-    label: string;
-  };
+  | ({ kind: "fused"; out: Var } & FusedCode)
+  | ({ kind: "fusedReduce"; eqn: Eqn; source: Var } & FusedCode)
+  | ({ kind: "matmulEpilogue"; mm: Eqn; out: Var } & FusedCode);
 
 const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
@@ -119,11 +124,12 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
     if (owner) members.delete(owner);
     return members;
   };
-  const emit = (members: Set<Eqn>, root: Eqn) => {
+  const emit = (members: Set<Eqn>, root: Eqn, acc?: Var) => {
     const leaves: Var[] = [];
     const names = new Map<number, string>();
     const stmts: string[] = [];
     const leaf = (v: Var) => {
+      if (acc && v.id === acc.id) return "acc"; // the matmul's accumulator, in an epilogue
       let i = leaves.findIndex((l) => l.id === v.id);
       if (i < 0) i = leaves.push(v) - 1;
       return `v${i}`;
@@ -170,6 +176,34 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
     }
     if (!elementwise(e) || e.prim.name === "full") continue;
     const members = grow(e, null, e.out);
+    // a matmul whose result only this group reads, of the group's shape: fuse as its epilogue
+    const sameShape = (a: Var, b: Var) =>
+      a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    const mmInput = e.out.dtype !== "f32"
+      ? undefined
+      : [...members].flatMap((m) => m.inputs).find((v) => {
+        const prod = producer.get(v.id);
+        return prod?.prim.name === "matmul" && !placed.has(prod) && sameShape(v, e.out) &&
+          [...consumers.get(v.id)!].every((c) => c !== null && members.has(c));
+      });
+    if (mmInput) {
+      const mm = producer.get(mmInput.id)!;
+      const g = emit(members, e, mmInput);
+      if (g.leaves.length + 2 <= maxLeaves) {
+        placed.add(mm);
+        for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+        groupAt.set(e, {
+          kind: "matmulEpilogue",
+          mm,
+          out: e.out,
+          leaves: g.leaves,
+          prelude: g.prelude,
+          expr: g.expr,
+          label: `matmul+${g.label}`,
+        });
+        continue;
+      }
+    }
     if (members.size === 1 && e.inputs.every((v) => producer.get(v.id)?.prim.name !== "full")) {
       continue; // nothing to fuse
     }
@@ -216,7 +250,7 @@ export class Compiled {
       : 7;
     this.steps = planSteps(program, backend === "webgpu", maxLeaves);
     this.steps.forEach((s, i) => {
-      const ins = s.kind === "eqn" ? s.eqn.inputs : s.leaves;
+      const ins = stepInputs(s);
       for (const v of ins) this.#lastUse.set(v.id, i);
     });
     for (const v of program.outputs) this.#lastUse.set(v.id, Infinity);
@@ -224,7 +258,7 @@ export class Compiled {
 
   /** Number of kernels (steps) a call runs, views excluded. */
   get kernelCount(): number {
-    return this.steps.filter((s) => s.kind === "fused" || !s.eqn.prim.view).length;
+    return this.steps.filter((s) => s.kind !== "eqn" || !s.eqn.prim.view).length;
   }
 
   /**
@@ -255,10 +289,14 @@ export class Compiled {
           inputs = s.leaves;
           out = runFused(s, s.leaves.map(get));
           env.set(s.out.id, out);
-        } else {
+        } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
           out = runFusedReduce(s, s.leaves.map(get));
           env.set(s.eqn.out.id, out);
+        } else {
+          inputs = stepInputs(s);
+          out = runMatmulEpilogue(s, s.mm.inputs.map(get), s.leaves.map(get));
+          env.set(s.out.id, out);
         }
         owned.add(out);
         // free what no later step reads
@@ -322,6 +360,43 @@ function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tenso
       sizeOf(shape.slice(a0, a1)),
       sizeOf(shape.slice(a1)),
       storage,
+    )
+  );
+  return new Tensor(out.shape, out.dtype, storage);
+}
+
+/** The values a step reads. */
+function stepInputs(s: Step): readonly Var[] {
+  if (s.kind === "eqn") return s.eqn.inputs;
+  if (s.kind === "matmulEpilogue") return [...s.mm.inputs, ...s.leaves];
+  return s.leaves;
+}
+
+function runMatmulEpilogue(
+  s: Extract<Step, { kind: "matmulEpilogue" }>,
+  ab: Tensor[],
+  leaves: Tensor[],
+): Tensor {
+  const out = s.out;
+  const storage = new GpuStorage(sizeOf(out.shape) * 4);
+  const [a, b] = ab;
+  runtime.enqueue(() =>
+    encodeMatmul(
+      { shape: a.shape, dtype: a.dtype, storage: a.storage as GpuStorage },
+      { shape: b.shape, dtype: b.dtype, storage: b.storage as GpuStorage },
+      s.mm.params,
+      { shape: out.shape, dtype: "f32", storage },
+      {
+        leaves: leaves.map((t, i) => ({
+          storage: t.storage as GpuStorage,
+          dtype: s.leaves[i].dtype,
+          strides: broadcastStrides(t.shape, out.shape),
+        })),
+        prelude: s.prelude,
+        expr: s.expr,
+        helpers: ELEMENTWISE_HELPERS,
+        shape: out.shape,
+      },
     )
   );
   return new Tensor(out.shape, out.dtype, storage);

@@ -3,7 +3,7 @@
  * the batch axes; the transposes are folded into the kernel's indexing (no copies).
  */
 import { broadcastShapes, broadcastStrides, fmtShape, sizeOf } from "../shape.ts";
-import { runMatmul } from "../backend/webgpu/kernels/matmul.ts";
+import { type MatmulEpilogue, runMatmul } from "../backend/webgpu/kernels/matmul.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { GpuStorage } from "../backend/webgpu/runtime.ts";
 import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
@@ -100,67 +100,60 @@ export const matmul: Primitive<MatmulParams> = {
     return res;
   },
   webgpu([a, b], p, out) {
-    const d = dims(a, b, p);
-    const batch = out.shape.slice(0, -2);
-    const nb = sizeOf(batch);
-    // Batch strides: equal batch shapes or a single matrix broadcast need no copy; other
-    // broadcasts materialise the operand at the full batch shape first.
-    const prepare = (op: GpuOperand, own: readonly number[], matSize: number) => {
-      if (sizeOf(own) === nb && own.length === batch.length) {
-        return { storage: op.storage, stride: matSize, temp: false };
-      }
-      if (sizeOf(own) === 1) return { storage: op.storage, stride: 0, temp: false };
-      const full = [...batch, ...op.shape.slice(-2)];
-      const st = new GpuStorage(sizeOf(full) * 4);
-      runElementwise(
-        { label: "matmul (broadcast batch)", expr: "v0" },
-        [{
-          storage: op.storage,
-          dtype: "f32",
-          strides: broadcastStrides(op.shape, full),
-          offset: 0,
-        }],
-        full,
-        "f32",
-        st,
-      );
-      return { storage: st, stride: matSize, temp: true };
-    };
-    const pa = prepare(a, d.batchA, d.m * d.k);
-    const pb = prepare(b, d.batchB, d.k * d.n);
-    // A batch of A's against one shared B (vmap over examples with shared weights) is one
-    // taller matmul: [B·m, k] @ [k, n] — fewer, fuller workgroups.
-    if (pb.stride === 0 && pa.stride === d.m * d.k && !p.transposeA && nb > 1) {
-      runMatmul({
-        a: pa.storage,
-        b: pb.storage,
-        out: out.storage,
-        batch: 1,
-        m: nb * d.m,
-        n: d.n,
-        k: d.k,
-        transA: false,
-        transB: p.transposeB,
-        aBatchStride: 0,
-        bBatchStride: 0,
-      });
-      if (pa.temp) pa.storage.release();
-      return;
-    }
-    runMatmul({
-      a: pa.storage,
-      b: pb.storage,
-      out: out.storage,
-      batch: nb,
-      m: d.m,
-      n: d.n,
-      k: d.k,
-      transA: p.transposeA,
-      transB: p.transposeB,
-      aBatchStride: pa.stride,
-      bBatchStride: pb.stride,
-    });
-    if (pa.temp) pa.storage.release();
-    if (pb.temp) pb.storage.release();
+    encodeMatmul(a, b, p, out);
   },
 };
+
+/**
+ * Encode a matmul of device operands into `out`, optionally with an elementwise epilogue
+ * applied before each store (used by jit's fusion).
+ */
+export function encodeMatmul(
+  a: GpuOperand,
+  b: GpuOperand,
+  p: MatmulParams,
+  out: Aval & { storage: GpuStorage },
+  epilogue?: MatmulEpilogue,
+): void {
+  const d = dims(a, b, p);
+  const batch = out.shape.slice(0, -2);
+  const nb = sizeOf(batch);
+  // Batch strides: equal batch shapes or a single matrix broadcast need no copy; other
+  // broadcasts materialise the operand at the full batch shape first.
+  const prepare = (op: GpuOperand, own: readonly number[], matSize: number) => {
+    if (sizeOf(own) === nb && own.length === batch.length) {
+      return { storage: op.storage, stride: matSize, temp: false };
+    }
+    if (sizeOf(own) === 1) return { storage: op.storage, stride: 0, temp: false };
+    const full = [...batch, ...op.shape.slice(-2)];
+    const st = new GpuStorage(sizeOf(full) * 4);
+    runElementwise(
+      { label: "matmul (broadcast batch)", expr: "v0" },
+      [{ storage: op.storage, dtype: "f32", strides: broadcastStrides(op.shape, full), offset: 0 }],
+      full,
+      "f32",
+      st,
+    );
+    return { storage: st, stride: matSize, temp: true };
+  };
+  const pa = prepare(a, d.batchA, d.m * d.k);
+  const pb = prepare(b, d.batchB, d.k * d.n);
+  // A batch of A's against one shared B (vmap over examples with shared weights) is one
+  // taller matmul: [B·m, k] @ [k, n] — fewer, fuller workgroups.
+  const fold = pb.stride === 0 && pa.stride === d.m * d.k && !p.transposeA && nb > 1;
+  runMatmul({
+    a: pa.storage,
+    b: pb.storage,
+    out: out.storage,
+    batch: fold ? 1 : nb,
+    m: fold ? nb * d.m : d.m,
+    n: d.n,
+    k: d.k,
+    transA: p.transposeA,
+    transB: p.transposeB,
+    aBatchStride: fold ? 0 : pa.stride,
+    bBatchStride: fold ? 0 : pb.stride,
+  }, epilogue);
+  if (pa.temp) pa.storage.release();
+  if (pb.temp) pb.storage.release();
+}

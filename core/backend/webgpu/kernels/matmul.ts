@@ -8,7 +8,8 @@
  *   thread — the classic layout for real GPUs.
  */
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { param } from "../wgsl.ts";
+import { loadAs, param, storageType, WGSL_HELPERS } from "../wgsl.ts";
+import { collapseDims } from "../../../shape.ts";
 
 export interface MatmulTiling {
   kind: "registers" | "shared";
@@ -267,9 +268,66 @@ function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[
   return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
 }
 
+/**
+ * An elementwise epilogue applied to each output before it is stored (jit fuses a bias add or
+ * an activation into the matmul this way). `acc` names the accumulator in `expr`/`prelude`;
+ * leaves are read through strides over the output shape.
+ */
+export interface MatmulEpilogue {
+  leaves: { storage: GpuStorage; dtype: "f32" | "i32" | "u32" | "bool"; strides: number[] }[];
+  /** Statements, then the stored value; they see `acc` and `v0..vN-1`. */
+  prelude: string;
+  expr: string;
+  helpers: string;
+  /** The output's shape (its linear index is the store index). */
+  shape: readonly number[];
+}
+
+interface EpilogueShape {
+  dtypes: MatmulEpilogue["leaves"][number]["dtype"][];
+  rank: number;
+  prelude: string;
+  expr: string;
+  helpers: string;
+}
+
 type Variant = "scalar" | "vec4B" | "vec4AB";
 
-function source(t: MatmulTiling, transA: boolean, transB: boolean, variant: Variant): string {
+const BASE_PARAMS = 8;
+
+function storeFn(e: EpilogueShape | null): { code: string; params: number } {
+  if (!e) return { code: `fn store(i: u32, v: f32) { C[i] = v; }`, params: BASE_PARAMS };
+  let p = BASE_PARAMS;
+  const shapeP = p;
+  p += e.rank;
+  const leafP = e.dtypes.map(() => {
+    const at = p;
+    p += 1 + e.rank;
+    return at;
+  });
+  const lines = [`fn store(i: u32, acc: f32) {`, `  var rem = i;`];
+  e.dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
+  for (let d = e.rank - 1; d >= 0; d--) {
+    lines.push(
+      d > 0
+        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
+        : `  { let c = rem;`,
+    );
+    e.dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
+    lines.push(`  }`);
+  }
+  e.dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `E${k}[i${k}]`)};`));
+  lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
+  return { code: lines.join("\n"), params: p };
+}
+
+function source(
+  t: MatmulTiling,
+  transA: boolean,
+  transB: boolean,
+  variant: Variant,
+  epi: EpilogueShape | null,
+): string {
   const body = t.kind === "shared"
     ? sharedTiles(t, transA, transB)
     : variant === "vec4AB"
@@ -282,28 +340,44 @@ function source(t: MatmulTiling, transA: boolean, transB: boolean, variant: Vari
       t.bk * t.wx * t.tn
     }>;`
     : "";
-  return `struct Params { d: array<vec4<u32>, 2> };
+  const store = storeFn(epi);
+  const leaves = (epi?.dtypes ?? []).map((d, k) =>
+    `@group(0) @binding(${3 + k}) var<storage, read> E${k}: array<${storageType(d)}>;`
+  );
+  return `struct Params { d: array<vec4<u32>, ${Math.ceil(store.params / 4)}> };
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read> A: array<${variant === "vec4AB" ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read> B: array<${variant === "scalar" ? "f32" : "vec4<f32>"}>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+${leaves.join("\n")}
+@group(0) @binding(${3 + leaves.length}) var<storage, read_write> C: array<f32>;
 ${shared}
+${WGSL_HELPERS}
+${epi?.helpers ?? ""}
+${store.code}
 @compute @workgroup_size(${t.wx}, ${t.wy}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-${body.join("\n")}
+${body.join("\n").replace(/C\[([^\]]+)\] = ([^;]+);/g, "store($1, $2);")}
 }`;
 }
 
 const sources = new Map<string, string>();
 
-function cachedSource(t: MatmulTiling, transA: boolean, transB: boolean, variant: Variant): string {
-  const key = `${JSON.stringify(t)}|${transA}|${transB}|${variant}`;
+function cachedSource(
+  t: MatmulTiling,
+  transA: boolean,
+  transB: boolean,
+  variant: Variant,
+  epi: EpilogueShape | null,
+): string {
+  const key = `${JSON.stringify(t)}|${transA}|${transB}|${variant}|${
+    epi ? JSON.stringify(epi) : ""
+  }`;
   let code = sources.get(key);
-  if (!code) sources.set(key, code = source(t, transA, transB, variant));
+  if (!code) sources.set(key, code = source(t, transA, transB, variant, epi));
   return code;
 }
 
-export function runMatmul(args: MatmulArgs): void {
+export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   runtime.allocBuffer(args.out, "matmul");
   if (args.m * args.n * args.batch === 0) return;
   const vec4Able = args.n % 4 === 0 && args.k % 4 === 0 && !args.transA && !args.transB;
@@ -311,24 +385,47 @@ export function runMatmul(args: MatmulArgs): void {
   // vec4 loads need whole quads along the contiguous axis and no transpose of that operand
   const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
   const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
+  const collapsed = epilogue
+    ? collapseDims(epilogue.shape, epilogue.leaves.map((l) => l.strides))
+    : null;
+  const epi: EpilogueShape | null = epilogue && collapsed
+    ? {
+      dtypes: epilogue.leaves.map((l) => l.dtype),
+      rank: collapsed.shape.length,
+      prelude: epilogue.prelude,
+      expr: epilogue.expr,
+      helpers: epilogue.helpers,
+    }
+    : null;
   const code = cachedSource(
     t,
     args.transA,
     args.transB,
     vec4A ? "vec4AB" : vec4B ? "vec4B" : "scalar",
+    epi,
   );
-  const u = new Uint32Array([args.m, args.n, args.k, args.aBatchStride, args.bBatchStride]);
+  const params = [args.m, args.n, args.k, args.aBatchStride, args.bBatchStride, 0, 0, 0];
+  if (collapsed) {
+    params.push(
+      ...collapsed.shape,
+      ...collapsed.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)]),
+    );
+  }
   const gx = Math.ceil(args.n / (t.wx * t.tn));
   const gy = Math.ceil(args.m / (t.wy * t.tm));
   runtime.dispatch(
-    { code, inputs: 2, label: "matmul" },
-    u,
-    [{ storage: args.a }, { storage: args.b }],
-    { storage: args.out },
+    {
+      code,
+      inputs: 2 + (epilogue?.leaves.length ?? 0),
+      label: epilogue ? "matmul+epilogue" : "matmul",
+    },
+    Uint32Array.from(params),
     [
-      gx,
-      gy,
-      args.batch,
+      { storage: args.a },
+      { storage: args.b },
+      ...(epilogue?.leaves ?? []).map((l) => ({ storage: l.storage })),
     ],
+    { storage: args.out },
+    [gx, gy, args.batch],
   );
 }

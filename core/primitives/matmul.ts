@@ -46,6 +46,15 @@ export const matmul: Primitive<MatmulParams> = {
   vjp(g, [a, b], _out, { transposeA: tA, transposeB: tB }) {
     // With A' = op(A), B' = op(B): dA' = g·B'ᵀ, dB' = A'ᵀ·g; transposes stay folded in.
     const da = tA ? mm(b, g, { transposeA: tB, transposeB: true }) : mm(g, b, { transposeB: !tB });
+    // A single B shared by a batch of A's (a dense layer under vmap): the batch sum of
+    // A_iᵀ·g_i is one matmul over the stacked rows, with no [batch, k, n] intermediate.
+    const batchOf = (x: Tensor) => sizeOf(x.shape.slice(0, -2));
+    if (!tA && batchOf(b) === 1 && batchOf(a) > 1 && batchOf(a) === batchOf(g)) {
+      const k = a.shape.at(-1)!, n = g.shape.at(-1)!;
+      const rows = reshape(a, [-1, k]), grows = reshape(g, [-1, n]);
+      const db = tB ? mm(grows, rows, { transposeA: true }) : mm(rows, grows, { transposeA: true });
+      return [sumToShape(da, a.shape), reshape(db, b.shape)];
+    }
     const db = tB ? mm(g, a, { transposeA: true, transposeB: tA }) : mm(a, g, { transposeA: !tA });
     return [sumToShape(da, a.shape), sumToShape(db, b.shape)];
   },

@@ -75,7 +75,7 @@ const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
  * contiguous run of axes takes the group of its input as a prologue. Each group becomes one
  * kernel whose values are bound with `let`, so shared subexpressions are computed once.
  */
-function planSteps(p: Program, fuse: boolean, maxLeaves: number): Step[] {
+function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElems: number): Step[] {
   if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
   const producer = new Map<number, Eqn>();
   for (const e of p.eqns) producer.set(e.out.id, e);
@@ -248,7 +248,10 @@ export class Compiled {
     const maxLeaves = backend === "webgpu" && runtime.info
       ? runtime.info.limits.maxStorageBuffersPerShaderStage - 1
       : 7;
-    this.steps = planSteps(program, backend === "webgpu", maxLeaves);
+    // On software adapters each fused epilogue is another big unrolled matmul kernel to compile
+    // (~0.7 s for 16×16 tiles), so only small products — fitted tilings, fast to compile — get one.
+    const maxEpilogueElems = runtime.info?.isFallbackAdapter ? 256 * 256 - 1 : Infinity;
+    this.steps = planSteps(program, backend === "webgpu", maxLeaves, maxEpilogueElems);
     this.steps.forEach((s, i) => {
       const ins = stepInputs(s);
       for (const v of ins) this.#lastUse.set(v.id, i);

@@ -184,6 +184,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       : [...members].flatMap((m) => m.inputs).find((v) => {
         const prod = producer.get(v.id);
         return prod?.prim.name === "matmul" && !placed.has(prod) && sameShape(v, e.out) &&
+          sizeOf(v.shape) <= maxEpilogueElems &&
           [...consumers.get(v.id)!].every((c) => c !== null && members.has(c));
       });
     if (mmInput) {

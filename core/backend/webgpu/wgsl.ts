@@ -79,3 +79,33 @@ export function f32Bits(x: number): number {
   const f = new Float32Array([x]);
   return new Uint32Array(f.buffer)[0];
 }
+
+/**
+ * WGSL lines that load `v0..vN-1`: leaf k read at the element whose row-major index over a
+ * (collapsed) shape is `linear`. The shape's dims sit in parameters `shapeP...`, leaf k's
+ * base offset and strides in `leafP[k]...`; stride 0 broadcasts. Shared by the fused
+ * elementwise kernels, reduction prologues and matmul epilogues.
+ */
+export function stridedLoads(
+  linear: string,
+  rank: number,
+  shapeP: number,
+  leafP: readonly number[],
+  dtypes: readonly DType[],
+  array: (k: number) => string,
+): string[] {
+  const lines = [`  var rem = ${linear};`];
+  dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
+  for (let d = rank - 1; d >= 0; d--) {
+    // the outermost coordinate is what remains: no division needed
+    lines.push(
+      d > 0
+        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
+        : `  { let c = rem;`,
+    );
+    dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
+    lines.push(`  }`);
+  }
+  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `${array(k)}[i${k}]`)};`));
+  return lines;
+}

@@ -10,7 +10,7 @@
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { bindings, entry, grid, loadAs, param, storeAs, WGSL_HELPERS } from "../wgsl.ts";
+import { bindings, entry, grid, param, storeAs, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
 
 export interface StridedOperand {
   storage: GpuStorage;
@@ -94,17 +94,7 @@ function elementwiseSource(
   lines.push(`  let li = t + e * ${param(threadsP)};`);
   lines.push(`  if (li >= ${param(countP)}) { return; }`);
   lines.push(`  let gi = li + ${param(startP)};`);
-  lines.push(`  var rem = gi;`);
-  dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(inP[k])};`));
-  for (let d = rank - 1; d >= 0; d--) {
-    // the outermost coordinate is what remains: no division needed
-    if (d > 0) {
-      lines.push(`  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`);
-    } else lines.push(`  { let c = rem;`);
-    dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(inP[k] + 1 + d)};`));
-    lines.push(`  }`);
-  }
-  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
+  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`));
   if (kernel.prelude) lines.push(kernel.prelude);
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);

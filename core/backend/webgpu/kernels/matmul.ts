@@ -8,7 +8,7 @@
  *   thread — the classic layout for real GPUs.
  */
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { loadAs, param, storageType, WGSL_HELPERS } from "../wgsl.ts";
+import { param, storageType, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
 import { collapseDims } from "../../../shape.ts";
 
 export interface MatmulTiling {
@@ -305,18 +305,10 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
     p += 1 + e.rank;
     return at;
   });
-  const lines = [`fn store(i: u32, acc: f32) {`, `  var rem = i;`];
-  e.dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
-  for (let d = e.rank - 1; d >= 0; d--) {
-    lines.push(
-      d > 0
-        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
-        : `  { let c = rem;`,
-    );
-    e.dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
-    lines.push(`  }`);
-  }
-  e.dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `E${k}[i${k}]`)};`));
+  const lines = [
+    `fn store(i: u32, acc: f32) {`,
+    ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),
+  ];
   lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
   return { code: lines.join("\n"), params: p };
 }

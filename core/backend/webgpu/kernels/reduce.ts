@@ -10,7 +10,16 @@ import type { DType } from "../../../dtype.ts";
 import { GpuStorage, runtime } from "../runtime.ts";
 import { collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
-import { bindings, entry, grid, loadAs, param, storeAs, WGSL_HELPERS } from "../wgsl.ts";
+import {
+  bindings,
+  entry,
+  grid,
+  loadAs,
+  param,
+  storeAs,
+  stridedLoads,
+  WGSL_HELPERS,
+} from "../wgsl.ts";
 
 export type ReduceOp = "sum" | "prod" | "max" | "min" | "argmax" | "argmin";
 
@@ -107,18 +116,10 @@ function prologueFn(pr: PrologueShape, raw: string): { code: string; params: num
     p += 1 + pr.rank;
     return at;
   });
-  const lines = [`fn prologue(at: u32) -> ${raw} {`, `  var rem = at;`];
-  pr.dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
-  for (let d = pr.rank - 1; d >= 0; d--) {
-    lines.push(
-      d > 0
-        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
-        : `  { let c = rem;`,
-    );
-    pr.dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
-    lines.push(`  }`);
-  }
-  pr.dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `in${k}[i${k}]`)};`));
+  const lines = [
+    `fn prologue(at: u32) -> ${raw} {`,
+    ...stridedLoads("at", pr.rank, shapeP, leafP, pr.dtypes, (k) => `in${k}`),
+  ];
   lines.push(pr.prelude, `  return ${raw}(${pr.expr});`, `}`);
   return { code: lines.join("\n"), params: p };
 }

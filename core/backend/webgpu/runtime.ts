@@ -19,6 +19,8 @@ import { acquireDevice, type AdapterInfo } from "./device.ts";
 export class GpuStorage implements Storage {
   readonly backend = "webgpu" as const;
   buffer: GPUBuffer | null = null;
+  /** Which device (generation) the buffer belongs to; a lost device's buffers are unusable. */
+  generation = 0;
   #refs = 1;
   constructor(readonly bytes: number) {
     countAlloc(bytes);
@@ -29,7 +31,7 @@ export class GpuStorage implements Storage {
   release(): void {
     if (--this.#refs === 0) {
       countFree(this.bytes);
-      runtime.enqueue(() => runtime.freeBuffer(this));
+      runtime.releaseLater(this);
     }
   }
 }
@@ -89,6 +91,7 @@ class Runtime {
   #initPromise: Promise<AdapterInfo> | null = null;
   #initError: Error | null = null;
   #deferred: (() => void)[] = [];
+  #generation = 0;
   #pipelines = new Map<string, CachedPipeline>();
   #groups = new Map<string, GPUBindGroup>();
   #bufferIds = new WeakMap<GPUBuffer, number>();
@@ -126,6 +129,7 @@ class Runtime {
   /** Acquire the device once; concurrent callers share the promise. */
   init(): Promise<AdapterInfo> {
     if (this.#initError) return Promise.reject(this.#initError);
+    if (this.#lost) this.#forgetLostDevice();
     this.#initPromise ??= acquireDevice().then(
       ({ device, info }) => {
         this.device = device;
@@ -163,6 +167,7 @@ class Runtime {
    * device, so ops can be called before `await init()`.
    */
   enqueue(work: () => void): void {
+    if (this.#lost) throw this.#lostError();
     if (this.device) {
       work();
       return;
@@ -170,6 +175,40 @@ class Runtime {
     if (this.#initError) throw this.#initError;
     this.#deferred.push(work);
     if (!this.#initPromise) this.init().catch(() => {});
+  }
+
+  /** Free a storage's buffer in order with queued work; never throws (dispose must not). */
+  releaseLater(storage: GpuStorage): void {
+    if (this.device || this.#lost) this.freeBuffer(storage);
+    else this.#deferred.push(() => this.freeBuffer(storage));
+  }
+
+  #lostError(): Error {
+    return new Error(
+      `${this.#lost}; call \`await init()\` to acquire a new device and recreate your tensors`,
+    );
+  }
+
+  /** After a device loss: drop everything tied to the old device so init() starts afresh. */
+  #forgetLostDevice(): void {
+    this.device = null;
+    this.info = null;
+    this.#initPromise = null;
+    this.#lost = null;
+    this.#generation++;
+    this.#pipelines.clear();
+    this.#groups.clear();
+    this.#pool.clear();
+    this.#quarantine.clear();
+    this.#arenaFree = [];
+    this.#encoder = null;
+    this.#pass = null;
+    this.#arenaBuffer = null;
+    this.#batchDispatches = 0;
+    this.#pendingScopes = [];
+    this.#errors = [];
+    this.stats.poolBytes = 0;
+    this.stats.deviceBytes = 0;
   }
 
   /** Wait for every outstanding error scope, then throw if any reported an error. */
@@ -223,7 +262,15 @@ class Runtime {
 
   /** Give `storage` a buffer. `forUpload` buffers must not be in use by the open batch. */
   allocBuffer(storage: GpuStorage, label: string, forUpload = false): GPUBuffer {
-    if (storage.buffer) return storage.buffer;
+    if (storage.buffer) {
+      if (storage.generation !== this.#generation) {
+        throw new Error(
+          `${label}: this tensor lived on a WebGPU device that was lost; recreate it after init()`,
+        );
+      }
+      return storage.buffer;
+    }
+    storage.generation = this.#generation;
     const size = Runtime.bucket(storage.bytes);
     const limit = this.info!.limits.maxBufferSize;
     if (size > limit) {
@@ -259,7 +306,7 @@ class Runtime {
   freeBuffer(storage: GpuStorage): void {
     const buf = storage.buffer;
     storage.buffer = null;
-    if (!buf) return;
+    if (!buf || storage.generation !== this.#generation) return; // a lost device's buffer
     if (this.#encoder) {
       let list = this.#quarantine.get(buf.size);
       if (!list) this.#quarantine.set(buf.size, list = []);
@@ -490,6 +537,7 @@ class Runtime {
 
   /** Copy a storage's bytes back to the host. The only place that waits on the GPU. */
   async read(storage: GpuStorage, bytes: number): Promise<ArrayBuffer> {
+    if (this.#lost) throw this.#lostError(); // only an explicit init() replaces a lost device
     await this.init();
     if (bytes === 0) {
       this.flush();
@@ -522,6 +570,7 @@ class Runtime {
 
   /** Wait until all submitted work is done (for timing). */
   async sync(): Promise<void> {
+    if (this.#lost) throw this.#lostError();
     await this.init();
     this.flush();
     await this.gpu.queue.onSubmittedWorkDone();

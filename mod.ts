@@ -48,6 +48,11 @@ export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
 export { vmap } from "./core/vmap/vmap.ts";
 export { jit, makeJaxpr } from "./core/jit/jit.ts";
+/**
+ * Optimizers as pure gradient transformations: `optim.sgd`, `optim.adam`, `optim.adamw`,
+ * `optim.rmsprop`, `optim.clipByGlobalNorm`, `optim.chain`, `optim.schedules`, `optim.applyUpdates`.
+ */
+export * as optim from "./core/optim/optim.ts";
 export type { JitOptions, Jitted, Lowered, LoweredEquation } from "./core/jit/jit.ts";
 export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";

@@ -53,6 +53,8 @@ export { jit, makeJaxpr } from "./core/jit/jit.ts";
  * `optim.rmsprop`, `optim.clipByGlobalNorm`, `optim.chain`, `optim.schedules`, `optim.applyUpdates`.
  */
 export * as optim from "./core/optim/optim.ts";
+export { loadCheckpoint, saveCheckpoint } from "./core/checkpoint.ts";
+export type { Loaded, LoadOptions, SaveOptions } from "./core/checkpoint.ts";
 export type { JitOptions, Jitted, Lowered, LoweredEquation } from "./core/jit/jit.ts";
 export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";

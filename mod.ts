@@ -54,6 +54,12 @@ export { jit, makeJaxpr } from "./core/jit/jit.ts";
  */
 export * as optim from "./core/optim/optim.ts";
 export { loadCheckpoint, saveCheckpoint } from "./core/checkpoint.ts";
+/**
+ * Layers as pure modules (`nn.dense`, `nn.conv2d`, `nn.batchNorm`, `nn.layerNorm`, `nn.dropout`,
+ * `nn.embedding`, `nn.sequential`), initialisers, losses and distributions, and model builders
+ * (`nn.conv4`, `nn.sinusoidMlp`).
+ */
+export * as nn from "./core/nn/mod.ts";
 export type { Loaded, LoadOptions, SaveOptions } from "./core/checkpoint.ts";
 export type { JitOptions, Jitted, Lowered, LoweredEquation } from "./core/jit/jit.ts";
 export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";

@@ -1,0 +1,100 @@
+/** Parameter initialisers: pure functions of an explicit key, a shape and fan-in/fan-out. */
+import type { Tensor } from "../tensor.ts";
+import * as random from "../random.ts";
+import { full } from "../ops/creation.ts";
+import { sizeOf } from "../shape.ts";
+
+/** An initialiser: values of `shape` drawn with `key`. */
+export type Initializer = (key: Tensor, shape: readonly number[]) => Tensor;
+
+/** Fan-in and fan-out of a dense [in, out] or conv [out, in, kh, kw] weight. */
+export function fans(shape: readonly number[]): [number, number] {
+  if (shape.length === 2) return [shape[0], shape[1]];
+  if (shape.length >= 3) {
+    const receptive = sizeOf(shape.slice(2));
+    return [shape[1] * receptive, shape[0] * receptive];
+  }
+  return [shape[0] ?? 1, shape[0] ?? 1];
+}
+
+/**
+ * Glorot/Xavier uniform: U(±√(6 / (fanIn + fanOut))).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const w = nn.glorotUniform(random.key(0), [40, 40]);
+ * ```
+ */
+export function glorotUniform(key: Tensor, shape: readonly number[]): Tensor {
+  const [i, o] = fans(shape);
+  const a = Math.sqrt(6 / (i + o));
+  return random.uniform(key, shape, { minval: -a, maxval: a });
+}
+
+/**
+ * Glorot/Xavier normal: N(0, 2 / (fanIn + fanOut)).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const w = nn.glorotNormal(random.key(0), [40, 40]);
+ * ```
+ */
+export function glorotNormal(key: Tensor, shape: readonly number[]): Tensor {
+  const [i, o] = fans(shape);
+  return random.normal(key, shape, { std: Math.sqrt(2 / (i + o)) });
+}
+
+/**
+ * He/Kaiming uniform (for ReLU): U(±√(6 / fanIn)).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const w = nn.heUniform(random.key(0), [64, 3, 3, 3]);
+ * ```
+ */
+export function heUniform(key: Tensor, shape: readonly number[]): Tensor {
+  const a = Math.sqrt(6 / fans(shape)[0]);
+  return random.uniform(key, shape, { minval: -a, maxval: a });
+}
+
+/**
+ * He/Kaiming normal (for ReLU): N(0, 2 / fanIn).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const w = nn.heNormal(random.key(0), [1, 40]);
+ * ```
+ */
+export function heNormal(key: Tensor, shape: readonly number[]): Tensor {
+  return random.normal(key, shape, { std: Math.sqrt(2 / fans(shape)[0]) });
+}
+
+/**
+ * All zeros (the key is ignored).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const b = nn.zerosInit(random.key(0), [40]);
+ * ```
+ */
+export function zerosInit(key: Tensor, shape: readonly number[]): Tensor {
+  return full(shape, 0, { backend: key.backend });
+}
+
+/**
+ * A constant (the key is ignored).
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * const gamma = nn.constantInit(1)(random.key(0), [64]);
+ * ```
+ */
+export function constantInit(value: number): Initializer {
+  return (key, shape) => full(shape, value, { backend: key.backend });
+}

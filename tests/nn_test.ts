@@ -1,0 +1,222 @@
+/** core/nn: layers, initialisers and losses against manual computations and finite differences. */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { assertAllClose, assertThrowsWith, randomValues } from "./helpers.ts";
+
+const { nn } = mg;
+mg.setBackend("reference");
+const t = (shape: number[], seed: number, lo = -1, hi = 1) =>
+  mg.tensor(randomValues(shape, "f32", seed, lo, hi), { shape });
+const v = async (x: unknown) => [...(await (x as Tensor).toFloat64())];
+
+Deno.test("dense, conv2d and sequential compute what they say, with correct gradients", async () => {
+  const layer = nn.dense(3, 2);
+  const { params, state } = layer.init(mg.random.key(0));
+  const x = t([4, 3], 1);
+  const [y] = layer.apply(params, state, x);
+  assertAllClose(await v(y), await v(mg.add(mg.matmul(x, params.w), params.b!)));
+  await mg.checkGrads((p: typeof params, x: Tensor) => layer.apply(p, null, x)[0], [{
+    w: t([3, 2], 2),
+    b: t([2], 3),
+  }, x], { order: 2 });
+  const conv = nn.conv2d(2, 3, 3, { padding: 1, stride: 2 });
+  const c = conv.init(mg.random.key(1));
+  const img = t([1, 2, 5, 5], 4);
+  const [out] = conv.apply(c.params, c.state, img);
+  assertAllClose(
+    await v(out),
+    await v(
+      mg.add(
+        mg.conv2d(img, c.params.w, { padding: 1, stride: 2 }),
+        mg.reshape(c.params.b!, [3, 1, 1]),
+      ),
+    ),
+  );
+  assertThrowsWith(() => layer.apply(params, state, t([4, 5], 5)), "dense", "[..., 3]", "[4, 5]");
+});
+
+Deno.test("layerNorm and batchNorm normalise, track running statistics, and differentiate", async () => {
+  const ln = nn.layerNorm(6);
+  const lp = ln.init(mg.random.key(0));
+  const x = t([4, 6], 7, -3, 5);
+  const [y] = ln.apply(lp.params, lp.state, x);
+  assertAllClose(await v(mg.mean(y, -1)), [0, 0, 0, 0], { atol: 1e-9 });
+  assertAllClose(await v(mg.variance(y, -1)), [1, 1, 1, 1], { rtol: 1e-4 }); // var/(var + eps)
+  await mg.checkGrads((p: typeof lp.params, x: Tensor) => ln.apply(p, null, x)[0], [{
+    gamma: t([6], 8, 0.5, 1.5),
+    beta: t([6], 9),
+  }, x]);
+
+  const bn = nn.batchNorm(3, { momentum: 0.5 });
+  const b = bn.init(mg.random.key(1));
+  const img = t([4, 3, 2, 2], 10, 2, 6);
+  const [yb, s1] = bn.apply(b.params, b.state, img, { train: true });
+  assertAllClose(await v(mg.mean(yb, [0, 2, 3])), [0, 0, 0], { atol: 1e-9 });
+  const batchMean = await v(mg.mean(img, [0, 2, 3])),
+    batchVar = await v(mg.variance(img, [0, 2, 3]));
+  assertAllClose(await v(s1.mean), batchMean.map((m) => 0.5 * m), { rtol: 1e-12 });
+  assertAllClose(await v(s1.var), batchVar.map((q) => 0.5 + 0.5 * q), { rtol: 1e-12 });
+  // evaluation uses the running statistics and leaves them alone
+  const [ye, s2] = bn.apply(b.params, s1, img);
+  if (s2 !== s1) throw new Error("eval changed the state");
+  const expected = mg.div(
+    mg.sub(img, mg.reshape(s1.mean, [1, 3, 1, 1])),
+    mg.reshape(mg.sqrt(mg.add(s1.var, 1e-5)), [1, 3, 1, 1]),
+  );
+  assertAllClose(await v(ye), await v(expected), { rtol: 1e-9 });
+  const tb = nn.batchNorm(3, { mode: "transductive" });
+  await mg.checkGrads((p: typeof b.params, x: Tensor) => tb.apply(p, b.state, x)[0], [{
+    gamma: t([3], 11, 0.5, 1.5),
+    beta: t([3], 12),
+  }, img], {
+    order: 2,
+    maxElements: 6,
+  });
+});
+
+Deno.test("dropout scales, keeps the expected fraction, is keyed, and is off in evaluation", async () => {
+  const d = nn.dropout(0.25);
+  const x = mg.ones([20_000]);
+  const [y] = d.apply(null, null, x, { train: true, key: mg.random.key(3) });
+  const values = await v(y);
+  const kept = values.filter((e) => e !== 0);
+  assertAllClose([kept.length / values.length], [0.75], { atol: 0.01 });
+  assertAllClose([kept[0]], [1 / 0.75], { rtol: 1e-9 });
+  const [again] = d.apply(null, null, x, { train: true, key: mg.random.key(3) });
+  if ((await v(again)).some((e, i) => e !== values[i])) throw new Error("same key, different mask");
+  const [evalOut] = d.apply(null, null, x);
+  if (evalOut !== x) throw new Error("dropout must be the identity in evaluation");
+  assertThrowsWith(() => d.apply(null, null, x, { train: true }), "dropout", "key");
+});
+
+Deno.test("embedding looks rows up and scatters gradients back", async () => {
+  const e = nn.embedding(5, 3);
+  const { params } = e.init(mg.random.key(2));
+  const ids = mg.tensor([4, 0, 4], { dtype: "i32" });
+  const [y] = e.apply(params, null, ids);
+  const table = await v(params.table);
+  assertAllClose(await v(y), [
+    ...table.slice(12, 15),
+    ...table.slice(0, 3),
+    ...table.slice(12, 15),
+  ]);
+  const g = mg.grad((p: typeof params) => mg.sum(e.apply(p, null, ids)[0]))(params);
+  assertAllClose(await v(g.table), [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2]);
+});
+
+Deno.test("initialisers have the documented scales", async () => {
+  const k = mg.random.key(9);
+  const gu = await v(nn.glorotUniform(k, [200, 300]));
+  const bound = Math.sqrt(6 / 500);
+  if (gu.some((x) => Math.abs(x) > bound)) throw new Error("glorotUniform out of bounds");
+  assertAllClose(
+    [Math.sqrt(gu.reduce((a, b) => a + b * b, 0) / gu.length)],
+    [bound / Math.sqrt(3)],
+    { rtol: 0.02 },
+  );
+  const hn = await v(nn.heNormal(k, [64, 32, 3, 3]));
+  assertAllClose([Math.sqrt(hn.reduce((a, b) => a + b * b, 0) / hn.length)], [
+    Math.sqrt(2 / (32 * 9)),
+  ], { rtol: 0.02 });
+  assertAllClose(await v(nn.constantInit(0.5)(k, [2])), [0.5, 0.5]);
+});
+
+Deno.test("losses and distributions match closed forms and differentiate", async () => {
+  assertAllClose(await v(nn.mse(mg.tensor([1, 2]), mg.tensor([1, 4]))), [2]);
+  const logits = mg.tensor([[2, 0, -1], [0.5, 0.5, 3]]);
+  const labels = mg.tensor([0, 2], { dtype: "i32" });
+  const lse = (r: number[]) => Math.log(r.reduce((a, b) => a + Math.exp(b), 0));
+  const ce = ((lse([2, 0, -1]) - 2) + (lse([0.5, 0.5, 3]) - 3)) / 2;
+  assertAllClose(await v(nn.softmaxCrossEntropy(logits, labels)), [ce], { rtol: 1e-12 });
+  assertAllClose(await v(nn.softmaxCrossEntropy(logits, mg.oneHot(labels, 3))), [ce], {
+    rtol: 1e-12,
+  });
+  assertAllClose(
+    await v(nn.softmaxCrossEntropy(mg.tensor([[1000, 0]]), mg.tensor([1], { dtype: "i32" }))),
+    [1000],
+    { rtol: 1e-12 },
+  );
+  assertAllClose(await v(nn.accuracy(logits, mg.tensor([0, 0], { dtype: "i32" }))), [0.5]);
+  const bce = (x: number, y: number) => Math.max(x, 0) - x * y + Math.log1p(Math.exp(-Math.abs(x)));
+  assertAllClose(await v(nn.binaryCrossEntropyWithLogits(mg.tensor([3, -2]), mg.tensor([1, 1]))), [
+    (bce(3, 1) + bce(-2, 1)) / 2,
+  ], { rtol: 1e-12 });
+  const lp = -0.5 * Math.log(2 * Math.PI) - Math.log(2) - 0.5 * ((0.5 - 1) / 2) ** 2;
+  assertAllClose(
+    await v(nn.gaussianLogProb(mg.tensor([0.5]), mg.tensor([1]), mg.tensor([Math.log(2)]))),
+    [lp],
+    { rtol: 1e-12 },
+  );
+  assertAllClose(
+    await v(nn.gaussianKl(mg.tensor([0.3]), mg.tensor([0.2]), mg.tensor([0.3]), mg.tensor([0.2]))),
+    [0],
+    { atol: 1e-12 },
+  );
+  const kl = Math.log(2 / 1) + (1 + 0.25) / (2 * 4) - 0.5; // KL(N(0.5,1) ‖ N(0,2))
+  assertAllClose(
+    await v(
+      nn.gaussianKl(mg.tensor([0.5]), mg.tensor([0]), mg.tensor([0]), mg.tensor([Math.log(2)])),
+    ),
+    [kl],
+    { rtol: 1e-12 },
+  );
+  assertAllClose(await v(nn.gaussianEntropy(mg.tensor([0]))), [0.5 * (1 + Math.log(2 * Math.PI))], {
+    rtol: 1e-12,
+  });
+  assertAllClose(
+    await v(nn.categoricalLogProb(mg.tensor([[0, 0]]), mg.tensor([1], { dtype: "i32" }))),
+    [Math.log(0.5)],
+    { rtol: 1e-12 },
+  );
+  assertAllClose(await v(nn.categoricalEntropy(mg.tensor([[0, 0]]))), [Math.log(2)], {
+    rtol: 1e-12,
+  });
+  const p = [Math.exp(0) / (1 + Math.E), Math.E / (1 + Math.E)];
+  assertAllClose(await v(nn.categoricalKl(mg.tensor([[0, 1]]), mg.tensor([[0, 0]]))), [
+    p[0] * Math.log(p[0] / 0.5) + p[1] * Math.log(p[1] / 0.5),
+  ], {
+    rtol: 1e-12,
+  });
+  await mg.checkGrads((x: Tensor) => nn.softmaxCrossEntropy(x, labels), [logits], { order: 2 });
+  await mg.checkGrads((x: Tensor) => nn.binaryCrossEntropyWithLogits(x, mg.tensor([1, 0])), [
+    mg.tensor([0.3, -0.7]),
+  ], { order: 2 });
+  await mg.checkGrads(
+    (m: Tensor, s: Tensor) => nn.gaussianKl(m, s, mg.tensor([0.1, 0]), mg.tensor([0.2, -0.1])),
+    [mg.tensor([0.5, 1]), mg.tensor([0.3, 0])],
+  );
+});
+
+Deno.test("model builders: sinusoid MLP and Conv-4 (shapes, gradients, WebGPU)", async () => {
+  const mlp = nn.sinusoidMlp();
+  const m = mlp.init(mg.random.key(0));
+  const [y] = mlp.apply(m.params, m.state, mg.linspace(-5, 5, 10).reshape([10, 1]));
+  if (y.shape.join() !== "10,1") throw new Error(`mlp output ${y.shape}`);
+  const small = nn.conv4({ inChannels: 1, imageSize: 16, ways: 3, hidden: 4 });
+  const c = small.init(mg.random.key(1));
+  const imgs = t([2, 1, 16, 16], 20);
+  const [logits] = small.apply(c.params, c.state, imgs);
+  if (logits.shape.join() !== "2,3") throw new Error(`conv4 output ${logits.shape}`);
+  await mg.checkGrads((p: unknown) => small.apply(p as unknown[], c.state, imgs)[0], [c.params], {
+    maxElements: 2,
+  });
+  mg.setBackend("webgpu");
+  try {
+    const net = nn.conv4({ inChannels: 1, imageSize: 28, ways: 5 });
+    const w = net.init(mg.random.key(2));
+    const batch = mg.random.normal(mg.random.key(3), [25, 1, 28, 28]);
+    const loss = (p: unknown) =>
+      nn.softmaxCrossEntropy(
+        net.apply(p as unknown[], w.state, batch)[0],
+        mg.zeros([25], { dtype: "i32" }),
+      );
+    const [value, grads] = mg.valueAndGrad(loss)(w.params);
+    const l = await (value as Tensor).item();
+    if (!(l > 0 && Number.isFinite(l))) throw new Error(`conv4 loss ${l}`);
+    if (mg.tree.leaves<Tensor>(grads).length !== mg.tree.leaves<Tensor>(w.params).length) {
+      throw new Error("gradient tree mismatch");
+    }
+  } finally {
+    mg.setBackend("reference");
+  }
+});

@@ -2,13 +2,14 @@
  * `deno task bench`: run the core benchmarks on the default adapter, print a table and write
  * a JSON record to bench/results/<date>.json (or the path given with --out).
  *
- *   deno task bench [--out file.json] [--quick]
+ *   deno task bench [--out file.json] [--quick] [--conv4]
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
 import { benchMaml } from "./maml_step.ts";
 import {
   calibrationMs,
+  conv4Step,
   elementwiseAddGBs,
   type Figure,
   matmulGflops,
@@ -27,7 +28,9 @@ export interface BenchRecord {
   notes: Record<string, number>;
 }
 
-const { values } = parseArgs({ options: { out: { type: "string" }, quick: { type: "boolean" } } });
+const { values } = parseArgs({
+  options: { out: { type: "string" }, quick: { type: "boolean" }, conv4: { type: "boolean" } },
+});
 const info = await mg.init();
 console.log(
   `adapter: ${info.description} (${
@@ -49,6 +52,12 @@ figures.push(chain.figure);
 figures.push(await tinyOpChainJit());
 notes["dispatches per chain of 100 adds"] = chain.dispatches;
 figures.push(await readbackMs());
+if (values.conv4) {
+  // ~7 GFLOP per step through direct convolution kernels: tens of seconds on llvmpipe
+  const conv = await conv4Step();
+  figures.push(conv.figure);
+  notes["Conv-4 first call ms"] = Math.round(conv.firstCallMs);
+}
 for (const inner of values.quick ? [1] : [1, 5]) {
   for (const mode of ["eager loop", "vmap+jit"] as const) {
     const m = await benchMaml(mode, {

@@ -220,3 +220,86 @@ Deno.test("model builders: sinusoid MLP and Conv-4 (shapes, gradients, WebGPU)",
     mg.setBackend("reference");
   }
 });
+
+Deno.test("multi-head attention matches a manual computation and is causal when asked", async () => {
+  const d = 6, h = 2, T = 4;
+  const attn = nn.multiHeadAttention(d, h, { causal: true });
+  const { params } = attn.init(mg.random.key(5));
+  const x = t([2, T, d], 30);
+  const [y] = attn.apply(params, null, x);
+  // manual, one head at a time, in float64 on the host
+  const X = await v(x),
+    P = {
+      wq: await v(params.wq),
+      wk: await v(params.wk),
+      wv: await v(params.wv),
+      wo: await v(params.wo),
+    };
+  const mm = (a: number[], b: number[], n: number, k: number, m: number) =>
+    Array.from({ length: n * m }, (_, i) => {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += a[Math.floor(i / m) * k + j] * b[j * m + (i % m)];
+      return s;
+    });
+  const expected: number[] = [];
+  for (let b = 0; b < 2; b++) {
+    const xb = X.slice(b * T * d, (b + 1) * T * d);
+    const q = mm(xb, P.wq, T, d, d), k = mm(xb, P.wk, T, d, d), vv = mm(xb, P.wv, T, d, d);
+    const merged = new Array(T * d).fill(0);
+    for (let hh = 0; hh < h; hh++) {
+      const dh = d / h;
+      for (let i = 0; i < T; i++) {
+        const scores = Array.from({ length: T }, (_, j) => {
+          if (j > i) return -Infinity;
+          let s = 0;
+          for (let c = 0; c < dh; c++) s += q[i * d + hh * dh + c] * k[j * d + hh * dh + c];
+          return s / Math.sqrt(dh);
+        });
+        const mx = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - mx));
+        const z = e.reduce((a, c) => a + c, 0);
+        for (let c = 0; c < dh; c++) {
+          let s = 0;
+          for (let j = 0; j < T; j++) s += (e[j] / z) * vv[j * d + hh * dh + c];
+          merged[i * d + hh * dh + c] = s;
+        }
+      }
+    }
+    expected.push(...mm(merged, P.wo, T, d, d));
+  }
+  assertAllClose(await v(y), expected, { rtol: 1e-9, atol: 1e-12 });
+  // changing the last position leaves earlier outputs unchanged
+  const x2 = mg.concat([mg.slice(x, [null, [0, T - 1]]), t([2, 1, d], 31)], 1);
+  const [y2] = attn.apply(params, null, x2);
+  assertAllClose(
+    await v(mg.slice(y2, [null, [0, T - 1]])),
+    await v(mg.slice(y, [null, [0, T - 1]])),
+    { rtol: 1e-12 },
+  );
+  await mg.checkGrads((p: typeof params, x: Tensor) => attn.apply(p, null, x)[0], [params, x], {
+    maxElements: 4,
+  });
+});
+
+Deno.test("causal dilated conv1d sees only the past", async () => {
+  const tc = nn.causalConv1d(2, 3, 2, { dilation: 2 });
+  const { params } = tc.init(mg.random.key(6));
+  const x = t([1, 2, 7], 40);
+  const [y] = tc.apply(params, null, x);
+  if (y.shape.join() !== "1,3,7") throw new Error(`shape ${y.shape}`);
+  const W = await v(params.w), B = await v(params.b), X = await v(x);
+  const expected: number[] = [];
+  for (let o = 0; o < 3; o++) {
+    for (let tt = 0; tt < 7; tt++) {
+      let s = B[o];
+      for (let c = 0; c < 2; c++) {
+        for (let k = 0; k < 2; k++) {
+          const src = tt - (1 - k) * 2;
+          if (src >= 0) s += W[(o * 2 + c) * 2 + k] * X[c * 7 + src];
+        }
+      }
+      expected.push(s);
+    }
+  }
+  assertAllClose(await v(y), expected, { rtol: 1e-12 });
+});

@@ -5,10 +5,10 @@
  */
 import type { Tensor } from "../tensor.ts";
 import * as random from "../random.ts";
-import { full } from "../ops/creation.ts";
+import { arange, full } from "../ops/creation.ts";
 import { add, div, greater, mul, rsqrt, sub, where } from "../ops/math.ts";
-import { mean, variance } from "../ops/reduce.ts";
-import { reshape } from "../ops/shape.ts";
+import { mean, softmax, variance } from "../ops/reduce.ts";
+import { reshape, swapAxes } from "../ops/shape.ts";
 import { matmul } from "../ops/linalg.ts";
 import { take } from "../ops/indexing.ts";
 import {
@@ -321,6 +321,87 @@ export function sequential(...modules: Module[]): Module<unknown[], unknown[]> {
         next.push(s);
       });
       return [y, next];
+    },
+  };
+}
+
+/**
+ * Multi-head self-attention over [..., T, d] inputs, optionally causal (position t attends to
+ * positions ≤ t only).
+ *
+ * @example
+ * ```ts
+ * import { nn, random, ones } from "@metagrad/metagrad";
+ * const attn = nn.multiHeadAttention(16, 4, { causal: true });
+ * const { params, state } = attn.init(random.key(0));
+ * const [y] = attn.apply(params, state, ones([2, 10, 16])); // [2, 10, 16]
+ * ```
+ */
+export function multiHeadAttention(
+  dModel: number,
+  numHeads: number,
+  opts: { causal?: boolean } = {},
+): Module<{ wq: Tensor; wk: Tensor; wv: Tensor; wo: Tensor }, null> {
+  if (!Number.isInteger(dModel / numHeads)) {
+    throw new RangeError(
+      `multiHeadAttention: ${dModel} features do not split into ${numHeads} heads`,
+    );
+  }
+  const dh = dModel / numHeads;
+  return {
+    init(key) {
+      const [k1, k2, k3, k4] = random.split(key, 4);
+      const g = (k: Tensor) => glorotUniform(k, [dModel, dModel]);
+      return { params: { wq: g(k1), wk: g(k2), wv: g(k3), wo: g(k4) }, state: null };
+    },
+    apply(p, _s, x) {
+      const T = x.shape.at(-2)!;
+      const lead = x.shape.slice(0, -2);
+      // [..., T, d] → [..., h, T, dh]
+      const heads = (w: Tensor) =>
+        swapAxes(reshape(matmul(x, w), [...lead, T, numHeads, dh]), -2, -3);
+      const q = heads(p.wq), k = heads(p.wk), v = heads(p.wv);
+      let scores = mul(matmul(q, k, { transposeB: true }), 1 / Math.sqrt(dh)); // [..., h, T, T]
+      if (opts.causal) {
+        const pos = arange(T, undefined, 1, { backend: x.backend });
+        const future = greater(reshape(pos, [1, T]), reshape(pos, [T, 1])); // key after query
+        scores = where(future, -1e9, scores);
+      }
+      const mixed = matmul(softmax(scores, -1), v); // [..., h, T, dh]
+      const merged = reshape(swapAxes(mixed, -2, -3), [...lead, T, dModel]);
+      return [matmul(merged, p.wo), null];
+    },
+  };
+}
+
+/**
+ * A causal (left-padded), optionally dilated 1-D convolution over [N, C, T]: output t sees
+ * inputs ≤ t only (the building block of temporal-convolution learners such as SNAIL).
+ *
+ * @example
+ * ```ts
+ * import { nn } from "@metagrad/metagrad";
+ * const tc = nn.causalConv1d(8, 16, 2, { dilation: 4 });
+ * ```
+ */
+export function causalConv1d(
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  opts: { dilation?: number; init?: Initializer } = {},
+): Module<{ w: Tensor; b: Tensor }, null> {
+  const dilation = opts.dilation ?? 1;
+  const inner = conv2d(inChannels, outChannels, [1, kernel], {
+    dilation: [1, dilation],
+    padding: [0, 0, (kernel - 1) * dilation, 0],
+    init: opts.init,
+  });
+  return {
+    init: (key) => inner.init(key) as { params: { w: Tensor; b: Tensor }; state: null },
+    apply(p, s, x) {
+      const [N, C, T] = x.shape;
+      const [y] = inner.apply(p, s, reshape(x, [N, C, 1, T]));
+      return [reshape(y, [N, outChannels, T]), null];
     },
   };
 }

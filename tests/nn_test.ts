@@ -303,3 +303,52 @@ Deno.test("causal dilated conv1d sees only the past", async () => {
   }
   assertAllClose(await v(y), expected, { rtol: 1e-12 });
 });
+
+Deno.test("GRU and LSTM cells match their equations and differentiate", async () => {
+  const sig = (x: number) => 1 / (1 + Math.exp(-x));
+  const gru = nn.gruCell(2, 3);
+  const gp = gru.init(mg.random.key(7));
+  const bi = t([9], 50), bh = t([9], 51);
+  const params = { ...gp, bi, bh };
+  const x = t([1, 2], 52), h = t([1, 3], 53);
+  const y = gru.apply(params, h, x);
+  const [Wi, Wh, Bi, Bh, X, H] = await Promise.all([params.wi, params.wh, bi, bh, x, h].map(v));
+  const gi = Array.from({ length: 9 }, (_, j) => X[0] * Wi[j] + X[1] * Wi[9 + j] + Bi[j]);
+  const gh = Array.from(
+    { length: 9 },
+    (_, j) => H[0] * Wh[j] + H[1] * Wh[9 + j] + H[2] * Wh[18 + j] + Bh[j],
+  );
+  const expected = [0, 1, 2].map((k) => {
+    const r = sig(gi[k] + gh[k]), z = sig(gi[3 + k] + gh[3 + k]);
+    const n = Math.tanh(gi[6 + k] + r * gh[6 + k]);
+    return (1 - z) * n + z * H[k];
+  });
+  assertAllClose(await v(y), expected, { rtol: 1e-12 });
+  await mg.checkGrads((p: typeof params, h: Tensor, x: Tensor) => gru.apply(p, h, x), [
+    params,
+    h,
+    x,
+  ], { order: 2, maxElements: 4 });
+
+  const lstm = nn.lstmCell(2, 3);
+  const lp = lstm.init(mg.random.key(8));
+  const c = t([1, 3], 54);
+  const [h2, c2] = lstm.apply(lp, [h, c], x);
+  const [Li, Lh, Lb, C] = await Promise.all([lp.wi, lp.wh, lp.b, c].map(v));
+  if (Lb.slice(3, 6).some((b) => b !== 1)) throw new Error("forget bias should start at 1");
+  const g = Array.from(
+    { length: 12 },
+    (_, j) =>
+      X[0] * Li[j] + X[1] * Li[12 + j] + H[0] * Lh[j] + H[1] * Lh[12 + j] + H[2] * Lh[24 + j] +
+      Lb[j],
+  );
+  const cExp = [0, 1, 2].map((k) => sig(g[3 + k]) * C[k] + sig(g[k]) * Math.tanh(g[6 + k]));
+  assertAllClose(await v(c2), cExp, { rtol: 1e-12 });
+  assertAllClose(await v(h2), cExp.map((cc, k) => sig(g[9 + k]) * Math.tanh(cc)), { rtol: 1e-12 });
+  await mg.checkGrads((p: typeof lp, h: Tensor, c: Tensor, x: Tensor) => lstm.apply(p, [h, c], x), [
+    lp,
+    h,
+    c,
+    x,
+  ], { maxElements: 4 });
+});

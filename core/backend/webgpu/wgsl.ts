@@ -81,6 +81,19 @@ export function f32Bits(x: number): number {
 }
 
 /**
+ * Parameter slots for strided leaves starting at `start`: the shape's `rank` dims, then per
+ * leaf a base offset and `rank` strides (the layout `stridedLoads` reads).
+ */
+export function stridedLayout(
+  start: number,
+  rank: number,
+  leaves: number,
+): { shapeP: number; leafP: number[]; end: number } {
+  const leafP = Array.from({ length: leaves }, (_, k) => start + rank + k * (1 + rank));
+  return { shapeP: start, leafP, end: start + rank + leaves * (1 + rank) };
+}
+
+/**
  * WGSL lines that load `v0..vN-1`: leaf k read at the element whose row-major index over a
  * (collapsed) shape is `linear`. The shape's dims sit in parameters `shapeP...`, leaf k's
  * base offset and strides in `leafP[k]...`; stride 0 broadcasts. Shared by the fused

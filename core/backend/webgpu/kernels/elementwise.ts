@@ -10,7 +10,16 @@
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { bindings, entry, grid, param, storeAs, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
+import {
+  bindings,
+  entry,
+  grid,
+  param,
+  storeAs,
+  stridedLayout,
+  stridedLoads,
+  WGSL_HELPERS,
+} from "../wgsl.ts";
 
 export interface StridedOperand {
   storage: GpuStorage;
@@ -79,13 +88,8 @@ function elementwiseSource(
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
   let p = 0;
   const countP = p++, startP = p++, threadsP = p++;
-  const shapeP = p;
-  p += rank;
-  const inP = dtypes.map(() => {
-    const at = p;
-    p += 1 + rank;
-    return at;
-  });
+  const { shapeP, leafP: inP, end } = stridedLayout(p, rank, dtypes.length);
+  p = end;
   const extraP = p;
   p += kernel.extra?.length ?? 0;
   const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));

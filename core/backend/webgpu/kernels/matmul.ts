@@ -8,7 +8,7 @@
  *   thread — the classic layout for real GPUs.
  */
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { param, storageType, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
+import { param, storageType, stridedLayout, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
 import { collapseDims } from "../../../shape.ts";
 
 export interface MatmulTiling {
@@ -297,14 +297,7 @@ const BASE_PARAMS = 8;
 
 function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   if (!e) return { code: `fn store(i: u32, v: f32) { C[i] = v; }`, params: BASE_PARAMS };
-  let p = BASE_PARAMS;
-  const shapeP = p;
-  p += e.rank;
-  const leafP = e.dtypes.map(() => {
-    const at = p;
-    p += 1 + e.rank;
-    return at;
-  });
+  const { shapeP, leafP, end: p } = stridedLayout(BASE_PARAMS, e.rank, e.dtypes.length);
   const lines = [
     `fn store(i: u32, acc: f32) {`,
     ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),

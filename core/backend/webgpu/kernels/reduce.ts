@@ -17,6 +17,7 @@ import {
   loadAs,
   param,
   storeAs,
+  stridedLayout,
   stridedLoads,
   WGSL_HELPERS,
 } from "../wgsl.ts";
@@ -108,14 +109,7 @@ interface Stage {
 
 /** WGSL of `fn prologue(at: u32)`: the fused input value at linear index `at` (params from 10). */
 function prologueFn(pr: PrologueShape, raw: string): { code: string; params: number } {
-  let p = 10;
-  const shapeP = p;
-  p += pr.rank;
-  const leafP = pr.dtypes.map(() => {
-    const at = p;
-    p += 1 + pr.rank;
-    return at;
-  });
+  const { shapeP, leafP, end: p } = stridedLayout(10, pr.rank, pr.dtypes.length);
   const lines = [
     `fn prologue(at: u32) -> ${raw} {`,
     ...stridedLoads("at", pr.rank, shapeP, leafP, pr.dtypes, (k) => `in${k}`),

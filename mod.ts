@@ -48,6 +48,7 @@ export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
 export { vmap } from "./core/vmap/vmap.ts";
 export { jit, makeJaxpr } from "./core/jit/jit.ts";
+export { fori, scan } from "./core/control/scan.ts";
 /**
  * Optimizers as pure gradient transformations: `optim.sgd`, `optim.adam`, `optim.adamw`,
  * `optim.rmsprop`, `optim.clipByGlobalNorm`, `optim.chain`, `optim.schedules`, `optim.applyUpdates`.
@@ -63,6 +64,7 @@ export * as nn from "./core/nn/mod.ts";
 export type { Loaded, LoadOptions, SaveOptions } from "./core/checkpoint.ts";
 export type { JitOptions, Jitted, Lowered, LoweredEquation } from "./core/jit/jit.ts";
 export type { InAxes, VmapOptions } from "./core/vmap/vmap.ts";
+export type { ScanOptions } from "./core/control/scan.ts";
 export type { CheckGradsOptions } from "./core/autodiff/check_grads.ts";
 /**
  * Counter-based randomness with explicit keys: `random.key`, `random.split`, `random.uniform`,

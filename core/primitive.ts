@@ -12,7 +12,7 @@ import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
-import { ambientTrace, topTrace } from "./tracer.ts";
+import { ambientTrace, topTrace, withoutAmbientTrace } from "./tracer.ts";
 
 /** Abstract value: what is known of a tensor without its values. */
 export interface Aval {
@@ -63,6 +63,60 @@ export interface Primitive<P = Record<string, never>> {
   fusion?(inputs: readonly Aval[], params: P, args: readonly string[]): string;
 }
 
+/**
+ * A primitive with several results whose parameters hold a sub-program (scan). Its rules are
+ * whole-transformation rules rather than per-element ones: concrete evaluation, reverse mode
+ * (forward pass with residuals plus a backward closure) and batching. Each is written with
+ * ops and primitives, so its results are transformable again.
+ */
+export interface MultiPrimitive<P> {
+  readonly name: string;
+  readonly multi: true;
+  /** Shapes and dtypes of the results; throws a clear error for invalid inputs. */
+  abstractEval(inputs: readonly Aval[], params: P): Aval[];
+  /** Evaluation on concrete tensors (any backend); results are new tensors the caller owns. */
+  impl(inputs: readonly Tensor[], params: P): Tensor[];
+  /**
+   * Reverse mode on the primal values: compute the results (and what the backward pass needs),
+   * and return the backward closure from result cotangents (null = zero) to the cotangents of
+   * the inputs flagged `differentiable` (null for the others).
+   */
+  vjp(
+    inputs: readonly Tensor[],
+    params: P,
+    differentiable: readonly boolean[],
+  ): {
+    outs: Tensor[];
+    residuals: Tensor[];
+    backward(cotangents: readonly (Tensor | null)[]): (Tensor | null)[];
+  };
+  /** Batching: inputs with `batched[i]` carry a leading batch axis; every result gets one. */
+  batch(inputs: readonly Tensor[], batched: readonly boolean[], params: P, size: number): Tensor[];
+  /** Kernels one application dispatches, for `jit(f).lower(...).kernels`. */
+  kernelCount(params: P): number;
+  /** Short text of the parameters for printed programs. */
+  describe(params: P): string;
+}
+
+/** Run a multi-result primitive: through the innermost trace, or on concrete tensors. */
+export function bindMulti<P>(
+  prim: MultiPrimitive<P>,
+  inputs: readonly Tensor[],
+  params: P,
+): Tensor[] {
+  const trace = inputs.length ? topTrace(prim.name, inputs) : ambientTrace();
+  if (trace) return trace.processMulti(prim, inputs, params);
+  for (const t of inputs) t.storage; // throws a clear error for a disposed tensor
+  const backends = new Set(inputs.map((t) => t.backend));
+  if (backends.size > 1) {
+    throw new TypeError(
+      `${prim.name}: inputs live on different backends (${[...backends].join(" and ")}); ` +
+        `create all tensors after one setBackend() call`,
+    );
+  }
+  return withoutAmbientTrace(() => prim.impl(inputs, params));
+}
+
 /** Run primitive `prim` on concrete tensors. */
 export function bind<P>(
   prim: Primitive<P>,
@@ -101,21 +155,13 @@ export function bind<P>(
   }
   const storages = inputs.map((t) => t.storage as GpuStorage);
   const outStorage = new GpuStorage(sizeOf(out.shape) * 4);
-  for (const s of storages) s.retain();
-  outStorage.retain();
   try {
-    runtime.enqueue(() => {
-      try {
-        prim.webgpu(
-          inputs.map((t, i) => ({ shape: t.shape, dtype: t.dtype, storage: storages[i] })),
-          params,
-          { ...out, storage: outStorage },
-        );
-      } finally {
-        for (const s of storages) s.release();
-        outStorage.release();
-      }
-    });
+    runtime.enqueueHolding([...storages, outStorage], () =>
+      prim.webgpu(
+        inputs.map((t, i) => ({ shape: t.shape, dtype: t.dtype, storage: storages[i] })),
+        params,
+        { ...out, storage: outStorage },
+      ));
   } catch (e) {
     outStorage.release(); // the result tensor is never made
     throw e;

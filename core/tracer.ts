@@ -5,7 +5,7 @@
  * (no perturbation confusion).
  */
 import type { BackendName, Storage } from "./backend/storage.ts";
-import type { Primitive } from "./primitive.ts";
+import type { MultiPrimitive, Primitive } from "./primitive.ts";
 import { Tensor } from "./tensor.ts";
 
 export interface Trace {
@@ -17,6 +17,8 @@ export interface Trace {
   readonly active: boolean;
   /** Run `prim` on `inputs`, some of which are this trace's tracers. */
   process<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor;
+  /** The same for a primitive with several results (scan). */
+  processMulti<P>(prim: MultiPrimitive<P>, inputs: readonly Tensor[], params: P): Tensor[];
 }
 
 let nextLevel = 1;
@@ -79,7 +81,7 @@ export function topTrace(op: string, inputs: readonly Tensor[]): Trace | null {
  * Traces that also capture ops with no tensor inputs (creation ops such as full and iota),
  * so a jitted program records them instead of baking their results in as constants.
  */
-const ambient: Trace[] = [];
+const ambient: (Trace | null)[] = [];
 
 export function pushAmbientTrace(t: Trace): void {
   ambient.push(t);
@@ -91,4 +93,17 @@ export function popAmbientTrace(t: Trace): void {
 
 export function ambientTrace(): Trace | null {
   return ambient.at(-1) ?? null;
+}
+
+/**
+ * Run `fn` with no ambient trace: a concrete evaluation that happens while a jit is tracing
+ * (a scan over constants, say) must make concrete tensors, not record into that program.
+ */
+export function withoutAmbientTrace<T>(fn: () => T): T {
+  ambient.push(null);
+  try {
+    return fn();
+  } finally {
+    ambient.splice(ambient.lastIndexOf(null), 1);
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { isFloat } from "../dtype.ts";
 import { addPinnedCheck } from "../memory.ts";
-import { bind, type Primitive } from "../primitive.ts";
+import { bind, bindMulti, type MultiPrimitive, type Primitive } from "../primitive.ts";
 import type { Tensor } from "../tensor.ts";
 import { newLevel, type Trace, Tracer } from "../tracer.ts";
 import { add } from "../ops/math.ts";
@@ -104,6 +104,30 @@ export class GradTrace implements Trace {
       [out],
       ([g]) => (g ? rule(g, primals, out, params) : inputs.map(() => null)),
     )[0];
+  }
+
+  processMulti<P>(prim: MultiPrimitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+    const primals = inputs.map((x) => this.unbox(x));
+    const differentiable = inputs.map((x) =>
+      x instanceof GradTracer && x.trace === this && isFloat(x.dtype)
+    );
+    if (!differentiable.some((d) => d)) return bindMulti(prim, primals, params);
+    const { outs, residuals, backward } = prim.vjp(primals, params, differentiable);
+    // only float results carry gradients; integer ones are returned as they are
+    const floats = outs.filter((o) => isFloat(o.dtype));
+    const boxed = this.record(
+      inputs,
+      floats,
+      (gs) => {
+        const all: (Tensor | null)[] = [];
+        let k = 0;
+        for (const o of outs) all.push(isFloat(o.dtype) ? gs[k++] : null);
+        return backward(all);
+      },
+      residuals,
+    );
+    let k = 0;
+    return outs.map((o) => (isFloat(o.dtype) ? boxed[k++] : o));
   }
 
   /**

@@ -8,18 +8,18 @@ import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import { encodeMatmul } from "../primitives/matmul.ts";
-import { bind } from "../primitive.ts";
+import { bind, bindMulti } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
-import { Tensor } from "../tensor.ts";
-import type { Eqn, Program, Var } from "./ir.ts";
+import { shareStorage, Tensor } from "../tensor.ts";
+import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
 
 /** Remove equations whose results no output needs. */
 export function eliminateDeadCode(p: Program): Program {
   const live = new Set<number>(p.outputs.map((v) => v.id));
-  const kept: Eqn[] = [];
+  const kept: AnyEqn[] = [];
   for (let i = p.eqns.length - 1; i >= 0; i--) {
     const e = p.eqns[i];
-    if (!live.has(e.out.id)) continue;
+    if (!eqnOutputs(e).some((v) => live.has(v.id))) continue;
     kept.push(e);
     for (const v of e.inputs) live.add(v.id);
   }
@@ -31,9 +31,13 @@ export function eliminateCommonSubexpressions(p: Program): Program {
   const seen = new Map<string, Var>();
   const rename = new Map<number, Var>();
   const sub = (v: Var) => rename.get(v.id) ?? v;
-  const eqns: Eqn[] = [];
+  const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
     const inputs = e.inputs.map(sub);
+    if (isMultiEqn(e)) { // sub-programs are not compared
+      eqns.push({ ...e, inputs });
+      continue;
+    }
     // creation of random bits is pure in its key, so it is safe to merge too
     const key = `${e.prim.name}|${JSON.stringify(e.params)}|${inputs.map((v) => v.id).join(",")}`;
     const prev = seen.get(key);
@@ -60,7 +64,7 @@ interface FusedCode {
  * reading a fused expression; or a matmul storing through a fused epilogue.
  */
 type Step =
-  | { kind: "eqn"; eqn: Eqn }
+  | { kind: "eqn"; eqn: AnyEqn }
   | ({ kind: "fused"; out: Var } & FusedCode)
   | ({ kind: "fusedReduce"; eqn: Eqn; source: Var } & FusedCode)
   | ({ kind: "matmulEpilogue"; mm: Eqn; out: Var } & FusedCode);
@@ -77,10 +81,10 @@ const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
  */
 function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElems: number): Step[] {
   if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
-  const producer = new Map<number, Eqn>();
-  for (const e of p.eqns) producer.set(e.out.id, e);
-  const consumers = new Map<number, Set<Eqn | null>>(); // null: a program output
-  const addUse = (v: Var, e: Eqn | null) => {
+  const producer = new Map<number, AnyEqn>();
+  for (const e of p.eqns) for (const v of eqnOutputs(e)) producer.set(v.id, e);
+  const consumers = new Map<number, Set<AnyEqn | null>>(); // null: a program output
+  const addUse = (v: Var, e: AnyEqn | null) => {
     let set = consumers.get(v.id);
     if (!set) consumers.set(v.id, set = new Set());
     set.add(e);
@@ -90,16 +94,16 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   const broadcastsInto = (a: Var, b: Var) =>
     a.shape.length <= b.shape.length &&
     a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
-  const elementwise = (e: Eqn | undefined): e is Eqn =>
-    !!e && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
+  const elementwise = (e: AnyEqn | undefined): e is Eqn =>
+    !!e && !isMultiEqn(e) && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
   const prologueAxesOk = (e: Eqn) => {
     if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return false;
     const axes = e.params.axes as number[];
     return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
   };
 
-  const placed = new Set<Eqn>(); // equations computed inside some kernel group
-  const groupAt = new Map<Eqn, Step>(); // where each group's kernel runs
+  const placed = new Set<AnyEqn>(); // equations computed inside some kernel group
+  const groupAt = new Map<AnyEqn, Step>(); // where each group's kernel runs
   /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
   const grow = (root: Eqn, owner: Eqn | null, shape: Var) => {
     const members = new Set<Eqn>([root]);
@@ -113,7 +117,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
           const prod = producer.get(v.id);
           if (!elementwise(prod) || members.has(prod) || placed.has(prod)) continue;
           const isConst = prod.prim.name === "full";
-          const allInside = [...consumers.get(v.id)!].every((c) => c !== null && members.has(c));
+          const allInside = [...consumers.get(v.id)!].every((c) =>
+            c !== null && members.has(c as Eqn)
+          );
           if ((isConst || allInside) && broadcastsInto(prod.out, shape)) {
             members.add(prod);
             changed = true;
@@ -135,16 +141,16 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       return `v${i}`;
     };
     for (const e of p.eqns) { // program order is a topological order
-      if (!members.has(e)) continue;
+      if (isMultiEqn(e) || !members.has(e)) continue;
       const args = e.inputs.map((v) => {
         const prod = producer.get(v.id);
-        return prod && members.has(prod) ? names.get(v.id)! : leaf(v);
+        return prod && members.has(prod as Eqn) ? names.get(v.id)! : leaf(v);
       });
       const name = `f${names.size}`;
       names.set(e.out.id, name);
       stmts.push(`  let ${name} = ${e.prim.fusion!(e.inputs, e.params, args)};`);
     }
-    const label = p.eqns.filter((e) => members.has(e) && e.prim.name !== "full").map((e) =>
+    const label = p.eqns.filter((e) => members.has(e as Eqn) && e.prim.name !== "full").map((e) =>
       e.prim.name
     ).join(",");
     return { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
@@ -152,11 +158,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
 
   for (let k = p.eqns.length - 1; k >= 0; k--) {
     const e = p.eqns[k];
-    if (placed.has(e)) continue;
+    if (placed.has(e) || isMultiEqn(e)) continue;
     if (prologueAxesOk(e)) {
       const src = producer.get(e.inputs[0].id);
-      const only = src && [...consumers.get(src.out.id)!].every((c) => c === e);
-      if (elementwise(src) && src.prim.name !== "full" && only && !placed.has(src)) {
+      if (
+        elementwise(src) && src.prim.name !== "full" && !placed.has(src) &&
+        [...consumers.get(src.out.id)!].every((c) => c === e)
+      ) {
         const members = grow(src, e, src.out);
         const g = emit(members, src);
         if (g.leaves.length <= maxLeaves) {
@@ -183,12 +191,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       ? undefined
       : [...members].flatMap((m) => m.inputs).find((v) => {
         const prod = producer.get(v.id);
-        return prod?.prim.name === "matmul" && !placed.has(prod) && sameShape(v, e.out) &&
+        return prod && !isMultiEqn(prod) && prod.prim.name === "matmul" && !placed.has(prod) &&
+          sameShape(v, e.out) &&
           sizeOf(v.shape) <= maxEpilogueElems &&
-          [...consumers.get(v.id)!].every((c) => c !== null && members.has(c));
+          [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn));
       });
     if (mmInput) {
-      const mm = producer.get(mmInput.id)!;
+      const mm = producer.get(mmInput.id) as Eqn;
       const g = emit(members, e, mmInput);
       if (g.leaves.length + 2 <= maxLeaves) {
         placed.add(mm);
@@ -231,7 +240,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     if (g) steps.push(g);
     else if (placed.has(e)) continue;
     else if (
-      e.prim.name === "full" && !neededOutside(e) && (consumers.get(e.out.id)?.size ?? 0) > 0
+      !isMultiEqn(e) && e.prim.name === "full" && !neededOutside(e) &&
+      (consumers.get(e.out.id)?.size ?? 0) > 0
     ) continue;
     else steps.push({ kind: "eqn", eqn: e });
   }
@@ -262,7 +272,47 @@ export class Compiled {
 
   /** Number of kernels (steps) a call runs, views excluded. */
   get kernelCount(): number {
-    return this.steps.filter((s) => s.kind !== "eqn" || !s.eqn.prim.view).length;
+    let n = 0;
+    for (const s of this.steps) {
+      if (s.kind !== "eqn") n++;
+      else if (isMultiEqn(s.eqn)) n += s.eqn.prim.kernelCount(s.eqn.params);
+      else if (!s.eqn.prim.view) n++;
+    }
+    return n;
+  }
+
+  /**
+   * `run`, with every result a handle the caller owns: a result that is a non-donated input,
+   * a constant, or an earlier result gets its own handle on the same storage.
+   */
+  runOwned(args: readonly Tensor[], donated: readonly boolean[] = []): Tensor[] {
+    const outs = this.run(args, donated);
+    const given = new Set<Tensor>([
+      ...args.filter((_, n) => !donated[n]),
+      ...this.program.outputs.flatMap((v) => (v.constant ? [v.constant] : [])),
+    ]);
+    return outs.map((t) => {
+      if (given.has(t)) return shareStorage(t);
+      given.add(t);
+      return t;
+    });
+  }
+
+  /** Free the values step `i` read for the last time. */
+  #free(
+    inputs: readonly Var[],
+    i: number,
+    env: Map<number, Tensor>,
+    owned: Set<Tensor>,
+    outputs: Set<number>,
+  ): void {
+    for (const v of inputs) {
+      const t = env.get(v.id);
+      if (t && this.#lastUse.get(v.id) === i && owned.has(t) && !outputs.has(v.id)) {
+        t.dispose();
+        owned.delete(t);
+      }
+    }
   }
 
   /**
@@ -285,10 +335,20 @@ export class Compiled {
       this.steps.forEach((s, i) => {
         let out: Tensor;
         let inputs: readonly Var[];
-        if (s.kind === "eqn") {
-          inputs = s.eqn.inputs;
-          out = bind(s.eqn.prim, inputs.map(get), s.eqn.params);
-          env.set(s.eqn.out.id, out);
+        if (s.kind === "eqn" && isMultiEqn(s.eqn)) {
+          const e = s.eqn;
+          inputs = e.inputs;
+          bindMulti(e.prim, inputs.map(get), e.params).forEach((t, k) => {
+            env.set(e.outs[k].id, t);
+            owned.add(t);
+          });
+          this.#free(inputs, i, env, owned, outputs);
+          return;
+        } else if (s.kind === "eqn") {
+          const e = s.eqn as Eqn;
+          inputs = e.inputs;
+          out = bind(e.prim, inputs.map(get), e.params);
+          env.set(e.out.id, out);
         } else if (s.kind === "fused") {
           inputs = s.leaves;
           out = runFused(s, s.leaves.map(get));
@@ -303,14 +363,7 @@ export class Compiled {
           env.set(s.out.id, out);
         }
         owned.add(out);
-        // free what no later step reads
-        for (const v of inputs) {
-          const t = env.get(v.id);
-          if (t && this.#lastUse.get(v.id) === i && owned.has(t) && !outputs.has(v.id)) {
-            t.dispose();
-            owned.delete(t);
-          }
-        }
+        this.#free(inputs, i, env, owned, outputs);
       });
     };
     if (this.backend === "webgpu") runtime.inOneSubmission(execute);
@@ -331,15 +384,14 @@ function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor
     strides: broadcastStrides(t.shape, s.out.shape),
     offset: 0,
   }));
-  runtime.enqueue(() =>
+  runtime.enqueueHolding(operands.map((o) => o.storage), () =>
     runElementwise(
       { label: s.label, expr: s.expr, prelude: s.prelude, helpers: ELEMENTWISE_HELPERS },
       operands,
       s.out.shape,
       s.out.dtype,
       storage,
-    )
-  );
+    ));
   return new Tensor(s.out.shape, s.out.dtype, storage);
 }
 
@@ -354,7 +406,7 @@ function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tenso
     dtype: s.leaves[i].dtype,
     strides: broadcastStrides(t.shape, shape),
   }));
-  runtime.enqueue(() =>
+  runtime.enqueueHolding(leaves.map((l) => l.storage), () =>
     runReduce(
       s.label,
       s.eqn.params.op,
@@ -364,8 +416,7 @@ function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tenso
       sizeOf(shape.slice(a0, a1)),
       sizeOf(shape.slice(a1)),
       storage,
-    )
-  );
+    ));
   return new Tensor(out.shape, out.dtype, storage);
 }
 
@@ -383,25 +434,29 @@ function runMatmulEpilogue(
 ): Tensor {
   const out = s.out;
   const storage = new GpuStorage(sizeOf(out.shape) * 4);
-  const [a, b] = ab;
-  runtime.enqueue(() =>
+  const [a, b] = ab.map((t) => ({
+    shape: t.shape,
+    dtype: t.dtype,
+    storage: t.storage as GpuStorage,
+  }));
+  const leafOperands = leaves.map((t, i) => ({
+    storage: t.storage as GpuStorage,
+    dtype: s.leaves[i].dtype,
+    strides: broadcastStrides(t.shape, out.shape),
+  }));
+  runtime.enqueueHolding([a, b, ...leafOperands].map((o) => o.storage), () =>
     encodeMatmul(
-      { shape: a.shape, dtype: a.dtype, storage: a.storage as GpuStorage },
-      { shape: b.shape, dtype: b.dtype, storage: b.storage as GpuStorage },
+      a,
+      b,
       s.mm.params,
       { shape: out.shape, dtype: "f32", storage },
       {
-        leaves: leaves.map((t, i) => ({
-          storage: t.storage as GpuStorage,
-          dtype: s.leaves[i].dtype,
-          strides: broadcastStrides(t.shape, out.shape),
-        })),
+        leaves: leafOperands,
         prelude: s.prelude,
         expr: s.expr,
         helpers: ELEMENTWISE_HELPERS,
         shape: out.shape,
       },
-    )
-  );
+    ));
   return new Tensor(out.shape, out.dtype, storage);
 }

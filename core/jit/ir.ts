@@ -3,7 +3,7 @@
  * the spirit of a jaxpr. Printed with `programText`.
  */
 import type { DType } from "../dtype.ts";
-import type { Primitive } from "../primitive.ts";
+import { bind, bindMulti, type MultiPrimitive, type Primitive } from "../primitive.ts";
 import type { Tensor } from "../tensor.ts";
 
 /** A value in a program: an input, a constant (a captured concrete tensor) or an equation's result. */
@@ -23,10 +23,53 @@ export interface Eqn {
   readonly out: Var;
 }
 
+/** One application of a primitive with several results (scan). */
+export interface MultiEqn {
+  readonly prim: MultiPrimitive<any>;
+  readonly params: any;
+  readonly inputs: readonly Var[];
+  readonly outs: readonly Var[];
+}
+
+export type AnyEqn = Eqn | MultiEqn;
+
+export function isMultiEqn(e: AnyEqn): e is MultiEqn {
+  return "outs" in e;
+}
+
+/** The values an equation defines. */
+export function eqnOutputs(e: AnyEqn): readonly Var[] {
+  return isMultiEqn(e) ? e.outs : [e.out];
+}
+
 export interface Program {
   readonly inputs: readonly Var[];
-  readonly eqns: readonly Eqn[];
+  readonly eqns: readonly AnyEqn[];
   readonly outputs: readonly Var[];
+}
+
+/**
+ * Run a program op by op through `bind`, so every active transformation sees its equations
+ * (how scan's rules differentiate and batch a traced body). Inputs in program order.
+ */
+export function evalProgram(p: Program, inputs: readonly Tensor[]): Tensor[] {
+  if (inputs.length !== p.inputs.length) {
+    throw new Error(`internal: program of ${p.inputs.length} inputs given ${inputs.length}`);
+  }
+  const env = new Map<number, Tensor>();
+  p.inputs.forEach((v, i) => env.set(v.id, inputs[i]));
+  const get = (v: Var) => {
+    const t = v.constant ?? env.get(v.id);
+    if (!t) throw new Error(`internal: program value ${v.id} used before it was computed`);
+    return t;
+  };
+  for (const e of p.eqns) {
+    const args = e.inputs.map(get);
+    if (isMultiEqn(e)) {
+      bindMulti(e.prim, args, e.params).forEach((t, i) => env.set(e.outs[i].id, t));
+    } else env.set(e.out.id, bind(e.prim, args, e.params));
+  }
+  return p.outputs.map(get);
 }
 
 function name(id: number): string {
@@ -60,11 +103,12 @@ export function programText(p: Program): string {
     `{ lambda ${[...consts.values()].map(typed).join(" ")} ; ${p.inputs.map(typed).join(" ")}. let`,
   ];
   for (const e of p.eqns) {
-    lines.push(
-      `    ${typed(e.out)} = ${e.prim.name}${fmtParams(e.params)} ${
-        e.inputs.map((v) => name(v.id)).join(" ")
-      }`,
-    );
+    const args = e.inputs.map((v) => name(v.id)).join(" ");
+    if (isMultiEqn(e)) {
+      lines.push(
+        `    ${e.outs.map(typed).join(" ")} = ${e.prim.name}${e.prim.describe(e.params)} ${args}`,
+      );
+    } else lines.push(`    ${typed(e.out)} = ${e.prim.name}${fmtParams(e.params)} ${args}`);
   }
   lines.push(`  in (${p.outputs.map((v) => name(v.id)).join(", ")}) }`);
   return lines.join("\n");

@@ -4,13 +4,13 @@
  * submission, each intermediate freed after its last use.
  */
 import { keep } from "../memory.ts";
-import { shareStorage, Tensor } from "../tensor.ts";
+import { Tensor } from "../tensor.ts";
 import { Tracer } from "../tracer.ts";
 import { flatten, type TreeDef, unflatten } from "../tree.ts";
 import type { Fn } from "../autodiff/api.ts";
 import { defaultBackend } from "../backend/select.ts";
 import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "./compile.ts";
-import { type Program, programText, type Var } from "./ir.ts";
+import { eqnOutputs, type Program, programText, type Var } from "./ir.ts";
 import { ForeignTracerError, JitTrace, JitTracer } from "./jit_trace.ts";
 
 /** Options of `jit`. */
@@ -35,9 +35,9 @@ export interface LoweredEquation {
   primitive: string;
   /** The primitive's parameters. */
   params: unknown;
-  /** Shape of the result. */
+  /** Shape of the result (the first one, for a primitive with several). */
   shape: readonly number[];
-  /** dtype of the result. */
+  /** dtype of the result (the first one, for a primitive with several). */
   dtype: string;
 }
 
@@ -181,22 +181,10 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
     inputs.forEach((t, n) => {
       if (donated[n] && inputs.some((u, m) => u === t && !donated[m])) donated[n] = false;
     });
-    const outs = entry.compiled.run(inputs, donated);
-    // outputs that alias a (non-donated) input or a constant get their own handle
-    const given = new Set<Tensor>([
-      ...inputs.filter((_, n) => !donated[n]),
-      ...entry.compiled.program.outputs.flatMap((v) => (v.constant ? [v.constant] : [])),
-    ]);
+    const outs = entry.compiled.runOwned(inputs, donated);
     return unflatten(
       entry.outDef,
-      entry.outLeaves.map((
-        l,
-      ) => ("value" in l
-        ? l.value
-        : given.has(outs[l.out])
-        ? shareStorage(outs[l.out])
-        : outs[l.out])
-      ),
+      entry.outLeaves.map((l) => ("value" in l ? l.value : outs[l.out])),
     );
   }) as Jitted;
   jitted.lower = (...args: unknown[]) => {
@@ -209,12 +197,15 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
     const program = entry.compiled.program;
     return {
       text: programText(program),
-      equations: program.eqns.map((e) => ({
-        primitive: e.prim.name,
-        params: e.params,
-        shape: e.out.shape,
-        dtype: e.out.dtype,
-      })),
+      equations: program.eqns.map((e) => {
+        const first = eqnOutputs(e)[0];
+        return {
+          primitive: e.prim.name,
+          params: e.params,
+          shape: first?.shape ?? [],
+          dtype: first?.dtype ?? "f32",
+        };
+      }),
       kernels: entry.compiled.kernelCount,
     };
   };

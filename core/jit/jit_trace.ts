@@ -6,11 +6,11 @@
 import type { BackendName } from "../backend/storage.ts";
 import type { DType } from "../dtype.ts";
 import { addPinnedCheck } from "../memory.ts";
-import type { Primitive } from "../primitive.ts";
+import type { MultiPrimitive, Primitive } from "../primitive.ts";
 import { fmtShape } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { newLevel, popAmbientTrace, pushAmbientTrace, type Trace, Tracer } from "../tracer.ts";
-import type { Eqn, Var } from "./ir.ts";
+import type { AnyEqn, Var } from "./ir.ts";
 
 export class JitTracer extends Tracer {
   constructor(readonly trace: JitTrace, readonly v: Var) {
@@ -53,12 +53,18 @@ export class JitTrace implements Trace {
   readonly level = newLevel();
   readonly name = "jit";
   active = true;
-  readonly eqns: Eqn[] = [];
+  readonly eqns: AnyEqn[] = [];
   readonly inputs: Var[] = [];
   #constants = new Map<Tensor, Var>();
+  #captured = new Map<Tensor, Var>();
   #nextId = 0;
 
-  constructor(readonly backend: BackendName) {}
+  /**
+   * With `capture`, every outside value the function reads — a concrete tensor or another
+   * transformation's tracer — becomes an extra program input (see `captured`) instead of a
+   * constant: how a scan body's closure turns into explicit operands.
+   */
+  constructor(readonly backend: BackendName, readonly capture = false) {}
 
   run<T>(fn: () => T): T {
     activeJitTraces.push(this);
@@ -73,7 +79,7 @@ export class JitTrace implements Trace {
   }
 
   hasConstant(t: Tensor): boolean {
-    return this.#constants.has(t);
+    return this.#constants.has(t) || this.#captured.has(t);
   }
 
   /** The concrete tensors the program captured. */
@@ -91,9 +97,22 @@ export class JitTrace implements Trace {
     return new JitTracer(this, v);
   }
 
+  /** Outside values the function read, in first-use order, with their input variables. */
+  captured(): [Tensor, Var][] {
+    return [...this.#captured];
+  }
+
   /** The variable for a value seen during tracing: a tracer's own, or a constant's. */
   varOf(x: Tensor): Var {
     if (x instanceof JitTracer && x.trace === this) return x.v;
+    if (this.capture) {
+      let v = this.#captured.get(x);
+      if (!v) {
+        if (!(x instanceof Tracer)) x.storage; // a disposed tensor is a clear error now
+        this.#captured.set(x, v = this.newVar(x.shape, x.dtype));
+      }
+      return v;
+    }
     if (x instanceof Tracer) throw new ForeignTracerError();
     let v = this.#constants.get(x);
     if (!v) {
@@ -110,5 +129,12 @@ export class JitTrace implements Trace {
     const out = this.newVar(aval.shape, aval.dtype);
     this.eqns.push({ prim, params, inputs: vars, out });
     return new JitTracer(this, out);
+  }
+
+  processMulti<P>(prim: MultiPrimitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+    const vars = inputs.map((x) => this.varOf(x));
+    const outs = prim.abstractEval(vars, params).map((a) => this.newVar(a.shape, a.dtype));
+    this.eqns.push({ prim, params, inputs: vars, outs });
+    return outs.map((v) => new JitTracer(this, v));
   }
 }

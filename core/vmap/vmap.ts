@@ -7,7 +7,7 @@
 import { fmtShape } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { newLevel, type Trace, Tracer } from "../tracer.ts";
-import type { Primitive } from "../primitive.ts";
+import type { MultiPrimitive, Primitive } from "../primitive.ts";
 import { flatten, unflatten } from "../tree.ts";
 import { broadcastTo, expandDims, moveAxis } from "../ops/shape.ts";
 import type { Fn } from "../autodiff/api.ts";
@@ -70,6 +70,22 @@ export class BatchTrace implements Trace {
       );
     }
     return new BatchTracer(this, out);
+  }
+
+  processMulti<P>(prim: MultiPrimitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+    prim.abstractEval(inputs.map((x) => ({ shape: x.shape, dtype: x.dtype })), params);
+    const batched = inputs.map((x) => x instanceof BatchTracer && x.trace === this);
+    const values = inputs.map((x, i) => (batched[i] ? (x as BatchTracer).value : x));
+    return prim.batch(values, batched, params, this.size).map((out) => {
+      if (out.shape[0] !== this.size) {
+        throw new Error(
+          `internal: batching rule of ${prim.name} returned ${
+            fmtShape(out.shape)
+          } for batch ${this.size}`,
+        );
+      }
+      return new BatchTracer(this, out);
+    });
   }
 }
 

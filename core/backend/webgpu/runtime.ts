@@ -177,6 +177,26 @@ class Runtime {
     if (!this.#initPromise) this.init().catch(() => {});
   }
 
+  /**
+   * `enqueue`, keeping `storages` alive until the work has run: before the device exists the
+   * work is deferred, and a tensor disposed meanwhile must not lose its buffer first.
+   */
+  enqueueHolding(storages: readonly GpuStorage[], work: () => void): void {
+    for (const s of storages) s.retain();
+    try {
+      this.enqueue(() => {
+        try {
+          work();
+        } finally {
+          for (const s of storages) s.release();
+        }
+      });
+    } catch (e) {
+      for (const s of storages) s.release();
+      throw e;
+    }
+  }
+
   /** Free a storage's buffer in order with queued work; never throws (dispose must not). */
   releaseLater(storage: GpuStorage): void {
     if (this.device || this.#lost) this.freeBuffer(storage);

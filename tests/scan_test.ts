@@ -1,0 +1,262 @@
+/** scan and fori: values, reverse mode (orders 1 and 2), batching and jit against unrolled loops. */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { assertAllClose, assertThrowsWith, rng } from "./helpers.ts";
+
+async function close(a: unknown, b: unknown, what: string, tol = { rtol: 1e-5, atol: 1e-5 }) {
+  const [la] = mg.tree.flatten<Tensor>(a), [lb] = mg.tree.flatten<Tensor>(b);
+  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
+  for (let i = 0; i < la.length; i++) {
+    if (la[i].shape.join() !== lb[i].shape.join() || la[i].dtype !== lb[i].dtype) {
+      throw new Error(`${what}: ${la[i].dtype}[${la[i].shape}] vs ${lb[i].dtype}[${lb[i].shape}]`);
+    }
+    assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
+  }
+}
+
+function randn(shape: number[], seed: number, scale = 1): Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return mg.tensor(Array.from({ length: n }, () => (r() * 2 - 1) * scale)).reshape(shape);
+}
+
+/** A small RNN cell: closure weights, a pytree carry and a pytree y. */
+function cell(w: Tensor, u: Tensor) {
+  return (c: { h: Tensor; n: Tensor }, x: Tensor): [{ h: Tensor; n: Tensor }, Tensor[]] => {
+    const h = mg.tanh(mg.add(mg.matmul(c.h, w), mg.matmul(x, u)));
+    return [{ h, n: mg.add(c.n, 1) }, [mg.sum(mg.square(h)), h]];
+  };
+}
+
+/** The same loop written out in JS. */
+function unrolled<C, Y>(f: (c: C, x: Tensor) => [C, Y], init: C, xs: Tensor, reverse = false) {
+  let c = init;
+  const ys: Y[] = [];
+  const T = xs.shape[0];
+  for (let i = 0; i < T; i++) {
+    const t = reverse ? T - 1 - i : i;
+    const [c2, y] = f(c, mg.slice(xs, [t]));
+    c = c2;
+    ys[t] = y;
+  }
+  const stacked = mg.tree.map((...leaves: Tensor[]) => mg.stack(leaves), ys[0], ...ys.slice(1));
+  return [c, stacked] as [C, Y];
+}
+
+for (const backend of ["reference", "webgpu"] as const) {
+  Deno.test(`${backend}: scan equals the unrolled loop (pytrees, reverse, integer carry)`, async () => {
+    mg.setBackend(backend);
+    try {
+      const w = randn([5, 5], 1, 0.5), u = randn([3, 5], 2), xs = randn([7, 2, 3], 3);
+      const init = { h: randn([2, 5], 4), n: mg.zeros([], { dtype: "i32" }) };
+      for (const reverse of [false, true]) {
+        const got = mg.scan(cell(w, u), init, xs, { reverse });
+        await close(got, unrolled(cell(w, u), init, xs, reverse), `scan reverse=${reverse}`);
+        if ((await (got[0].n as Tensor).item()) !== 7) throw new Error("counter carry");
+      }
+      // running sum; length-only scan; a zero-length scan returns the initial carry
+      const [total, partial] = mg.scan(
+        (c: Tensor, x: Tensor) => [mg.add(c, x), mg.add(c, x)],
+        mg.tensor(0),
+        mg.tensor([1, 2, 3, 4]),
+      );
+      assertAllClose(await total.toFloat64(), [10], {}, "total");
+      assertAllClose(await (partial as Tensor).toFloat64(), [1, 3, 6, 10], {}, "partial");
+      const [pow] = mg.scan((c: Tensor) => [mg.mul(c, 2), null], mg.tensor(1), null, {
+        length: 5,
+      });
+      assertAllClose(await pow.toFloat64(), [32], {}, "length-only");
+      const [same, none] = mg.scan(
+        (c: Tensor, x: Tensor) => [mg.add(c, x), x],
+        mg.tensor([1, 2]),
+        mg.zeros([0, 2]),
+      );
+      assertAllClose(await same.toFloat64(), [1, 2], {}, "zero-length carry");
+      if ((none as Tensor).shape.join() !== "0,2") throw new Error("zero-length ys shape");
+      // fori: sum of i·x over i in [2, 6)
+      const x = mg.tensor([1, -2]);
+      const s = mg.fori(
+        2,
+        6,
+        (i: Tensor, acc: Tensor) => mg.add(acc, mg.mul(mg.cast(i, "f32"), x)),
+        mg.zeros([2]),
+      );
+      assertAllClose(await s.toFloat64(), [14, -28], {}, "fori");
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+
+  Deno.test(`${backend}: grad and grad∘grad of scan equal those of the unrolled loop`, async () => {
+    mg.setBackend(backend);
+    try {
+      const u = randn([3, 5], 2), xs = randn([6, 2, 3], 3);
+      const n0 = mg.zeros([], { dtype: "i32" });
+      const loss = (run: typeof mg.scan) => (w: Tensor, h0: Tensor, xs: Tensor) => {
+        const [c, ys] = run(cell(w, u), { h: h0, n: n0 }, xs);
+        return mg.add(mg.sum(mg.square(c.h)), mg.sum(mg.mul(ys[0], mg.arange(6))));
+      };
+      const scanned = loss(mg.scan);
+      const plain = loss(((f: any, i: any, x: any) => unrolled(f, i, x)) as typeof mg.scan);
+      const args = [randn([5, 5], 1, 0.5), randn([2, 5], 4), xs];
+      const argnums = [0, 1, 2];
+      await close(
+        mg.valueAndGrad(scanned, { argnums })(...args),
+        mg.valueAndGrad(plain, { argnums })(...args),
+        "grad",
+      );
+      // reverse over reverse: a Hessian-vector product in w
+      const v = randn([5, 5], 9);
+      const hv = (f: typeof scanned) => mg.hvp((w: Tensor) => f(w, args[1], xs), args[0], v);
+      await close(hv(scanned), hv(plain), "hvp", { rtol: 1e-4, atol: 1e-4 });
+      if (backend === "reference") {
+        await mg.checkGrads(scanned, args, { order: 2 });
+      }
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+
+  Deno.test(`${backend}: vmap of scan equals stacking per-example scans`, async () => {
+    mg.setBackend(backend);
+    try {
+      const u = randn([3, 5], 2);
+      const run = (w: Tensor, h0: Tensor, xs: Tensor) => {
+        const [c, ys] = mg.scan(cell(w, u), { h: h0, n: mg.zeros([], { dtype: "i32" }) }, xs);
+        return [c.h, ys[1]];
+      };
+      const ws = randn([3, 5, 5], 1, 0.5), h0s = randn([3, 2, 5], 4), xss = randn([3, 4, 2, 3], 3);
+      const perExample = (axes: (number | null)[]) => {
+        const outs = [0, 1, 2].map((b) => {
+          const pick = (
+            t: Tensor,
+            ax: number | null,
+          ) => (ax === null ? mg.slice(t, [0]) : mg.slice(t, [b]));
+          return run(pick(ws, axes[0]), pick(h0s, axes[1]), pick(xss, axes[2]));
+        });
+        return [mg.stack(outs.map((o) => o[0])), mg.stack(outs.map((o) => o[1]))];
+      };
+      for (const axes of [[0, 0, 0], [0, null, null], [null, 0, null], [null, null, 0]]) {
+        const args = [ws, h0s, xss].map((t, i) => (axes[i] === null ? mg.slice(t, [0]) : t));
+        await close(
+          mg.vmap(run, { inAxes: axes })(...args),
+          perExample(axes),
+          `vmap inAxes ${axes}`,
+        );
+      }
+      // per-example gradients through a scan
+      const g = mg.vmap(mg.grad((w: Tensor, h0: Tensor, xs: Tensor) => mg.sum(run(w, h0, xs)[1])), {
+        inAxes: [null, 0, 0],
+      })(mg.slice(ws, [0]), h0s, xss) as Tensor;
+      const gLoop = mg.stack(
+        [0, 1, 2].map((b) =>
+          mg.grad((w: Tensor) => mg.sum(run(w, mg.slice(h0s, [b]), mg.slice(xss, [b]))[1]))(
+            mg.slice(ws, [0]),
+          ) as Tensor
+        ),
+      );
+      await close(g, gLoop, "vmap(grad(scan))");
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+
+  Deno.test(`${backend}: jit keeps scan one equation whatever the length, and matches eager`, async () => {
+    mg.setBackend(backend);
+    try {
+      const u = randn([3, 5], 2), w = randn([5, 5], 1, 0.5), h0 = randn([2, 5], 4);
+      const f = (w: Tensor, h0: Tensor, xs: Tensor) => {
+        const [c, ys] = mg.scan(cell(w, u), { h: h0, n: mg.zeros([], { dtype: "i32" }) }, xs);
+        return mg.add(mg.sum(c.h), mg.sum(ys[0]));
+      };
+      const sizes: number[] = [];
+      for (const T of [3, 40]) {
+        const xs = randn([T, 2, 3], T);
+        const jf = mg.jit(mg.valueAndGrad(f, { argnums: [0, 1] }));
+        await close(
+          jf(w, h0, xs),
+          mg.valueAndGrad(f, { argnums: [0, 1] })(w, h0, xs),
+          `jit(grad) T=${T}`,
+        );
+        const lowered = jf.lower(w, h0, xs);
+        const scans = lowered.equations.filter((e) => e.primitive === "scan").length;
+        if (scans !== 2) {
+          throw new Error(`T=${T}: expected a forward and a backward scan, got ${scans}`);
+        }
+        sizes.push(lowered.equations.length);
+        // grad and vmap of a jitted scan; jit of vmap of scan
+        const jv = mg.jit(mg.vmap(f, { inAxes: [null, 0, null] }));
+        const h0s = mg.stack([h0, mg.neg(h0)]);
+        await close(
+          jv(w, h0s, xs),
+          mg.vmap(f, { inAxes: [null, 0, null] })(w, h0s, xs),
+          `jit(vmap) T=${T}`,
+        );
+        await close(mg.grad(mg.jit(f))(w, h0, xs), mg.grad(f)(w, h0, xs), `grad(jit) T=${T}`);
+      }
+      if (sizes[0] !== sizes[1]) throw new Error(`program grew with the length: ${sizes}`);
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+}
+
+Deno.test("scan: a jitted loop runs in one submission and frees its per-step values", async () => {
+  await mg.init();
+  const w = randn([16, 16], 1, 0.3);
+  const f = mg.jit((h: Tensor, xs: Tensor) =>
+    mg.scan((c: Tensor, x: Tensor) => [mg.tanh(mg.add(mg.matmul(c, w), x)), null], h, xs)[0]
+  );
+  const h = randn([4, 16], 2), xs = randn([50, 4, 16], 3);
+  await f(h, xs).data(); // compile
+  const before = mg.memory(), stats0 = mg.runtimeStats();
+  const out = f(h, xs);
+  const stats1 = mg.runtimeStats();
+  if (stats1.submits - stats0.submits > 1) {
+    throw new Error(`expected one submission, got ${stats1.submits - stats0.submits}`);
+  }
+  const after = mg.memory();
+  if (after.liveTensors !== before.liveTensors + 1) {
+    throw new Error(`live tensors ${before.liveTensors} → ${after.liveTensors} (expected +1)`);
+  }
+  let ref = h;
+  for (let t = 0; t < 50; t++) ref = mg.tanh(mg.add(mg.matmul(ref, w), mg.slice(xs, [t])));
+  assertAllClose(
+    await out.toFloat64(),
+    await ref.toFloat64(),
+    { rtol: 1e-4, atol: 1e-5 },
+    "jit scan",
+  );
+});
+
+Deno.test("scan: clear errors for a carry that changes, mismatched xs and missing lengths", () => {
+  mg.setBackend("reference");
+  try {
+    assertThrowsWith(
+      () =>
+        mg.scan((c: Tensor) => [mg.stack([c, c]), null], mg.tensor([1, 2]), null, { length: 2 }),
+      "carry leaf 0 is f32[2] initially",
+      "f32[2, 2]",
+    );
+    assertThrowsWith(
+      () => mg.scan((c: any) => [[c], null], mg.tensor(1) as any, null, { length: 2 }),
+      "pytree structure differs",
+    );
+    assertThrowsWith(
+      () =>
+        mg.scan((c: Tensor, x: Tensor[]) => [c, x], mg.tensor(1), [mg.zeros([3]), mg.zeros([4])]),
+      "has 4 steps where another xs leaf has 3",
+    );
+    assertThrowsWith(() => mg.scan((c: Tensor) => [c, null], mg.tensor(1)), "give xs or a length");
+    assertThrowsWith(
+      () => mg.scan((c: Tensor) => [c, null], 3 as unknown as Tensor, null, { length: 1 }),
+      "leaf 0 of init is number",
+    );
+    assertThrowsWith(
+      () => mg.scan((c: Tensor) => c as any, mg.tensor(1), null, { length: 1 }),
+      "must return [carry, y]",
+    );
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});

@@ -121,6 +121,37 @@ Deno.test("initialisers have the documented scales", async () => {
   assertAllClose(await v(nn.constantInit(0.5)(k, [2])), [0.5, 0.5]);
 });
 
+Deno.test("orthogonal initialiser: orthonormal rows or columns on both backends, keyed, scaled", async () => {
+  for (const backend of ["reference", "webgpu"] as const) {
+    mg.setBackend(backend);
+    try {
+      const k = mg.random.key(4, { backend });
+      for (const shape of [[48, 20], [20, 48], [16, 4, 3, 3], [33, 33]]) {
+        const w = nn.orthogonal(2)(k, shape);
+        if (w.shape.join() !== shape.join()) throw new Error(`shape ${w.shape} for ${shape}`);
+        const m = mg.reshape(w, [shape[0], -1]);
+        const [r, c] = m.shape;
+        const gram = r >= c ? mg.matmul(mg.transpose(m), m) : mg.matmul(m, mg.transpose(m));
+        const n = Math.min(r, c);
+        assertAllClose(
+          await v(gram),
+          await v(mg.mul(mg.eye(n), 4)),
+          { atol: 1e-4 },
+          `${backend} ${shape}`,
+        );
+      }
+      const a = await v(nn.orthogonal()(k, [8, 8])),
+        b = await v(nn.orthogonal()(mg.random.key(5, { backend }), [8, 8]));
+      if (a.every((x, i) => Math.abs(x - b[i]) < 1e-6)) {
+        throw new Error("different keys gave one matrix");
+      }
+    } finally {
+      mg.setBackend("reference");
+    }
+  }
+  assertThrowsWith(() => nn.orthogonal()(mg.random.key(0), [5]), "orthogonal", "[5]");
+});
+
 Deno.test("losses and distributions match closed forms and differentiate", async () => {
   assertAllClose(await v(nn.mse(mg.tensor([1, 2]), mg.tensor([1, 4]))), [2]);
   const logits = mg.tensor([[2, 0, -1], [0.5, 0.5, 3]]);
@@ -187,7 +218,18 @@ Deno.test("losses and distributions match closed forms and differentiate", async
   );
 });
 
-Deno.test("model builders: sinusoid MLP and Conv-4 (shapes, gradients, WebGPU)", async () => {
+Deno.test("model builders: mlp, sinusoid MLP and Conv-4 (shapes, gradients, WebGPU)", async () => {
+  const net3 = nn.mlp([3, 5, 2], { activation: mg.tanh, finalActivation: mg.sigmoid });
+  const n3 = net3.init(mg.random.key(4));
+  const x3 = t([4, 3], 21);
+  const [p0, , p2] = n3.params as { w: Tensor; b: Tensor }[];
+  const expected3 = mg.sigmoid(
+    mg.add(mg.matmul(mg.tanh(mg.add(mg.matmul(x3, p0.w), p0.b)), p2.w), p2.b),
+  );
+  assertAllClose(await v(net3.apply(n3.params, n3.state, x3)[0]), await v(expected3), {
+    rtol: 1e-12,
+  });
+  assertThrowsWith(() => nn.mlp([3]), "mlp", "at least two");
   const mlp = nn.sinusoidMlp();
   const m = mlp.init(mg.random.key(0));
   const [y] = mlp.apply(m.params, m.state, mg.linspace(-5, 5, 10).reshape([10, 1]));
@@ -351,4 +393,68 @@ Deno.test("GRU and LSTM cells match their equations and differentiate", async ()
     c,
     x,
   ], { maxElements: 4 });
+});
+
+Deno.test("GRU and LSTM sequences (scan) equal stepping the cell, with gradients, on both backends", async () => {
+  for (const backend of ["reference", "webgpu"] as const) {
+    mg.setBackend(backend);
+    try {
+      const xs = t([2, 5, 3], 60); // [batch, T, features]
+      for (
+        const [name, cell] of [["gru", nn.gruCell(3, 4)], ["lstm", nn.lstmCell(3, 4)]] as const
+      ) {
+        const c = cell as mg.nn.RecurrentCell<unknown, unknown>;
+        const p = c.init(mg.random.key(9, { backend }));
+        const s0 = c.initialState([2], backend);
+        for (const reverse of [false, true]) {
+          const [sT, hs] = nn.runRecurrent(c, p, s0, xs, { reverse });
+          let s = s0;
+          const outs: Tensor[] = [];
+          for (let i = 0; i < 5; i++) {
+            const step = reverse ? 4 - i : i;
+            s = c.apply(p, s, mg.slice(xs, [null, step]));
+            outs[step] = c.output(s);
+          }
+          const what = `${backend} ${name} reverse=${reverse}`;
+          const tol = backend === "reference" ? { rtol: 1e-12 } : { rtol: 1e-5, atol: 1e-6 };
+          assertAllClose(await v(hs), await v(mg.stack(outs, 1)), tol, what);
+          assertAllClose(await v(c.output(sT)), await v(c.output(s)), tol, what);
+        }
+        // the layer form, time-major and batch-free inputs
+        const layer = name === "gru" ? nn.gru(3, 4) : nn.lstm(3, 4);
+        const [ys] = layer.apply(p as never, null, xs);
+        const [ysT] =
+          (name === "gru" ? nn.gru(3, 4, { timeMajor: true }) : nn.lstm(3, 4, { timeMajor: true }))
+            .apply(p as never, null, mg.moveAxis(xs, 1, 0));
+        const [ys1] = layer.apply(p as never, null, mg.slice(xs, [1]));
+        if (
+          ys.shape.join() !== "2,5,4" || ysT.shape.join() !== "5,2,4" || ys1.shape.join() !== "5,4"
+        ) {
+          throw new Error(`${name} shapes ${ys.shape} ${ysT.shape} ${ys1.shape}`);
+        }
+        assertAllClose(await v(ysT), await v(mg.moveAxis(ys, 1, 0)), { rtol: 1e-6, atol: 1e-7 });
+        assertAllClose(await v(ys1), await v(mg.slice(ys, [1])), { rtol: 1e-6, atol: 1e-7 });
+        if (backend === "reference") {
+          await mg.checkGrads(
+            (q: unknown, x: Tensor) => mg.sum(mg.square(layer.apply(q as never, null, x)[0])),
+            [p, mg.slice(xs, [[0, 1], [0, 3]])],
+            { order: 2, maxElements: 3 },
+          );
+        }
+      }
+    } finally {
+      mg.setBackend("reference");
+    }
+  }
+  assertThrowsWith(
+    () =>
+      nn.runRecurrent(
+        nn.gruCell(3, 4),
+        nn.gruCell(3, 4).init(mg.random.key(0)),
+        mg.zeros([4]),
+        mg.zeros([3]),
+      ),
+    "runRecurrent",
+    "[3]",
+  );
 });

@@ -6,16 +6,16 @@
 import type { Tensor } from "../tensor.ts";
 import * as random from "../random.ts";
 import { arange, full } from "../ops/creation.ts";
-import { add, div, greater, mul, rsqrt, sigmoid, sub, tanh, where } from "../ops/math.ts";
+import { add, div, greater, mul, rsqrt, sub, where } from "../ops/math.ts";
 import { mean, softmax, variance } from "../ops/reduce.ts";
-import { concat, reshape, slice, swapAxes } from "../ops/shape.ts";
+import { reshape, swapAxes } from "../ops/shape.ts";
 import { matmul } from "../ops/linalg.ts";
 import { take } from "../ops/indexing.ts";
 import {
-  avgPool2d,
+  avgPool2d as avgPoolOp,
   conv2d as convOp,
   type Conv2dOptions,
-  maxPool2d,
+  maxPool2d as maxPoolOp,
   type Pool2dOptions,
 } from "../ops/conv.ts";
 import { glorotUniform, heNormal, type Initializer, zerosInit } from "./init.ts";
@@ -116,28 +116,28 @@ export function fn(f: (x: Tensor) => Tensor): Module<null, null> {
  * Max pooling as a module. @example
  * ```ts
  * import { nn } from "@metagrad/metagrad";
- * const pool = nn.maxPool(2);
+ * const pool = nn.maxPool2d(2);
  * ```
  */
-export function maxPool(
+export function maxPool2d(
   window: number | readonly [number, number],
   opts: Pool2dOptions = {},
 ): Module<null, null> {
-  return fn((x) => maxPool2d(x, window, opts));
+  return fn((x) => maxPoolOp(x, window, opts));
 }
 
 /**
  * Average pooling as a module. @example
  * ```ts
  * import { nn } from "@metagrad/metagrad";
- * const pool = nn.avgPool(2);
+ * const pool = nn.avgPool2d(2);
  * ```
  */
-export function avgPool(
+export function avgPool2d(
   window: number | readonly [number, number],
   opts: Pool2dOptions = {},
 ): Module<null, null> {
-  return fn((x) => avgPool2d(x, window, opts));
+  return fn((x) => avgPoolOp(x, window, opts));
 }
 
 /**
@@ -402,89 +402,6 @@ export function causalConv1d(
       const [N, C, T] = x.shape;
       const [y] = inner.apply(p, s, reshape(x, [N, C, 1, T]));
       return [reshape(y, [N, outChannels, T]), null];
-    },
-  };
-}
-
-/**
- * One GRU step: `apply(params, h, x)` → the next hidden state [..., hidden] (Cho et al.,
- * PyTorch's gate layout: reset, update, new).
- *
- * @example
- * ```ts
- * import { nn, random, zeros, ones } from "@metagrad/metagrad";
- * const cell = nn.gruCell(3, 8);
- * const p = cell.init(random.key(0));
- * const h1 = cell.apply(p, zeros([2, 8]), ones([2, 3]));
- * ```
- */
-export function gruCell(inFeatures: number, hidden: number): {
-  init(key: Tensor): { wi: Tensor; wh: Tensor; bi: Tensor; bh: Tensor };
-  apply(p: { wi: Tensor; wh: Tensor; bi: Tensor; bh: Tensor }, h: Tensor, x: Tensor): Tensor;
-} {
-  return {
-    init(key) {
-      const [k1, k2] = random.split(key);
-      return {
-        wi: glorotUniform(k1, [inFeatures, 3 * hidden]),
-        wh: glorotUniform(k2, [hidden, 3 * hidden]),
-        bi: zerosInit(key, [3 * hidden]),
-        bh: zerosInit(key, [3 * hidden]),
-      };
-    },
-    apply(p, h, x) {
-      const gi = add(matmul(x, p.wi), p.bi), gh = add(matmul(h, p.wh), p.bh);
-      const part = (t: Tensor, i: number) =>
-        slice(t, [...t.shape.slice(0, -1).map(() => null), [i * hidden, (i + 1) * hidden]]);
-      const r = sigmoid(add(part(gi, 0), part(gh, 0)));
-      const z = sigmoid(add(part(gi, 1), part(gh, 1)));
-      const n = tanh(add(part(gi, 2), mul(r, part(gh, 2))));
-      return add(mul(sub(1, z), n), mul(z, h));
-    },
-  };
-}
-
-/**
- * One LSTM step: `apply(params, [h, c], x)` → `[h', c']` (gates input, forget, cell, output;
- * forget bias initialised to 1).
- *
- * @example
- * ```ts
- * import { nn, random, zeros, ones } from "@metagrad/metagrad";
- * const cell = nn.lstmCell(3, 8);
- * const p = cell.init(random.key(0));
- * const [h, c] = cell.apply(p, [zeros([2, 8]), zeros([2, 8])], ones([2, 3]));
- * ```
- */
-export function lstmCell(inFeatures: number, hidden: number): {
-  init(key: Tensor): { wi: Tensor; wh: Tensor; b: Tensor };
-  apply(
-    p: { wi: Tensor; wh: Tensor; b: Tensor },
-    state: [Tensor, Tensor],
-    x: Tensor,
-  ): [Tensor, Tensor];
-} {
-  return {
-    init(key) {
-      const [k1, k2] = random.split(key);
-      const b = concat([
-        zerosInit(key, [hidden]),
-        full([hidden], 1, { backend: key.backend }),
-        zerosInit(key, [2 * hidden]),
-      ]);
-      return {
-        wi: glorotUniform(k1, [inFeatures, 4 * hidden]),
-        wh: glorotUniform(k2, [hidden, 4 * hidden]),
-        b,
-      };
-    },
-    apply(p, [h, c], x) {
-      const gates = add(add(matmul(x, p.wi), matmul(h, p.wh)), p.b);
-      const part = (i: number) =>
-        slice(gates, [...gates.shape.slice(0, -1).map(() => null), [i * hidden, (i + 1) * hidden]]);
-      const i = sigmoid(part(0)), f = sigmoid(part(1)), g = tanh(part(2)), o = sigmoid(part(3));
-      const c2 = add(mul(f, c), mul(i, g));
-      return [mul(o, tanh(c2)), c2];
     },
   };
 }

@@ -3,3 +3,4 @@ export * from "./init.ts";
 export * from "./layers.ts";
 export * from "./losses.ts";
 export * from "./models.ts";
+export * from "./recurrent.ts";

@@ -1,5 +1,7 @@
 /** Named model builders used across the meta-learning literature. */
+import type { Tensor } from "../tensor.ts";
 import { relu } from "../ops/math.ts";
+import type { Initializer } from "./init.ts";
 import {
   batchNorm,
   type BatchNormMode,
@@ -7,7 +9,7 @@ import {
   dense,
   flatten,
   fn,
-  maxPool,
+  maxPool2d,
   type Module,
   sequential,
 } from "./layers.ts";
@@ -39,7 +41,7 @@ export function conv4(
       conv2d(i === 0 ? opts.inChannels : hidden, hidden, 3, { padding: 1 }),
       batchNorm(hidden, { mode: opts.batchNormMode ?? "transductive" }),
       fn(relu),
-      maxPool(2),
+      maxPool2d(2),
     );
     size = Math.floor(size / 2);
   }
@@ -47,6 +49,42 @@ export function conv4(
     throw new RangeError(`conv4: images of ${opts.imageSize} pixels vanish after four 2×2 pools`);
   }
   return sequential(...blocks, flatten(), dense(hidden * size * size, opts.ways));
+}
+
+/** Options of `mlp`. */
+export interface MlpOptions {
+  /** Activation between layers (default ReLU). */
+  activation?: (x: Tensor) => Tensor;
+  /** Activation after the last layer (default none). */
+  finalActivation?: (x: Tensor) => Tensor;
+  /** Weight initialiser of every layer (default Glorot uniform). */
+  init?: Initializer;
+}
+
+/**
+ * A multi-layer perceptron through the given widths, e.g. `mlp([1, 40, 40, 1])`.
+ *
+ * @example
+ * ```ts
+ * import { nn, random, ones, tanh } from "@metagrad/metagrad";
+ * const net = nn.mlp([4, 64, 64, 2], { activation: tanh });
+ * const { params, state } = net.init(random.key(0));
+ * const [y] = net.apply(params, state, ones([8, 4])); // [8, 2]
+ * ```
+ */
+export function mlp(sizes: readonly number[], opts: MlpOptions = {}): Module {
+  if (sizes.length < 2 || sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new RangeError(
+      `mlp: widths must be at least two positive integers (input and output), got [${sizes}]`,
+    );
+  }
+  const layers: Module[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    layers.push(dense(sizes[i], sizes[i + 1], { init: opts.init }));
+    const act = i + 2 < sizes.length ? opts.activation ?? relu : opts.finalActivation;
+    if (act) layers.push(fn(act));
+  }
+  return sequential(...layers);
 }
 
 /**
@@ -59,12 +97,5 @@ export function conv4(
  * ```
  */
 export function sinusoidMlp(hidden: readonly number[] = [40, 40]): Module {
-  const layers: Module[] = [];
-  let width = 1;
-  for (const h of hidden) {
-    layers.push(dense(width, h), fn(relu));
-    width = h;
-  }
-  layers.push(dense(width, 1));
-  return sequential(...layers);
+  return mlp([1, ...hidden, 1]);
 }

@@ -1,0 +1,224 @@
+/**
+ * Recurrent layers: GRU and LSTM cells (one step), and their sequence versions, which run a
+ * cell over the time axis with `scan` — traced once, a loop under jit, a reverse scan under
+ * grad — so RNN policies and learned optimisers are written once for any sequence length.
+ */
+import type { Tensor } from "../tensor.ts";
+import type { BackendName } from "../backend/storage.ts";
+import * as random from "../random.ts";
+import { full, zeros } from "../ops/creation.ts";
+import { add, mul, sigmoid, sub, tanh } from "../ops/math.ts";
+import { concat, moveAxis, slice } from "../ops/shape.ts";
+import { matmul } from "../ops/linalg.ts";
+import { fmtShape } from "../shape.ts";
+import { scan } from "../control/scan.ts";
+import { glorotUniform, zerosInit } from "./init.ts";
+import type { Module } from "./layers.ts";
+
+/** A recurrent cell: parameters, a state, and one step `apply(params, state, x) → state`. */
+export interface RecurrentCell<P, S> {
+  /** Fresh parameters from a key. */
+  init(key: Tensor): P;
+  /** The zero state for a batch of shape `batch` (e.g. [B], or [] for one sequence). */
+  initialState(batch: readonly number[], backend?: BackendName): S;
+  /** One step: the next state from the state and an input [...batch, inFeatures]. */
+  apply(params: P, state: S, x: Tensor): S;
+  /** What a step emits: the hidden vector [...batch, hidden]. */
+  output(state: S): Tensor;
+}
+
+/** Parameters of a GRU cell (PyTorch's gate layout: reset, update, new). */
+export interface GruParams {
+  wi: Tensor;
+  wh: Tensor;
+  bi: Tensor;
+  bh: Tensor;
+}
+
+/** Parameters of an LSTM cell (gates input, forget, cell, output). */
+export interface LstmParams {
+  wi: Tensor;
+  wh: Tensor;
+  b: Tensor;
+}
+
+/** Columns [i·size, (i+1)·size) of the last axis. */
+function part(t: Tensor, i: number, size: number): Tensor {
+  return slice(t, [...t.shape.slice(0, -1).map(() => null), [i * size, (i + 1) * size]]);
+}
+
+/**
+ * One GRU step: `apply(params, h, x)` → the next hidden state [..., hidden] (Cho et al.,
+ * PyTorch's gate layout: reset, update, new).
+ *
+ * @example
+ * ```ts
+ * import { nn, random, zeros, ones } from "@metagrad/metagrad";
+ * const cell = nn.gruCell(3, 8);
+ * const p = cell.init(random.key(0));
+ * const h1 = cell.apply(p, zeros([2, 8]), ones([2, 3]));
+ * ```
+ */
+export function gruCell(inFeatures: number, hidden: number): RecurrentCell<GruParams, Tensor> {
+  return {
+    init(key) {
+      const [k1, k2] = random.split(key);
+      return {
+        wi: glorotUniform(k1, [inFeatures, 3 * hidden]),
+        wh: glorotUniform(k2, [hidden, 3 * hidden]),
+        bi: zerosInit(key, [3 * hidden]),
+        bh: zerosInit(key, [3 * hidden]),
+      };
+    },
+    initialState: (batch, backend) => zeros([...batch, hidden], { backend }),
+    apply(p, h, x) {
+      const gi = add(matmul(x, p.wi), p.bi), gh = add(matmul(h, p.wh), p.bh);
+      const r = sigmoid(add(part(gi, 0, hidden), part(gh, 0, hidden)));
+      const z = sigmoid(add(part(gi, 1, hidden), part(gh, 1, hidden)));
+      const n = tanh(add(part(gi, 2, hidden), mul(r, part(gh, 2, hidden))));
+      return add(mul(sub(1, z), n), mul(z, h));
+    },
+    output: (h) => h,
+  };
+}
+
+/**
+ * One LSTM step: `apply(params, [h, c], x)` → `[h', c']` (gates input, forget, cell, output;
+ * forget bias initialised to 1).
+ *
+ * @example
+ * ```ts
+ * import { nn, random, zeros, ones } from "@metagrad/metagrad";
+ * const cell = nn.lstmCell(3, 8);
+ * const p = cell.init(random.key(0));
+ * const [h, c] = cell.apply(p, [zeros([2, 8]), zeros([2, 8])], ones([2, 3]));
+ * ```
+ */
+export function lstmCell(
+  inFeatures: number,
+  hidden: number,
+): RecurrentCell<LstmParams, [Tensor, Tensor]> {
+  return {
+    init(key) {
+      const [k1, k2] = random.split(key);
+      const b = concat([
+        zerosInit(key, [hidden]),
+        full([hidden], 1, { backend: key.backend }),
+        zerosInit(key, [2 * hidden]),
+      ]);
+      return {
+        wi: glorotUniform(k1, [inFeatures, 4 * hidden]),
+        wh: glorotUniform(k2, [hidden, 4 * hidden]),
+        b,
+      };
+    },
+    initialState: (batch, backend) => [
+      zeros([...batch, hidden], { backend }),
+      zeros([...batch, hidden], { backend }),
+    ],
+    apply(p, [h, c], x) {
+      const gates = add(add(matmul(x, p.wi), matmul(h, p.wh)), p.b);
+      const i = sigmoid(part(gates, 0, hidden)), f = sigmoid(part(gates, 1, hidden));
+      const g = tanh(part(gates, 2, hidden)), o = sigmoid(part(gates, 3, hidden));
+      const c2 = add(mul(f, c), mul(i, g));
+      return [mul(o, tanh(c2)), c2];
+    },
+    output: ([h]) => h,
+  };
+}
+
+/** Options of `runRecurrent` and the sequence layers. */
+export interface RecurrentOptions {
+  /** Inputs are [T, ...batch, F] instead of [...batch, T, F] (outputs likewise). */
+  timeMajor?: boolean;
+  /** Process the sequence from its last step to its first (outputs keep their positions). */
+  reverse?: boolean;
+}
+
+/**
+ * Run a cell over a sequence with `scan`: xs is [...batch, T, F] (or [T, ...batch, F] with
+ * `timeMajor`); returns the final state and the outputs [...batch, T, hidden].
+ *
+ * @example
+ * ```ts
+ * import { nn, random, ones } from "@metagrad/metagrad";
+ * const cell = nn.gruCell(3, 8);
+ * const p = cell.init(random.key(0));
+ * const [hT, hs] = nn.runRecurrent(cell, p, cell.initialState([2]), ones([2, 10, 3]));
+ * // hT: [2, 8], hs: [2, 10, 8]
+ * ```
+ */
+export function runRecurrent<P, S>(
+  cell: RecurrentCell<P, S>,
+  params: P,
+  state: S,
+  xs: Tensor,
+  opts: RecurrentOptions = {},
+): [S, Tensor] {
+  if (xs.ndim < 2) {
+    throw new RangeError(
+      `runRecurrent: inputs must be [...batch, T, features], got ${fmtShape(xs.shape)}`,
+    );
+  }
+  const seq = opts.timeMajor ? xs : moveAxis(xs, -2, 0);
+  const [final, ys] = scan(
+    (s: S, x: Tensor) => {
+      const next = cell.apply(params, s, x);
+      return [next, cell.output(next)];
+    },
+    state,
+    seq,
+    { reverse: opts.reverse },
+  );
+  return [final, opts.timeMajor ? ys : moveAxis(ys, 0, -2)];
+}
+
+/** A sequence layer from a cell: zero initial state, outputs at every step. */
+function sequenceLayer<P, S>(cell: RecurrentCell<P, S>, opts: RecurrentOptions): Module<P, null> {
+  return {
+    init: (key) => ({ params: cell.init(key), state: null }),
+    apply(params, _state, xs) {
+      const batch = opts.timeMajor ? xs.shape.slice(1, -1) : xs.shape.slice(0, -2);
+      const [, ys] = runRecurrent(cell, params, cell.initialState(batch, xs.backend), xs, opts);
+      return [ys, null];
+    },
+  };
+}
+
+/**
+ * A GRU over sequences [...batch, T, inFeatures] → [...batch, T, hidden], run with `scan`.
+ *
+ * @example
+ * ```ts
+ * import { nn, random, ones } from "@metagrad/metagrad";
+ * const layer = nn.gru(3, 16);
+ * const { params, state } = layer.init(random.key(0));
+ * const [hs] = layer.apply(params, state, ones([4, 20, 3])); // [4, 20, 16]
+ * ```
+ */
+export function gru(
+  inFeatures: number,
+  hidden: number,
+  opts: RecurrentOptions = {},
+): Module<GruParams, null> {
+  return sequenceLayer(gruCell(inFeatures, hidden), opts);
+}
+
+/**
+ * An LSTM over sequences [...batch, T, inFeatures] → [...batch, T, hidden], run with `scan`.
+ *
+ * @example
+ * ```ts
+ * import { nn, random, ones } from "@metagrad/metagrad";
+ * const layer = nn.lstm(3, 16);
+ * const { params, state } = layer.init(random.key(0));
+ * const [hs] = layer.apply(params, state, ones([4, 20, 3])); // [4, 20, 16]
+ * ```
+ */
+export function lstm(
+  inFeatures: number,
+  hidden: number,
+  opts: RecurrentOptions = {},
+): Module<LstmParams, null> {
+  return sequenceLayer(lstmCell(inFeatures, hidden), opts);
+}

@@ -29,16 +29,23 @@ export interface RecurrentCell<P, S> {
 
 /** Parameters of a GRU cell (PyTorch's gate layout: reset, update, new). */
 export interface GruParams {
+  /** Input weights [inFeatures, 3·hidden]. */
   wi: Tensor;
+  /** Recurrent weights [hidden, 3·hidden]. */
   wh: Tensor;
+  /** Input bias [3·hidden]. */
   bi: Tensor;
+  /** Recurrent bias [3·hidden]. */
   bh: Tensor;
 }
 
 /** Parameters of an LSTM cell (gates input, forget, cell, output). */
 export interface LstmParams {
+  /** Input weights [inFeatures, 4·hidden]. */
   wi: Tensor;
+  /** Recurrent weights [hidden, 4·hidden]. */
   wh: Tensor;
+  /** Bias [4·hidden] (the forget gate's starts at 1). */
   b: Tensor;
 }
 

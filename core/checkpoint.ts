@@ -9,7 +9,7 @@
 import type { DType } from "./dtype.ts";
 import { Tensor } from "./tensor.ts";
 import { tensor } from "./ops/creation.ts";
-import { flatten, type TreeDef, unflatten } from "./tree.ts";
+import { flatten, leafPaths, type TreeDef, unflatten } from "./tree.ts";
 import { fmtShape, sizeOf } from "./shape.ts";
 
 const TO_ST: Record<DType, string> = { f32: "F32", i32: "I32", u32: "U32", bool: "BOOL" };
@@ -20,22 +20,6 @@ const FROM_ST: Record<string, { dtype: DType; bytes: number }> = {
   BOOL: { dtype: "bool", bytes: 1 },
 };
 const TREE_KEY = "metagrad.tree";
-
-/** Names of a tree's leaves: object keys and array indices joined by dots. */
-function leafPaths(def: TreeDef, prefix = ""): string[] {
-  switch (def.kind) {
-    case "leaf":
-      return [prefix || "value"];
-    case "none":
-      return [];
-    case "array":
-      return def.children.flatMap((c, i) => leafPaths(c, prefix ? `${prefix}.${i}` : `${i}`));
-    case "object":
-      return def.children.flatMap((c, i) =>
-        leafPaths(c, prefix ? `${prefix}.${def.keys[i]}` : def.keys[i])
-      );
-  }
-}
 
 /** Options of `saveCheckpoint`. */
 export interface SaveOptions {

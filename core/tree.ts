@@ -90,3 +90,22 @@ export function map<R>(fn: (...xs: any[]) => R, tree: unknown, ...rest: unknown[
   });
   return unflatten(def, ls.map((x, i) => fn(x, ...others.map((o) => o[i]))));
 }
+
+/**
+ * Names of a tree's leaves (in `flatten` order): object keys and array indices joined by
+ * dots, e.g. "layers.0.w"; a bare leaf is "value".
+ */
+export function leafPaths(def: TreeDef, prefix = ""): string[] {
+  switch (def.kind) {
+    case "leaf":
+      return [prefix || "value"];
+    case "none":
+      return [];
+    case "array":
+      return def.children.flatMap((c, i) => leafPaths(c, prefix ? `${prefix}.${i}` : `${i}`));
+    case "object":
+      return def.children.flatMap((c, i) =>
+        leafPaths(c, prefix ? `${prefix}.${def.keys[i]}` : def.keys[i])
+      );
+  }
+}

@@ -10,9 +10,13 @@ import { split } from "../core/ops/shape.ts";
 
 /** A batch of regression tasks: support (xs, ys) and query (xq, yq), each [tasks, K, 1]. */
 export interface RegressionBatch {
+  /** Support inputs [tasks, shots, 1]. */
   xs: Tensor;
+  /** Support targets [tasks, shots, 1]. */
   ys: Tensor;
+  /** Query inputs [tasks, queries, 1]. */
   xq: Tensor;
+  /** Query targets [tasks, queries, 1]. */
   yq: Tensor;
 }
 
@@ -32,7 +36,7 @@ export interface SinusoidOptions {
  * @example
  * ```ts
  * import { random } from "@metagrad/metagrad";
- * import { sampleSinusoid } from "@metagrad/metagrad/envs/sinusoid";
+ * import { sampleSinusoid } from "@metagrad/metagrad/envs";
  * const batch = sampleSinusoid(random.key(0), { tasks: 25, shots: 10 }); // xs: [25, 10, 1]
  * ```
  */

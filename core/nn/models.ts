@@ -16,7 +16,8 @@ import {
 
 /**
  * The standard few-shot CNN ("Conv-4", Vinyals et al. / Finn et al.): 4 × [3×3 conv with
- * `hidden` channels, batch norm, ReLU, 2×2 max-pool], then a linear classifier over `ways`.
+ * `hidden` channels, batch norm, ReLU, 2×2 max-pool], then a linear classifier over `ways` —
+ * or, without `ways`, the flattened features (the embedding of metric-based learners).
  *
  * @example
  * ```ts
@@ -28,7 +29,7 @@ export function conv4(
   opts: {
     inChannels: number;
     imageSize: number;
-    ways: number;
+    ways?: number;
     hidden?: number;
     batchNormMode?: BatchNormMode;
   },
@@ -48,7 +49,8 @@ export function conv4(
   if (size < 1) {
     throw new RangeError(`conv4: images of ${opts.imageSize} pixels vanish after four 2×2 pools`);
   }
-  return sequential(...blocks, flatten(), dense(hidden * size * size, opts.ways));
+  const head = opts.ways === undefined ? [] : [dense(hidden * size * size, opts.ways)];
+  return sequential(...blocks, flatten(), ...head);
 }
 
 /** Options of `mlp`. */

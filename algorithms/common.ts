@@ -1,0 +1,148 @@
+/**
+ * What every few-shot learner shares: the task-batch layout, the task losses, and the summary
+ * of an evaluation (mean and 95% confidence interval over test tasks).
+ */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+
+/**
+ * A batch of tasks, tasks on the leading axis: support inputs `xs` and targets `ys`, query
+ * inputs `xq` and targets `yq`. Targets are values (regression) or i32 class labels.
+ */
+export interface TaskBatch {
+  /** Support inputs [tasks, supportSize, ...]. */
+  xs: Tensor;
+  /** Support targets [tasks, supportSize, ...] (values, or i32 labels). */
+  ys: Tensor;
+  /** Query inputs [tasks, querySize, ...]. */
+  xq: Tensor;
+  /** Query targets [tasks, querySize, ...]. */
+  yq: Tensor;
+}
+
+/** One task: the same fields without the tasks axis. */
+export type Task = TaskBatch;
+
+/** The loss a task is scored with. */
+export type TaskLoss = "mse" | "crossEntropy";
+
+/** Per-step training figures of a meta-learner (device scalars: read them when needed). */
+export interface MetaMetrics {
+  /** Mean query loss over the batch's tasks, after adaptation. */
+  loss: Tensor;
+  /** Mean query accuracy (classification only). */
+  accuracy?: Tensor;
+}
+
+/** A figure over test tasks: mean, half-width of the 95% confidence interval, task count. */
+export interface Summary {
+  /** Mean over tasks. */
+  mean: number;
+  /** Half-width of the normal-approximation 95% confidence interval. */
+  ci95: number;
+  /** Number of tasks. */
+  n: number;
+}
+
+/** What `evaluate` returns. */
+export interface EvalResult {
+  /** Query loss after adaptation. */
+  loss: Summary;
+  /** Query accuracy after adaptation (classification only). */
+  accuracy?: Summary;
+}
+
+/** Mean and normal-approximation 95% confidence half-width (1.96·s/√n) of per-task values. */
+export function summarize(values: ArrayLike<number>): Summary {
+  const n = values.length;
+  if (n === 0) throw new RangeError("summarize: no values");
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += values[i] / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (values[i] - mean) ** 2;
+  const sd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  return { mean, ci95: 1.96 * sd / Math.sqrt(n), n };
+}
+
+/** The loss of predictions against targets. */
+export function lossOf(kind: TaskLoss, pred: Tensor, target: Tensor): Tensor {
+  return kind === "mse" ? mg.nn.mse(pred, target) : mg.nn.softmaxCrossEntropy(pred, target);
+}
+
+/** Number of tasks in a batch, after checking that its fields agree. */
+export function taskCount(batch: TaskBatch, op: string): number {
+  const fields = ["xs", "ys", "xq", "yq"] as const;
+  for (const f of fields) {
+    const t = batch[f];
+    if (!(t instanceof mg.Tensor)) throw new TypeError(`${op}: batch.${f} must be a tensor`);
+    if (t.ndim < 2) {
+      throw new RangeError(
+        `${op}: batch.${f} must be [tasks, examples, ...], got [${t.shape.join(", ")}]`,
+      );
+    }
+  }
+  const n = batch.xs.shape[0];
+  for (const f of fields) {
+    if (batch[f].shape[0] !== n) {
+      throw new RangeError(
+        `${op}: batch fields disagree on the number of tasks: ${
+          fields.map((g) => `${g} [${batch[g].shape.join(", ")}]`).join(", ")
+        }`,
+      );
+    }
+  }
+  if (batch.xs.shape[1] !== batch.ys.shape[1] || batch.xq.shape[1] !== batch.yq.shape[1]) {
+    throw new RangeError(
+      `${op}: inputs and targets disagree on the number of examples: xs [${batch.xs.shape}] ys [${batch.ys.shape}], xq [${batch.xq.shape}] yq [${batch.yq.shape}]`,
+    );
+  }
+  return n;
+}
+
+/** Task i of a batch. */
+export function taskAt(batch: TaskBatch, i: number): Task {
+  return {
+    xs: mg.slice(batch.xs, [i]),
+    ys: mg.slice(batch.ys, [i]),
+    xq: mg.slice(batch.xq, [i]),
+    yq: mg.slice(batch.yq, [i]),
+  };
+}
+
+/** Mean over tasks of a per-task function, as a vmap (one batched program) or a JS loop. */
+export function overTasks(
+  batch: TaskBatch,
+  perTask: (task: Task) => Tensor[],
+  mode: "vmap" | "loop",
+): Tensor[] {
+  const n = taskCount(batch, "meta-learner");
+  if (mode === "vmap") {
+    const outs = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) =>
+      perTask({ xs, ys, xq, yq })
+    )(batch.xs, batch.ys, batch.xq, batch.yq) as Tensor[];
+    return outs.map((o) => mg.mean(o, 0));
+  }
+  const sums: Tensor[] = [];
+  for (let i = 0; i < n; i++) {
+    perTask(taskAt(batch, i)).forEach((o, k) => (sums[k] = sums[k] ? mg.add(sums[k], o) : o));
+  }
+  return sums.map((s) => mg.div(s, n));
+}
+
+/**
+ * Per-task figures (loss, and accuracy for classification) of a per-task function over a
+ * batch of test tasks, summarised with 95% confidence intervals.
+ */
+export async function evaluateTasks(
+  batch: TaskBatch,
+  perTask: (task: Task) => Tensor[],
+  classification: boolean,
+): Promise<EvalResult> {
+  taskCount(batch, "evaluate");
+  const outs = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) =>
+    perTask({ xs, ys, xq, yq })
+  )(batch.xs, batch.ys, batch.xq, batch.yq) as Tensor[];
+  const loss = summarize(await outs[0].toFloat64());
+  if (!classification) return { loss };
+  return { loss, accuracy: summarize(await outs[1].toFloat64()) };
+}

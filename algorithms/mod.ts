@@ -1,0 +1,11 @@
+/**
+ * Meta-learning algorithms, each a composition of grad, vmap and jit over batches of tasks.
+ *
+ * @module
+ */
+export * from "./common.ts";
+export * from "./maml.ts";
+export * from "./reptile.ts";
+export * from "./metric.ts";
+export type { ApplyContext, Module } from "../core/nn/layers.ts";
+export type { GradientTransformation } from "../core/optim/optim.ts";

@@ -1,0 +1,159 @@
+/**
+ * Reptile (Nichol et al. 2018): train on a task for k steps from θ, then move θ toward the
+ * result, θ ← θ + ε·(φ − θ). Batched: all tasks of a batch train at once (vmap) and θ moves
+ * toward their mean; serial: tasks one after another, θ moving after each (the original).
+ */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import type { GradientTransformation } from "../core/optim/optim.ts";
+import type { Module } from "../core/nn/layers.ts";
+import {
+  type EvalResult,
+  evaluateTasks,
+  lossOf,
+  type MetaMetrics,
+  type Task,
+  taskAt,
+  type TaskBatch,
+  taskCount,
+  type TaskLoss,
+} from "./common.ts";
+import type { Support } from "./maml.ts";
+
+/** Configuration of `reptile`. */
+export interface ReptileConfig {
+  /** The learner network. */
+  model: Module;
+  /** How a task is scored: "mse" (regression) or "crossEntropy" (i32 labels). */
+  loss: TaskLoss;
+  /** Inner training steps per task (default 5). */
+  innerSteps?: number;
+  /** Inner SGD learning rate (default 0.02); ignored when `innerOptimizer` is given. */
+  innerLr?: number;
+  /** The inner optimiser (default SGD with `innerLr`); its state starts fresh per task. */
+  innerOptimizer?: GradientTransformation<any>;
+  /** The outer step size ε (default 0.1). */
+  metaLr?: number;
+  /** "batched" (vmap over the batch, one move toward the mean) or "serial" (default batched). */
+  mode?: "batched" | "serial";
+  /** Compile the meta-step with jit (default true). */
+  jit?: boolean;
+}
+
+/** What a Reptile learner carries between meta-steps. */
+export interface ReptileState {
+  /** The meta-learned initialisation θ. */
+  params: unknown;
+  /** The model's non-trainable state. */
+  modelState: unknown;
+}
+
+/** A Reptile learner: `init`, a jitted `metaStep`, `adapt`, `evaluate`. */
+export interface ReptileLearner {
+  /** A fresh state from the model's initialisation. */
+  init(key: Tensor): ReptileState;
+  /**
+   * One meta-update on a batch of tasks; returns the new state and the batch's mean query
+   * loss after inner training. The given state's tensors are consumed.
+   */
+  metaStep(state: ReptileState, batch: TaskBatch): [ReptileState, MetaMetrics];
+  /** Parameters trained on one task's support set (default: `innerSteps` steps). */
+  adapt(state: ReptileState, support: Support, steps?: number): unknown;
+  /** Predictions of (adapted) parameters on inputs. */
+  predict(state: ReptileState, params: unknown, x: Tensor): Tensor;
+  /** Post-adaptation query loss (and accuracy) over test tasks, mean ± 95% CI. */
+  evaluate(state: ReptileState, batch: TaskBatch, steps?: number): Promise<EvalResult>;
+}
+
+/**
+ * Reptile: a first-order meta-learner that needs no second derivatives at all.
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * import { reptile } from "@metagrad/metagrad/algorithms";
+ * import { sampleSinusoid } from "@metagrad/metagrad/envs";
+ * const learner = reptile({ model: nn.sinusoidMlp(), loss: "mse", innerSteps: 5 });
+ * let state = learner.init(random.key(0));
+ * [state] = learner.metaStep(state, sampleSinusoid(random.key(1), { tasks: 10, shots: 10 }));
+ * ```
+ */
+export function reptile(config: ReptileConfig): ReptileLearner {
+  const innerSteps = config.innerSteps ?? 5;
+  const innerOpt = config.innerOptimizer ?? mg.optim.sgd(config.innerLr ?? 0.02);
+  const metaLr = config.metaLr ?? 0.1;
+  const mode = config.mode ?? "batched";
+  const classification = config.loss === "crossEntropy";
+  if (!Number.isInteger(innerSteps) || innerSteps < 0) {
+    throw new RangeError(`reptile: innerSteps must be a non-negative integer, got ${innerSteps}`);
+  }
+
+  const forward = (params: unknown, modelState: unknown, x: Tensor) =>
+    config.model.apply(params, modelState, x, { train: true })[0];
+
+  const train = (params: unknown, modelState: unknown, support: Support, steps: number) => {
+    let p = params;
+    let opt = innerOpt.init(p);
+    const supportLoss = (q: unknown) =>
+      lossOf(config.loss, forward(q, modelState, support.xs), support.ys);
+    for (let s = 0; s < steps; s++) {
+      const [updates, next] = innerOpt.update(mg.grad(supportLoss)(p), opt, p);
+      p = mg.optim.applyUpdates(p, updates);
+      opt = next;
+    }
+    return p;
+  };
+
+  const queryFigures = (params: unknown, modelState: unknown, task: Task, steps: number) => {
+    const adapted = train(params, modelState, task, steps);
+    const pred = forward(adapted, modelState, task.xq);
+    const loss = lossOf(config.loss, pred, task.yq);
+    return { adapted, figures: classification ? [loss, mg.nn.accuracy(pred, task.yq)] : [loss] };
+  };
+
+  const toward = (theta: unknown, phi: unknown) =>
+    mg.tree.map((t: Tensor, f: Tensor) => mg.add(t, mg.mul(mg.sub(f, t), metaLr)), theta, phi);
+
+  const step = (state: ReptileState, batch: TaskBatch): [ReptileState, MetaMetrics] => {
+    const n = taskCount(batch, "reptile");
+    let params = state.params;
+    let figures: Tensor[];
+    if (mode === "batched") {
+      const [adapted, outs] = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) => {
+        const r = queryFigures(params, state.modelState, { xs, ys, xq, yq }, innerSteps);
+        return [r.adapted, r.figures];
+      })(batch.xs, batch.ys, batch.xq, batch.yq) as [unknown, Tensor[]];
+      params = toward(params, mg.tree.map((a: Tensor) => mg.mean(a, 0), adapted));
+      figures = outs.map((o) => mg.mean(o, 0));
+    } else {
+      const sums: Tensor[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = queryFigures(params, state.modelState, taskAt(batch, i), innerSteps);
+        params = toward(params, r.adapted);
+        r.figures.forEach((f, k) => (sums[k] = sums[k] ? mg.add(sums[k], f) : f));
+      }
+      figures = sums.map((s) => mg.div(s, n));
+    }
+    const metrics: MetaMetrics = { loss: figures[0] };
+    if (classification) metrics.accuracy = figures[1];
+    return [{ params, modelState: state.modelState }, metrics];
+  };
+  const metaStep = config.jit ?? true ? mg.jit(step, { donateArgnums: [0] }) : step;
+
+  return {
+    init(key) {
+      const { params, state } = config.model.init(key);
+      return { params, modelState: state };
+    },
+    metaStep: (state, batch) => metaStep(state, batch) as [ReptileState, MetaMetrics],
+    adapt: (state, support, steps = innerSteps) =>
+      train(state.params, state.modelState, support, steps),
+    predict: (state, params, x) => forward(params, state.modelState, x),
+    evaluate: (state, batch, steps = innerSteps) =>
+      evaluateTasks(
+        batch,
+        (task) => queryFigures(state.params, state.modelState, task, steps).figures,
+        classification,
+      ),
+  };
+}

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import * as mg from "./mod.ts";
-import { maml, type MamlState } from "./algorithms/mod.ts";
+import { maml, type MamlState, metaTrain } from "./algorithms/mod.ts";
 import { sampleSinusoid } from "./envs/mod.ts";
 
 /**
@@ -33,28 +33,22 @@ async function demo(steps: number): Promise<void> {
   let state = learner.init(mg.random.key(0));
   const scratch = await score(state);
   const tty = Deno.stdout.isTerminal();
-  const t0 = performance.now();
-  let key = mg.random.key(1);
-  for (let i = 1; i <= steps; i++) {
-    const [next, kb] = mg.random.split(key);
-    key.dispose();
-    key = next;
-    const batch = sampleSinusoid(kb, { tasks: 25, shots: 10 });
-    kb.dispose();
-    const [s, m] = learner.metaStep(state, batch);
-    state = s;
-    for (const t of Object.values(batch)) t.dispose();
-    if (i % 100 === 0 || i === steps) {
-      const loss = await m.loss.item(); // one read per 100 steps keeps the pipeline full
-      const rate = i / ((performance.now() - t0) / 1000);
-      const line = `step ${i}/${steps}  query loss ${loss.toFixed(3)}  ${
-        rate.toFixed(1)
-      } steps/s  ETA ${((steps - i) / rate).toFixed(0)} s`;
-      if (tty) await Deno.stdout.write(new TextEncoder().encode(`\r${line}   `));
-      else if (i % 500 === 0 || i === steps) console.log(line);
-    }
-    m.loss.dispose();
-  }
+  state = await metaTrain(
+    learner.metaStep,
+    state,
+    (k) => sampleSinusoid(k, { tasks: 25, shots: 10 }),
+    {
+      steps,
+      key: mg.random.key(1),
+      onProgress(p) {
+        const line = `step ${p.step}/${steps}  query loss ${p.loss.toFixed(3)}  ${
+          p.stepsPerSecond.toFixed(1)
+        } steps/s  ETA ${p.etaSeconds.toFixed(0)} s`;
+        if (tty) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}   `));
+        else if (p.step % 500 === 0 || p.step === steps) console.log(line);
+      },
+    },
+  );
   if (tty) console.log();
   console.log(`query MSE on 100 new tasks (mean ± 95% CI):`);
   console.log(`  from scratch (random init): ${scratch}`);

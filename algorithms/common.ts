@@ -52,6 +52,108 @@ export interface EvalResult {
   accuracy?: Summary;
 }
 
+/** Support data for `adapt`. */
+export interface Support {
+  /** Support inputs [examples, ...]. */
+  xs: Tensor;
+  /** Support targets [examples, ...]. */
+  ys: Tensor;
+}
+
+/** The shape every gradient-based meta-learner shares (MAML family, Reptile). */
+export interface MetaLearner<S> {
+  /** A fresh state from a key. */
+  init(key: Tensor): S;
+  /**
+   * One meta-update on a batch of tasks; returns the new state and the batch's mean
+   * post-adaptation query loss (and accuracy). The given state's tensors are consumed
+   * (donated to the new state); do not use them afterwards.
+   */
+  metaStep(state: S, batch: TaskBatch): [S, MetaMetrics];
+  /** The parameters adapted to one task's support set (default: the training step count). */
+  adapt(state: S, support: Support, steps?: number): unknown;
+  /** Predictions of (adapted) parameters on inputs. */
+  predict(state: S, params: unknown, x: Tensor): Tensor;
+  /** Post-adaptation query loss (and accuracy) over test tasks, mean ± 95% CI. */
+  evaluate(state: S, batch: TaskBatch, steps?: number): Promise<EvalResult>;
+}
+
+/** Progress of `metaTrain`, reported every `every` steps. */
+export interface TrainProgress {
+  /** Steps done. */
+  step: number;
+  /** The latest batch's mean query loss (read from the device at this step only). */
+  loss: number;
+  /** Meta-steps per second so far. */
+  stepsPerSecond: number;
+  /** Estimated seconds left. */
+  etaSeconds: number;
+}
+
+/** Options of `metaTrain`. */
+export interface TrainOptions {
+  /** Meta-steps to run. */
+  steps: number;
+  /** Key the batches are drawn from (split once per step). */
+  key: Tensor;
+  /** Report every this many steps (default 100); the loss is read only then. */
+  every?: number;
+  /** Called with each report. */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+/**
+ * The meta-training loop: draw a batch from a fresh key each step, apply `metaStep`, free the
+ * batch; the loss is read back only every `every` steps, so the device pipeline stays full.
+ * Returns the final state.
+ *
+ * @example
+ * ```ts
+ * import { nn, random } from "@metagrad/metagrad";
+ * import { maml, metaTrain } from "@metagrad/metagrad/algorithms";
+ * import { sampleSinusoid } from "@metagrad/metagrad/envs";
+ * const learner = maml({ model: nn.sinusoidMlp(), loss: "mse" });
+ * const state = await metaTrain(learner.metaStep, learner.init(random.key(0)),
+ *   (k) => sampleSinusoid(k, { tasks: 25, shots: 10 }),
+ *   { steps: 100, key: random.key(1), onProgress: (p) => console.log(p.step, p.loss) });
+ * ```
+ */
+export async function metaTrain<S>(
+  metaStep: (state: S, batch: TaskBatch) => [S, MetaMetrics],
+  init: S,
+  sample: (key: Tensor) => TaskBatch,
+  opts: TrainOptions,
+): Promise<S> {
+  const every = opts.every ?? 100;
+  let state = init;
+  let key = opts.key;
+  const t0 = performance.now();
+  for (let i = 1; i <= opts.steps; i++) {
+    const [next, kb] = mg.random.split(key);
+    if (key !== opts.key) key.dispose();
+    key = next;
+    const batch = sample(kb);
+    kb.dispose();
+    const [s, m] = metaStep(state, batch);
+    state = s;
+    for (const t of Object.values(batch)) t.dispose();
+    if (i % every === 0 || i === opts.steps) {
+      const loss = await m.loss.item();
+      const rate = i / ((performance.now() - t0) / 1000);
+      opts.onProgress?.({
+        step: i,
+        loss,
+        stepsPerSecond: rate,
+        etaSeconds: (opts.steps - i) / rate,
+      });
+    }
+    m.loss.dispose();
+    m.accuracy?.dispose();
+  }
+  if (key !== opts.key) key.dispose();
+  return state;
+}
+
 /** Mean and normal-approximation 95% confidence half-width (1.96·s/√n) of per-task values. */
 export function summarize(values: ArrayLike<number>): Summary {
   const n = values.length;

@@ -13,11 +13,12 @@ import type { Tensor } from "../mod.ts";
 import type { GradientTransformation } from "../core/optim/optim.ts";
 import type { Module } from "../core/nn/layers.ts";
 import {
-  type EvalResult,
   evaluateTasks,
   lossOf,
+  type MetaLearner,
   type MetaMetrics,
   overTasks,
+  type Support,
   type Task,
   type TaskBatch,
   type TaskLoss,
@@ -75,32 +76,10 @@ export interface MamlState {
   opt: unknown;
 }
 
-/** Support data for `adapt`. */
-export interface Support {
-  /** Support inputs [examples, ...]. */
-  xs: Tensor;
-  /** Support targets [examples, ...]. */
-  ys: Tensor;
-}
-
 /** A MAML-family learner: `init`, a jitted `metaStep`, `adapt`, `evaluate`. */
-export interface MamlLearner {
+export interface MamlLearner extends MetaLearner<MamlState> {
   /** The configuration, defaults filled in. */
   readonly config: Readonly<Required<Omit<MamlConfig, "adapt">>> & Pick<MamlConfig, "adapt">;
-  /** A fresh state: model initialisation, inner rates and optimiser state. */
-  init(key: Tensor): MamlState;
-  /**
-   * One meta-update on a batch of tasks; returns the new state and the batch's mean
-   * post-adaptation query loss (and accuracy). The given state's tensors are consumed
-   * (donated to the new state); do not use them afterwards.
-   */
-  metaStep(state: MamlState, batch: TaskBatch): [MamlState, MetaMetrics];
-  /** The parameters adapted to one task's support set (default: `innerSteps` steps). */
-  adapt(state: MamlState, support: Support, steps?: number): unknown;
-  /** Predictions of (adapted) parameters on inputs. */
-  predict(state: MamlState, params: unknown, x: Tensor): Tensor;
-  /** Post-adaptation query loss (and accuracy) over test tasks, mean ± 95% CI. */
-  evaluate(state: MamlState, batch: TaskBatch, steps?: number): Promise<EvalResult>;
 }
 
 /**

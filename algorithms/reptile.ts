@@ -8,17 +8,17 @@ import type { Tensor } from "../mod.ts";
 import type { GradientTransformation } from "../core/optim/optim.ts";
 import type { Module } from "../core/nn/layers.ts";
 import {
-  type EvalResult,
   evaluateTasks,
   lossOf,
+  type MetaLearner,
   type MetaMetrics,
+  type Support,
   type Task,
   taskAt,
   type TaskBatch,
   taskCount,
   type TaskLoss,
 } from "./common.ts";
-import type { Support } from "./maml.ts";
 
 /** Configuration of `reptile`. */
 export interface ReptileConfig {
@@ -49,21 +49,7 @@ export interface ReptileState {
 }
 
 /** A Reptile learner: `init`, a jitted `metaStep`, `adapt`, `evaluate`. */
-export interface ReptileLearner {
-  /** A fresh state from the model's initialisation. */
-  init(key: Tensor): ReptileState;
-  /**
-   * One meta-update on a batch of tasks; returns the new state and the batch's mean query
-   * loss after inner training. The given state's tensors are consumed.
-   */
-  metaStep(state: ReptileState, batch: TaskBatch): [ReptileState, MetaMetrics];
-  /** Parameters trained on one task's support set (default: `innerSteps` steps). */
-  adapt(state: ReptileState, support: Support, steps?: number): unknown;
-  /** Predictions of (adapted) parameters on inputs. */
-  predict(state: ReptileState, params: unknown, x: Tensor): Tensor;
-  /** Post-adaptation query loss (and accuracy) over test tasks, mean ± 95% CI. */
-  evaluate(state: ReptileState, batch: TaskBatch, steps?: number): Promise<EvalResult>;
-}
+export type ReptileLearner = MetaLearner<ReptileState>;
 
 /**
  * Reptile: a first-order meta-learner that needs no second derivatives at all.

@@ -8,8 +8,15 @@
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
-import type { Tensor } from "../mod.ts";
-import { maml, type MamlState, reptile, type Summary } from "../algorithms/mod.ts";
+import {
+  maml,
+  type MamlState,
+  type MetaMetrics,
+  metaTrain,
+  reptile,
+  type Summary,
+  type TaskBatch,
+} from "../algorithms/mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
 
 const { values } = parseArgs({
@@ -54,32 +61,20 @@ const rows: Row[] = [];
 async function train<S extends { params: unknown }>(
   name: string,
   init: S,
-  step: (s: S, b: ReturnType<typeof sampleSinusoid>) => [S, { loss: Tensor }],
+  step: (s: S, b: TaskBatch) => [S, MetaMetrics],
 ): Promise<void> {
-  let state = init;
-  let key = mg.random.key(7);
   const t0 = performance.now();
-  let window = 0;
-  for (let i = 1; i <= steps; i++) {
-    const [next, kb] = mg.random.split(key);
-    key.dispose();
-    key = next;
-    const batch = sampleSinusoid(kb, { tasks: 25, shots: 10 });
-    kb.dispose();
-    const [s, m] = step(state, batch);
-    state = s;
-    for (const t of Object.values(batch)) t.dispose();
-    if (i % 500 === 0 || i === steps) {
-      window = await m.loss.item();
-      const el = (performance.now() - t0) / 1000;
+  const state = await metaTrain(step, init, (k) => sampleSinusoid(k, { tasks: 25, shots: 10 }), {
+    steps,
+    key: mg.random.key(7),
+    every: 500,
+    onProgress: (p) =>
       console.log(
-        `${name} step ${i}/${steps} loss ${window.toFixed(3)} ${(i / el).toFixed(1)} steps/s ETA ${
-          ((steps - i) / (i / el)).toFixed(0)
-        } s`,
-      );
-    }
-    m.loss.dispose();
-  }
+        `${name} step ${p.step}/${steps} loss ${p.loss.toFixed(3)} ${
+          p.stepsPerSecond.toFixed(1)
+        } steps/s ETA ${p.etaSeconds.toFixed(0)} s`,
+      ),
+  });
   const seconds = (performance.now() - t0) / 1000;
   const s = await score(state.params);
   rows.push({ method: name, steps, seconds, ...s });
@@ -115,7 +110,10 @@ if (which.includes("joint")) {
         );
       const [value, g] = mg.valueAndGrad(loss)(s.params);
       const [updates, o] = opt.update(g, s.opt, s.params);
-      return [{ params: mg.optim.applyUpdates(s.params, updates), opt: o }, { loss: value }];
+      return [{ params: mg.optim.applyUpdates(s.params, updates), opt: o }, { loss: value }] as [
+        { params: unknown; opt: any },
+        MetaMetrics,
+      ];
     },
     { donateArgnums: [0] },
   );

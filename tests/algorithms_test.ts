@@ -16,18 +16,14 @@ import {
   type TaskBatch,
 } from "../algorithms/mod.ts";
 import { sampleEpisodes, sampleSinusoid } from "../envs/mod.ts";
-import { assertAllClose, assertThrowsWith } from "./helpers.ts";
+import { assertAllClose, assertThrowsWith, assertTreesClose } from "./helpers.ts";
+
+const STRICT = { rtol: 1e-9, atol: 1e-12 };
 
 const { nn } = mg;
 mg.setBackend("reference");
 const v = async (x: unknown) => [...(await (x as Tensor).toFloat64())];
 const leaves = (t: unknown) => mg.tree.leaves<Tensor>(t);
-
-async function sameTrees(a: unknown, b: unknown, what: string, tol = { rtol: 1e-9, atol: 1e-12 }) {
-  const la = leaves(a), lb = leaves(b);
-  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
-  for (let i = 0; i < la.length; i++) assertAllClose(await v(la[i]), await v(lb[i]), tol, what);
-}
 
 const tiny = () => nn.mlp([1, 4, 1], { activation: mg.tanh });
 const regression = (tasks = 3): TaskBatch => sampleSinusoid(mg.random.key(4), { tasks, shots: 4 });
@@ -75,7 +71,7 @@ Deno.test("MAML: second-order meta-gradient (2 inner steps) equals finite differ
     return mg.div(mg.add(mg.add(per[0], per[1]), per[2]), 3);
   };
   await mg.checkGrads(metaLoss, [state.params]);
-  await sameTrees(g.params, mg.grad(metaLoss)(state.params), "metaStep's gradient", {
+  await assertTreesClose(g.params, mg.grad(metaLoss)(state.params), "metaStep's gradient", {
     rtol: 1e-9,
     atol: 1e-9,
   });
@@ -96,13 +92,23 @@ Deno.test("MAML variants: first order, vmap = loop, Meta-SGD and ANIL", async ()
     )(adapted);
     expected = expected ? mg.tree.map((a: Tensor, b: Tensor) => mg.add(a, b), expected, gq) : gq;
   }
-  await sameTrees(g.params, mg.tree.map((a: Tensor) => mg.div(a, 3), expected), "first order");
+  await assertTreesClose(
+    g.params,
+    mg.tree.map((a: Tensor) => mg.div(a, 3), expected),
+    "first order",
+    STRICT,
+  );
 
   // the vmapped and the looped meta-step agree (second order, 2 steps)
   const looped = sgdLearner({ taskLoop: "loop" });
   const vm = sgdLearner();
   const s0 = vm.init(mg.random.key(2));
-  await sameTrees(metaGradient(vm, s0, batch), metaGradient(looped, s0, batch), "vmap vs loop");
+  await assertTreesClose(
+    metaGradient(vm, s0, batch),
+    metaGradient(looped, s0, batch),
+    "vmap vs loop",
+    STRICT,
+  );
 
   // Meta-SGD: learned per-parameter rates get finite-difference-correct gradients
   const msgd = metaSgd({
@@ -128,7 +134,7 @@ Deno.test("MAML variants: first order, vmap = loop, Meta-SGD and ANIL", async ()
     xs: mg.slice(batch.xs, [0]),
     ys: mg.slice(batch.ys, [0]),
   }) as any[];
-  await sameTrees(adapted[0], (as.params as any[])[0], "ANIL body");
+  await assertTreesClose(adapted[0], (as.params as any[])[0], "ANIL body", STRICT);
   const moved = (await v(mg.sub(adapted[2].w, (as.params as any[])[2].w))).some((d) => d !== 0);
   if (!moved) throw new Error("ANIL did not adapt the head");
 });
@@ -165,7 +171,7 @@ Deno.test("Reptile: batched and serial updates equal their formulas", async () =
       const after1 = toward(theta, learner.adapt(s, task(0)));
       expected = toward(after1, learner.adapt({ ...s, params: after1 }, task(1)));
     }
-    await sameTrees(next.params, expected, `reptile ${mode}`);
+    await assertTreesClose(next.params, expected, `reptile ${mode}`, STRICT);
   }
 });
 
@@ -284,7 +290,7 @@ Deno.test("Prototypical and Matching Networks: losses match manual forms, gradie
   const copy = (t: unknown) => mg.tree.map((x: Tensor) => mg.add(x, 0), t);
   const [a] = loop.metaStep({ ...ps, params: copy(ps.params) }, batch);
   const [b] = vm.metaStep({ ...ps, params: copy(ps.params) }, batch);
-  await sameTrees(a.params, b.params, "protoNet loop vs vmap");
+  await assertTreesClose(a.params, b.params, "protoNet loop vs vmap", { rtol: 1e-9, atol: 1e-12 });
 
   // Matching Networks without FCE: cosine attention over the support labels
   const mn = matchingNet({ embedding, ways: 3, jit: false });

@@ -160,3 +160,20 @@ export async function assertRejectsWith(
     if (!err.message.includes(f)) throw new Error(`error message lacks "${f}":\n${err.message}`);
   }
 }
+
+/** Leaf-by-leaf closeness of two pytrees of tensors (same structure, shapes and dtypes). */
+export async function assertTreesClose(
+  a: unknown,
+  b: unknown,
+  what: string,
+  tol: Tolerance = { rtol: 1e-5, atol: 1e-6 },
+): Promise<void> {
+  const [la] = mg.tree.flatten<Tensor>(a), [lb] = mg.tree.flatten<Tensor>(b);
+  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
+  for (let i = 0; i < la.length; i++) {
+    if (la[i].shape.join() !== lb[i].shape.join() || la[i].dtype !== lb[i].dtype) {
+      throw new Error(`${what}: ${la[i].dtype}[${la[i].shape}] vs ${lb[i].dtype}[${lb[i].shape}]`);
+    }
+    assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
+  }
+}

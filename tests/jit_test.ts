@@ -2,18 +2,7 @@
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { gradCases } from "./grad_cases.ts";
-import { assertAllClose, assertThrowsWith } from "./helpers.ts";
-
-async function close(a: unknown, b: unknown, what: string, tol = { rtol: 1e-5, atol: 1e-6 }) {
-  const [la] = mg.tree.flatten<Tensor>(a), [lb] = mg.tree.flatten<Tensor>(b);
-  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
-  for (let i = 0; i < la.length; i++) {
-    if (la[i].shape.join() !== lb[i].shape.join() || la[i].dtype !== lb[i].dtype) {
-      throw new Error(`${what}: ${la[i].dtype}[${la[i].shape}] vs ${lb[i].dtype}[${lb[i].shape}]`);
-    }
-    assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
-  }
-}
+import { assertAllClose, assertThrowsWith, assertTreesClose } from "./helpers.ts";
 
 for (const backend of ["reference", "webgpu"] as const) {
   Deno.test(`${backend}: jit(f) equals f for every primitive, and jit(grad f) equals grad f`, async () => {
@@ -22,11 +11,11 @@ for (const backend of ["reference", "webgpu"] as const) {
       for (const [group, cases] of gradCases()) {
         for (const [name, f, args] of cases) {
           const what = `${group} / ${name}`;
-          await close(mg.jit(f)(...args), f(...args), `jit ${what}`);
+          await assertTreesClose(mg.jit(f)(...args), f(...args), `jit ${what}`);
           const w = mg.random.normal(mg.random.key(5, { backend }), (f(...args) as Tensor).shape);
           const F = (...xs: Tensor[]) => mg.sum(mg.mul(f(...xs) as Tensor, w));
           const argnums = args.map((_, j) => j);
-          await close(
+          await assertTreesClose(
             mg.jit(mg.grad(F, { argnums }))(...args),
             mg.grad(F, { argnums })(...args),
             `jit(grad) ${what}`,
@@ -65,7 +54,7 @@ Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission
     throw new Error(`dispatches: ${s1.dispatches - s0.dispatches}`);
   }
   if (s1.submits - s0.submits !== 1) throw new Error(`submits: ${s1.submits - s0.submits}`);
-  await close(out, chain(x, y), "fused chain", { rtol: 1e-5, atol: 1e-6 });
+  await assertTreesClose(out, chain(x, y), "fused chain", { rtol: 1e-5, atol: 1e-6 });
 });
 
 Deno.test("elementwise producers are fused into reductions as prologues", async () => {
@@ -85,7 +74,7 @@ Deno.test("elementwise producers are fused into reductions as prologues", async 
     if (k !== kernels) {
       throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower(x, y).text}`);
     }
-    await close(jitted(x, y), f(x, y), name, { rtol: 1e-5, atol: 1e-5 });
+    await assertTreesClose(jitted(x, y), f(x, y), name, { rtol: 1e-5, atol: 1e-5 });
   }
 });
 
@@ -110,7 +99,7 @@ Deno.test("bias and activation are fused into the matmul that feeds them", async
     if (k !== kernels) {
       throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower().text}`);
     }
-    await close(jitted(), f(), name, { rtol: 1e-5, atol: 1e-4 });
+    await assertTreesClose(jitted(), f(), name, { rtol: 1e-5, atol: 1e-4 });
   }
 });
 

@@ -1,18 +1,7 @@
 /** scan and fori: values, reverse mode (orders 1 and 2), batching and jit against unrolled loops. */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { assertAllClose, assertThrowsWith, rng } from "./helpers.ts";
-
-async function close(a: unknown, b: unknown, what: string, tol = { rtol: 1e-5, atol: 1e-5 }) {
-  const [la] = mg.tree.flatten<Tensor>(a), [lb] = mg.tree.flatten<Tensor>(b);
-  if (la.length !== lb.length) throw new Error(`${what}: ${la.length} vs ${lb.length} leaves`);
-  for (let i = 0; i < la.length; i++) {
-    if (la[i].shape.join() !== lb[i].shape.join() || la[i].dtype !== lb[i].dtype) {
-      throw new Error(`${what}: ${la[i].dtype}[${la[i].shape}] vs ${lb[i].dtype}[${lb[i].shape}]`);
-    }
-    assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
-  }
-}
+import { assertAllClose, assertThrowsWith, assertTreesClose, rng } from "./helpers.ts";
 
 function randn(shape: number[], seed: number, scale = 1): Tensor {
   const r = rng(seed);
@@ -51,7 +40,11 @@ for (const backend of ["reference", "webgpu"] as const) {
       const init = { h: randn([2, 5], 4), n: mg.zeros([], { dtype: "i32" }) };
       for (const reverse of [false, true]) {
         const got = mg.scan(cell(w, u), init, xs, { reverse });
-        await close(got, unrolled(cell(w, u), init, xs, reverse), `scan reverse=${reverse}`);
+        await assertTreesClose(
+          got,
+          unrolled(cell(w, u), init, xs, reverse),
+          `scan reverse=${reverse}`,
+        );
         if ((await (got[0].n as Tensor).item()) !== 7) throw new Error("counter carry");
       }
       // running sum; length-only scan; a zero-length scan returns the initial carry
@@ -100,7 +93,7 @@ for (const backend of ["reference", "webgpu"] as const) {
       const plain = loss(((f: any, i: any, x: any) => unrolled(f, i, x)) as typeof mg.scan);
       const args = [randn([5, 5], 1, 0.5), randn([2, 5], 4), xs];
       const argnums = [0, 1, 2];
-      await close(
+      await assertTreesClose(
         mg.valueAndGrad(scanned, { argnums })(...args),
         mg.valueAndGrad(plain, { argnums })(...args),
         "grad",
@@ -108,7 +101,7 @@ for (const backend of ["reference", "webgpu"] as const) {
       // reverse over reverse: a Hessian-vector product in w
       const v = randn([5, 5], 9);
       const hv = (f: typeof scanned) => mg.hvp((w: Tensor) => f(w, args[1], xs), args[0], v);
-      await close(hv(scanned), hv(plain), "hvp", { rtol: 1e-4, atol: 1e-4 });
+      await assertTreesClose(hv(scanned), hv(plain), "hvp", { rtol: 1e-4, atol: 1e-4 });
       if (backend === "reference") {
         await mg.checkGrads(scanned, args, { order: 2 });
       }
@@ -138,7 +131,7 @@ for (const backend of ["reference", "webgpu"] as const) {
       };
       for (const axes of [[0, 0, 0], [0, null, null], [null, 0, null], [null, null, 0]]) {
         const args = [ws, h0s, xss].map((t, i) => (axes[i] === null ? mg.slice(t, [0]) : t));
-        await close(
+        await assertTreesClose(
           mg.vmap(run, { inAxes: axes })(...args),
           perExample(axes),
           `vmap inAxes ${axes}`,
@@ -155,7 +148,7 @@ for (const backend of ["reference", "webgpu"] as const) {
           ) as Tensor
         ),
       );
-      await close(g, gLoop, "vmap(grad(scan))");
+      await assertTreesClose(g, gLoop, "vmap(grad(scan))");
     } finally {
       mg.setBackend("webgpu");
     }
@@ -173,7 +166,7 @@ for (const backend of ["reference", "webgpu"] as const) {
       for (const T of [3, 40]) {
         const xs = randn([T, 2, 3], T);
         const jf = mg.jit(mg.valueAndGrad(f, { argnums: [0, 1] }));
-        await close(
+        await assertTreesClose(
           jf(w, h0, xs),
           mg.valueAndGrad(f, { argnums: [0, 1] })(w, h0, xs),
           `jit(grad) T=${T}`,
@@ -187,12 +180,16 @@ for (const backend of ["reference", "webgpu"] as const) {
         // grad and vmap of a jitted scan; jit of vmap of scan
         const jv = mg.jit(mg.vmap(f, { inAxes: [null, 0, null] }));
         const h0s = mg.stack([h0, mg.neg(h0)]);
-        await close(
+        await assertTreesClose(
           jv(w, h0s, xs),
           mg.vmap(f, { inAxes: [null, 0, null] })(w, h0s, xs),
           `jit(vmap) T=${T}`,
         );
-        await close(mg.grad(mg.jit(f))(w, h0, xs), mg.grad(f)(w, h0, xs), `grad(jit) T=${T}`);
+        await assertTreesClose(
+          mg.grad(mg.jit(f))(w, h0, xs),
+          mg.grad(f)(w, h0, xs),
+          `grad(jit) T=${T}`,
+        );
       }
       if (sizes[0] !== sizes[1]) throw new Error(`program grew with the length: ${sizes}`);
     } finally {

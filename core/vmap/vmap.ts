@@ -61,12 +61,13 @@ export class BatchTrace implements Trace {
     const batched = inputs.map((x) => x instanceof BatchTracer && x.trace === this);
     const values = inputs.map((x, i) => (batched[i] ? (x as BatchTracer).value : x));
     if (!prim.batch) throw new Error(`vmap: primitive ${prim.name} has no batching rule`);
-    const out = prim.batch(values, batched, params, this.size);
+    return this.#box(prim.name, prim.batch(values, batched, params, this.size));
+  }
+
+  #box(op: string, out: Tensor): BatchTracer {
     if (out.shape[0] !== this.size) {
       throw new Error(
-        `internal: batching rule of ${prim.name} returned ${
-          fmtShape(out.shape)
-        } for batch ${this.size}`,
+        `internal: batching rule of ${op} returned ${fmtShape(out.shape)} for batch ${this.size}`,
       );
     }
     return new BatchTracer(this, out);
@@ -76,16 +77,7 @@ export class BatchTrace implements Trace {
     prim.abstractEval(inputs.map((x) => ({ shape: x.shape, dtype: x.dtype })), params);
     const batched = inputs.map((x) => x instanceof BatchTracer && x.trace === this);
     const values = inputs.map((x, i) => (batched[i] ? (x as BatchTracer).value : x));
-    return prim.batch(values, batched, params, this.size).map((out) => {
-      if (out.shape[0] !== this.size) {
-        throw new Error(
-          `internal: batching rule of ${prim.name} returned ${
-            fmtShape(out.shape)
-          } for batch ${this.size}`,
-        );
-      }
-      return new BatchTracer(this, out);
-    });
+    return prim.batch(values, batched, params, this.size).map((out) => this.#box(prim.name, out));
   }
 }
 

@@ -171,3 +171,49 @@ export function sampleEpisodes(key: Tensor, images: Tensor, opts: EpisodeOptions
   const [xs, ys, xq, yq] = vmap(episode)(random.splitStacked(key, tasks)) as Tensor[];
   return { xs, ys, xq, yq };
 }
+
+/** The two halves of a class split (see `splitClasses`). */
+export interface ClassSplit {
+  /** Images of the training classes [trainClasses, examples, ...]. */
+  train: Tensor;
+  /** Images of the held-out classes [testClasses, examples, ...]. */
+  test: Tensor;
+  /** Which classes of the input went to `train` (i32, in the order of `train`). */
+  trainClasses: Tensor;
+  /** Which classes went to `test`. */
+  testClasses: Tensor;
+}
+
+/**
+ * Split a class-indexed set [classes, examples, ...] into disjoint training and held-out
+ * classes, at random from `key` (few-shot evaluation tests on classes never seen in training).
+ *
+ * @example
+ * ```ts
+ * import { random } from "@metagrad/metagrad";
+ * import { splitClasses } from "@metagrad/metagrad/envs";
+ * const images = random.uniform(random.key(0), [10, 20, 1, 28, 28]);
+ * const { train, test } = splitClasses(random.key(1), images, 0.8); // 8 and 2 classes
+ * ```
+ */
+export function splitClasses(key: Tensor, images: Tensor, trainFraction = 0.8): ClassSplit {
+  const classes = images.shape[0];
+  const nTrain = Math.round(classes * trainFraction);
+  if (
+    images.ndim < 2 || !(trainFraction > 0 && trainFraction < 1) || nTrain < 1 || nTrain >= classes
+  ) {
+    throw new RangeError(
+      `splitClasses: cannot split ${fmtShape(images.shape)} (classes first) at fraction ` +
+        `${trainFraction}: both parts need at least one class`,
+    );
+  }
+  const order = random.permutation(key, classes);
+  const trainClasses = slice(order, [[0, nTrain]]);
+  const testClasses = slice(order, [[nTrain, classes]]);
+  return {
+    train: take(images, trainClasses, 0),
+    test: take(images, testClasses, 0),
+    trainClasses,
+    testClasses,
+  };
+}

@@ -5,3 +5,4 @@
  */
 export * from "./sinusoid.ts";
 export * from "./fewshot.ts";
+export * from "./omniglot.ts";

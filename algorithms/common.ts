@@ -166,6 +166,30 @@ export function summarize(values: ArrayLike<number>): Summary {
   return { mean, ci95: 1.96 * sd / Math.sqrt(n), n };
 }
 
+/**
+ * Pool summaries of disjoint groups of tasks (say, an evaluation run in chunks) into the
+ * summary of all of them: the exact pooled mean and sample variance, recovered from each
+ * part's mean, CI half-width and count.
+ *
+ * @example
+ * ```ts
+ * import { mergeSummaries, summarize } from "@metagrad/metagrad/algorithms";
+ * mergeSummaries([summarize([1, 2]), summarize([3, 4, 5])]); // = summarize([1, 2, 3, 4, 5])
+ * ```
+ */
+export function mergeSummaries(parts: readonly Summary[]): Summary {
+  const n = parts.reduce((s, p) => s + p.n, 0);
+  if (n === 0) throw new RangeError("mergeSummaries: no tasks");
+  const mean = parts.reduce((s, p) => s + p.mean * p.n, 0) / n;
+  let ss = 0;
+  for (const p of parts) {
+    const sd = p.ci95 * Math.sqrt(p.n) / 1.96;
+    ss += (p.n - 1) * sd * sd + p.n * (p.mean - mean) ** 2;
+  }
+  const sd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  return { mean, ci95: 1.96 * sd / Math.sqrt(n), n };
+}
+
 /** The loss of predictions against targets. */
 export function lossOf(kind: TaskLoss, pred: Tensor, target: Tensor): Tensor {
   return kind === "mse" ? mg.nn.mse(pred, target) : mg.nn.softmaxCrossEntropy(pred, target);
@@ -241,8 +265,9 @@ export async function evaluateTasks(
   classification: boolean,
 ): Promise<EvalResult> {
   taskCount(batch, "evaluate");
-  const outs = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) =>
-    perTask({ xs, ys, xq, yq })
+  // compiled: fused kernels and one submission (the learner's state enters as constants)
+  const outs = mg.jit(
+    mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) => perTask({ xs, ys, xq, yq })),
   )(batch.xs, batch.ys, batch.xq, batch.yq) as Tensor[];
   const loss = summarize(await outs[0].toFloat64());
   if (!classification) return { loss };

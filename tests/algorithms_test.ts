@@ -9,6 +9,7 @@ import {
   maml,
   type MamlState,
   matchingNet,
+  mergeSummaries,
   metaSgd,
   protoNet,
   reptile,
@@ -393,4 +394,15 @@ Deno.test("meta-learners reject bad batches with clear errors", () => {
   assertThrowsWith(() => protoNet({ embedding: tiny(), ways: 1 }), "ways must be an integer ≥ 2");
   const s1 = summarize([1, 2, 3]);
   assertAllClose([s1.mean, s1.ci95], [2, 1.96 / Math.sqrt(3)], { rtol: 1e-12 });
+  // chunked evaluation pools exactly
+  const all = [0.2, 0.9, 0.4, 1, 0.6, 0.6, 0.1];
+  const merged = mergeSummaries([
+    summarize(all.slice(0, 2)),
+    summarize(all.slice(2, 3)),
+    summarize(all.slice(3)),
+  ]);
+  const direct = summarize(all);
+  assertAllClose([merged.mean, merged.ci95, merged.n], [direct.mean, direct.ci95, 7], {
+    rtol: 1e-12,
+  });
 });

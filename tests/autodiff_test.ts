@@ -164,6 +164,29 @@ for (const backend of ["reference", "webgpu"] as const) {
       await F(mg.grad((x: Tensor) => mg.logsumexp(x))(v)).toFloat64(),
       { rtol: 1e-6, atol: 1e-7 },
     );
+    // under a vmap inside grad the rule is batched: the straight-through gradient per row, and
+    // a shared (unbatched) argument's cotangent summed over the batch
+    const scaled = mg.customVjp(
+      (x: Tensor, w: Tensor) => mg.mul(mg.clip(x, -1, 1), w),
+      (x: Tensor, w: Tensor) => [mg.mul(mg.clip(x, -1, 1), w), { x, w }],
+      (r: { x: Tensor; w: Tensor }, g: Tensor) => [mg.mul(g, r.w), mg.mul(g, mg.clip(r.x, -1, 1))],
+    );
+    const rows = T([[3, 0.5], [-2, 0.25], [0.1, -4]]);
+    const w = T([2, -1]);
+    const [gRows, gw] = mg.grad(
+      (xs: Tensor, ww: Tensor) =>
+        mg.sum(mg.vmap((x: Tensor) => mg.square(mg.sum(scaled(x, ww))))(xs)),
+      { argnums: [0, 1] },
+    )(rows, w) as Tensor[];
+    // per row r: s_r = Σ clip(x_r)·w; ∂/∂x_r = 2 s_r w (straight through), ∂/∂w = Σ_r 2 s_r clip(x_r)
+    const clipped = [[1, 0.5], [-1, 0.25], [0.1, -1]];
+    const sums = clipped.map(([a, b]) => 2 * a - b);
+    assertAllClose(await F(gRows).toFloat64(), sums.flatMap((s) => [4 * s, -2 * s]), tol);
+    assertAllClose(
+      await F(gw).toFloat64(),
+      [0, 1].map((j) => clipped.reduce((acc, c, r) => acc + 2 * sums[r] * c[j], 0)),
+      tol,
+    );
   });
 
   Deno.test(`${backend}: user mistakes give clear errors`, () => {

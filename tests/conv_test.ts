@@ -1,6 +1,6 @@
 import * as mg from "../mod.ts";
 import { bind } from "../core/primitive.ts";
-import { conv2d as convPrim } from "../core/primitives/conv2d.ts";
+import { conv2d as convPrim, setIm2colPassBytes } from "../core/primitives/conv2d.ts";
 import { assertAllClose, assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
 
 Deno.test("conv2d with stride, padding, dilation and groups matches the reference", async () => {
@@ -22,6 +22,31 @@ Deno.test("conv2d with stride, padding, dilation and groups matches the referenc
         atol: 1e-4,
       },
     );
+  }
+});
+
+Deno.test("conv2d split into several im2col passes (batches whose patches exceed a binding)", async () => {
+  let seed = 40;
+  for (
+    const [xs, ws, opts, outSide] of [
+      [[5, 2, 5, 6], [3, 2, 3, 3], { padding: 1 }, [5, 6]],
+      [[7, 1, 4, 4], [2, 1, 2, 2], { stride: 2 }, [2, 2]],
+      [[3, 3, 6, 5], [4, 3, 3, 3], { dilation: 2, padding: 2 }, [6, 5]],
+    ] as Array<[number[], number[], mg.Conv2dOptions, number[]]>
+  ) {
+    // two images' patches per pass, so an odd batch ends with a short pass
+    const perImage = xs[1] * ws[2] * ws[3] * outSide[0] * outSide[1] * 4;
+    setIm2colPassBytes(2 * perImage);
+    try {
+      await assertMatchesReference(
+        `conv2d passes ${xs} ${ws}`,
+        [host(xs, "f32", seed++), host(ws, "f32", seed++)],
+        (x, w) => mg.conv2d(x, w, opts),
+        { atol: 1e-4 },
+      );
+    } finally {
+      setIm2colPassBytes(null);
+    }
   }
 });
 
@@ -70,6 +95,43 @@ Deno.test("max and average pooling match the reference", async () => {
       .toFloat64(),
     [5, 7, 13, 15],
   );
+});
+
+Deno.test("max-pool gradient goes to each window's first maximum (ties, ragged edges, vmap)", async () => {
+  // values from {0, 1, 2} tie often; 5×7 leaves a row and a column outside the 2×2 windows
+  const shape = [2, 3, 5, 7];
+  const values = host(shape, "f32", 31).values.map((v) => Math.floor(Math.abs(v)) % 3);
+  const weights = host([2, 3, 2, 3], "f32", 32).values;
+  const expected = new Array(values.length).fill(0);
+  for (let plane = 0; plane < 6; plane++) {
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < 3; j++) {
+        let best = -1, at = -1;
+        for (let a = 0; a < 2; a++) {
+          for (let b = 0; b < 2; b++) {
+            const k = plane * 35 + (2 * i + a) * 7 + 2 * j + b;
+            if (values[k] > best) [best, at] = [values[k], k];
+          }
+        }
+        expected[at] += weights[plane * 6 + i * 3 + j];
+      }
+    }
+  }
+  const before = mg.getBackend();
+  for (const backend of ["reference", "webgpu"] as const) {
+    mg.setBackend(backend);
+    const x = mg.tensor(values, { shape });
+    const w = mg.tensor(weights, { shape: [2, 3, 2, 3] });
+    const loss = (t: mg.Tensor) => mg.sum(mg.mul(mg.maxPool2d(t, 2), w));
+    assertAllClose(await mg.grad(loss)(x).toFloat64(), expected, { atol: 1e-6 }, backend);
+    assertAllClose(await mg.jit(mg.grad(loss))(x).toFloat64(), expected, { atol: 1e-6 }, backend);
+    const perPlane = mg.vmap(
+      mg.grad((t: mg.Tensor, wt: mg.Tensor) => mg.sum(mg.mul(mg.maxPool2d(t, 2), wt))),
+    );
+    const batched = perPlane(mg.reshape(x, [6, 1, 5, 7]), mg.reshape(w, [6, 1, 2, 3]));
+    assertAllClose(await batched.toFloat64(), expected, { atol: 1e-6 }, `${backend} vmap`);
+  }
+  mg.setBackend(before);
 });
 
 Deno.test("conv2d errors say what is wrong", () => {

@@ -72,6 +72,38 @@ Deno.test("layerNorm and batchNorm normalise, track running statistics, and diff
     order: 2,
     maxElements: 6,
   });
+  // inside a vmap over tasks (how MAML and ProtoNet batch episodes) the batched custom rule
+  // gives the per-task gradients, to second order
+  const tasks = t([3, 4, 3, 2, 2], 15, -2, 2);
+  const weights = t([4, 3, 2, 2], 16);
+  const taskLoss = (p: typeof b.params, x: Tensor) =>
+    mg.sum(mg.square(mg.mul(tb.apply(p, b.state, x)[0], weights)));
+  const p0 = { gamma: t([3], 17, 0.5, 1.5), beta: t([3], 18) };
+  const batched = mg.grad((p: typeof b.params) =>
+    mg.sum(mg.vmap((x: Tensor) => taskLoss(p, x))(tasks))
+  )(p0);
+  const looped = [0, 1, 2].map((i) =>
+    mg.grad((p: typeof b.params) => taskLoss(p, mg.squeeze(mg.slice(tasks, [[i, i + 1]]), 0)))(p0)
+  );
+  assertAllClose(
+    await v(batched.gamma),
+    await v(mg.add(mg.add(looped[0].gamma, looped[1].gamma), looped[2].gamma)),
+    { rtol: 1e-9, atol: 1e-12 },
+  );
+  await mg.checkGrads(
+    (p: typeof b.params, xs: Tensor) => mg.vmap((x: Tensor) => taskLoss(p, x))(xs),
+    [p0, tasks],
+    { order: 2, maxElements: 6 },
+  );
+  // training mode differentiates through the batch statistics too (and the state update)
+  await mg.checkGrads(
+    (p: typeof b.params, x: Tensor) => {
+      const [y, next] = bn.apply(p, b.state, x, { train: true });
+      return mg.add(mg.sum(mg.mul(y, y)), mg.sum(next.var));
+    },
+    [{ gamma: t([3], 13, 0.5, 1.5), beta: t([3], 14) }, img],
+    { order: 2, maxElements: 6 },
+  );
 });
 
 Deno.test("dropout scales, keeps the expected fraction, is keyed, and is off in evaluation", async () => {

@@ -15,7 +15,7 @@ import { eye, onesLike, zerosLike } from "../ops/creation.ts";
 import { mul } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { moveAxis, reshape } from "../ops/shape.ts";
-import { vmap } from "../vmap/vmap.ts";
+import { type BatchTrace, BatchTracer, vmap } from "../vmap/vmap.ts";
 import { bind } from "../primitive.ts";
 import { stopGradient as stopGradientPrim } from "../primitives/stop_gradient.ts";
 import { GradTrace, type GradTracer, innermostGradTrace } from "./grad_trace.ts";
@@ -374,7 +374,8 @@ function tensorSlots(tree: unknown) {
 /**
  * A function with a user-defined gradient: `fwd(...args)` returns `[out, residuals]` and
  * `bwd(residuals, outCotangent)` returns one cotangent pytree per argument (null for none).
- * The custom rule applies at the innermost differentiation level.
+ * The custom rule applies at the innermost differentiation level; under a vmap inside that
+ * differentiation, the rule is batched (f, fwd and bwd are vmapped).
  *
  * @example
  * ```ts
@@ -393,6 +394,8 @@ export function customVjp(
     const inArgs = tensorSlots(args);
     const trace = innermostGradTrace(inArgs.tensors);
     if (!trace) return f(...args);
+    const batching = vmapAbove(inArgs.tensors, trace.level);
+    if (batching) return batchedCustomVjp(batching, f, fwd, bwd, args);
     const primalArgs = inArgs.rebuild(inArgs.tensors.map((t) => trace.unbox(t))) as unknown[];
     const [out, residuals] = fwd(...primalArgs);
     const outSlots = tensorSlots(out);
@@ -408,19 +411,24 @@ export function customVjp(
             `customVjp: bwd must return one cotangent per argument (${args.length}), got ${gradArgs?.length}`,
           );
         }
-        // align with the argument leaves; null (or a non-tensor) means no gradient
-        const [gl, gd] = flatten(
-          gradArgs.map((g, i) => (g === null || g === undefined ? zeroTreeLike(args[i]) : g)),
-        );
-        const [al] = flatten(args);
-        if (gl.length !== al.length) {
-          throw new TypeError(`customVjp: bwd's cotangents do not match the arguments' structure`);
-        }
-        void gd;
-        return al.flatMap((
-          l,
-          i,
-        ) => (l instanceof Tensor ? [gl[i] instanceof Tensor ? (gl[i] as Tensor) : null] : []));
+        // per argument: null means no gradient for any of its tensors; otherwise its
+        // cotangent tree matches the argument's, leaf for leaf
+        return args.flatMap((arg, i) => {
+          const [al] = flatten(arg);
+          const g = gradArgs[i];
+          if (g === null || g === undefined) {
+            return al.flatMap((l) => (l instanceof Tensor ? [null] : []));
+          }
+          const [gl] = flatten(g);
+          if (gl.length !== al.length) {
+            throw new TypeError(
+              `customVjp: bwd's cotangent for argument ${i} does not match its structure`,
+            );
+          }
+          return al.flatMap((l, k) =>
+            l instanceof Tensor ? [gl[k] instanceof Tensor ? (gl[k] as Tensor) : null] : []
+          );
+        });
       },
       resLeaves.filter((r): r is Tensor => r instanceof Tensor),
     );
@@ -428,9 +436,59 @@ export function customVjp(
   };
 }
 
-function zeroTreeLike(tree: unknown): unknown {
-  const [leaves, def] = flatten(tree);
-  return unflatten(def, leaves.map(() => null));
+/** The innermost vmap among `xs` when it is inside the differentiation at `level`. */
+function vmapAbove(xs: readonly Tensor[], level: number): BatchTrace | null {
+  let top: BatchTrace | null = null;
+  for (const x of xs) {
+    if (x instanceof BatchTracer && x.trace.active && x.trace.level > level) {
+      if (!top || x.trace.level > top.level) top = x.trace;
+    }
+  }
+  return top;
+}
+
+/**
+ * vmap of a custom-vjp function is the custom-vjp function of the vmapped f, fwd and bwd
+ * (batch axis 0): the arguments are unwrapped from `batching`, the rule runs one level down,
+ * and the results are wrapped back. Cotangents of arguments that were not batched are summed
+ * over the batch, as they are shared by every example.
+ */
+function batchedCustomVjp(
+  batching: BatchTrace,
+  f: Fn,
+  fwd: (...args: any[]) => [any, any],
+  bwd: (residuals: any, cotangent: any) => any[],
+  args: unknown[],
+): unknown {
+  const batchedLeaf = (l: unknown) => l instanceof BatchTracer && l.trace === batching;
+  const [leaves, def] = flatten(args);
+  const inAxes = unflatten(def, leaves.map((l) => (batchedLeaf(l) ? 0 : null))) as unknown[];
+  const inner = unflatten(
+    def,
+    leaves.map((l) => (batchedLeaf(l) ? (l as BatchTracer).value : l)),
+  ) as unknown[];
+  const batchedBwd = (residuals: unknown, cotangent: unknown) => {
+    const grads = vmap(bwd as Fn)(residuals, cotangent) as unknown[];
+    return grads.map((g, i) => {
+      if (g === null || g === undefined) return g;
+      const [argLeaves] = flatten(args[i]);
+      const [gl, gd] = flatten(g);
+      return unflatten(
+        gd,
+        gl.map((c, k) => (c instanceof Tensor && !batchedLeaf(argLeaves[k]) ? sum(c, 0) : c)),
+      );
+    });
+  };
+  const out = customVjp(
+    vmap(f, { inAxes }),
+    vmap(fwd as Fn, { inAxes }) as (...a: any[]) => [any, any],
+    batchedBwd,
+  )(...inner);
+  const [outLeaves, outDef] = flatten(out);
+  return unflatten(
+    outDef,
+    outLeaves.map((l) => (l instanceof Tensor ? new BatchTracer(batching, l) : l)),
+  );
 }
 
 /**

@@ -293,11 +293,21 @@ function weightGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 }
 
 /**
- * Ungrouped convolutions without input dilation run as im2col + the register-tiled batched
- * matmul (W [O, C·KH·KW] against per-image patch matrices [C·KH·KW, OH·OW]), which is an order
- * of magnitude faster on llvmpipe than one thread per output looping over taps. Returns false
- * (use the direct kernel) when that layout does not apply or would not fit one binding.
+ * Ungrouped convolutions without input dilation run as im2col + the register-tiled matmul,
+ * an order of magnitude faster on llvmpipe than one thread per output looping over taps.
+ * The patch matrix holds every image side by side, [C·KH·KW, N·OH·OW], so one matmul
+ * W [O, C·KH·KW] · cols gives [O, N·OH·OW]: its large dimension gets the big register tiles
+ * (per-image products [O, OH·OW] are too small for them), and the same layout serves the
+ * weight gradient, whose "images" are channels and whose taps are the whole batch. Returns
+ * false (use the direct kernel) when that layout does not apply or would not fit one binding.
  */
+let passBytesOverride: number | null = null;
+
+/** Cap the patch matrix of one im2col pass (tests force several passes); null: the binding limit. */
+export function setIm2colPassBytes(bytes: number | null): void {
+  passBytesOverride = bytes;
+}
+
 function im2colConv(
   x: GpuOperand,
   w: GpuOperand,
@@ -307,17 +317,37 @@ function im2colConv(
 ): boolean {
   if (p.groups !== 1 || p.lhsDilation[0] !== 1 || p.lhsDilation[1] !== 1) return false;
   const K = g.C * g.KH * g.KW, S = g.OH * g.OW;
-  const colsBytes = g.N * K * S * 4;
-  if (colsBytes > runtime.info!.limits.maxStorageBufferBindingSize) return false;
-  const cols = new GpuStorage(colsBytes);
-  // params: 0 count, 1 C, 2 H, 3 W, 4 KH, 5 KW, 6 OH, 7 OW, 8 sh, 9 sw, 10 pt, 11 pl, 12 dh, 13 dw
+  const limit = passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
+  // images per pass, so that each pass's patch matrix fits one binding
+  const perPass = Math.min(g.N, Math.floor(limit / (K * S * 4)));
+  if (perPass < 1) return false;
+  for (let n0 = 0; n0 < g.N; n0 += perPass) {
+    im2colPass(x, w, p, out, g, n0, Math.min(perPass, g.N - n0));
+  }
+  return true;
+}
+
+/** Images [n0, n0 + count) of an im2col convolution. */
+function im2colPass(
+  x: GpuOperand,
+  w: GpuOperand,
+  p: Conv2dParams,
+  out: Aval & { storage: GpuStorage },
+  g: ReturnType<typeof geometry>,
+  n0: number,
+  count: number,
+): void {
+  const K = g.C * g.KH * g.KW, S = g.OH * g.OW, NS = count * S;
+  const cols = new GpuStorage(K * NS * 4);
+  // params: 0 count, 1 C, 2 H, 3 W, 4 KH, 5 KW, 6 OH, 7 OW, 8 sh, 9 sw, 10 pt, 11 pl, 12 dh,
+  // 13 dw, 14 images in this pass, 15 first image
   const P = (i: number) => `i32(${param(i)})`;
   const body = `
   let S = ${param(6)} * ${param(7)};
-  let K = ${param(1)} * ${param(4)} * ${param(5)};
+  let NS = ${param(14)} * S;
   let s = t % S;
-  let k = (t / S) % K;
-  let n = i32(t / (S * K));
+  let n = i32((t / S) % ${param(14)}) + ${P(15)};
+  let k = t / NS;
   let ow = i32(s % ${param(7)}); let oh = i32(s / ${param(7)});
   let kw = i32(k % ${param(5)}); let kh = i32((k / ${param(5)}) % ${param(4)}); let c = i32(k / (${
     param(4)
@@ -332,7 +362,7 @@ function im2colConv(
     "conv2d im2col",
     body,
     [
-      g.N * K * S,
+      K * NS,
       g.C,
       g.H,
       g.W,
@@ -346,23 +376,41 @@ function im2colConv(
       p.padding[2],
       p.dilation[0],
       p.dilation[1],
+      count,
+      n0,
     ],
     [{ storage: x.storage, dtype: "f32" }],
     { storage: cols, dtype: "f32" },
   );
+  // with one image in all, [O, S] is already the output layout
+  const direct = g.N === 1;
+  const product = direct ? out.storage : new GpuStorage(g.O * NS * 4);
   runMatmul({
     a: w.storage,
     b: cols,
-    out: out.storage,
-    batch: g.N,
+    out: product,
+    batch: 1,
     m: g.O,
-    n: S,
+    n: NS,
     k: K,
     transA: false,
     transB: false,
     aBatchStride: 0,
-    bBatchStride: K * S,
+    bBatchStride: 0,
   });
   cols.release();
-  return true;
+  if (direct) return;
+  // [O, count, S] → images n0… of [N, O, S]; params: 0 count, 1 O, 2 images, 3 S, 4 offset
+  runSimple(
+    "conv2d unfold",
+    `
+  let s = t % ${param(3)};
+  let o = (t / ${param(3)}) % ${param(1)};
+  let n = t / (${param(3)} * ${param(1)});
+  out[${param(4)} + t] = in0[(o * ${param(2)} + n) * ${param(3)} + s];`,
+    [count * g.O * S, g.O, count, S, n0 * g.O * S],
+    [{ storage: product, dtype: "f32" }],
+    { storage: out.storage, dtype: "f32" },
+  );
+  product.release();
 }

@@ -11,6 +11,8 @@ import { convOutSize } from "./conv2d.ts";
 import type { Tensor } from "../tensor.ts";
 import { bind } from "../primitive.ts";
 import { add, equal, logicalAnd, logicalNot, logicalOr, where } from "../ops/math.ts";
+import { fullLike, tensor } from "../ops/creation.ts";
+import { reshape } from "../ops/shape.ts";
 import { pad } from "./pad.ts";
 import { slice } from "./slice.ts";
 
@@ -127,6 +129,9 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
  * back by the adjoint of that slice — a pad with interior zeros.
  */
 function windowGrad(g: Tensor, x: Tensor, out: Tensor, p: ReduceWindowParams): Tensor {
+  const tiled = p.op === "max" && p.window[0] === p.stride[0] && p.window[1] === p.stride[1] &&
+    p.padding.every((v) => v === 0);
+  if (tiled) return tiledMaxGrad(g, x, out, p.window);
   const lead = x.shape.slice(0, -2).map(() => 0);
   const [H, W] = x.shape.slice(-2);
   const [OH, OW] = out.shape.slice(-2);
@@ -178,5 +183,51 @@ function windowGrad(g: Tensor, x: Tensor, out: Tensor, p: ReduceWindowParams): T
     start: [...lead, pt, pl],
     stop: [...x.shape.slice(0, -2), pt + H, pl + W],
     step: Array.from({ length: rank }, () => 1),
+  });
+}
+
+/**
+ * Max pooling with non-overlapping windows (stride = window, no padding: every CNN's 2×2
+ * pool): pick each window's first maximum as an index at output size (one cheap pass per
+ * window position), then write the whole gradient in one fused full-size pass —
+ * dx[.., i·kh + a, j·kw + b] = g[.., i, j] where (a, b) is the pick, else 0. Rows and columns
+ * past the last whole window get zeros.
+ */
+function tiledMaxGrad(
+  g: Tensor,
+  x: Tensor,
+  out: Tensor,
+  [kh, kw]: readonly [number, number],
+): Tensor {
+  const lead = x.shape.slice(0, -2);
+  const zeros = lead.map(() => 0);
+  const ones = lead.map(() => 1);
+  const [H, W] = x.shape.slice(-2);
+  const [OH, OW] = out.shape.slice(-2);
+  // the pick: the smallest window position a·kw + b holding the maximum (kh·kw if none: NaN)
+  let pick: Tensor = fullLike(out, kh * kw);
+  for (let a = kh - 1; a >= 0; a--) {
+    for (let b = kw - 1; b >= 0; b--) {
+      const view = bind(slice, [x], {
+        start: [...zeros, a, b],
+        stop: [...lead, a + (OH - 1) * kh + 1, b + (OW - 1) * kw + 1],
+        step: [...ones, kh, kw],
+      });
+      pick = where(equal(view, out), a * kw + b, pick);
+    }
+  }
+  const positions = tensor(Array.from({ length: kh * kw }, (_, i) => i), {
+    shape: [...ones, 1, kh, 1, kw],
+    backend: x.backend,
+  });
+  const spread = (t: Tensor) => reshape(t, [...lead, OH, 1, OW, 1]);
+  const blocks = where(equal(positions, spread(pick)), spread(g), 0); // [.., OH, kh, OW, kw]
+  const dx = reshape(blocks, [...lead, OH * kh, OW * kw]);
+  if (OH * kh === H && OW * kw === W) return dx;
+  return bind(pad, [dx], {
+    lo: [...zeros, 0, 0],
+    hi: [...zeros, H - OH * kh, W - OW * kw],
+    interior: [...zeros, 0, 0],
+    value: 0,
   });
 }

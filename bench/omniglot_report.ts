@@ -1,0 +1,203 @@
+/**
+ * Omniglot acceptance report (issue #6): the characters are split 80/20 into training and
+ * held-out classes (seeded), a learner is meta-trained on episodes of the training classes
+ * with 90° rotations as extra classes, and scored by 5-way 1-shot accuracy on episodes of the
+ * held-out characters, mean ± 95% CI. Progress is checkpointed atomically every `--every`
+ * episodes; rerunning the same command resumes from the checkpoint. Run by hand; results go
+ * to README and bench/RESULTS.md.
+ *
+ *   deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
+ *     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
+ *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
+ *     [--inner-steps 1] [--inner-lr 0.4] [--first-order]
+ */
+import { parseArgs } from "node:util";
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import {
+  maml,
+  mergeSummaries,
+  type MetaMetrics,
+  protoNet,
+  type Summary,
+  type TaskBatch,
+} from "../algorithms/mod.ts";
+import { loadOmniglot, sampleEpisodes, splitClasses } from "../envs/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    algo: { type: "string", default: "protonet" },
+    data: { type: "string" },
+    episodes: { type: "string" },
+    "train-ways": { type: "string" },
+    "train-queries": { type: "string" },
+    "meta-batch": { type: "string", default: "8" },
+    "inner-steps": { type: "string", default: "1" },
+    "inner-lr": { type: "string", default: "0.4" },
+    "first-order": { type: "boolean", default: false },
+    "test-tasks": { type: "string", default: "400" },
+    "test-queries": { type: "string", default: "5" },
+    every: { type: "string", default: "50" },
+    checkpoint: { type: "string" },
+    out: { type: "string" },
+  },
+});
+const algo = values.algo!;
+if (algo !== "protonet" && algo !== "maml") {
+  throw new Error(`--algo must be protonet or maml, got ${algo}`);
+}
+const dataDir = values.data ?? Deno.env.get("OMNIGLOT_DIR");
+if (!dataDir) throw new Error("pass --data <folder with the Omniglot zips> or set OMNIGLOT_DIR");
+const isProto = algo === "protonet";
+const episodes = Number(values.episodes ?? (isProto ? 600 : 2000));
+const trainWays = Number(values["train-ways"] ?? (isProto ? 20 : 5));
+const trainQueries = Number(values["train-queries"] ?? (isProto ? 3 : 5));
+const metaBatch = isProto ? 1 : Number(values["meta-batch"]);
+const testTasks = Number(values["test-tasks"]);
+const testQueries = Number(values["test-queries"]);
+const every = Number(values.every);
+const checkpointPath = values.checkpoint ?? `omniglot_${algo}.safetensors`;
+
+const info = await mg.init();
+const t0 = performance.now();
+const data = await loadOmniglot(dataDir);
+const { train, test } = splitClasses(mg.random.key(2024), data.images, 0.8);
+console.log(
+  `${data.classes.length} characters (${data.cached ? "cached" : "decoded"} in ${
+    ((performance.now() - t0) / 1000).toFixed(1)
+  } s): ${train.shape[0]} training, ${test.shape[0]} held out; adapter ${info.description}`,
+);
+
+const embedding = mg.nn.conv4({ inChannels: 1, imageSize: 28 });
+type State = { params: unknown };
+let learner: {
+  init: (k: Tensor) => State;
+  metaStep: (s: State, b: TaskBatch) => [State, MetaMetrics];
+};
+let evaluate: (s: State, b: TaskBatch) => Promise<{ accuracy?: Summary }>;
+let config: Record<string, unknown>;
+if (isProto) {
+  const trainer = protoNet({ embedding, ways: trainWays });
+  const tester = protoNet({ embedding, ways: 5 });
+  learner = trainer as unknown as typeof learner;
+  evaluate = (s, b) => tester.evaluate(s as any, b);
+  config = { trainWays, shots: 1, trainQueries, optimizer: "Adam 1e-3" };
+} else {
+  const model = mg.nn.conv4({ inChannels: 1, imageSize: 28, ways: 5 });
+  const m = maml({
+    model,
+    loss: "crossEntropy",
+    innerSteps: Number(values["inner-steps"]),
+    innerLr: Number(values["inner-lr"]),
+    firstOrder: values["first-order"],
+  });
+  learner = m as unknown as typeof learner;
+  evaluate = (s, b) => m.evaluate(s as any, b);
+  config = {
+    ways: 5,
+    shots: 1,
+    trainQueries,
+    metaBatch,
+    innerSteps: Number(values["inner-steps"]),
+    innerLr: Number(values["inner-lr"]),
+    firstOrder: values["first-order"],
+    metaOptimizer: "Adam 1e-3",
+  };
+}
+
+// resume from the checkpoint when one exists (written atomically, so never half a file)
+let state = learner.init(mg.random.key(0));
+let done = 0;
+let trainSeconds = 0;
+try {
+  const { tree } = await mg.loadCheckpoint(checkpointPath);
+  state = tree.state;
+  done = tree.episode;
+  trainSeconds = tree.seconds;
+  console.log(`resuming from ${checkpointPath} at episode ${done}`);
+} catch (e) {
+  if (!(e as Error).message.includes("cannot read")) throw e;
+}
+
+const trainKey = mg.random.key(7);
+const metricName = "accuracy";
+let window: Tensor[] = [];
+let windowStart = performance.now();
+while (done < episodes) {
+  const batch = mg.tidy(() =>
+    sampleEpisodes(mg.random.foldIn(trainKey, done), train, {
+      tasks: metaBatch,
+      ways: trainWays,
+      shots: 1,
+      queries: trainQueries,
+      rotations: true,
+    })
+  );
+  const [next, metrics] = learner.metaStep(state, batch as unknown as TaskBatch);
+  mg.tree.map((t: Tensor) => t.dispose(), batch);
+  state = next;
+  if (metrics.accuracy) metrics.loss.dispose();
+  window.push(metrics.accuracy ?? metrics.loss);
+  done++;
+  if (done % every === 0 || done === episodes) {
+    const accs = await Promise.all(window.map((t) => t.item()));
+    window.forEach((t) => t.dispose());
+    window = [];
+    const seconds = (performance.now() - windowStart) / 1000;
+    const perEpisode = seconds / accs.length;
+    trainSeconds += seconds;
+    console.log(
+      `episode ${done}/${episodes}: training ${metricName} ${
+        (100 * accs.reduce((a, b) => a + b, 0) / accs.length).toFixed(1)
+      }% ${perEpisode.toFixed(2)} s/episode, ETA ${
+        ((episodes - done) * perEpisode / 60).toFixed(0)
+      } min`,
+    );
+    await mg.saveCheckpoint(checkpointPath, { state, episode: done, seconds: trainSeconds });
+    windowStart = performance.now();
+  }
+}
+
+// 5-way 1-shot on the held-out characters, in chunks so activations stay small
+const evalStart = performance.now();
+const CHUNK = 20;
+const parts: Summary[] = [];
+for (let start = 0; start < testTasks; start += CHUNK) {
+  const tasks = Math.min(CHUNK, testTasks - start);
+  const batch = sampleEpisodes(mg.random.foldIn(mg.random.key(99), start), test, {
+    tasks,
+    ways: 5,
+    shots: 1,
+    queries: testQueries,
+  });
+  parts.push((await evaluate(state, batch as unknown as TaskBatch)).accuracy!);
+  mg.tree.map((t: Tensor) => t.dispose(), batch);
+}
+const accuracy = mergeSummaries(parts);
+const evalSeconds = (performance.now() - evalStart) / 1000;
+const line =
+  `${algo}: 5-way 1-shot accuracy on ${test.shape[0]} held-out characters: ${
+    (100 * accuracy.mean).toFixed(2)
+  } ± ${(100 * accuracy.ci95).toFixed(2)}% over ${accuracy.n} episodes (${testQueries} queries ` +
+  `per class); ${episodes} training episodes in ${(trainSeconds / 60).toFixed(1)} min, ` +
+  `evaluation ${evalSeconds.toFixed(0)} s, adapter ${info.description}`;
+console.log(line);
+if (values.out) {
+  await Deno.writeTextFile(
+    values.out,
+    JSON.stringify(
+      {
+        algo,
+        adapter: info.description,
+        config,
+        episodes,
+        trainSeconds,
+        evalSeconds,
+        accuracy,
+      },
+      null,
+      2,
+    ),
+  );
+}

@@ -11,9 +11,6 @@ import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runMatmul } from "../backend/webgpu/kernels/matmul.ts";
 import type { Tensor } from "../tensor.ts";
 import { bind } from "../primitive.ts";
-import { eye } from "../ops/creation.ts";
-import { mul } from "../ops/math.ts";
-import { sum } from "../ops/reduce.ts";
 import { flip, reshape, slice, transpose } from "../ops/shape.ts";
 import { materialize } from "./batching.ts";
 
@@ -272,35 +269,27 @@ function inputGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 
 /**
  * ∂/∂w: correlate x (batch and channels swapped) with g as the kernel, dilated by the forward
- * stride; with groups, keep the block-diagonal (group-to-same-group) part.
+ * stride; with feature groups this is itself a grouped convolution (the work of one group
+ * per group, not a full cross-group product).
  */
 function weightGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
-  const [O, I, KH, KW] = w.shape;
-  const G = p.groups, Og = O / G;
-  const full = bind(conv2d, [transpose(x, [1, 0, 2, 3]), transpose(g, [1, 0, 2, 3])], {
+  const [, I, KH, KW] = w.shape;
+  const [N, , H, W] = x.shape;
+  const G = p.groups;
+  // images: the input channels of a group, [I, G·N, H, W]; kernels: the gradient, [O, N, OH, OW];
+  // feature groups pair group j's images with group j's output channels only
+  const xt = reshape(transpose(reshape(x, [N, G, I, H, W]), [2, 1, 0, 3, 4]), [I, G * N, H, W]);
+  const gt = transpose(g, [1, 0, 2, 3]);
+  const full = bind(conv2d, [xt, gt], {
     stride: p.dilation,
     padding: p.padding,
     dilation: p.stride,
     lhsDilation: p.lhsDilation,
-    groups: 1,
-  }); // [C, O, ≥KH, ≥KW]
-  const cropped = slice(full, [null, null, [0, KH], [0, KW]]);
-  if (G === 1) return transpose(cropped, [1, 0, 2, 3]);
-  const blocks = reshape(cropped, [G, I, G, Og, KH, KW]);
-  const diag = reshape(eye(G, G, 0, { backend: x.backend }), [G, 1, G, 1, 1, 1]);
-  const same = sum(mul(blocks, diag), 2); // [G, I, Og, KH, KW]
-  return reshape(transpose(same, [0, 2, 1, 3, 4]), [O, I, KH, KW]);
+    groups: G,
+  }); // [I, O, ≥KH, ≥KW]
+  return transpose(slice(full, [null, null, [0, KH], [0, KW]]), [1, 0, 2, 3]);
 }
 
-/**
- * Ungrouped convolutions without input dilation run as im2col + the register-tiled matmul,
- * an order of magnitude faster on llvmpipe than one thread per output looping over taps.
- * The patch matrix holds every image side by side, [C·KH·KW, N·OH·OW], so one matmul
- * W [O, C·KH·KW] · cols gives [O, N·OH·OW]: its large dimension gets the big register tiles
- * (per-image products [O, OH·OW] are too small for them), and the same layout serves the
- * weight gradient, whose "images" are channels and whose taps are the whole batch. Returns
- * false (use the direct kernel) when that layout does not apply or would not fit one binding.
- */
 let passBytesOverride: number | null = null;
 
 /** Cap the patch matrix of one im2col pass (tests force several passes); null: the binding limit. */
@@ -308,6 +297,16 @@ export function setIm2colPassBytes(bytes: number | null): void {
   passBytesOverride = bytes;
 }
 
+/**
+ * Convolutions without input dilation run as im2col + the register-tiled matmul (batched
+ * over feature groups — vmap over per-task weights makes one group per task),
+ * an order of magnitude faster on llvmpipe than one thread per output looping over taps.
+ * The patch matrix holds every image side by side, [C·KH·KW, N·OH·OW], so one matmul
+ * W [O, C·KH·KW] · cols gives [O, N·OH·OW]: its large dimension gets the big register tiles
+ * (per-image products [O, OH·OW] are too small for them), and the same layout serves the
+ * weight gradient, whose "images" are channels and whose taps are the whole batch. Returns
+ * false (use the direct kernel) when that layout does not apply or would not fit one binding.
+ */
 function im2colConv(
   x: GpuOperand,
   w: GpuOperand,
@@ -315,7 +314,7 @@ function im2colConv(
   out: Aval & { storage: GpuStorage },
   g: ReturnType<typeof geometry>,
 ): boolean {
-  if (p.groups !== 1 || p.lhsDilation[0] !== 1 || p.lhsDilation[1] !== 1) return false;
+  if (p.lhsDilation[0] !== 1 || p.lhsDilation[1] !== 1) return false;
   const K = g.C * g.KH * g.KW, S = g.OH * g.OW;
   const limit = passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
   // images per pass, so that each pass's patch matrix fits one binding
@@ -385,18 +384,20 @@ function im2colPass(
   // with one image in all, [O, S] is already the output layout
   const direct = g.N === 1;
   const product = direct ? out.storage : new GpuStorage(g.O * NS * 4);
+  // group j: W [O/G, K/G] (contiguous in w) times rows j·K/G… of cols — one batched matmul
+  const G = p.groups, Og = g.O / G, Kg = K / G;
   runMatmul({
     a: w.storage,
     b: cols,
     out: product,
-    batch: 1,
-    m: g.O,
+    batch: G,
+    m: Og,
     n: NS,
-    k: K,
+    k: Kg,
     transA: false,
     transB: false,
-    aBatchStride: 0,
-    bBatchStride: 0,
+    aBatchStride: Og * Kg,
+    bBatchStride: Kg * NS,
   });
   cols.release();
   if (direct) return;

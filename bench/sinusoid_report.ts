@@ -5,6 +5,7 @@
  * measuring the query MSE, mean ± 95% CI. Run by hand; results go to README.
  *
  *   deno run -A bench/sinusoid_report.ts [--steps 10000] [--only maml2,maml1,reptile,joint]
+ *     [--init glorot|torch]   (torch: U(±1/√fanIn) weights and biases, PyTorch's default)
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -25,12 +26,18 @@ const { values } = parseArgs({
     steps: { type: "string", default: "10000" },
     only: { type: "string", default: "maml2,maml1,reptile,joint" },
     out: { type: "string" },
+    init: { type: "string", default: "glorot" },
   },
 });
+if (values.init !== "glorot" && values.init !== "torch") {
+  throw new Error(`--init must be glorot or torch, got ${values.init}`);
+}
 const steps = Number(values.steps);
 const which = values.only!.split(",");
 const info = await mg.init();
-const model = mg.nn.sinusoidMlp();
+const model = values.init === "torch"
+  ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.fanInUniform, biasInit: mg.nn.fanInUniform })
+  : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
 const test = sampleSinusoid(mg.random.key(12345), { tasks: 100, shots: 10 });
 /** The scoring protocol shared by every method: k SGD steps at α from the learned init. */
@@ -124,7 +131,9 @@ if (which.includes("joint")) {
   );
 }
 
-console.log(`\nadapter: ${info.description}; ${steps} meta-steps; 100 test tasks, K = 10`);
+console.log(
+  `\nadapter: ${info.description}; ${steps} meta-steps; 100 test tasks, K = 10; ${values.init} init`,
+);
 console.log(
   "| method | 1 step, α = 0.01 | 10 steps, α = 0.01 | 32 steps, α = 0.02 | train time |",
 );
@@ -138,6 +147,6 @@ for (const r of rows) {
 if (values.out) {
   await Deno.writeTextFile(
     values.out,
-    JSON.stringify({ adapter: info.description, steps, rows }, null, 2),
+    JSON.stringify({ adapter: info.description, steps, init: values.init, rows }, null, 2),
   );
 }

@@ -153,6 +153,23 @@ Deno.test("initialisers have the documented scales", async () => {
   assertAllClose(await v(nn.constantInit(0.5)(k, [2])), [0.5, 0.5]);
 });
 
+Deno.test("fanInUniform: PyTorch's default bounds for weights and (via the layer's fan-in) biases", async () => {
+  const layer = nn.dense(400, 300, { init: nn.fanInUniform, biasInit: nn.fanInUniform });
+  const { params } = layer.init(mg.random.key(8));
+  const bound = 1 / Math.sqrt(400);
+  const w = await v(params.w), b = await v(params.b!);
+  if (w.some((x) => Math.abs(x) > bound) || b.some((x) => Math.abs(x) > bound)) {
+    throw new Error("fanInUniform drew outside ±1/√fanIn");
+  }
+  const sd = (a: number[]) => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / a.length);
+  assertAllClose([sd(w), sd(b)], [bound / Math.sqrt(3), bound / Math.sqrt(3)], { rtol: 0.15 });
+  // the default bias stays zero, and the weights do not change when a bias initialiser is given
+  const plain = nn.dense(400, 300).init(mg.random.key(8)).params;
+  assertAllClose(await v(plain.b!), new Array(300).fill(0), { atol: 0 });
+  const glorotWithBias = nn.dense(400, 300, { biasInit: nn.fanInUniform }).init(mg.random.key(8));
+  assertAllClose(await v(glorotWithBias.params.w), await v(plain.w), { atol: 0 });
+});
+
 Deno.test("orthogonal initialiser: orthonormal rows or columns on both backends, keyed, scaled", async () => {
   for (const backend of ["reference", "webgpu"] as const) {
     mg.setBackend(backend);

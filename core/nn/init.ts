@@ -8,8 +8,11 @@ import { matmul } from "../ops/linalg.ts";
 import { reshape, transpose } from "../ops/shape.ts";
 import { fmtShape, sizeOf } from "../shape.ts";
 
-/** An initialiser: values of `shape` drawn with `key`. */
-export type Initializer = (key: Tensor, shape: readonly number[]) => Tensor;
+/**
+ * An initialiser: values of `shape` drawn with `key`. Layers pass `fanIn` when initialising a
+ * bias, whose own shape does not tell it.
+ */
+export type Initializer = (key: Tensor, shape: readonly number[], fanIn?: number) => Tensor;
 
 /** Fan-in and fan-out of a dense [in, out] or conv [out, in, kh, kw] weight. */
 export function fans(shape: readonly number[]): [number, number] {
@@ -48,6 +51,21 @@ export function glorotUniform(key: Tensor, shape: readonly number[]): Tensor {
 export function glorotNormal(key: Tensor, shape: readonly number[]): Tensor {
   const [i, o] = fans(shape);
   return random.normal(key, shape, { std: Math.sqrt(2 / (i + o)) });
+}
+
+/**
+ * U(±1/√fanIn): PyTorch's default for the weights and biases of Linear and Conv layers
+ * (kaiming_uniform with a = √5). As a bias initialiser it uses the layer's fan-in.
+ *
+ * @example
+ * ```ts
+ * import { nn } from "@metagrad/metagrad";
+ * const layer = nn.dense(40, 40, { init: nn.fanInUniform, biasInit: nn.fanInUniform });
+ * ```
+ */
+export function fanInUniform(key: Tensor, shape: readonly number[], fanIn?: number): Tensor {
+  const a = 1 / Math.sqrt(fanIn ?? fans(shape)[0]);
+  return random.uniform(key, shape, { minval: -a, maxval: a });
 }
 
 /**

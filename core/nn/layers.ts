@@ -51,14 +51,18 @@ export interface Module<P = any, S = any> {
 export function dense(
   inFeatures: number,
   outFeatures: number,
-  opts: { init?: Initializer; bias?: boolean } = {},
+  opts: { init?: Initializer; bias?: boolean; biasInit?: Initializer } = {},
 ): Module<{ w: Tensor; b?: Tensor }, null> {
   const winit = opts.init ?? glorotUniform;
   const bias = opts.bias ?? true;
   return {
     init(key) {
       const params: { w: Tensor; b?: Tensor } = { w: winit(key, [inFeatures, outFeatures]) };
-      if (bias) params.b = zerosInit(key, [outFeatures]);
+      if (bias) {
+        params.b = opts.biasInit
+          ? opts.biasInit(random.foldIn(key, 1), [outFeatures], inFeatures)
+          : zerosInit(key, [outFeatures]);
+      }
       return { params, state: null };
     },
     apply(p, _s, x) {

@@ -61,6 +61,8 @@ export interface MlpOptions {
   finalActivation?: (x: Tensor) => Tensor;
   /** Weight initialiser of every layer (default Glorot uniform). */
   init?: Initializer;
+  /** Bias initialiser of every layer, given the layer's fan-in (default zeros). */
+  biasInit?: Initializer;
 }
 
 /**
@@ -82,7 +84,7 @@ export function mlp(sizes: readonly number[], opts: MlpOptions = {}): Module {
   }
   const layers: Module[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
-    layers.push(dense(sizes[i], sizes[i + 1], { init: opts.init }));
+    layers.push(dense(sizes[i], sizes[i + 1], { init: opts.init, biasInit: opts.biasInit }));
     const act = i + 2 < sizes.length ? opts.activation ?? relu : opts.finalActivation;
     if (act) layers.push(fn(act));
   }

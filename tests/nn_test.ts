@@ -288,6 +288,12 @@ Deno.test("model builders: mlp, sinusoid MLP and Conv-4 (shapes, gradients, WebG
   const imgs = t([2, 1, 16, 16], 20);
   const [logits] = small.apply(c.params, c.state, imgs);
   if (logits.shape.join() !== "2,3") throw new Error(`conv4 output ${logits.shape}`);
+  assertThrowsWith(
+    () => small.apply(c.params, c.state, mg.zeros([2, 1, 28, 28])),
+    "conv4",
+    "[N, 1, 16, 16]",
+    "[2, 1, 28, 28]",
+  );
   await mg.checkGrads((p: unknown) => small.apply(p as unknown[], c.state, imgs)[0], [c.params], {
     maxElements: 2,
   });

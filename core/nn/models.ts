@@ -50,7 +50,21 @@ export function conv4(
     throw new RangeError(`conv4: images of ${opts.imageSize} pixels vanish after four 2×2 pools`);
   }
   const head = opts.ways === undefined ? [] : [dense(hidden * size * size, opts.ways)];
-  return sequential(...blocks, flatten(), ...head);
+  const net = sequential(...blocks, flatten(), ...head);
+  const want = [opts.inChannels, opts.imageSize, opts.imageSize];
+  return {
+    init: net.init,
+    apply(p, s, x, ctx) {
+      if (x.ndim < 4 || x.shape.slice(-3).some((d, i) => d !== want[i])) {
+        throw new RangeError(
+          `conv4: built for images [N, ${want.join(", ")}] (inChannels, imageSize), got ` +
+            `[${x.shape.join(", ")}]; resize the images (e.g. loadOmniglot's imageSize) or build ` +
+            `conv4 for this size`,
+        );
+      }
+      return net.apply(p, s, x, ctx);
+    },
+  };
 }
 
 /** Options of `mlp`. */

@@ -121,7 +121,6 @@ try {
 }
 
 const trainKey = mg.random.key(7);
-const metricName = "accuracy";
 let window: Tensor[] = [];
 let windowStart = performance.now();
 while (done < episodes) {
@@ -148,7 +147,7 @@ while (done < episodes) {
     const perEpisode = seconds / accs.length;
     trainSeconds += seconds;
     console.log(
-      `episode ${done}/${episodes}: training ${metricName} ${
+      `episode ${done}/${episodes}: training accuracy ${
         (100 * accs.reduce((a, b) => a + b, 0) / accs.length).toFixed(1)
       }% ${perEpisode.toFixed(2)} s/episode, ETA ${
         ((episodes - done) * perEpisode / 60).toFixed(0)

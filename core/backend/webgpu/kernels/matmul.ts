@@ -41,7 +41,7 @@ export function setMatmulTiling(t: MatmulTiling | null): void {
  * Per adapter and size. Software adapters use register blocks: 16×32 with vec4 loads for
  * big products whose K and N allow vec4 (compiles in ~5 s once, then Mesa's disk cache has
  * it) — a big output, or a deep K filling at least one 64×256 workgroup tile (a conv weight
- * gradient: [64, 24500]·[24500, 576] runs at 2.4 GFLOP/s so and 1.4 with fitted tiles) —
+ * gradient: [64, 24500]·[24500, 576] runs at 2.4 GFLOP/s so, 1.4 with fitted tiles) —
  * 16×16 for medium outputs, fitted small blocks for small ones (MAML-sized layers).
  */
 export function chooseTiling(m: number, n: number, vec4: boolean, k = 0): MatmulTiling {

@@ -22,12 +22,19 @@ export {
   adapterInfo,
   getBackend,
   init,
+  profile,
   runtimeStats,
   setBackend,
   sync,
   trimPool,
 } from "./core/backend/api.ts";
-export type { AdapterInfo, BackendName, RuntimeStats } from "./core/backend/api.ts";
+export type {
+  AdapterInfo,
+  BackendName,
+  KernelTiming,
+  Profile,
+  RuntimeStats,
+} from "./core/backend/api.ts";
 export * from "./core/ops/all.ts";
 export {
   checkpoint,

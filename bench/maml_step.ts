@@ -5,6 +5,7 @@
  * live bytes; second- and first-order; 1 and 5 inner steps; and a wide variant.
  *
  *   deno run -A bench/maml_step.ts [--quick]
+ *   deno run -A bench/maml_step.ts --profile   (GPU time per kernel of the vmap+jit step)
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -120,10 +121,35 @@ export function formatRows(rows: MamlRow[]): string {
   return lines.join("\n");
 }
 
+/** GPU time per kernel of `steps` vmap+jit meta-steps (second order, 1 inner step). */
+export async function profileMaml(steps = 10): Promise<string> {
+  const c: MamlConfig = { innerSteps: 1, alpha: 0.01, firstOrder: false };
+  const params = mg.tidy(() => initMlp(mg.random.key(0)));
+  const batch = sampleSinusoid(mg.random.key(10), { tasks: 25, shots: 10 });
+  const step = makeStep("vmap+jit", c);
+  for (let i = 0; i < 3; i++) dispose(await settled(step(params, batch)));
+  const p = await mg.profile(async () => {
+    for (let i = 0; i < steps; i++) dispose(await settled(step(params, batch)));
+  });
+  dispose([params, batch]);
+  return `${steps} meta-steps (2nd order, 1 inner step, 25 tasks, vmap+jit): ` + p.table(30);
+}
+
+async function settled<T extends [Tensor, unknown]>(out: T): Promise<T> {
+  await out[0].item();
+  return out;
+}
+
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
+  const { values } = parseArgs({
+    options: { quick: { type: "boolean" }, profile: { type: "boolean" } },
+  });
   const info = await mg.init();
   console.log(`adapter: ${info.description}, deno ${Deno.version.deno}`);
+  if (values.profile) {
+    console.log(await profileMaml());
+    Deno.exit(0);
+  }
   const rows: MamlRow[] = [];
   const modes: Mode[] = ["eager loop", "vmap", "vmap+jit"];
   const variants = values.quick ? [{ innerSteps: 1, firstOrder: false }] : [

@@ -6,6 +6,10 @@
  *
  *   deno run -A bench/sinusoid_report.ts [--steps 10000] [--only maml2,maml1,reptile,joint]
  *     [--init glorot|torch]   (torch: U(±1/√fanIn) weights and biases, PyTorch's default)
+ *     [--seeds 0,1,2]         (one training run per seed: init key(s), task stream key(7 + s))
+ *
+ * Besides the issue's 100 test tasks, every method is also scored on 2,000 more tasks so that
+ * the test draw and run-to-run variance can be told apart.
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -27,6 +31,7 @@ const { values } = parseArgs({
     only: { type: "string", default: "maml2,maml1,reptile,joint" },
     out: { type: "string" },
     init: { type: "string", default: "glorot" },
+    seeds: { type: "string", default: "0" },
   },
 });
 if (values.init !== "glorot" && values.init !== "torch") {
@@ -34,46 +39,61 @@ if (values.init !== "glorot" && values.init !== "torch") {
 }
 const steps = Number(values.steps);
 const which = values.only!.split(",");
+const seeds = values.seeds!.split(",").map(Number);
+if (seeds.some((s) => !Number.isInteger(s) || s < 0)) {
+  throw new Error(`--seeds must be non-negative integers, got ${values.seeds}`);
+}
 const info = await mg.init();
 const model = values.init === "torch"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.fanInUniform, biasInit: mg.nn.fanInUniform })
   : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
 const test = sampleSinusoid(mg.random.key(12345), { tasks: 100, shots: 10 });
+const wideTest = sampleSinusoid(mg.random.key(54321), { tasks: 2000, shots: 10 });
 /** The scoring protocol shared by every method: k SGD steps at α from the learned init. */
 const scorer = maml({ model, loss: "mse", innerLr: ALPHA });
 /** Reptile's own protocol (Nichol et al.'s sinusoid demo): 32 SGD steps at 0.02. */
 const longScorer = maml({ model, loss: "mse", innerLr: 0.02 });
 const modelState = model.init(mg.random.key(0)).state;
 
-async function score(params: unknown): Promise<{ k1: Summary; k10: Summary; k32: Summary }> {
+interface Scores {
+  k1: Summary;
+  k10: Summary;
+  k32: Summary;
+  wideK1: Summary;
+  wideK10: Summary;
+}
+
+async function score(params: unknown): Promise<Scores> {
   const state: MamlState = { params, modelState, lrs: [], opt: null };
   return {
     k1: (await scorer.evaluate(state, test, 1)).loss,
     k10: (await scorer.evaluate(state, test, 10)).loss,
     k32: (await longScorer.evaluate(state, test, 32)).loss,
+    wideK1: (await scorer.evaluate(state, wideTest, 1)).loss,
+    wideK10: (await scorer.evaluate(state, wideTest, 10)).loss,
   };
 }
 
-interface Row {
+interface Row extends Scores {
   method: string;
+  seed: number;
   steps: number;
   seconds: number;
-  k1: Summary;
-  k10: Summary;
-  k32: Summary;
 }
 const rows: Row[] = [];
+const fmt = (s: Summary) => `${s.mean.toFixed(3)} ± ${s.ci95.toFixed(3)}`;
 
 async function train<S extends { params: unknown }>(
   name: string,
+  seed: number,
   init: S,
   step: (s: S, b: TaskBatch) => [S, MetaMetrics],
 ): Promise<void> {
   const t0 = performance.now();
   const state = await metaTrain(step, init, (k) => sampleSinusoid(k, { tasks: 25, shots: 10 }), {
     steps,
-    key: mg.random.key(7),
+    key: mg.random.key(7 + seed),
     every: 500,
     onProgress: (p) =>
       console.log(
@@ -84,69 +104,73 @@ async function train<S extends { params: unknown }>(
   });
   const seconds = (performance.now() - t0) / 1000;
   const s = await score(state.params);
-  rows.push({ method: name, steps, seconds, ...s });
+  rows.push({ method: name, seed, steps, seconds, ...s });
   console.log(
-    `${name}: post-1-step MSE ${s.k1.mean.toFixed(3)} ± ${s.k1.ci95.toFixed(3)}, post-10-step ${
-      s.k10.mean.toFixed(3)
-    } ± ${s.k10.ci95.toFixed(3)} (${seconds.toFixed(0)} s)`,
+    `${name} (seed ${seed}): post-1-step MSE ${fmt(s.k1)}, post-10-step ${fmt(s.k10)}; ` +
+      `on 2,000 tasks ${fmt(s.wideK1)} / ${fmt(s.wideK10)} (${seconds.toFixed(0)} s)`,
   );
 }
 
-if (which.includes("maml2")) {
-  const l = maml({ model, loss: "mse", innerLr: ALPHA, innerSteps: 1 });
-  await train("MAML (second order)", l.init(mg.random.key(0)), l.metaStep);
-}
-if (which.includes("maml1")) {
-  const l = maml({ model, loss: "mse", innerLr: ALPHA, innerSteps: 1, firstOrder: true });
-  await train("MAML (first order)", l.init(mg.random.key(0)), l.metaStep);
-}
-if (which.includes("reptile")) {
-  const l = reptile({ model, loss: "mse", innerSteps: 5, innerLr: 0.02, metaLr: 0.1 });
-  await train("Reptile (batched)", l.init(mg.random.key(0)), l.metaStep);
-}
-if (which.includes("joint")) {
-  // no meta-learning: one network fitted to the pooled points of all training tasks
-  const opt = mg.optim.adam(1e-3);
-  const init = model.init(mg.random.key(0)).params;
-  const step = mg.jit(
-    (s: { params: unknown; opt: any }, b: ReturnType<typeof sampleSinusoid>) => {
-      const loss = (p: unknown) =>
-        mg.nn.mse(
-          model.apply(p, modelState, mg.reshape(b.xs, [-1, 1]))[0],
-          mg.reshape(b.ys, [-1, 1]),
-        );
-      const [value, g] = mg.valueAndGrad(loss)(s.params);
-      const [updates, o] = opt.update(g, s.opt, s.params);
-      return [{ params: mg.optim.applyUpdates(s.params, updates), opt: o }, { loss: value }] as [
-        { params: unknown; opt: any },
-        MetaMetrics,
-      ];
-    },
-    { donateArgnums: [0] },
-  );
-  await train(
-    "Joint training (no meta-learning)",
-    { params: init, opt: opt.init(init) },
-    step as any,
-  );
+for (const seed of seeds) {
+  if (which.includes("maml2")) {
+    const l = maml({ model, loss: "mse", innerLr: ALPHA, innerSteps: 1 });
+    await train("MAML (second order)", seed, l.init(mg.random.key(seed)), l.metaStep);
+  }
+  if (which.includes("maml1")) {
+    const l = maml({ model, loss: "mse", innerLr: ALPHA, innerSteps: 1, firstOrder: true });
+    await train("MAML (first order)", seed, l.init(mg.random.key(seed)), l.metaStep);
+  }
+  if (which.includes("reptile")) {
+    const l = reptile({ model, loss: "mse", innerSteps: 5, innerLr: 0.02, metaLr: 0.1 });
+    await train("Reptile (batched)", seed, l.init(mg.random.key(seed)), l.metaStep);
+  }
+  if (which.includes("joint")) {
+    // no meta-learning: one network fitted to the pooled points of all training tasks
+    const opt = mg.optim.adam(1e-3);
+    const init = model.init(mg.random.key(seed)).params;
+    const step = mg.jit(
+      (s: { params: unknown; opt: any }, b: ReturnType<typeof sampleSinusoid>) => {
+        const loss = (p: unknown) =>
+          mg.nn.mse(
+            model.apply(p, modelState, mg.reshape(b.xs, [-1, 1]))[0],
+            mg.reshape(b.ys, [-1, 1]),
+          );
+        const [value, g] = mg.valueAndGrad(loss)(s.params);
+        const [updates, o] = opt.update(g, s.opt, s.params);
+        return [{ params: mg.optim.applyUpdates(s.params, updates), opt: o }, { loss: value }] as [
+          { params: unknown; opt: any },
+          MetaMetrics,
+        ];
+      },
+      { donateArgnums: [0] },
+    );
+    await train(
+      "Joint training (no meta-learning)",
+      seed,
+      { params: init, opt: opt.init(init) },
+      step as any,
+    );
+  }
 }
 
 console.log(
   `\nadapter: ${info.description}; ${steps} meta-steps; 100 test tasks, K = 10; ${values.init} init`,
 );
 console.log(
-  "| method | 1 step, α = 0.01 | 10 steps, α = 0.01 | 32 steps, α = 0.02 | train time |",
+  "| method | seed | 1 step, α = 0.01 | 10 steps, α = 0.01 | 32 steps, α = 0.02 | " +
+    "1 step, 2,000 tasks | 10 steps, 2,000 tasks | train time |",
 );
-console.log("|---|---|---|---|---|");
-const fmt = (s: Summary) => `${s.mean.toFixed(3)} ± ${s.ci95.toFixed(3)}`;
+console.log("|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
-    `| ${r.method} | ${fmt(r.k1)} | ${fmt(r.k10)} | ${fmt(r.k32)} | ${r.seconds.toFixed(0)} s |`,
+    `| ${r.method} | ${r.seed} | ${fmt(r.k1)} | ${fmt(r.k10)} | ${fmt(r.k32)} | ${
+      fmt(r.wideK1)
+    } | ${fmt(r.wideK10)} | ${r.seconds.toFixed(0)} s |`,
   );
 }
 if (values.out) {
   await Deno.writeTextFile(
     values.out,
-    JSON.stringify({ adapter: info.description, steps, init: values.init, rows }, null, 2),
+    JSON.stringify({ adapter: info.description, steps, init: values.init, seeds, rows }, null, 2),
   );
 }

@@ -3,8 +3,9 @@ import { defaultBackend, setDefaultBackend } from "./select.ts";
 import type { BackendName } from "./storage.ts";
 import type { AdapterInfo } from "./webgpu/device.ts";
 import { runtime, type RuntimeStats } from "./webgpu/runtime.ts";
+import type { KernelTiming } from "./webgpu/profiler.ts";
 
-export type { AdapterInfo, BackendName, RuntimeStats };
+export type { AdapterInfo, BackendName, KernelTiming, RuntimeStats };
 
 /**
  * Acquire the WebGPU device now (otherwise it is acquired at the first op) and return the
@@ -105,4 +106,76 @@ export function sync(): Promise<void> {
  */
 export function trimPool(): void {
   if (runtime.ready) runtime.trimPool();
+}
+
+/** What `profile` measured. */
+export interface Profile<T> {
+  /** What the profiled function returned. */
+  value: T;
+  /** GPU time per kernel and grid, slowest first. */
+  kernels: KernelTiming[];
+  /** Dispatches timed. */
+  dispatches: number;
+  /** Their summed GPU time in milliseconds. */
+  gpuMs: number;
+  /** Wall time of the function and its GPU work, in milliseconds. */
+  wallMs: number;
+  /** The `top` slowest rows as an aligned text table. */
+  table(top?: number): string;
+}
+
+/**
+ * Time every GPU kernel that `fn` runs, using the adapter's timestamp queries, and sum the
+ * times by kernel (the op, or the fused ops of a compiled program) and grid. While a profile
+ * runs, each dispatch gets its own compute pass, so whole-step timings differ a little from
+ * unprofiled runs; the per-kernel split is what this is for. Throws on adapters without the
+ * "timestamp-query" feature.
+ *
+ * @example
+ * ```ts
+ * import { matmul, ones, profile } from "@metagrad/metagrad";
+ * const p = await profile(() => matmul(ones([256, 256]), ones([256, 256])).data());
+ * console.log(p.table(10));
+ * ```
+ */
+export async function profile<T>(fn: () => T | Promise<T>): Promise<Profile<T>> {
+  await runtime.init();
+  runtime.startProfiling();
+  const t0 = performance.now();
+  let value: T;
+  let kernels: KernelTiming[];
+  try {
+    value = await fn();
+  } finally {
+    kernels = await runtime.stopProfiling();
+  }
+  const wallMs = performance.now() - t0;
+  const gpuMs = kernels.reduce((s, k) => s + k.totalMs, 0);
+  const dispatches = kernels.reduce((s, k) => s + k.dispatches, 0);
+  return {
+    value,
+    kernels,
+    dispatches,
+    gpuMs,
+    wallMs,
+    table(top = 20) {
+      const lines = [
+        `${dispatches} dispatches, ${gpuMs.toFixed(2)} ms of GPU time, ${
+          wallMs.toFixed(1)
+        } ms wall`,
+        `${"ms".padStart(9)} ${"share".padStart(6)} ${"count".padStart(6)}  ${
+          "grid".padEnd(14)
+        } kernel`,
+      ];
+      for (const k of kernels.slice(0, top)) {
+        const label = k.label.length > 90 ? `${k.label.slice(0, 87)}...` : k.label;
+        lines.push(
+          `${k.totalMs.toFixed(3).padStart(9)} ${
+            (100 * k.totalMs / (gpuMs || 1)).toFixed(1).padStart(5)
+          }% ${String(k.dispatches).padStart(6)}  ${k.grid.padEnd(14)} ${label}`,
+        );
+      }
+      return lines.join("\n");
+    },
+  };
 }

@@ -14,6 +14,7 @@
  */
 import { countAlloc, countFree, type Storage } from "../storage.ts";
 import { acquireDevice, type AdapterInfo } from "./device.ts";
+import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
 
 /** A device buffer plus its byte size, refcounted by the tensors that view it. */
 export class GpuStorage implements Storage {
@@ -100,6 +101,7 @@ class Runtime {
   #quarantine = new Map<number, GPUBuffer[]>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
+  #profiler: DispatchProfiler | null = null;
   #batchDispatches = 0;
   #holds = 0;
   #arena: Uint8Array<ArrayBuffer> = new Uint8Array(ARENA_BYTES);
@@ -223,6 +225,7 @@ class Runtime {
     this.#arenaFree = [];
     this.#encoder = null;
     this.#pass = null;
+    this.#profiler = null;
     this.#arenaBuffer = null;
     this.#batchDispatches = 0;
     this.#pendingScopes = [];
@@ -438,7 +441,8 @@ class Runtime {
     }
     if (workgroups.some((g) => g === 0)) return;
     const { id, pipeline, layout } = this.pipeline(src);
-    if (!this.#pass) this.#openBatch();
+    if (this.#profiler?.full) this.flush();
+    if (!this.#encoder) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
     const arena = this.#arenaBuffer!;
     const all = [...inputs, output];
@@ -464,6 +468,11 @@ class Runtime {
       group = this.gpu.createBindGroup({ label: src.label, layout, entries });
       if (this.#groups.size >= MAX_CACHED_GROUPS) this.#groups.clear();
       this.#groups.set(key, group);
+    }
+    if (this.#profiler) {
+      // a pass per dispatch, so its start and end can be timestamped
+      this.#pass?.end();
+      this.#pass = this.#encoder!.beginComputePass(this.#profiler.passFor(src.label, workgroups));
     }
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
@@ -498,7 +507,7 @@ class Runtime {
     // are reported to the next read instead of arriving late as uncaptured events.
     this.gpu.pushErrorScope("validation");
     this.#encoder = this.gpu.createCommandEncoder({ label: "metagrad batch" });
-    this.#pass = this.#encoder.beginComputePass();
+    this.#pass = this.#profiler ? null : this.#encoder.beginComputePass();
     this.#arenaBuffer = this.#arenaFree.pop() ?? this.gpu.createBuffer({
       label: "metagrad uniforms",
       size: ARENA_BYTES,
@@ -540,10 +549,12 @@ class Runtime {
   /** Submit the open batch, if any. */
   flush(): void {
     if (!this.#encoder) return;
-    this.#pass!.end();
+    this.#pass?.end();
+    this.#profiler?.resolve(this.#encoder);
     const arena = this.#arenaBuffer!;
     this.gpu.queue.writeBuffer(arena, 0, this.#arena.buffer, 0, Math.ceil(this.#arenaUsed / 4) * 4);
     this.gpu.queue.submit([this.#encoder.finish()]);
+    this.#profiler?.submitted();
     this.#watch(this.gpu.popErrorScope(), (m) => m);
     this.stats.submits++;
     this.#arenaFree.push(arena);
@@ -586,6 +597,38 @@ class Runtime {
     } finally {
       staging.destroy();
     }
+  }
+
+  /**
+   * Start timing every dispatch (a pass each, timestamped). Throws when the device has no
+   * timestamp queries or a profile is already open.
+   */
+  startProfiling(): void {
+    if (this.#profiler) {
+      throw new Error("profile: a profile is already running; profiles do not nest");
+    }
+    if (!this.gpu.features.has("timestamp-query")) {
+      throw new Error(
+        `profile: the adapter (${this.info?.description}) has no "timestamp-query" feature, so ` +
+          "kernels cannot be timed; time whole steps with sync() and performance.now() instead",
+      );
+    }
+    this.flush(); // work recorded before the profile is not timed
+    this.#profiler = new DispatchProfiler(this.gpu);
+  }
+
+  /** Submit what is recorded, stop timing, and return the per-kernel rows (slowest first). */
+  async stopProfiling(): Promise<KernelTiming[]> {
+    const profiler = this.#profiler;
+    if (!profiler) throw new Error("internal: stopProfiling without startProfiling");
+    try {
+      this.flush();
+    } finally {
+      this.#profiler = null;
+    }
+    const rows = await profiler.finish();
+    await this.settle();
+    return rows;
   }
 
   /** Wait until all submitted work is done (for timing). */

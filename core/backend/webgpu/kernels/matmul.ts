@@ -405,7 +405,10 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
     {
       code,
       inputs: 2 + (epilogue?.leaves.length ?? 0),
-      label: epilogue ? "matmul+epilogue" : "matmul",
+      // sizes in the label name the product in errors and profiles
+      label: `${epilogue ? "matmul+epilogue" : "matmul"} ${args.batch}×[${args.m}×${args.k}${
+        args.transA ? "ᵀ" : ""
+      }]·[${args.k}×${args.n}${args.transB ? "ᵀ" : ""}] ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
     },
     Uint32Array.from(params),
     [

@@ -5,7 +5,8 @@
  * measuring the query MSE, mean ± 95% CI. Run by hand; results go to README.
  *
  *   deno run -A bench/sinusoid_report.ts [--steps 10000] [--only maml2,maml1,reptile,joint]
- *     [--init glorot|torch]   (torch: U(±1/√fanIn) weights and biases, PyTorch's default)
+ *     [--init glorot|torch|he] (torch: U(±1/√fanIn) weights and biases, PyTorch's default;
+ *                              he: N(0, 2/fanIn) weights, zero biases)
  *     [--seeds 0,1,2]         (one training run per seed: init key(s), task stream key(7 + s))
  *
  * Besides the issue's 100 test tasks, every method is also scored on 2,000 more tasks so that
@@ -34,8 +35,8 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "0" },
   },
 });
-if (values.init !== "glorot" && values.init !== "torch") {
-  throw new Error(`--init must be glorot or torch, got ${values.init}`);
+if (!["glorot", "torch", "he"].includes(values.init!)) {
+  throw new Error(`--init must be glorot, torch or he, got ${values.init}`);
 }
 const steps = Number(values.steps);
 const which = values.only!.split(",");
@@ -46,6 +47,8 @@ if (seeds.some((s) => !Number.isInteger(s) || s < 0)) {
 const info = await mg.init();
 const model = values.init === "torch"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.fanInUniform, biasInit: mg.nn.fanInUniform })
+  : values.init === "he"
+  ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.heNormal })
   : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
 const test = sampleSinusoid(mg.random.key(12345), { tasks: 100, shots: 10 });

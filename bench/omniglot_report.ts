@@ -9,7 +9,7 @@
  *   deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
  *     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
  *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
- *     [--inner-steps 1] [--inner-lr 0.4] [--first-order]
+ *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 3] [--meta-lr 1e-3]
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -36,6 +36,8 @@ const { values } = parseArgs({
     "inner-steps": { type: "string", default: "1" },
     "inner-lr": { type: "string", default: "0.4" },
     "first-order": { type: "boolean", default: false },
+    "test-steps": { type: "string" },
+    "meta-lr": { type: "string", default: "1e-3" },
     "test-tasks": { type: "string", default: "400" },
     "test-queries": { type: "string", default: "5" },
     every: { type: "string", default: "50" },
@@ -91,9 +93,12 @@ if (isProto) {
     innerSteps: Number(values["inner-steps"]),
     innerLr: Number(values["inner-lr"]),
     firstOrder: values["first-order"],
+    metaOptimizer: mg.optim.adam(Number(values["meta-lr"])),
   });
   learner = m as unknown as typeof learner;
-  evaluate = (s, b) => m.evaluate(s as any, b);
+  // Finn et al. adapt with more steps at test time than in meta-training
+  const testSteps = Number(values["test-steps"] ?? values["inner-steps"]);
+  evaluate = (s, b) => m.evaluate(s as any, b, testSteps);
   config = {
     ways: 5,
     shots: 1,
@@ -101,8 +106,9 @@ if (isProto) {
     metaBatch,
     innerSteps: Number(values["inner-steps"]),
     innerLr: Number(values["inner-lr"]),
+    testSteps: Number(values["test-steps"] ?? values["inner-steps"]),
     firstOrder: values["first-order"],
-    metaOptimizer: "Adam 1e-3",
+    metaOptimizer: `Adam ${values["meta-lr"]}`,
   };
 }
 

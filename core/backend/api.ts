@@ -120,6 +120,11 @@ export interface Profile<T> {
   gpuMs: number;
   /** Wall time of the function and its GPU work, in milliseconds. */
   wallMs: number;
+  /**
+   * What one timed pass around an empty kernel measures on this adapter (ms): every row's
+   * time includes it once per dispatch, so for tiny kernels compare against it.
+   */
+  passOverheadMs: number;
   /** The `top` slowest rows as an aligned text table. */
   table(top?: number): string;
 }
@@ -140,6 +145,7 @@ export interface Profile<T> {
  */
 export async function profile<T>(fn: () => T | Promise<T>): Promise<Profile<T>> {
   await runtime.init();
+  const passOverheadMs = await runtime.passOverheadMs();
   runtime.startProfiling();
   const t0 = performance.now();
   let value: T;
@@ -158,11 +164,14 @@ export async function profile<T>(fn: () => T | Promise<T>): Promise<Profile<T>> 
     dispatches,
     gpuMs,
     wallMs,
+    passOverheadMs,
     table(top = 20) {
       const lines = [
         `${dispatches} dispatches, ${gpuMs.toFixed(2)} ms of GPU time, ${
           wallMs.toFixed(1)
-        } ms wall`,
+        } ms wall; an empty kernel's timed pass measures ${
+          (passOverheadMs * 1000).toFixed(0)
+        } µs on this adapter, included in every dispatch's time`,
         `${"ms".padStart(9)} ${"share".padStart(6)} ${"count".padStart(6)}  ${
           "grid".padEnd(14)
         } kernel`,

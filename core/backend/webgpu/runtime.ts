@@ -226,6 +226,7 @@ class Runtime {
     this.#encoder = null;
     this.#pass = null;
     this.#profiler = null;
+    this.#passOverheadMs = null;
     this.#arenaBuffer = null;
     this.#batchDispatches = 0;
     this.#pendingScopes = [];
@@ -629,6 +630,42 @@ class Runtime {
     const rows = await profiler.finish();
     await this.settle();
     return rows;
+  }
+
+  #passOverheadMs: number | null = null;
+
+  /**
+   * What a timed pass costs around an (almost) empty kernel on this adapter, per dispatch: the
+   * floor every profile row includes (on llvmpipe the timestamps themselves cost ~0.1 ms).
+   */
+  async passOverheadMs(): Promise<number> {
+    if (this.#passOverheadMs !== null) return this.#passOverheadMs;
+    const cell = new GpuStorage(4);
+    try {
+      const src: KernelSource = {
+        code: `struct Params { d: array<vec4<u32>, 1> };
+@group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn main() { out[0] = out[0] + 1.0; }`,
+        inputs: 0,
+        label: "profile floor",
+      };
+      this.dispatch(src, new Uint32Array(4), [], { storage: cell }, [1, 1, 1]); // compile first
+      this.startProfiling();
+      let rows: KernelTiming[];
+      try {
+        for (let i = 0; i < 32; i++) {
+          this.dispatch(src, new Uint32Array(4), [], { storage: cell }, [1, 1, 1]);
+        }
+      } finally {
+        rows = await this.stopProfiling();
+      }
+      const floor = rows.find((r) => r.label === "profile floor");
+      this.#passOverheadMs = floor ? floor.totalMs / floor.dispatches : 0;
+      return this.#passOverheadMs;
+    } finally {
+      cell.release();
+    }
   }
 
   /** Wait until all submitted work is done (for timing). */

@@ -14,18 +14,23 @@ import {
   add,
   cast,
   cos,
+  equal,
   floor,
   less,
   log,
+  logicalAnd,
+  logicalNot,
+  logicalOr,
   minimum,
   mul,
   neg,
   shiftRight,
   sqrt,
   sub,
+  where,
 } from "./ops/math.ts";
-import { argmax, sum } from "./ops/reduce.ts";
-import { reshape, slice } from "./ops/shape.ts";
+import { argmax, min, sum } from "./ops/reduce.ts";
+import { reshape, slice, stack } from "./ops/shape.ts";
 import { arange } from "./ops/creation.ts";
 import { scatterAdd } from "./ops/indexing.ts";
 
@@ -250,4 +255,54 @@ export function permutation(k: Tensor, n: number): Tensor {
   );
   const rank = sum(before, 1); // position of element i in sorted order
   return scatterAdd(idx, rank, 0, n);
+}
+
+/** Options of `choice`. */
+export interface ChoiceOptions {
+  /** Draw with replacement (default true, as JAX); false gives `count` distinct values. */
+  replace?: boolean;
+}
+
+/**
+ * `count` random values from 0..n−1 (i32). With `replace: false` they are distinct, in random
+ * order, and exactly the first `count` entries of `permutation(k, n)` — found in O(n·count)
+ * work (one minimum per pick over the same keys) instead of the permutation's O(n²), so
+ * choosing 5 classes of thousands stays cheap.
+ *
+ * @example
+ * ```ts
+ * import { random } from "@metagrad/metagrad";
+ * const classes = random.choice(random.key(0), 1000, 5, { replace: false }); // 5 distinct
+ * const draws = random.choice(random.key(1), 10, 3); // with replacement
+ * ```
+ */
+export function choice(k: Tensor, n: number, count: number, opts: ChoiceOptions = {}): Tensor {
+  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(count) || count < 0) {
+    throw new RangeError(
+      `choice: needs a positive integer n and a non-negative integer count, got n = ${n}, ` +
+        `count = ${count}`,
+    );
+  }
+  if (opts.replace ?? true) return randint(checkKey(k, "choice"), [count], 0, n);
+  if (count > n) {
+    throw new RangeError(
+      `choice: cannot draw ${count} distinct values from ${n} without replacement; pass ` +
+        "{ replace: true } or a smaller count",
+    );
+  }
+  const bits = randomBits(k, [n]); // the permutation's keys, ranked the same way
+  if (count === 0) return slice(cast(bits, "i32"), [[0, 0]]);
+  const idx = arange(n, undefined, 1, { dtype: "i32", backend: k.backend });
+  const top = tensor(new Uint32Array([0xffffffff]), { shape: [], backend: k.backend });
+  let taken = less(idx, 0); // all false
+  const picks: Tensor[] = [];
+  for (let j = 0; j < count; j++) {
+    // the smallest (key, index) pair not yet taken: the least key, then its first untaken index
+    const least = min(where(taken, top, bits));
+    const candidate = logicalAnd(equal(bits, least), logicalNot(taken));
+    const pick = argmax(cast(candidate, "i32"));
+    picks.push(pick);
+    taken = logicalOr(taken, equal(idx, pick));
+  }
+  return stack(picks);
 }

@@ -115,12 +115,12 @@ export function sampleEpisodes(key: Tensor, images: Tensor, opts: EpisodeOptions
 
   const episode = (k: Tensor): Tensor[] => {
     const [kc, ke, ks, kq] = random.split(k, 4);
-    // the first `ways` of a random order of the classes: class j of the episode gets label j
-    const chosen = slice(random.permutation(kc, classCount), [[0, ways]]); // [ways]
+    // `ways` distinct classes in random order (the first `ways` of a random permutation, found
+    // without ranking all of them): class j of the episode gets label j
+    const chosen = random.choice(kc, classCount, ways, { replace: false }); // [ways]
     const base = opts.rotations ? mod(chosen, classes) : chosen;
-    const picks = slice(
-      vmap((kk: Tensor) => random.permutation(kk, examples))(random.splitStacked(ke, ways)),
-      [null, [0, per]],
+    const picks = vmap((kk: Tensor) => random.choice(kk, examples, per, { replace: false }))(
+      random.splitStacked(ke, ways),
     ) as Tensor; // [ways, per]
     const rows = add(mul(reshape(base, [ways, 1]), examples), picks); // [ways, per]
     let x = take(flat, reshape(rows, [ways * per]), 0); // [ways·per, channels, pixels]

@@ -1,5 +1,5 @@
 import * as mg from "../mod.ts";
-import { setMatmulTiling, TILINGS } from "../core/backend/webgpu/kernels/matmul.ts";
+import { chooseTiling, setMatmulTiling, TILINGS } from "../core/backend/webgpu/kernels/matmul.ts";
 import { assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
 
 const SHAPES: Array<[readonly number[], readonly number[]]> = [
@@ -152,4 +152,46 @@ Deno.test("matmul (llvmpipeLarge vec4 tiling) on vec4-able shapes with edge tile
     (a, b) => mg.matmul(a, b),
     { atol: 1e-4 },
   );
+});
+
+Deno.test("matmul (llvmpipeLarge tiling) with transposes, odd K and N, batched edge tiles", async () => {
+  await mg.init();
+  setMatmulTiling(TILINGS.llvmpipeLarge);
+  try {
+    // scalar loads (N or K not multiples of 4, or transposed operands) on 16×32 register blocks
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[2, 70, 45], [2, 45, 261], false, false],
+      [[2, 70, 45], [2, 261, 45], false, true],
+      [[2, 45, 70], [2, 45, 260], true, false],
+    ];
+    let seed = 400;
+    for (const [sa, sb, transposeA, transposeB] of cases) {
+      await assertMatchesReference(
+        `large ${sa}${transposeA ? "ᵀ" : ""}@${sb}${transposeB ? "ᵀ" : ""}`,
+        [host(sa, "f32", seed++), host(sb, "f32", seed++)],
+        (a, b) => mg.matmul(a, b, { transposeA, transposeB }),
+        { atol: 1e-4 },
+      );
+    }
+  } finally {
+    setMatmulTiling(null);
+  }
+});
+
+Deno.test("matmul tiling choice: big tiles for batches of medium products on llvmpipe", async () => {
+  const info = await mg.init();
+  if (!info.isFallbackAdapter) {
+    console.log("skipped: the tiling choice under test is the software adapter's");
+    return;
+  }
+  // per-task convolutions under vmap: 8 tasks × [64×576]·[576×980]
+  if (chooseTiling(64, 980, true, 576, 8) !== TILINGS.llvmpipeLarge) {
+    throw new Error("grouped conv");
+  }
+  if (chooseTiling(64, 245, false, 576, 8) !== TILINGS.llvmpipeLarge) throw new Error("odd N");
+  // the same product once keeps the smaller blocks; MAML-sized layers get fitted ones
+  if (chooseTiling(64, 980, true, 576, 1) === TILINGS.llvmpipeLarge) throw new Error("unbatched");
+  if (chooseTiling(10, 40, true, 40, 25).tm !== 5) throw new Error("MAML-sized");
+  // tiles mostly empty (N = 45 of 256 columns) stay fitted
+  if (chooseTiling(64, 45, false, 576, 8) === TILINGS.llvmpipeLarge) throw new Error("narrow N");
 });

@@ -96,6 +96,38 @@ Deno.test("permutation is a permutation", async () => {
   assertThrowsWith(() => random.permutation(random.key(0), 5000), "permutation", "4096");
 });
 
+Deno.test("choice without replacement is the permutation's prefix, in O(n·count)", async () => {
+  for (const backend of ["webgpu", "reference"] as const) {
+    for (const [n, count] of [[1, 1], [7, 3], [776, 5], [776, 20], [20, 20], [13, 0]]) {
+      const k = random.key(n * 31 + count, { backend });
+      const picked = await random.choice(k, n, count, { replace: false }).toFloat64();
+      const prefix = await mg.slice(random.permutation(k, n), [[0, count]]).toFloat64();
+      assertAllClose(picked, prefix, { rtol: 0, atol: 0 }, `choice(${n}, ${count}) ${backend}`);
+      if (new Set(picked).size !== count) throw new Error(`choice(${n}, ${count}) repeats`);
+    }
+  }
+  // under vmap, per key: the same as one call per key
+  const keys = random.splitStacked(random.key(3), 4);
+  const batched = await mg.vmap((k: mg.Tensor) => random.choice(k, 50, 6, { replace: false }))(
+    keys,
+  ).toFloat64();
+  const looped: number[] = [];
+  for (const k of random.split(random.key(3), 4)) {
+    looped.push(...await random.choice(k, 50, 6, { replace: false }).toFloat64());
+  }
+  assertAllClose(batched, looped, { rtol: 0, atol: 0 }, "vmap(choice)");
+  // with replacement: in range, repeats allowed, roughly uniform
+  const draws = random.choice(random.key(9), 4, 4000);
+  const freq = await mg.mean(mg.oneHot(draws, 4), 0).toFloat64();
+  assertAllClose(freq, [0.25, 0.25, 0.25, 0.25], { atol: 0.03 });
+  assertThrowsWith(
+    () => random.choice(random.key(0), 5, 6, { replace: false }),
+    "choice",
+    "6 distinct values from 5",
+  );
+  assertThrowsWith(() => random.choice(random.key(0), 0, 1), "choice", "n = 0");
+});
+
 Deno.test("key misuse gives a clear error", () => {
   assertThrowsWith(() => random.uniform(mg.zeros([2]), [3]), "randomBits", "key", "u32");
   assertThrowsWith(() => random.key(-1), "key", "seed");

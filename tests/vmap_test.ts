@@ -109,6 +109,36 @@ Deno.test("vmap axes, nesting, grad of vmap, random keys", async () => {
   }
 });
 
+Deno.test("take of a shared operand with per-example indices gathers without copying it", async () => {
+  for (const backend of ["reference", "webgpu"] as const) {
+    const x = mg.random.normal(mg.random.key(1, { backend }), [5, 7, 3]);
+    // per-example rows, with a negative and an out-of-range index (wrapped / clamped)
+    const idx = mg.tensor([[4, 0, -1], [2, 2, 9], [1, 3, 0], [-5, 6, 2]], {
+      dtype: "i32",
+      backend,
+    });
+    for (const axis of [0, 1]) {
+      const f = (i: Tensor) => mg.take(x, i, axis);
+      const expected = mg.stack([0, 1, 2, 3].map((b) => f(mg.slice(idx, [b]))));
+      await close(mg.vmap(f)(idx), expected, `${backend}: vmap(take(x, i, ${axis}))`);
+      const shared = (xx: Tensor, i: Tensor) => mg.take(xx, i, axis);
+      const program = mg.makeJaxpr(mg.vmap(shared, { inAxes: [null, 0] }))(x, idx);
+      if (program.includes("broadcastTo")) {
+        throw new Error(`the operand was copied per example:\n${program}`);
+      }
+    }
+    // per-example gradients with respect to the shared operand
+    const w = mg.random.normal(mg.random.key(2, { backend }), [5, 3, 3]);
+    const loss = (xx: Tensor, i: Tensor) => mg.sum(mg.mul(mg.take(xx, i, 1), w));
+    const perExample = [0, 1, 2, 3].map((b) => mg.grad(loss)(x, mg.slice(idx, [b])) as Tensor);
+    await close(
+      mg.vmap(mg.grad(loss), { inAxes: [null, 0] })(x, idx),
+      mg.stack(perExample),
+      `${backend}: vmap(grad) through take with shared operand`,
+    );
+  }
+});
+
 Deno.test("vmap mistakes give clear errors", () => {
   const a = mg.zeros([3, 2]), b = mg.zeros([4, 2]);
   assertThrowsWith(

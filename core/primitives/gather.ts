@@ -29,6 +29,10 @@ export const take: Primitive<{ axis: number }> = {
   name: "take",
   batch([x, idx], [bx, bi], { axis }, size) {
     if (!bi) return bind(take, [x, idx], { axis: axis + 1 });
+    // Shared operand, per-example indices: one take gathers every example's rows straight from
+    // x (out: [...pre, B, ...ishape, ...post]) — no B copies of x (a vmapped episode sampler
+    // would otherwise broadcast a whole dataset per task).
+    if (!bx) return moveAxis(bind(take, [x, idx], { axis }), axis, 0);
     // Per-example indices: fold the vmap axis into the gathered axis (offsets b·n).
     const xb = materialize(x, bx, size); // [B, ...pre, n, ...post]
     const n = xb.shape[axis + 1];

@@ -5,14 +5,20 @@
  */
 import type { DType } from "../../../dtype.ts";
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { bindings, entry, grid, param, WGSL_HELPERS } from "../wgsl.ts";
+import { bindings, grid, param, WGSL_HELPERS } from "../wgsl.ts";
 
 export interface SimpleOperand {
   storage: GpuStorage;
   dtype: DType;
 }
 
-const WG = 64;
+/**
+ * Big launches use 256-wide groups and four elements per thread (grid-strided, so lanes stay
+ * on neighbouring elements): on llvmpipe each workgroup has a fixed cost, and an im2col of
+ * 8M elements in 64-wide groups needed 131,000 of them. Small ones stay 64 wide with one
+ * element per thread (llvmpipe runs every invocation of a group, active or not).
+ */
+const BIG = 1 << 16;
 
 export function runSimple(
   label: string,
@@ -25,11 +31,21 @@ export function runSimple(
   runtime.allocBuffer(out.storage, label);
   const threads = params[0];
   if (threads === 0) return;
+  const [wg, perThread] = threads >= BIG ? [256, 4] : [64, 1];
   const code = [
     bindings(params.length, inputs.map((i) => i.dtype), out.dtype),
     WGSL_HELPERS,
     helpers,
-    entry(WG, `  if (t >= ${param(0)}) { return; }\n${body}`),
+    `@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = gid.x + gid.y * nwg.x * ${wg}u;
+  let stride = nwg.x * nwg.y * ${wg}u;
+  for (var e = 0u; e < ${perThread}u; e = e + 1u) {
+  let t = first + e * stride;
+  if (t >= ${param(0)}) { return; }
+${body}
+  }
+}`,
   ].join("\n");
   const u = Uint32Array.from(params, (v) => v >>> 0);
   runtime.dispatch(
@@ -37,6 +53,6 @@ export function runSimple(
     u,
     inputs.map((i) => ({ storage: i.storage })),
     { storage: out.storage },
-    grid(threads, WG),
+    grid(Math.ceil(threads / perThread), wg),
   );
 }

@@ -15,6 +15,7 @@
 import { countAlloc, countFree, type Storage } from "../storage.ts";
 import { acquireDevice, type AdapterInfo } from "./device.ts";
 import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
+import { bindings } from "./wgsl.ts";
 
 /** A device buffer plus its byte size, refcounted by the tensors that view it. */
 export class GpuStorage implements Storage {
@@ -102,6 +103,8 @@ class Runtime {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #profiler: DispatchProfiler | null = null;
+  /** An empty kernel's timed pass (ms), measured once per device. */
+  #passOverheadMs: number | null = null;
   #batchDispatches = 0;
   #holds = 0;
   #arena: Uint8Array<ArrayBuffer> = new Uint8Array(ARENA_BYTES);
@@ -632,8 +635,6 @@ class Runtime {
     return rows;
   }
 
-  #passOverheadMs: number | null = null;
-
   /**
    * What a timed pass costs around an (almost) empty kernel on this adapter, per dispatch: the
    * floor every profile row includes (on llvmpipe the timestamps themselves cost ~0.1 ms).
@@ -643,9 +644,7 @@ class Runtime {
     const cell = new GpuStorage(4);
     try {
       const src: KernelSource = {
-        code: `struct Params { d: array<vec4<u32>, 1> };
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+        code: `${bindings(4, [], "f32")}
 @compute @workgroup_size(1) fn main() { out[0] = out[0] + 1.0; }`,
         inputs: 0,
         label: "profile floor",

@@ -1,7 +1,27 @@
 import * as mg from "../mod.ts";
 import { bind } from "../core/primitive.ts";
-import { conv2d as convPrim, setIm2colPassBytes } from "../core/primitives/conv2d.ts";
+import assert from "node:assert/strict";
+import {
+  conv2d as convPrim,
+  type Conv2dParams,
+  setIm2colPassBytes,
+} from "../core/primitives/conv2d.ts";
 import { assertAllClose, assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
+
+const params = (p: Partial<Conv2dParams>): Conv2dParams => ({
+  stride: [1, 1],
+  padding: [0, 0, 0, 0],
+  dilation: [1, 1],
+  lhsDilation: [1, 1],
+  groups: 1,
+  ...p,
+});
+
+const hasTimestamps = async () => {
+  await mg.init();
+  const adapter = await navigator.gpu.requestAdapter();
+  return adapter?.features.has("timestamp-query") ?? false;
+};
 
 Deno.test("conv2d with stride, padding, dilation and groups matches the reference", async () => {
   const cases: Array<[number[], number[], mg.Conv2dOptions]> = [
@@ -66,6 +86,35 @@ Deno.test("conv2d with input dilation (the transposed-conv form autodiff uses)",
       atol: 1e-4,
     },
   );
+});
+
+Deno.test("conv2d with a kernel larger than its input (second-order gradients) matches the reference", async () => {
+  const cases: Array<[number[], number[], Conv2dParams]> = [
+    [[2, 3, 3, 3], [4, 3, 7, 7], params({ padding: [5, 5, 5, 5] })],
+    [[2, 4, 2, 3], [6, 2, 5, 4], params({ padding: [3, 4, 2, 3], groups: 2 })],
+    [
+      [1, 2, 3, 2],
+      [3, 2, 4, 4],
+      params({ padding: [6, 6, 6, 6], stride: [2, 2], dilation: [2, 2] }),
+    ],
+    [[1, 4, 3, 3], [4, 2, 6, 6], params({ padding: [5, 4, 5, 5], lhsDilation: [2, 2], groups: 2 })],
+  ];
+  const timed = await hasTimestamps();
+  let seed = 70;
+  for (const [xs, ws, p] of cases) {
+    const x = host(xs, "f32", seed++), w = host(ws, "f32", seed++);
+    await assertMatchesReference(
+      `conv2d ${xs} ${ws} ${JSON.stringify(p)}`,
+      [x, w],
+      (a, b) => bind(convPrim, [a, b], p),
+      { atol: 1e-4 },
+    );
+    if (!timed) continue;
+    // the sum runs over the input's taps: the kernel's taps form the patch matrix
+    const [xt, wt] = [x, w].map((h) => mg.tensor(h.values, { shape: h.shape }));
+    const profiled = await mg.profile(() => bind(convPrim, [xt, wt], p).toFloat64());
+    assert.ok(profiled.kernels.some((k) => k.label === "conv2d kernel patches"), profiled.table());
+  }
 });
 
 Deno.test("a 1×1 convolution equals a matmul over channels", async () => {

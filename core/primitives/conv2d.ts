@@ -159,7 +159,7 @@ export const conv2d: Primitive<Conv2dParams> = {
   },
   webgpu([x, w], p, out) {
     const g = geometry(x, w, p);
-    if (im2colConv(x, w, p, out, g)) return;
+    if (kernelAsPatches(x, w, p, out, g) || im2colConv(x, w, p, out, g)) return;
     const P = (i: number) => `i32(${param(i)})`;
     // params: 0 count, 1 C, 2 H, 3 W, 4 O, 5 I, 6 KH, 7 KW, 8 OH, 9 OW, 10 sh, 11 sw, 12 pt,
     // 13 pl, 14 dh, 15 dw, 16 lh, 17 lw, 18 outPerGroup
@@ -324,6 +324,125 @@ function im2colConv(
     im2colPass(x, w, p, out, g, n0, Math.min(perPass, g.N - n0));
   }
   return true;
+}
+
+/**
+ * A convolution whose input is smaller than its kernel spends most of im2col's taps on padding.
+ * Second-order gradients make such convolutions: the gradient of a weight gradient correlates a
+ * 3×3 cotangent, padded by 12, with a 14×14 activation map as the kernel. Swapping the roles
+ * gives the same sum over H·W taps per output instead of KH·KW: with ih·lh = i·sh + kh·dh − pt,
+ *   out[n, o, i, j] = Σ_{c, ih, iw} x[n, c, ih, iw] · w[o, c, kh, kw],
+ * so the patch matrix holds the kernel's taps, [C·H·W, O·OH·OW] per group, and x [N, C·H·W] times
+ * it is [N, O·OH·OW]: the output layout itself when there is one group. Any stride, dilation and
+ * input dilation. Returns false when the input is not the smaller operand or the patches would
+ * not fit one binding.
+ */
+function kernelAsPatches(
+  x: GpuOperand,
+  w: GpuOperand,
+  p: Conv2dParams,
+  out: Aval & { storage: GpuStorage },
+  g: ReturnType<typeof geometry>,
+): boolean {
+  if (g.H * g.W >= g.KH * g.KW) return false;
+  const G = p.groups, Og = g.O / G, K = g.I * g.H * g.W, S = Og * g.OH * g.OW;
+  const limit = passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
+  if (G * K * S * 4 > limit) return false;
+  const cols = new GpuStorage(G * K * S * 4);
+  const P = (i: number) => `i32(${param(i)})`;
+  // params: 0 count, 1 O/G, 2 OH, 3 OW, 4 I, 5 H, 6 W, 7 KH, 8 KW, 9 sh, 10 sw, 11 pt, 12 pl,
+  // 13 dh, 14 dw, 15 lh, 16 lw
+  const body = `
+  let OHW = ${param(2)} * ${param(3)};
+  let S = ${param(1)} * OHW;
+  let HW = ${param(5)} * ${param(6)};
+  let K = ${param(4)} * HW;
+  let s = t % S;
+  let k = (t / S) % K;
+  let grp = t / (S * K);
+  let o = s / OHW;
+  let i = i32((s / ${param(3)}) % ${param(2)}); let j = i32(s % ${param(3)});
+  let c = k / HW;
+  let ih = i32((k / ${param(6)}) % ${param(5)}); let iw = i32(k % ${param(6)});
+  let rh = ih * ${P(15)} + ${P(11)} - i * ${P(9)};
+  let rw = iw * ${P(16)} + ${P(12)} - j * ${P(10)};
+  let kh = rh / ${P(13)}; let kw = rw / ${P(14)};
+  let inside = rh >= 0 && rw >= 0 && rh % ${P(13)} == 0 && rw % ${P(14)} == 0 &&
+    kh < ${P(7)} && kw < ${P(8)};
+  let at = select(0, i32(((grp * ${param(1)} + o) * ${param(4)} + c) * ${param(7)} * ${
+    param(8)
+  }) + kh * ${P(8)} + kw, inside);
+  out[t] = select(0.0, in0[at], inside);`;
+  runSimple(
+    "conv2d kernel patches",
+    body,
+    [
+      G * K * S,
+      Og,
+      g.OH,
+      g.OW,
+      g.I,
+      g.H,
+      g.W,
+      g.KH,
+      g.KW,
+      p.stride[0],
+      p.stride[1],
+      p.padding[0],
+      p.padding[2],
+      p.dilation[0],
+      p.dilation[1],
+      p.lhsDilation[0],
+      p.lhsDilation[1],
+    ],
+    [{ storage: w.storage, dtype: "f32" }],
+    { storage: cols, dtype: "f32" },
+  );
+  // group j multiplies its own channels of x, [N, G, K] → [G, N, K], and writes its own outputs
+  const a = G === 1 ? x.storage : swapLeadingAxes(x.storage, g.N, G, K);
+  const product = G === 1 ? out.storage : new GpuStorage(G * g.N * S * 4);
+  runMatmul({
+    a,
+    b: cols,
+    out: product,
+    batch: G,
+    m: g.N,
+    n: S,
+    k: K,
+    transA: false,
+    transB: false,
+    aBatchStride: g.N * K,
+    bBatchStride: K * S,
+  });
+  cols.release();
+  if (G === 1) return true;
+  a.release();
+  swapLeadingAxes(product, G, g.N, S, out.storage);
+  product.release();
+  return true;
+}
+
+/** [A, B, C] → [B, A, C], into `into` or a new buffer. */
+function swapLeadingAxes(
+  src: GpuStorage,
+  A: number,
+  B: number,
+  C: number,
+  into = new GpuStorage(A * B * C * 4),
+): GpuStorage {
+  // params: 0 count, 1 A, 2 B, 3 C
+  runSimple(
+    "conv2d regroup",
+    `
+  let c = t % ${param(3)};
+  let a = (t / ${param(3)}) % ${param(1)};
+  let b = t / (${param(3)} * ${param(1)});
+  out[t] = in0[(a * ${param(2)} + b) * ${param(3)} + c];`,
+    [A * B * C, A, B, C],
+    [{ storage: src, dtype: "f32" }],
+    { storage: into, dtype: "f32" },
+  );
+  return into;
 }
 
 /** Images [n0, n0 + count) of an im2col convolution. */

@@ -457,30 +457,36 @@ function im2colPass(
 ): void {
   const K = g.C * g.KH * g.KW, S = g.OH * g.OW, NS = count * S;
   const cols = new GpuStorage(K * NS * 4);
-  // params: 0 count, 1 C, 2 H, 3 W, 4 KH, 5 KW, 6 OH, 7 OW, 8 sh, 9 sw, 10 pt, 11 pl, 12 dh,
-  // 13 dw, 14 images in this pass, 15 first image
+  // One thread per patch row (k, image, oh) writes its OW entries: the index divisions, which
+  // llvmpipe pays per element, are paid once per row. params: 0 rows, 1 C, 2 H, 3 W, 4 KH, 5 KW,
+  // 6 OH, 7 OW, 8 sh, 9 sw, 10 pt, 11 pl, 12 dh, 13 dw, 14 images in this pass, 15 first image
   const P = (i: number) => `i32(${param(i)})`;
   const body = `
-  let S = ${param(6)} * ${param(7)};
-  let NS = ${param(14)} * S;
-  let s = t % S;
-  let n = i32((t / S) % ${param(14)}) + ${P(15)};
-  let k = t / NS;
-  let ow = i32(s % ${param(7)}); let oh = i32(s / ${param(7)});
-  let kw = i32(k % ${param(5)}); let kh = i32((k / ${param(5)}) % ${param(4)}); let c = i32(k / (${
-    param(4)
-  } * ${param(5)}));
+  let OW = ${P(7)};
+  let oh = i32(t % ${param(6)});
+  let n = (t / ${param(6)}) % ${param(14)};
+  let k = t / (${param(6)} * ${param(14)});
+  let kw = i32(k % ${param(5)}); let kh = i32((k / ${param(5)}) % ${param(4)});
+  let c = k / (${param(4)} * ${param(5)});
+  let at = (k * ${param(14)} + n) * ${param(6)} * ${param(7)} + u32(oh * OW);
   let ih = oh * ${P(8)} + kh * ${P(12)} - ${P(10)};
-  let iw = ow * ${P(9)} + kw * ${P(13)} - ${P(11)};
-  let H = ${P(2)}; let W = ${P(3)};
-  let inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-  let at = select(0, ((n * ${P(1)} + c) * H + ih) * W + iw, inside);
-  out[t] = select(0.0, in0[at], inside);`;
+  let W = ${P(3)};
+  if (ih < 0 || ih >= ${P(2)}) {
+    for (var ow = 0; ow < OW; ow = ow + 1) { out[at + u32(ow)] = 0.0; }
+  } else {
+    let row = i32(((n + ${param(15)}) * ${param(1)} + c) * ${param(2)}) + ih;
+    var iw = kw * ${P(13)} - ${P(11)};
+    for (var ow = 0; ow < OW; ow = ow + 1) {
+      let inside = iw >= 0 && iw < W;
+      out[at + u32(ow)] = select(0.0, in0[select(0, row * W + iw, inside)], inside);
+      iw = iw + ${P(9)};
+    }
+  }`;
   runSimple(
     "conv2d im2col",
     body,
     [
-      K * NS,
+      K * count * g.OH,
       g.C,
       g.H,
       g.W,

@@ -37,6 +37,20 @@ export function convOutSize(
   return Math.floor((eff - keff) / stride) + 1;
 }
 
+/** sh, sw, pt, pl, dh, dw, lh, lw: the window as the kernels read it, in this order. */
+function windowParams(p: Conv2dParams): number[] {
+  return [
+    p.stride[0],
+    p.stride[1],
+    p.padding[0],
+    p.padding[2],
+    p.dilation[0],
+    p.dilation[1],
+    p.lhsDilation[0],
+    p.lhsDilation[1],
+  ];
+}
+
 function geometry(x: Aval, w: Aval, p: Conv2dParams) {
   const [N, C, H, W] = x.shape;
   const [O, I, KH, KW] = w.shape;
@@ -204,14 +218,7 @@ export const conv2d: Primitive<Conv2dParams> = {
         g.KW,
         g.OH,
         g.OW,
-        p.stride[0],
-        p.stride[1],
-        p.padding[0],
-        p.padding[2],
-        p.dilation[0],
-        p.dilation[1],
-        p.lhsDilation[0],
-        p.lhsDilation[1],
+        ...windowParams(p),
         g.O / p.groups,
       ],
       [{ storage: x.storage, dtype: "f32" }, { storage: w.storage, dtype: "f32" }],
@@ -292,6 +299,17 @@ function weightGrad(g: Tensor, x: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 
 let passBytesOverride: number | null = null;
 
+/** A GPU convolution strategy: runs it and returns true, or returns false when it does not apply. */
+type ConvStrategy = (
+  x: GpuOperand,
+  w: GpuOperand,
+  p: Conv2dParams,
+  out: Aval & { storage: GpuStorage },
+  g: ReturnType<typeof geometry>,
+) => boolean;
+
+const patchBytesLimit = () => passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
+
 /** Cap the patch matrix of one im2col pass (tests force several passes); null: the binding limit. */
 export function setIm2colPassBytes(bytes: number | null): void {
   passBytesOverride = bytes;
@@ -307,16 +325,10 @@ export function setIm2colPassBytes(bytes: number | null): void {
  * weight gradient, whose "images" are channels and whose taps are the whole batch. Returns
  * false (use the direct kernel) when that layout does not apply or would not fit one binding.
  */
-function im2colConv(
-  x: GpuOperand,
-  w: GpuOperand,
-  p: Conv2dParams,
-  out: Aval & { storage: GpuStorage },
-  g: ReturnType<typeof geometry>,
-): boolean {
+const im2colConv: ConvStrategy = (x, w, p, out, g) => {
   if (p.lhsDilation[0] !== 1 || p.lhsDilation[1] !== 1) return false;
   const K = g.C * g.KH * g.KW, S = g.OH * g.OW;
-  const limit = passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
+  const limit = patchBytesLimit();
   // images per pass, so that each pass's patch matrix fits one binding
   const perPass = Math.min(g.N, Math.floor(limit / (K * S * 4)));
   if (perPass < 1) return false;
@@ -324,7 +336,7 @@ function im2colConv(
     im2colPass(x, w, p, out, g, n0, Math.min(perPass, g.N - n0));
   }
   return true;
-}
+};
 
 /**
  * A convolution whose input is smaller than its kernel spends most of im2col's taps on padding.
@@ -337,17 +349,10 @@ function im2colConv(
  * input dilation. Returns false when the input is not the smaller operand or the patches would
  * not fit one binding.
  */
-function kernelAsPatches(
-  x: GpuOperand,
-  w: GpuOperand,
-  p: Conv2dParams,
-  out: Aval & { storage: GpuStorage },
-  g: ReturnType<typeof geometry>,
-): boolean {
+const kernelAsPatches: ConvStrategy = (x, w, p, out, g) => {
   if (g.H * g.W >= g.KH * g.KW) return false;
   const G = p.groups, Og = g.O / G, K = g.I * g.H * g.W, S = Og * g.OH * g.OW;
-  const limit = passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
-  if (G * K * S * 4 > limit) return false;
+  if (G * K * S * 4 > patchBytesLimit()) return false;
   const cols = new GpuStorage(G * K * S * 4);
   const P = (i: number) => `i32(${param(i)})`;
   // params: 0 count, 1 O/G, 2 OH, 3 OW, 4 I, 5 H, 6 W, 7 KH, 8 KW, 9 sh, 10 sw, 11 pt, 12 pl,
@@ -386,14 +391,7 @@ function kernelAsPatches(
       g.W,
       g.KH,
       g.KW,
-      p.stride[0],
-      p.stride[1],
-      p.padding[0],
-      p.padding[2],
-      p.dilation[0],
-      p.dilation[1],
-      p.lhsDilation[0],
-      p.lhsDilation[1],
+      ...windowParams(p),
     ],
     [{ storage: w.storage, dtype: "f32" }],
     { storage: cols, dtype: "f32" },
@@ -420,7 +418,7 @@ function kernelAsPatches(
   swapLeadingAxes(product, G, g.N, S, out.storage);
   product.release();
   return true;
-}
+};
 
 /** [A, B, C] → [B, A, C], into `into` or a new buffer. */
 function swapLeadingAxes(
@@ -459,22 +457,23 @@ function im2colPass(
   const cols = new GpuStorage(K * NS * 4);
   // One thread per patch row (k, image, oh) writes its OW entries: the index divisions, which
   // llvmpipe pays per element, are paid once per row. params: 0 rows, 1 C, 2 H, 3 W, 4 KH, 5 KW,
-  // 6 OH, 7 OW, 8 sh, 9 sw, 10 pt, 11 pl, 12 dh, 13 dw, 14 images in this pass, 15 first image
+  // 6 OH, 7 OW, 8–15 window (lh, lw unused: no input dilation here), 16 images in this pass,
+  // 17 first image
   const P = (i: number) => `i32(${param(i)})`;
   const body = `
   let OW = ${P(7)};
   let oh = i32(t % ${param(6)});
-  let n = (t / ${param(6)}) % ${param(14)};
-  let k = t / (${param(6)} * ${param(14)});
+  let n = (t / ${param(6)}) % ${param(16)};
+  let k = t / (${param(6)} * ${param(16)});
   let kw = i32(k % ${param(5)}); let kh = i32((k / ${param(5)}) % ${param(4)});
   let c = k / (${param(4)} * ${param(5)});
-  let at = (k * ${param(14)} + n) * ${param(6)} * ${param(7)} + u32(oh * OW);
+  let at = (k * ${param(16)} + n) * ${param(6)} * ${param(7)} + u32(oh * OW);
   let ih = oh * ${P(8)} + kh * ${P(12)} - ${P(10)};
   let W = ${P(3)};
   if (ih < 0 || ih >= ${P(2)}) {
     for (var ow = 0; ow < OW; ow = ow + 1) { out[at + u32(ow)] = 0.0; }
   } else {
-    let row = i32(((n + ${param(15)}) * ${param(1)} + c) * ${param(2)}) + ih;
+    let row = i32(((n + ${param(17)}) * ${param(1)} + c) * ${param(2)}) + ih;
     var iw = kw * ${P(13)} - ${P(11)};
     for (var ow = 0; ow < OW; ow = ow + 1) {
       let inside = iw >= 0 && iw < W;
@@ -494,12 +493,7 @@ function im2colPass(
       g.KW,
       g.OH,
       g.OW,
-      p.stride[0],
-      p.stride[1],
-      p.padding[0],
-      p.padding[2],
-      p.dilation[0],
-      p.dilation[1],
+      ...windowParams(p),
       count,
       n0,
     ],

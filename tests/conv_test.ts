@@ -89,19 +89,28 @@ Deno.test("conv2d with input dilation (the transposed-conv form autodiff uses)",
 });
 
 Deno.test("conv2d with a kernel larger than its input (second-order gradients) matches the reference", async () => {
-  const cases: Array<[number[], number[], Conv2dParams]> = [
-    [[2, 3, 3, 3], [4, 3, 7, 7], params({ padding: [5, 5, 5, 5] })],
-    [[2, 4, 2, 3], [6, 2, 5, 4], params({ padding: [3, 4, 2, 3], groups: 2 })],
+  // [x, w, params, whether the kernel's taps should form the patch matrix]
+  const cases: Array<[number[], number[], Conv2dParams, boolean]> = [
+    [[2, 3, 3, 3], [4, 3, 7, 7], params({ padding: [5, 5, 5, 5] }), true],
+    [[2, 4, 2, 3], [6, 2, 5, 4], params({ padding: [3, 4, 2, 3], groups: 2 }), true],
     [
-      [1, 2, 3, 2],
+      [3, 2, 3, 2],
       [3, 2, 4, 4],
       params({ padding: [6, 6, 6, 6], stride: [2, 2], dilation: [2, 2] }),
+      true,
     ],
-    [[1, 4, 3, 3], [4, 2, 6, 6], params({ padding: [5, 4, 5, 5], lhsDilation: [2, 2], groups: 2 })],
+    [
+      [1, 4, 3, 3],
+      [4, 2, 6, 6],
+      params({ padding: [5, 4, 5, 5], lhsDilation: [2, 2], groups: 2 }),
+      true,
+    ],
+    // one image, many output channels: im2col's patch matrix is the smaller one
+    [[1, 2, 2, 2], [8, 2, 3, 3], params({ padding: [2, 2, 2, 2] }), false],
   ];
   const timed = await hasTimestamps();
   let seed = 70;
-  for (const [xs, ws, p] of cases) {
+  for (const [xs, ws, p, kernelPatches] of cases) {
     const x = host(xs, "f32", seed++), w = host(ws, "f32", seed++);
     await assertMatchesReference(
       `conv2d ${xs} ${ws} ${JSON.stringify(p)}`,
@@ -110,10 +119,10 @@ Deno.test("conv2d with a kernel larger than its input (second-order gradients) m
       { atol: 1e-4 },
     );
     if (!timed) continue;
-    // the sum runs over the input's taps: the kernel's taps form the patch matrix
     const [xt, wt] = [x, w].map((h) => mg.tensor(h.values, { shape: h.shape }));
     const profiled = await mg.profile(() => bind(convPrim, [xt, wt], p).toFloat64());
-    assert.ok(profiled.kernels.some((k) => k.label === "conv2d kernel patches"), profiled.table());
+    const used = profiled.kernels.some((k) => k.label === "conv2d kernel patches");
+    assert.equal(used, kernelPatches, `${xs} ${ws}: ${profiled.table()}`);
   }
 });
 

@@ -308,6 +308,9 @@ type ConvStrategy = (
   g: ReturnType<typeof geometry>,
 ) => boolean;
 
+/** Cost of writing one patch-matrix element, in multiply-adds of the matmul that reads it. */
+const PATCH_COST = 16;
+
 const patchBytesLimit = () => passBytesOverride ?? runtime.info!.limits.maxStorageBufferBindingSize;
 
 /** Cap the patch matrix of one im2col pass (tests force several passes); null: the binding limit. */
@@ -351,6 +354,13 @@ const im2colConv: ConvStrategy = (x, w, p, out, g) => {
  */
 const kernelAsPatches: ConvStrategy = (x, w, p, out, g) => {
   if (g.H * g.W >= g.KH * g.KW) return false;
+  const dilated = p.lhsDilation[0] !== 1 || p.lhsDilation[1] !== 1;
+  // Fewer taps, but the patch matrix grows with O instead of N: against im2col (no input
+  // dilation; otherwise the direct kernel, slower than either), weigh patch elements at about
+  // PATCH_COST multiply-adds, llvmpipe's ratio.
+  const viaKernel = g.H * g.W * g.O * (PATCH_COST + g.N);
+  const viaInput = g.KH * g.KW * g.N * (PATCH_COST + g.O);
+  if (!dilated && viaKernel >= viaInput) return false;
   const G = p.groups, Og = g.O / G, K = g.I * g.H * g.W, S = Og * g.OH * g.OW;
   if (G * K * S * 4 > patchBytesLimit()) return false;
   const cols = new GpuStorage(G * K * S * 4);

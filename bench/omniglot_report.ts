@@ -10,6 +10,7 @@
  *     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
  *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
  *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 3] [--meta-lr 1e-3]
+ *     [--meta-lr-drops 2000:1e-3,4000:3e-4]   (meta-step:rate; the rate from that meta-step on)
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     "first-order": { type: "boolean", default: false },
     "test-steps": { type: "string" },
     "meta-lr": { type: "string", default: "1e-3" },
+    "meta-lr-drops": { type: "string" },
     "test-tasks": { type: "string", default: "400" },
     "test-queries": { type: "string", default: "5" },
     every: { type: "string", default: "50" },
@@ -87,13 +89,27 @@ if (isProto) {
   config = { trainWays, shots: 1, trainQueries, optimizer: "Adam 1e-3" };
 } else {
   const model = mg.nn.conv4({ inChannels: 1, imageSize: 28, ways: 5 });
+  const drops = (values["meta-lr-drops"] ?? "").split(",").filter((d) => d).map((d) => {
+    const [at, rate] = d.split(":").map(Number);
+    if (!Number.isInteger(at) || !(rate > 0)) {
+      throw new Error(`--meta-lr-drops takes meta-step:rate pairs such as 2000:1e-3, got ${d}`);
+    }
+    return { at, rate };
+  });
+  const metaLr = Number(values["meta-lr"]);
   const m = maml({
     model,
     loss: "crossEntropy",
     innerSteps: Number(values["inner-steps"]),
     innerLr: Number(values["inner-lr"]),
     firstOrder: values["first-order"],
-    metaOptimizer: mg.optim.adam(Number(values["meta-lr"])),
+    // the schedule reads Adam's step count, which the checkpoint keeps across resumes
+    metaOptimizer: mg.optim.adam(
+      drops.length === 0 ? metaLr : mg.optim.schedules.piecewiseConstant(
+        [metaLr, ...drops.map((d) => d.rate)],
+        drops.map((d) => d.at),
+      ),
+    ),
   });
   learner = m as unknown as typeof learner;
   // Finn et al. adapt with more steps at test time than in meta-training
@@ -108,7 +124,9 @@ if (isProto) {
     innerLr: Number(values["inner-lr"]),
     testSteps: Number(values["test-steps"] ?? values["inner-steps"]),
     firstOrder: values["first-order"],
-    metaOptimizer: `Adam ${values["meta-lr"]}`,
+    metaOptimizer: `Adam ${values["meta-lr"]}${
+      drops.map((d) => `, ${d.rate} from meta-step ${d.at}`).join("")
+    }`,
   };
 }
 

@@ -116,6 +116,12 @@ Deno.test("learning-rate schedules", async () => {
     0.25,
   ], { rtol: 1e-12 });
   assertAllClose([await at(optim.schedules.constant(0.3), 7)], [0.3]);
+  const drop = optim.schedules.piecewiseConstant([3, 2, 1], [2, 5]);
+  assertAllClose(await Promise.all([0, 1, 2, 4, 5, 9].map((k) => at(drop, k))), [3, 3, 2, 2, 1, 1]);
+  assertThrowsWith(
+    () => optim.schedules.piecewiseConstant([1, 2], [5, 3]),
+    "increasing boundaries and one more value than boundaries",
+  );
   // a schedule drives an optimizer through its step count
   const s = await run(optim.sgd(optim.schedules.linearWarmup(1, 2)), [0], [[1], [1], [1]]);
   assertAllClose(s.map((x) => x[0]), [-0.5, -1.5, -2.5]);

@@ -256,6 +256,7 @@ export function chain(...ts: GradientTransformation<any>[]): GradientTransformat
  * import { optim } from "@metagrad/metagrad";
  * const lr = optim.schedules.cosineDecay(1e-3, 10_000);
  * const warm = optim.schedules.linearWarmup(1e-3, 500);
+ * const drop = optim.schedules.piecewiseConstant([3e-3, 1e-3], [2000]);
  * ```
  */
 export const schedules = {
@@ -269,6 +270,24 @@ export const schedules = {
     const t = minimum(div(step, steps), 1);
     const c = mul(add(cos(mul(t, Math.PI)), 1), 0.5);
     return mul(add(mul(c, 1 - alpha), alpha), value);
+  },
+  /**
+   * values[0] until boundaries[0], then values[1] until boundaries[1], …: a learning-rate drop
+   * at given steps (the step count lives in the optimizer state, so a resumed run keeps it).
+   */
+  piecewiseConstant: (values: readonly number[], boundaries: readonly number[]) => {
+    const increasing = boundaries.every((b, i) => i === 0 || b > boundaries[i - 1]);
+    if (values.length !== boundaries.length + 1 || !increasing) {
+      throw new RangeError(
+        `schedules.piecewiseConstant: needs increasing boundaries and one more value than ` +
+          `boundaries, got values [${values.join(", ")}] and boundaries [${boundaries.join(", ")}]`,
+      );
+    }
+    return (step: Tensor): Tensor | number =>
+      boundaries.reduce<Tensor | number>(
+        (rate, b, i) => where(step.ge(b), values[i + 1], rate),
+        values[0],
+      );
   },
   /** From 0 up to value over `steps`, then `after` (a schedule of the steps since) or flat. */
   linearWarmup:

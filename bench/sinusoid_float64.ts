@@ -21,6 +21,7 @@
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
+import { summarize } from "../algorithms/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -191,9 +192,8 @@ function scoreTasks(ps: Params, tasks: Task[], k: number): number[] {
 }
 
 function summary(v: number[]): string {
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
-  return `${mean.toFixed(3)} ± ${(1.96 * sd / Math.sqrt(v.length)).toFixed(3)}`;
+  const { mean, ci95 } = summarize(v);
+  return `${mean.toFixed(3)} ± ${ci95.toFixed(3)}`;
 }
 
 /** metagrad's test tasks, read back to float64 (the same draws sinusoid_report scores on). */

@@ -130,6 +130,13 @@ export function gradCases(): Array<[string, Case[]]> {
       t([1, 1, 8, 8], 118),
       t([1, 1, 2, 2], 119),
     ]],
+    // order 2 differentiates the weight gradient, a convolution by a 5×5 map of a 3×3
+    // cotangent: the kernel-taps-as-patches path on WebGPU
+    [
+      "conv2d whose order-2 gradient has a kernel larger than its input",
+      (x, w) => mg.conv2d(x, w),
+      [t([2, 2, 7, 7], 123), t([3, 2, 3, 3], 124)],
+    ],
     ["maxPool 2", (x) => mg.maxPool2d(x, 2), [t([1, 2, 4, 6], 120)]],
     ["maxPool 3 stride 2 pad 1", (x) => mg.maxPool2d(x, 3, { stride: 2, padding: 1 }), [
       t([1, 1, 5, 5], 121),

@@ -275,7 +275,10 @@ export const schedules = {
    * values[0] until boundaries[0], then values[1] until boundaries[1], …: a learning-rate drop
    * at given steps (the step count lives in the optimizer state, so a resumed run keeps it).
    */
-  piecewiseConstant: (values: readonly number[], boundaries: readonly number[]) => {
+  piecewiseConstant: (
+    values: readonly number[],
+    boundaries: readonly number[],
+  ): (step: Tensor) => Tensor | number => {
     const increasing = boundaries.every((b, i) => i === 0 || b > boundaries[i - 1]);
     if (values.length !== boundaries.length + 1 || !increasing) {
       throw new RangeError(

@@ -13,6 +13,7 @@ import type { Tensor } from "../tensor.ts";
 import { bind } from "../primitive.ts";
 import { flip, reshape, slice, transpose } from "../ops/shape.ts";
 import { materialize } from "./batching.ts";
+import { stridedReadGpu } from "./strided.ts";
 
 export interface Conv2dParams {
   stride: readonly [number, number];
@@ -430,7 +431,7 @@ const kernelAsPatches: ConvStrategy = (x, w, p, out, g) => {
   return true;
 };
 
-/** [A, B, C] → [B, A, C], into `into` or a new buffer. */
+/** [A, B, C] → [B, A, C], into `into` or a new buffer: a strided read, as transpose does. */
 function swapLeadingAxes(
   src: GpuStorage,
   A: number,
@@ -438,18 +439,7 @@ function swapLeadingAxes(
   C: number,
   into = new GpuStorage(A * B * C * 4),
 ): GpuStorage {
-  // params: 0 count, 1 A, 2 B, 3 C
-  runSimple(
-    "conv2d regroup",
-    `
-  let c = t % ${param(3)};
-  let a = (t / ${param(3)}) % ${param(1)};
-  let b = t / (${param(3)} * ${param(1)});
-  out[t] = in0[(a * ${param(2)} + b) * ${param(3)} + c];`,
-    [A * B * C, A, B, C],
-    [{ storage: src, dtype: "f32" }],
-    { storage: into, dtype: "f32" },
-  );
+  stridedReadGpu("conv2d regroup", src, "f32", [B, A, C], [C, B * C, 1], 0, into);
   return into;
 }
 

@@ -1,0 +1,62 @@
+/**
+ * `deno task test`: the whole suite in parallel, then the device-loss test on its own (it
+ * destroys its device). Arguments, when given, replace the default targets and flags after
+ * `deno test --allow-all --parallel`, e.g. `deno task test tests/conv_test.ts --filter groups`.
+ *
+ * Why a launcher and not a plain task: on Linux, wgpu's default instance also opens the GL
+ * backend, which loads libglvnd's libEGL. Its exit-time destructor frees per-thread state that
+ * a test worker thread still exiting frees too, and the process aborts after every test has
+ * passed ("double free or corruption"; measured in a 6-file, one-kernel-each suite: 2 of 50
+ * runs with `--parallel`, 1 of 50 without, 0 of 150 on Vulkan alone, where libEGL is never
+ * loaded). So when `DENO_WEBGPU_BACKEND` is unset and a Vulkan adapter answers, the suite runs
+ * on Vulkan alone; otherwise it leaves the choice to wgpu.
+ */
+
+const deno = Deno.execPath();
+
+/** Whether wgpu restricted to Vulkan finds an adapter (in a child, so this process loads no driver). */
+async function vulkanAdapterAnswers(): Promise<boolean> {
+  const probe = new Deno.Command(deno, {
+    args: ["eval", "Deno.exit((await navigator.gpu.requestAdapter()) ? 0 : 1)"],
+    env: { DENO_WEBGPU_BACKEND: "vulkan" },
+    stdout: "null",
+    stderr: "null",
+  });
+  return (await probe.output()).success;
+}
+
+async function testEnv(): Promise<Record<string, string>> {
+  if (Deno.build.os !== "linux" || Deno.env.get("DENO_WEBGPU_BACKEND")) return {};
+  if (await vulkanAdapterAnswers()) return { DENO_WEBGPU_BACKEND: "vulkan" };
+  return {};
+}
+
+/** Runs `deno test --allow-all ...args` with the terminal attached; its exit code. */
+async function denoTest(args: string[], env: Record<string, string>): Promise<number> {
+  const child = new Deno.Command(deno, {
+    args: ["test", "--allow-all", ...args],
+    env,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  return (await child.status).code; // 128 + the signal number when a signal ended it
+}
+
+const env = await testEnv();
+if (env.DENO_WEBGPU_BACKEND) {
+  console.log(
+    `test suite on DENO_WEBGPU_BACKEND=${env.DENO_WEBGPU_BACKEND} (see tests/run_suite.ts)`,
+  );
+}
+let code: number;
+if (Deno.args.length > 0) {
+  code = await denoTest(["--parallel", ...Deno.args], env);
+} else {
+  code = await denoTest(
+    ["--parallel", "--ignore=tests/device_lost_test.ts", "tests/"],
+    env,
+  );
+  if (code === 0) code = await denoTest(["tests/device_lost_test.ts"], env);
+}
+Deno.exit(code);

@@ -11,11 +11,15 @@
  *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
  *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 3] [--meta-lr 1e-3]
  *     [--meta-lr-drops 2000:1e-3,4000:3e-4]   (meta-step:rate; the rate from that meta-step on)
+ *     [--learned-lr none|perStep|perLayer|perStepPerLayer|perParameter]
+ *     [--init-params run.safetensors]   (start from another run's meta-learned θ and batch-norm
+ *                                        state; rates and optimiser start fresh)
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
+  type LearnedLr,
   maml,
   mergeSummaries,
   type MetaMetrics,
@@ -40,6 +44,8 @@ const { values } = parseArgs({
     "test-steps": { type: "string" },
     "meta-lr": { type: "string", default: "1e-3" },
     "meta-lr-drops": { type: "string" },
+    "learned-lr": { type: "string", default: "none" },
+    "init-params": { type: "string" },
     "test-tasks": { type: "string", default: "400" },
     "test-queries": { type: "string", default: "5" },
     every: { type: "string", default: "50" },
@@ -103,6 +109,7 @@ if (isProto) {
     innerSteps: Number(values["inner-steps"]),
     innerLr: Number(values["inner-lr"]),
     firstOrder: values["first-order"],
+    learnedLr: learnedLr(values["learned-lr"]!),
     // the schedule reads Adam's step count, which the checkpoint keeps across resumes
     metaOptimizer: mg.optim.adam(
       drops.length === 0 ? metaLr : mg.optim.schedules.piecewiseConstant(
@@ -124,27 +131,52 @@ if (isProto) {
     innerLr: Number(values["inner-lr"]),
     testSteps: Number(values["test-steps"] ?? values["inner-steps"]),
     firstOrder: values["first-order"],
+    learnedLr: values["learned-lr"],
+    initParams: values["init-params"],
     metaOptimizer: `Adam ${values["meta-lr"]}${
       drops.map((d) => `, ${d.rate} from meta-step ${d.at}`).join("")
     }`,
   };
 }
 
+function learnedLr(kind: string): LearnedLr {
+  const kinds: LearnedLr[] = ["none", "perStep", "perLayer", "perStepPerLayer", "perParameter"];
+  if (!kinds.includes(kind as LearnedLr)) {
+    throw new Error(`--learned-lr must be one of ${kinds.join(", ")}, got ${kind}`);
+  }
+  return kind as LearnedLr;
+}
+
 // resume from the checkpoint when one exists (written atomically, so never half a file)
 let state = learner.init(mg.random.key(0));
 let done = 0;
 let trainSeconds = 0;
+// a warm start's source run: its meta-steps and training time, kept for the report
+let prior = { episodes: 0, seconds: 0 };
 try {
   const { tree } = await mg.loadCheckpoint(checkpointPath);
   state = tree.state;
   done = tree.episode;
   trainSeconds = tree.seconds;
+  prior = tree.prior ?? prior;
   console.log(`resuming from ${checkpointPath} at episode ${done}`);
 } catch (e) {
   if (!(e as Error).message.includes("cannot read")) throw e;
+  if (values["init-params"]) {
+    // a warm start: θ and batch-norm state from another run; the rates and the optimiser (whose
+    // zero moments fit θ's shapes, and whose step count the schedule reads) start fresh
+    const { tree } = await mg.loadCheckpoint(values["init-params"]);
+    const from = tree.state as { params: unknown; modelState: unknown };
+    const fresh = state as { params: unknown; modelState: unknown };
+    mg.tree.map((t: Tensor) => t.dispose(), [fresh.params, fresh.modelState]);
+    state = { ...fresh, params: from.params, modelState: from.modelState } as State;
+    prior = { episodes: tree.episode, seconds: tree.seconds };
+    console.log(`starting from θ of ${values["init-params"]} (episode ${tree.episode})`);
+  }
 }
 
-const trainKey = mg.random.key(7);
+// a warm start draws other episodes than the run it starts from
+const trainKey = values["init-params"] ? mg.random.foldIn(mg.random.key(7), 1) : mg.random.key(7);
 let window: Tensor[] = [];
 let windowStart = performance.now();
 while (done < episodes) {
@@ -177,7 +209,7 @@ while (done < episodes) {
         ((episodes - done) * perEpisode / 60).toFixed(0)
       } min`,
     );
-    await mg.saveCheckpoint(checkpointPath, { state, episode: done, seconds: trainSeconds });
+    await mg.saveCheckpoint(checkpointPath, { state, episode: done, seconds: trainSeconds, prior });
     windowStart = performance.now();
   }
 }
@@ -203,7 +235,11 @@ const line =
   `${algo}: 5-way 1-shot accuracy on ${test.shape[0]} held-out characters: ${
     (100 * accuracy.mean).toFixed(2)
   } ± ${(100 * accuracy.ci95).toFixed(2)}% over ${accuracy.n} episodes (${testQueries} queries ` +
-  `per class); ${episodes} training episodes in ${(trainSeconds / 60).toFixed(1)} min, ` +
+  `per class); ${episodes} training episodes in ${(trainSeconds / 60).toFixed(1)} min${
+    prior.episodes
+      ? ` (after ${prior.episodes} in ${(prior.seconds / 60).toFixed(1)} min in its θ's run)`
+      : ""
+  }, ` +
   `evaluation ${evalSeconds.toFixed(0)} s, adapter ${info.description}`;
 console.log(line);
 if (values.out) {
@@ -216,6 +252,7 @@ if (values.out) {
         config,
         episodes,
         trainSeconds,
+        prior,
         evalSeconds,
         accuracy,
       },

@@ -9,7 +9,7 @@
  *   deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
  *     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
  *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
- *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 3] [--meta-lr 1e-3]
+ *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 10] [--meta-lr 1e-3]
  *     [--meta-lr-drops 2000:1e-3,4000:3e-4]   (meta-step:rate; the rate from that meta-step on)
  *     [--learned-lr none|perStep|perLayer|perStepPerLayer|perParameter]
  *     [--init-params run.safetensors]   (start from another run's meta-learned θ and batch-norm
@@ -119,8 +119,8 @@ if (isProto) {
     ),
   });
   learner = m as unknown as typeof learner;
-  // Finn et al. adapt with more steps at test time than in meta-training
-  const testSteps = Number(values["test-steps"] ?? values["inner-steps"]);
+  // Finn et al. meta-train Omniglot with 1 inner step and test with 10 (cbfinn/maml main.py)
+  const testSteps = Number(values["test-steps"] ?? 10);
   evaluate = (s, b) => m.evaluate(s as any, b, testSteps);
   config = {
     ways: 5,
@@ -129,7 +129,7 @@ if (isProto) {
     metaBatch,
     innerSteps: Number(values["inner-steps"]),
     innerLr: Number(values["inner-lr"]),
-    testSteps: Number(values["test-steps"] ?? values["inner-steps"]),
+    testSteps,
     firstOrder: values["first-order"],
     learnedLr: values["learned-lr"],
     initParams: values["init-params"],

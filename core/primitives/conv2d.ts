@@ -200,7 +200,7 @@ export const conv2d: Primitive<Conv2dParams> = {
         if (wd < 0 || wd % lw != 0) { continue; }
         let iw = wd / lw;
         if (iw >= W) { continue; }
-        acc = fma(in0[((n * C + c0 + ci) * H + ih) * W + iw], in1[((o * I + ci) * KH + kh) * KW + kw], acc);
+        acc = fma(in0(u32(((n * C + c0 + ci) * H + ih) * W + iw)), in1(u32(((o * I + ci) * KH + kh) * KW + kw)), acc);
       }
     }
   }
@@ -388,7 +388,7 @@ const kernelAsPatches: ConvStrategy = (x, w, p, out, g) => {
   let at = select(0, i32(((grp * ${param(1)} + o) * ${param(4)} + c) * ${param(7)} * ${
     param(8)
   }) + kh * ${P(8)} + kw, inside);
-  out[t] = select(0.0, in0[at], inside);`;
+  out[t] = select(0.0, in0(u32(at)), inside);`;
   runSimple(
     "conv2d kernel patches",
     body,
@@ -477,7 +477,7 @@ function im2colPass(
     var iw = kw * ${P(13)} - ${P(11)};
     for (var ow = 0; ow < OW; ow = ow + 1) {
       let inside = iw >= 0 && iw < W;
-      out[at + u32(ow)] = select(0.0, in0[select(0, row * W + iw, inside)], inside);
+      out[at + u32(ow)] = select(0.0, in0(u32(select(0, row * W + iw, inside))), inside);
       iw = iw + ${P(9)};
     }
   }`;
@@ -527,7 +527,7 @@ function im2colPass(
   let s = t % ${param(3)};
   let o = (t / ${param(3)}) % ${param(1)};
   let n = t / (${param(3)} * ${param(1)});
-  out[${param(4)} + t] = in0[(o * ${param(2)} + n) * ${param(3)} + s];`,
+  out[${param(4)} + t] = in0((o * ${param(2)} + n) * ${param(3)} + s);`,
     [count * g.O * S, g.O, count, S, n0 * g.O * S],
     [{ storage: product, dtype: "f32" }],
     { storage: out.storage, dtype: "f32" },

@@ -49,7 +49,7 @@ export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
   for (var s = 0u; s < L; s = s + 1u) {
     let l = ${reverse ? "L - 1u - s" : "s"};
     let at = (o * L + l) * ${param(2)} + i;
-    acc = acc + in0[at];
+    acc = acc + in0(at);
     out[at] = acc;
   }`;
     runSimple(`cumsum${reverse ? " (reverse)" : ""}`, body, [outer * inner, L, inner], [{

@@ -88,7 +88,7 @@ export const take: Primitive<{ axis: number }> = {
   let q = t % ${param(3)};
   let j = (t / ${param(3)}) % ${param(1)};
   let p = t / (${param(3)} * ${param(1)});
-  out[t] = in0[(p * ${param(2)} + clamp_index(in1[j], ${param(2)})) * ${param(3)} + q];`;
+  out[t] = in0((p * ${param(2)} + clamp_index(in1(j), ${param(2)})) * ${param(3)} + q);`;
     runSimple(
       "take",
       body,
@@ -179,9 +179,9 @@ export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   let p = t / (${param(3)} * ${param(2)});
   var acc: ${t} = ${t}(0);
   for (var j = 0u; j < ${param(1)}; j = j + 1u) {
-    if (clamp_index(in1[j], ${param(2)}) == i) { acc = acc + in0[(p * ${param(1)} + j) * ${
+    if (clamp_index(in1(j), ${param(2)}) == i) { acc = acc + in0((p * ${param(1)} + j) * ${
       param(3)
-    } + q]; }
+    } + q); }
   }
   out[t] = acc;`;
     runSimple(

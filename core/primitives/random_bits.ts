@@ -82,7 +82,7 @@ export const randomBits: Primitive<RandomBitsParams> = {
     const body = `
   let k = t / ${param(3)};
   let i = t % ${param(3)};
-  let r = threefry(in0[2u * k], in0[2u * k + 1u], ${param(1)} + (i >> 1u), ${param(2)});
+  let r = threefry(in0(2u * k), in0(2u * k + 1u), ${param(1)} + (i >> 1u), ${param(2)});
   out[t] = select(r.x, r.y, (i & 1u) == 1u);`;
     runSimple(
       "randomBits",

@@ -96,7 +96,7 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     for (var kw = 0; kw < ${P(6)}; kw = kw + 1) {
       let iw = ow * ${P(8)} + kw - ${P(10)};
       if (iw < 0 || iw >= W) { continue; }
-      let v = in0[(b * H + ih) * W + iw];
+      let v = in0(u32((b * H + ih) * W + iw));
       ${combine}
     }
   }

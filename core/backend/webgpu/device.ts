@@ -27,6 +27,8 @@ export interface AdapterInfo {
     maxComputeWorkgroupStorageSize: number;
     minStorageBufferOffsetAlignment: number;
     minUniformBufferOffsetAlignment: number;
+    maxUniformBufferBindingSize: number;
+    maxUniformBuffersPerShaderStage: number;
   };
 }
 
@@ -56,6 +58,8 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
     maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
     minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
     minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
+    maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
+    maxUniformBuffersPerShaderStage: l.maxUniformBuffersPerShaderStage,
   };
   const wanted: GPUFeatureName[] = [];
   if (adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
@@ -80,6 +84,8 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
         maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
         minStorageBufferOffsetAlignment: dl.minStorageBufferOffsetAlignment,
         minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
+        maxUniformBufferBindingSize: dl.maxUniformBufferBindingSize,
+        maxUniformBuffersPerShaderStage: dl.maxUniformBuffersPerShaderStage,
       },
     },
   };

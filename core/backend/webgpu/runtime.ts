@@ -16,6 +16,7 @@ import { countAlloc, countFree, type Storage } from "../storage.ts";
 import { acquireDevice, type AdapterInfo } from "./device.ts";
 import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
 import { bindings } from "./wgsl.ts";
+import { uniformBucket, uniformInputsEnabled } from "./input_reads.ts";
 
 /** A device buffer plus its byte size, refcounted by the tensors that view it. */
 export class GpuStorage implements Storage {
@@ -43,12 +44,14 @@ export interface Binding {
   storage: GpuStorage;
   offset?: number;
   size?: number;
+  /** Bound as a uniform buffer rather than read-only storage (inputs only; `input_reads.ts`). */
+  uniform?: boolean;
 }
 
 export interface KernelSource {
   /** WGSL text; pipelines are cached by it. */
   code: string;
-  /** Number of read-only storage inputs; the output is the binding after them. */
+  /** Number of input bindings (storage or uniform); the output is the binding after them. */
   inputs: number;
   /** Op name for labels and error messages. */
   label: string;
@@ -98,6 +101,7 @@ class Runtime {
   #groups = new Map<string, GPUBindGroup>();
   #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextId = 1;
+  /** Free buffers by `poolKey` (size and usage). */
   #pool = new Map<number, GPUBuffer[]>();
   #quarantine = new Map<number, GPUBuffer[]>();
   #encoder: GPUCommandEncoder | null = null;
@@ -279,6 +283,9 @@ class Runtime {
   // ---------------------------------------------------------------- buffers
 
   static bucket(bytes: number): number {
+    // buffers that may be read as uniform windows are sized to whole windows
+    const windowed = uniformInputsEnabled() ? uniformBucket(bytes) : null;
+    if (windowed !== null) return windowed;
     // 4 buckets per octave above 4 KiB keep rounding waste under 19%.
     const b = Math.max(bytes, 16);
     if (b <= 4096) return Math.ceil(b / 256) * 256;
@@ -299,6 +306,9 @@ class Runtime {
     }
     storage.generation = this.#generation;
     const size = Runtime.bucket(storage.bytes);
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
+      (uniformInputsEnabled() ? GPUBufferUsage.UNIFORM : 0);
+    const key = poolKey(size, usage);
     const limit = this.info!.limits.maxBufferSize;
     if (size > limit) {
       throw new RangeError(
@@ -306,9 +316,9 @@ class Runtime {
           `${limit}; split the computation into smaller tensors`,
       );
     }
-    let buf = forUpload ? undefined : this.#quarantine.get(size)?.pop();
+    let buf = forUpload ? undefined : this.#quarantine.get(key)?.pop();
     if (!buf) {
-      buf = this.#pool.get(size)?.pop();
+      buf = this.#pool.get(key)?.pop();
       if (buf) this.stats.poolBytes -= size;
     }
     if (!buf) {
@@ -317,7 +327,7 @@ class Runtime {
       buf = dev.createBuffer({
         label: `${label} output`,
         size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        usage,
       });
       this.#watch(
         dev.popErrorScope(),
@@ -335,8 +345,9 @@ class Runtime {
     storage.buffer = null;
     if (!buf || storage.generation !== this.#generation) return; // a lost device's buffer
     if (this.#encoder) {
-      let list = this.#quarantine.get(buf.size);
-      if (!list) this.#quarantine.set(buf.size, list = []);
+      const key = poolKey(buf.size, buf.usage);
+      let list = this.#quarantine.get(key);
+      if (!list) this.#quarantine.set(key, list = []);
       list.push(buf);
     } else this.#toPool(buf);
   }
@@ -347,8 +358,9 @@ class Runtime {
       this.#destroy(buf);
       return;
     }
-    let list = this.#pool.get(size);
-    if (!list) this.#pool.set(size, list = []);
+    const key = poolKey(size, buf.usage);
+    let list = this.#pool.get(key);
+    if (!list) this.#pool.set(key, list = []);
     list.push(buf);
     this.stats.poolBytes += size;
   }
@@ -373,7 +385,8 @@ class Runtime {
 
   // ---------------------------------------------------------------- kernels
 
-  pipeline(src: KernelSource): CachedPipeline {
+  /** The pipeline of `src`; `uniformInputs[i]` says input binding i is a uniform buffer. */
+  pipeline(src: KernelSource, uniformInputs: readonly boolean[] = []): CachedPipeline {
     let p = this.#pipelines.get(src.code);
     if (p) return p;
     const dev = this.gpu;
@@ -388,7 +401,7 @@ class Runtime {
       entries.push({
         binding: i + 1,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: "read-only-storage" },
+        buffer: { type: uniformInputs[i] ? "uniform" : "read-only-storage" },
       });
     }
     entries.push({
@@ -444,7 +457,10 @@ class Runtime {
       );
     }
     if (workgroups.some((g) => g === 0)) return;
-    const { id, pipeline, layout } = this.pipeline(src);
+    if (inputs.length !== src.inputs) {
+      throw new Error(`internal: ${src.label} declares ${src.inputs} inputs, got ${inputs.length}`);
+    }
+    const { id, pipeline, layout } = this.pipeline(src, inputs.map((b) => b.uniform === true));
     if (this.#profiler?.full) this.flush();
     if (!this.#encoder) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
@@ -675,6 +691,11 @@ class Runtime {
     await this.gpu.queue.onSubmittedWorkDone();
     await this.settle();
   }
+}
+
+/** Pool key: buffers are interchangeable only with the same size and usage. */
+function poolKey(size: number, usage: number): number {
+  return size * 1024 + (usage & 1023);
 }
 
 export const runtime: Runtime = new Runtime();

@@ -26,19 +26,90 @@ export function param(i: number): string {
   return `u.d[${i >> 2}].${"xyzw"[i & 3]}`;
 }
 
-/** Common preamble: the parameter block, read-only inputs, one read-write output. */
-export function bindings(params: number, inputs: DType[], out: DType): string {
+/**
+ * How a kernel reads one input. `storage`: a read-only storage binding. `uniform`: `windows`
+ * uniform bindings of `vec4s` four-element rows each, consecutive 64 KiB slices of the buffer.
+ * llvmpipe loads a storage element through a per-lane loop with bounds checks (~3.5 ns per
+ * element and lane on 2 cores) but a uniform element as one gather (~0.25 ns), so small inputs
+ * are read through uniform windows on software adapters (see `input_reads.ts`).
+ */
+export type InputRead = { kind: "storage" } | { kind: "uniform"; windows: number; vec4s: number };
+
+export const STORAGE_READ: InputRead = { kind: "storage" };
+
+/** Bytes of one full uniform window: WebGPU's guaranteed maxUniformBufferBindingSize. */
+export const UNIFORM_WINDOW_BYTES = 65536;
+
+/** Short tag of a read plan for kernel cache keys. */
+export function readTag(r: InputRead): string {
+  return r.kind === "storage" ? "s" : `u${r.windows}x${r.vec4s}`;
+}
+
+/** Number of bindings an input read this way takes. */
+export function readBindings(r: InputRead): number {
+  return r.kind === "storage" ? 1 : r.windows;
+}
+
+/**
+ * Declarations of input `name` from binding `binding` on, and the loader the kernel calls:
+ * `name(i)` returns element i (of `vec4<T>` rows when `vec4`, indexed by row).
+ */
+export function inputDecl(
+  name: string,
+  binding: number,
+  dtype: DType,
+  read: InputRead,
+  vec4 = false,
+): string {
+  const st = storageType(dtype);
+  const elem = vec4 ? `vec4<${st}>` : st;
+  if (read.kind === "storage") {
+    return `@group(0) @binding(${binding}) var<storage, read> ${name}_s: array<${elem}>;
+fn ${name}(i: u32) -> ${elem} { return ${name}_s[i]; }`;
+  }
+  const lines: string[] = [];
+  const rows = `array<vec4<${st}>, ${read.vec4s}>`;
+  for (let w = 0; w < read.windows; w++) {
+    lines.push(`@group(0) @binding(${binding + w}) var<uniform> ${name}_u${w}: ${rows};`);
+  }
+  const row = vec4 ? "i" : "(i >> 2u)";
+  const pick = vec4 ? "" : "[i & 3u]";
+  if (read.windows === 1) {
+    lines.push(`fn ${name}(i: u32) -> ${elem} { return ${name}_u0[${row}]${pick}; }`);
+  } else {
+    // every window is loaded and the right one selected: cheaper on llvmpipe than a branch
+    const per = UNIFORM_WINDOW_BYTES / 16;
+    let v = `${name}_u0[r]`;
+    for (let w = 1; w < read.windows; w++) v = `select(${v}, ${name}_u${w}[r], w == ${w}u)`;
+    lines.push(
+      `fn ${name}(i: u32) -> ${elem} { let q = ${row}; let r = q % ${per}u; let w = q / ${per}u; return (${v})${pick}; }`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Common preamble: the parameter block, read-only inputs (`in0(i)`, `in1(i)`, ... read as
+ * `reads` says, storage by default), one read-write output array `out`.
+ */
+export function bindings(
+  params: number,
+  inputs: DType[],
+  out: DType,
+  reads: readonly InputRead[] = [],
+): string {
   const lines = [
     `struct Params { d: array<vec4<u32>, ${Math.max(1, Math.ceil(params / 4))}> };`,
     `@group(0) @binding(0) var<uniform> u: Params;`,
   ];
-  inputs.forEach((d, i) =>
-    lines.push(`@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${storageType(d)}>;`)
-  );
+  let binding = 1;
+  inputs.forEach((d, i) => {
+    const read = reads[i] ?? STORAGE_READ;
+    lines.push(inputDecl(`in${i}`, binding, d, read));
+    binding += readBindings(read);
+  });
   lines.push(
-    `@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${
-      storageType(out)
-    }>;`,
+    `@group(0) @binding(${binding}) var<storage, read_write> out: array<${storageType(out)}>;`,
   );
   return lines.join("\n");
 }
@@ -95,7 +166,7 @@ export function stridedLayout(
 
 /**
  * WGSL lines that load `v0..vN-1`: leaf k read at the element whose row-major index over a
- * (collapsed) shape is `linear`. The shape's dims sit in parameters `shapeP...`, leaf k's
+ * (collapsed) shape is `linear`, through its loader `array(k)(index)`. The shape's dims sit in parameters `shapeP...`, leaf k's
  * base offset and strides in `leafP[k]...`; stride 0 broadcasts. Shared by the fused
  * elementwise kernels, reduction prologues and matmul epilogues.
  */
@@ -119,6 +190,6 @@ export function stridedLoads(
     dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
     lines.push(`  }`);
   }
-  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `${array(k)}[i${k}]`)};`));
+  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `${array(k)}(i${k})`)};`));
   return lines;
 }

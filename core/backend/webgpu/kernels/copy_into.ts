@@ -27,7 +27,7 @@ export function runCopyInto(
       }; }`,
     );
   }
-  lines.push(`  out[o] = in0[t];`);
+  lines.push(`  out[o] = in0(t);`);
   runSimple(label, lines.join("\n"), [sizeOf(shape), outOffset, ...shape, ...outStrides], [{
     storage: input,
     dtype,

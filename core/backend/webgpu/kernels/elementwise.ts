@@ -10,11 +10,16 @@
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
+import { inputBindings, planReads } from "../input_reads.ts";
 import {
   bindings,
   entry,
   grid,
+  type InputRead,
   param,
+  readBindings,
+  readTag,
+  STORAGE_READ,
   storeAs,
   stridedLayout,
   stridedLoads,
@@ -76,13 +81,16 @@ function elementwiseSource(
   outDtype: DType,
   rank: number,
   wg: number,
+  reads: InputRead[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
   let hid = helperIds.get(helpers);
   if (hid === undefined) helperIds.set(helpers, hid = helperIds.size);
   const key = `${hid}|${kernel.label}|${
     kernel.prelude ?? ""
-  }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}`;
+  }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
+    reads.map(readTag).join()
+  }`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
@@ -102,10 +110,15 @@ function elementwiseSource(
   if (kernel.prelude) lines.push(kernel.prelude);
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);
-  const code = [bindings(p, dtypes, outDtype), WGSL_HELPERS, helpers, entry(wg, lines.join("\n"))]
-    .join("\n");
+  const code = [
+    bindings(p, dtypes, outDtype, reads),
+    WGSL_HELPERS,
+    helpers,
+    entry(wg, lines.join("\n")),
+  ].join("\n");
+  const inputs = reads.reduce((n, r) => n + readBindings(r), 0);
   const out = {
-    src: { code, inputs: dtypes.length, label: kernel.label },
+    src: { code, inputs, label: kernel.label },
     layout: { p, countP, startP, threadsP, shapeP, inP, extraP },
   };
   sourceCache.set(key, out);
@@ -127,18 +140,21 @@ export function runElementwise(
   const shape = collapsed.shape;
   const extra = kernel.extra ?? [];
   const wg = n > PER_THREAD * WG_WIDE * 4 ? WG_WIDE : WG_NARROW;
+  const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
+  const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
+  const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
+  // chunked launches bind ranges of their inputs, which only storage bindings allow
+  const reads = big ? inputs.map(() => STORAGE_READ) : planReads(inputs.map((o) => o.storage));
   const { src, layout } = elementwiseSource(
     kernel,
     inputs.map((o) => o.dtype),
     outDtype,
     shape.length,
     wg,
+    reads,
   );
   const { p, countP, startP, threadsP, shapeP, inP, extraP } = layout;
 
-  const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
-  const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
-  const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
   const chunk = big ? CHUNK_ELEMS : n;
   for (let s = 0; s < n; s += chunk) {
     const e = Math.min(n, s + chunk);
@@ -154,7 +170,7 @@ export function runElementwise(
       st.forEach((v, i) => (u[inP[k] + 1 + i] = v >>> 0));
       if (!big || o.storage.bytes <= maxBind) {
         u[inP[k]] = o.offset >>> 0;
-        return { storage: o.storage };
+        return inputBindings([o.storage], [reads[k]]);
       }
       if (!isMonotone(shape, st)) {
         throw new RangeError(
@@ -166,8 +182,8 @@ export function runElementwise(
       const last = o.offset + indexAt(e - 1, shape, st);
       const base = Math.floor(first / alignElems) * alignElems;
       u[inP[k]] = (o.offset - base) >>> 0;
-      return { storage: o.storage, offset: base * 4, size: (last + 1 - base) * 4 };
-    });
+      return [{ storage: o.storage, offset: base * 4, size: (last + 1 - base) * 4 }];
+    }).flat();
     runtime.dispatch(
       src,
       u,

@@ -8,7 +8,17 @@
  *   thread — the classic layout for real GPUs.
  */
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { param, storageType, stridedLayout, stridedLoads, WGSL_HELPERS } from "../wgsl.ts";
+import { inputBindings, planReads } from "../input_reads.ts";
+import {
+  inputDecl,
+  type InputRead,
+  param,
+  readBindings,
+  readTag,
+  stridedLayout,
+  stridedLoads,
+  WGSL_HELPERS,
+} from "../wgsl.ts";
 import { collapseDims } from "../../../shape.ts";
 
 export interface MatmulTiling {
@@ -160,10 +170,10 @@ function registersScalar(t: MatmulTiling, transA: boolean, transB: boolean): str
   }
   lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
   for (let i = 0; i < t.tm; i++) {
-    lines.push(`    let a${i} = A[ar${i} + ${transA ? "kk * M" : "kk"}];`);
+    lines.push(`    let a${i} = A(ar${i} + ${transA ? "kk * M" : "kk"});`);
   }
   for (let j = 0; j < t.tn; j++) {
-    lines.push(`    let b${j} = B[bBase + ${indexB(transB, "kk", `c${j}`)}];`);
+    lines.push(`    let b${j} = B(bBase + ${indexB(transB, "kk", `c${j}`)});`);
   }
   for (let i = 0; i < t.tm; i++) {
     for (let j = 0; j < t.tn; j++) {
@@ -189,10 +199,10 @@ function registersVec4(t: MatmulTiling, transA: boolean): string[] {
   }
   lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
   for (let i = 0; i < t.tm; i++) {
-    lines.push(`    let a${i} = vec4<f32>(A[ar${i} + ${transA ? "kk * M" : "kk"}]);`);
+    lines.push(`    let a${i} = vec4<f32>(A(ar${i} + ${transA ? "kk * M" : "kk"}));`);
   }
   lines.push(`    let brow = bq + kk * nq;`);
-  for (let q = 0; q < quads; q++) lines.push(`    let b${q} = B[brow + cq${q}];`);
+  for (let q = 0; q < quads; q++) lines.push(`    let b${q} = B(brow + cq${q});`);
   for (let i = 0; i < t.tm; i++) {
     for (let q = 0; q < quads; q++) {
       lines.push(`    acc${i}_${q} = fma(a${i}, b${q}, acc${i}_${q});`);
@@ -225,10 +235,10 @@ function registersVec4K(t: MatmulTiling): string[] {
     for (let q = 0; q < Q; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   }
   lines.push(`  for (var k4 = 0u; k4 < KQ; k4 = k4 + 1u) {`);
-  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A[ar${i} + k4];`);
+  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A(ar${i} + k4);`);
   for (let s = 0; s < 4; s++) {
     lines.push(`    { let brow = bBase + (k4 * 4u + ${s}u) * NQ;`);
-    for (let q = 0; q < Q; q++) lines.push(`      let b${q} = B[brow + cq${q}];`);
+    for (let q = 0; q < Q; q++) lines.push(`      let b${q} = B(brow + cq${q});`);
     for (let i = 0; i < t.tm; i++) {
       for (let q = 0; q < Q; q++) {
         lines.push(`      acc${i}_${q} = fma(vec4<f32>(a${i}[${s}]), b${q}, acc${i}_${q});`);
@@ -264,15 +274,15 @@ function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[
     `  for (var k0 = 0u; k0 < K; k0 = k0 + ${bk}u) {`,
     `    for (var l = tid; l < ${bm * bk}u; l = l + ${threads}u) {`,
     `      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`,
-    `      As[kk * ${bm}u + rr] = select(0.0, A[aBase + ${
+    `      As[kk * ${bm}u + rr] = select(0.0, A(aBase + ${
       indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")
-    }], gm < M && gk < K);`,
+    }), gm < M && gk < K);`,
     `    }`,
     `    for (var l = tid; l < ${bk * bn}u; l = l + ${threads}u) {`,
     `      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`,
-    `      Bs[kk * ${bn}u + cc] = select(0.0, B[bBase + ${
+    `      Bs[kk * ${bn}u + cc] = select(0.0, B(bBase + ${
       indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")
-    }], gn < N && gk < K);`,
+    }), gn < N && gk < K);`,
     `    }`,
     `    workgroupBarrier();`,
     `    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {`,
@@ -330,12 +340,16 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   return { code: lines.join("\n"), params: p };
 }
 
+/** Reads of A, B and the epilogue's leaves, in binding order. */
+type MatmulReads = InputRead[];
+
 function source(
   t: MatmulTiling,
   transA: boolean,
   transB: boolean,
   variant: Variant,
   epi: EpilogueShape | null,
+  reads: MatmulReads,
 ): string {
   const body = t.kind === "shared"
     ? sharedTiles(t, transA, transB)
@@ -350,15 +364,19 @@ function source(
     }>;`
     : "";
   const store = storeFn(epi);
-  const leaves = (epi?.dtypes ?? []).map((d, k) =>
-    `@group(0) @binding(${3 + k}) var<storage, read> E${k}: array<${storageType(d)}>;`
-  );
+  const decls: string[] = [];
+  let binding = 1;
+  const declare = (name: string, dtype: "f32" | "i32" | "u32" | "bool", k: number, v4: boolean) => {
+    decls.push(inputDecl(name, binding, dtype, reads[k], v4));
+    binding += readBindings(reads[k]);
+  };
+  declare("A", "f32", 0, variant === "vec4AB");
+  declare("B", "f32", 1, variant !== "scalar");
+  (epi?.dtypes ?? []).forEach((d, k) => declare(`E${k}`, d, 2 + k, false));
   return `struct Params { d: array<vec4<u32>, ${Math.ceil(store.params / 4)}> };
 @group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read> A: array<${variant === "vec4AB" ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read> B: array<${variant === "scalar" ? "f32" : "vec4<f32>"}>;
-${leaves.join("\n")}
-@group(0) @binding(${3 + leaves.length}) var<storage, read_write> C: array<f32>;
+${decls.join("\n")}
+@group(0) @binding(${binding}) var<storage, read_write> C: array<f32>;
 ${shared}
 ${WGSL_HELPERS}
 ${epi?.helpers ?? ""}
@@ -377,12 +395,13 @@ function cachedSource(
   transB: boolean,
   variant: Variant,
   epi: EpilogueShape | null,
+  reads: MatmulReads,
 ): string {
   const key = `${JSON.stringify(t)}|${transA}|${transB}|${variant}|${
     epi ? JSON.stringify(epi) : ""
-  }`;
+  }|${reads.map(readTag).join()}`;
   let code = sources.get(key);
-  if (!code) sources.set(key, code = source(t, transA, transB, variant, epi));
+  if (!code) sources.set(key, code = source(t, transA, transB, variant, epi, reads));
   return code;
 }
 
@@ -406,12 +425,15 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
       helpers: epilogue.helpers,
     }
     : null;
+  const operands = [args.a, args.b, ...(epilogue?.leaves ?? []).map((l) => l.storage)];
+  const reads = planReads(operands);
   const code = cachedSource(
     t,
     args.transA,
     args.transB,
     vec4A ? "vec4AB" : vec4B ? "vec4B" : "scalar",
     epi,
+    reads,
   );
   const params = [args.m, args.n, args.k, args.aBatchStride, args.bBatchStride, 0, 0, 0];
   if (collapsed) {
@@ -425,18 +447,14 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   runtime.dispatch(
     {
       code,
-      inputs: 2 + (epilogue?.leaves.length ?? 0),
+      inputs: reads.reduce((n, r) => n + readBindings(r), 0),
       // sizes in the label name the product in errors and profiles
       label: `${epilogue ? "matmul+epilogue" : "matmul"} ${args.batch}×[${args.m}×${args.k}${
         args.transA ? "ᵀ" : ""
       }]·[${args.k}×${args.n}${args.transB ? "ᵀ" : ""}] ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
     },
     Uint32Array.from(params),
-    [
-      { storage: args.a },
-      { storage: args.b },
-      ...(epilogue?.leaves ?? []).map((l) => ({ storage: l.storage })),
-    ],
+    inputBindings(operands, reads),
     { storage: args.out },
     [gx, gy, args.batch],
   );

@@ -8,14 +8,18 @@
  */
 import type { DType } from "../../../dtype.ts";
 import { GpuStorage, runtime } from "../runtime.ts";
+import { inputBindings, planReads } from "../input_reads.ts";
 import { collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
 import {
   bindings,
   entry,
   grid,
+  type InputRead,
   loadAs,
   param,
+  readBindings,
+  STORAGE_READ,
   storeAs,
   stridedLayout,
   stridedLoads,
@@ -118,7 +122,10 @@ function prologueFn(pr: PrologueShape, raw: string): { code: string; params: num
   return { code: lines.join("\n"), params: p };
 }
 
-function stageSource(s: Stage): { code: string; inputs: number; params: number } {
+function stageSource(
+  s: Stage,
+  reads: InputRead[],
+): { code: string; inputs: number; params: number } {
   const arg = s.op === "argmax" || s.op === "argmin";
   const raw = s.dtype === "bool" ? "u32" : s.dtype;
   // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase [, prologue]
@@ -144,22 +151,22 @@ function stageSource(s: Stage): { code: string; inputs: number; params: number }
   ${arg ? "var best: i32 = 0; var found: u32 = 0u;" : ""}
   for (var r = r0; r < r1; r = r + 1u) {
     let at = (o * R + r) * inner + i - ${P(8)};
-    let x: ${raw} = ${pro ? "prologue(at)" : "in0[at]"};
-    ${arg ? (s.pairedInput ? "let xi = in1[at];" : "let xi = i32(r);") : ""}
+    let x: ${raw} = ${pro ? "prologue(at)" : "in0(at)"};
+    ${arg ? (s.pairedInput ? "let xi = in1(at);" : "let xi = i32(r);") : ""}
     ${combine(s.op, s.dtype)}
   }
   let dst = (o * ${P(4)} + j) * inner + i - ${P(9)};
   ${s.writeIndex ? "out[dst] = best;" : `out[dst] = ${storeAs(s.dtype, loadAs(s.dtype, "acc"))};`}`;
   const nParams = pro ? pro.params : 10;
   const code = [
-    bindings(nParams, inputs, outDtype),
+    bindings(nParams, inputs, outDtype, reads),
     WGSL_HELPERS,
     s.prologue?.helpers ?? "",
     pro?.code ?? "",
     entry(WG, body),
   ]
     .join("\n");
-  return { code, inputs: inputs.length, params: nParams };
+  return { code, inputs: reads.reduce((n, r) => n + readBindings(r), 0), params: nParams };
 }
 
 /**
@@ -216,6 +223,9 @@ export function runReduce(
     const inputs = pro ? pro.leaves.map((l) => l.storage) : index ? [values, index] : [values];
     const run = (writeIndex: boolean, dst: GpuStorage) => {
       const shape = pro ? collapseDims(pro.shape, pro.leaves.map((l) => l.strides)) : null;
+      // split stages bind ranges of their inputs, which only storage bindings allow
+      const fits = inputs.every((s) => s.bytes <= maxBind) && dst.bytes <= maxBind;
+      const reads = fits ? planReads(inputs) : inputs.map(() => STORAGE_READ);
       const src = stageSource({
         op,
         dtype,
@@ -230,13 +240,14 @@ export function runReduce(
             helpers: pro.helpers,
           }
           : undefined,
-      });
+      }, reads);
       const extra = pro && shape
         ? [...shape.shape, ...shape.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)])]
         : [];
       dispatchStage(
         { code: src.code, inputs: src.inputs, label },
         inputs,
+        reads,
         dst,
         outer,
         r,
@@ -267,6 +278,7 @@ export function runReduce(
 function dispatchStage(
   src: { code: string; inputs: number; label: string },
   inputs: GpuStorage[],
+  reads: InputRead[],
   dst: GpuStorage,
   outer: number,
   R: number,
@@ -315,9 +327,9 @@ function dispatchStage(
       outBase,
       ...extra,
     ]);
-    const binds = inputs.map((s) =>
-      fits ? { storage: s } : { storage: s, offset: inBase * 4, size: (inLast - inBase) * 4 }
-    );
+    const binds = fits
+      ? inputBindings(inputs, reads)
+      : inputs.map((s) => ({ storage: s, offset: inBase * 4, size: (inLast - inBase) * 4 }));
     const outBind = fits
       ? { storage: dst }
       : { storage: dst, offset: outBase * 4, size: (outLast - outBase) * 4 };

@@ -1,11 +1,13 @@
 /**
  * "One thread per output element" kernels whose indexing is too irregular for the strided
  * elementwise family (gather, scatter-add, scans, convolutions, windows, PRNG). Parameter 0
- * is always the thread count; the body sees `t` (thread index) and `param(i)`.
+ * is always the thread count; the body sees `t` (thread index) and `param(i)`, reads input k
+ * as `ink(index)` and writes `out[index]`.
  */
 import type { DType } from "../../../dtype.ts";
 import { type GpuStorage, runtime } from "../runtime.ts";
-import { bindings, grid, param, WGSL_HELPERS } from "../wgsl.ts";
+import { inputBindings, planReads } from "../input_reads.ts";
+import { bindings, grid, param, readBindings, WGSL_HELPERS } from "../wgsl.ts";
 
 export interface SimpleOperand {
   storage: GpuStorage;
@@ -32,8 +34,10 @@ export function runSimple(
   const threads = params[0];
   if (threads === 0) return;
   const [wg, perThread] = threads >= BIG ? [256, 4] : [64, 1];
+  const storages = inputs.map((i) => i.storage);
+  const reads = planReads(storages);
   const code = [
-    bindings(params.length, inputs.map((i) => i.dtype), out.dtype),
+    bindings(params.length, inputs.map((i) => i.dtype), out.dtype, reads),
     WGSL_HELPERS,
     helpers,
     `@compute @workgroup_size(${wg})
@@ -49,9 +53,9 @@ ${body}
   ].join("\n");
   const u = Uint32Array.from(params, (v) => v >>> 0);
   runtime.dispatch(
-    { code, inputs: inputs.length, label },
+    { code, inputs: reads.reduce((n, r) => n + readBindings(r), 0), label },
     u,
-    inputs.map((i) => ({ storage: i.storage })),
+    inputBindings(storages, reads),
     { storage: out.storage },
     grid(Math.ceil(threads / perThread), wg),
   );

@@ -1,0 +1,112 @@
+/**
+ * Which kernel inputs are read through uniform windows instead of storage bindings.
+ *
+ * On llvmpipe a storage-buffer load runs a per-lane loop with a bounds check: ~3.5 ns per
+ * element and SIMD lane on 2 cores, whatever the access pattern (uniform, consecutive or
+ * scattered addresses measured alike), while a load from a uniform buffer is one gather,
+ * ~0.25 ns. Uniform bindings hold at most 64 KiB, so inputs up to four windows (256 KiB)
+ * are bound as consecutive 64 KiB slices — smaller ones as one window of 256 B or 4 KiB so
+ * their buffers stay small (the pool rounds buffer sizes to these tiers; see
+ * `Runtime.bucket`). Real GPUs serialise divergent uniform reads, so there every input
+ * stays a storage binding.
+ */
+import { type Binding, type GpuStorage, runtime } from "./runtime.ts";
+import { type InputRead, STORAGE_READ, UNIFORM_WINDOW_BYTES } from "./wgsl.ts";
+
+/** Inputs of up to this many full windows are read through uniform bindings. */
+export const MAX_UNIFORM_WINDOWS = 4;
+
+/** Smaller window sizes (bytes) for small inputs, smallest first. */
+const SMALL_WINDOWS = [256, 4096];
+
+let override: boolean | null = null;
+
+/**
+ * Force uniform-window reads on or off (tests and benchmarks compare the two paths); null
+ * restores the default. Buffers made while it was off are never bound as uniform windows.
+ */
+export function setUniformInputs(on: boolean | null): void {
+  override = on;
+}
+
+/**
+ * Whether this device reads small inputs through uniform windows: by default on software
+ * adapters only, and only when the uniform limits allow full windows.
+ * `METAGRAD_UNIFORM_INPUTS=0` in the environment turns it off.
+ */
+export function uniformInputsEnabled(): boolean {
+  const info = runtime.info;
+  if (!info) return false;
+  const fits = info.limits.maxUniformBufferBindingSize >= UNIFORM_WINDOW_BYTES &&
+    info.limits.maxUniformBuffersPerShaderStage >= 2;
+  return fits && (override ?? (info.isFallbackAdapter && !disabledByEnv));
+}
+
+const disabledByEnv = (() => {
+  try {
+    return Deno.env.get("METAGRAD_UNIFORM_INPUTS") === "0";
+  } catch {
+    return false; // no --allow-env: keep the default
+  }
+})();
+
+/**
+ * The byte size a buffer of `bytes` is given so that it can be bound as uniform windows:
+ * a window tier for small sizes, whole windows up to the maximum; null when it is too big.
+ */
+export function uniformBucket(bytes: number): number | null {
+  for (const w of SMALL_WINDOWS) if (bytes <= w) return w;
+  const windows = Math.ceil(bytes / UNIFORM_WINDOW_BYTES);
+  return windows <= MAX_UNIFORM_WINDOWS ? windows * UNIFORM_WINDOW_BYTES : null;
+}
+
+function uniformRead(bytes: number): InputRead | null {
+  const size = uniformBucket(bytes);
+  if (size === null || bytes === 0) return null;
+  if (size < UNIFORM_WINDOW_BYTES) return { kind: "uniform", windows: 1, vec4s: size / 16 };
+  return {
+    kind: "uniform",
+    windows: size / UNIFORM_WINDOW_BYTES,
+    vec4s: UNIFORM_WINDOW_BYTES / 16,
+  };
+}
+
+/**
+ * How to read each of `inputs` (whole storages, bound from offset 0): uniform windows for
+ * the smallest ones while the device's uniform bindings last, storage for the rest.
+ * `reservedUniforms` counts uniform bindings the kernel uses besides its parameter block.
+ */
+export function planReads(inputs: readonly GpuStorage[], reservedUniforms = 0): InputRead[] {
+  const reads: InputRead[] = inputs.map(() => STORAGE_READ);
+  if (!uniformInputsEnabled()) return reads;
+  let budget = runtime.info!.limits.maxUniformBuffersPerShaderStage - 1 - reservedUniforms;
+  const order = inputs.map((_, i) => i).sort((a, b) => inputs[a].bytes - inputs[b].bytes);
+  for (const i of order) {
+    const read = uniformRead(inputs[i].bytes);
+    if (!read || read.kind !== "uniform" || read.windows > budget) continue;
+    // the windows must lie inside a buffer made for uniform use (pooled ones are sized so)
+    const buffer = runtime.allocBuffer(inputs[i], "input");
+    const span = (read.windows - 1) * UNIFORM_WINDOW_BYTES + read.vec4s * 16;
+    if (buffer.size < span || !(buffer.usage & GPUBufferUsage.UNIFORM)) continue;
+    reads[i] = read;
+    budget -= read.windows;
+  }
+  return reads;
+}
+
+/** The bindings of whole-storage inputs read as `reads` says, in binding order. */
+export function inputBindings(
+  inputs: readonly GpuStorage[],
+  reads: readonly InputRead[],
+): Binding[] {
+  return inputs.flatMap((storage, i) => {
+    const r = reads[i] ?? STORAGE_READ;
+    if (r.kind === "storage") return [{ storage }];
+    return Array.from({ length: r.windows }, (_, w) => ({
+      storage,
+      offset: w * UNIFORM_WINDOW_BYTES,
+      size: r.vec4s * 16,
+      uniform: true,
+    }));
+  });
+}

@@ -1,0 +1,133 @@
+/**
+ * Small inputs read through uniform windows (software adapters): every kernel family gives
+ * bit-identical results with and without them, at each window tier and across windows.
+ */
+import assert from "node:assert/strict";
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import type { GpuStorage } from "../core/backend/webgpu/runtime.ts";
+import {
+  planReads,
+  setUniformInputs,
+  uniformInputsEnabled,
+} from "../core/backend/webgpu/input_reads.ts";
+import { randomValues } from "./helpers.ts";
+
+await mg.init();
+
+function t(shape: number[], seed: number, dtype: mg.DType = "f32"): Tensor {
+  return mg.tensor(randomValues(shape, dtype, seed), { shape, dtype });
+}
+
+/** Run `f` on fresh inputs with uniform reads off, then on; return both results' values. */
+async function bothWays(
+  make: () => Tensor[],
+  f: (...xs: Tensor[]) => Tensor,
+): Promise<{ off: number[]; on: number[]; reads: string[] }> {
+  const results: number[][] = [];
+  let reads: string[] = [];
+  for (const on of [false, true]) {
+    setUniformInputs(on);
+    try {
+      const xs = make(); // made in this mode, so their buffers suit it
+      reads = planReads(xs.map((x) => x.storage as GpuStorage)).map((r) => r.kind);
+      const y = f(...xs);
+      results.push(Array.from(await y.data()));
+      y.dispose();
+      xs.forEach((x) => x.dispose());
+    } finally {
+      setUniformInputs(null);
+    }
+  }
+  return { off: results[0], on: results[1], reads };
+}
+
+const onSoftware = mg.adapterInfo()?.isFallbackAdapter === true;
+
+Deno.test({
+  name: "uniform windows are used on software adapters only",
+  fn() {
+    assert.equal(uniformInputsEnabled(), onSoftware);
+    if (!onSoftware) console.log("  (not a software adapter: the uniform path stays off)");
+  },
+});
+
+// element counts at each tier edge: 256 B, 4 KiB, one 64 KiB window, 2–4 windows, too big
+const SIZES = [1, 64, 65, 1024, 1025, 16384, 16385, 40000, 65536, 65537];
+
+Deno.test({
+  name: "elementwise, reductions and gathers read uniform windows bit-identically",
+  ignore: !onSoftware,
+  async fn() {
+    for (const n of SIZES) {
+      const big = n * 4 > 4 * 65536;
+      const add = await bothWays(
+        () => [t([n], n), t([n], n + 1)],
+        (a, b) => mg.mul(mg.add(a, b), a),
+      );
+      assert.deepEqual(add.on, add.off, `add ${n}`);
+      assert.deepEqual(add.reads, big ? ["storage", "storage"] : ["uniform", "uniform"], `${n}`);
+      const sum = await bothWays(() => [t([n], n)], (a) => mg.sum(a));
+      assert.deepEqual(sum.on, sum.off, `sum ${n}`);
+      const idx = await bothWays(
+        () => [t([n], n), mg.tensor([n - 1, 0, Math.floor(n / 2)], { dtype: "i32" })],
+        (a, i) => mg.take(a, i, 0),
+      );
+      assert.deepEqual(idx.on, idx.off, `take ${n}`);
+    }
+    // integer and boolean inputs, a broadcast operand and a transposed one
+    const w = await bothWays(
+      () => [t([37, 41], 1, "bool"), t([37, 41], 2, "i32"), t([41], 3, "i32")],
+      (c, a, b) => mg.where(c, a, mg.transpose(mg.reshape(mg.tile(b, [37]), [41, 37]))),
+    );
+    assert.deepEqual(w.on, w.off);
+    assert.deepEqual(w.reads, ["uniform", "uniform", "uniform"]);
+    const cs = await bothWays(() => [t([7, 301], 4)], (a) => mg.cumsum(a, 1));
+    assert.deepEqual(cs.on, cs.off);
+  },
+});
+
+Deno.test({
+  name: "matmuls (scalar, vec4, transposed, batched, with epilogues) read uniform windows",
+  ignore: !onSoftware,
+  async fn() {
+    const cases: [number[], number[], boolean][] = [
+      [[25, 10, 40], [25, 40, 40], false], // vec4 loads, B over three windows
+      [[25, 10, 40], [25, 40, 40], true], // B transposed
+      [[250, 40], [40, 40], false],
+      [[40, 250], [250, 40], false],
+      [[13, 7], [7, 5], false], // odd: scalar loads
+      [[3, 129, 65], [65, 33], false], // A over two windows, broadcast B
+    ];
+    for (const [sa, sb, tb] of cases) {
+      const r = await bothWays(
+        () => [t(sa, 1), t(sb, 2), t([sb[sb.length - 1]], 3)],
+        (a, b, bias) => {
+          const p = tb ? mg.matmul(a, mg.swapAxes(b, -1, -2)) : mg.matmul(a, b);
+          return mg.relu(mg.add(p, bias));
+        },
+      );
+      assert.deepEqual(r.on, r.off, `${sa}·${sb}${tb ? "ᵀ" : ""}`);
+      assert.deepEqual(r.reads, ["uniform", "uniform", "uniform"]);
+    }
+    // under jit the bias add and relu become the matmul's epilogue
+    const f = mg.jit((a: Tensor, b: Tensor, bias: Tensor) =>
+      mg.relu(mg.add(mg.matmul(a, b), bias))
+    );
+    const j = await bothWays(() => [t([25, 10, 40], 5), t([25, 40, 40], 6), t([40], 7)], f);
+    assert.deepEqual(j.on, j.off);
+  },
+});
+
+Deno.test({
+  name: "convolution and pooling read uniform windows bit-identically",
+  ignore: !onSoftware,
+  async fn() {
+    const r = await bothWays(
+      () => [t([2, 3, 11, 9], 1), t([4, 3, 3, 3], 2)],
+      (x, w) => mg.maxPool2d(mg.conv2d(x, w, { padding: 1 }), 2),
+    );
+    assert.deepEqual(r.on, r.off);
+    assert.deepEqual(r.reads, ["uniform", "uniform"]);
+  },
+});

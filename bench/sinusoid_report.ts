@@ -5,8 +5,9 @@
  * measuring the query MSE, mean ± 95% CI. Run by hand; results go to README.
  *
  *   deno run -A bench/sinusoid_report.ts [--steps 10000] [--only maml2,maml1,reptile,joint]
- *     [--init glorot|torch|he] (torch: U(±1/√fanIn) weights and biases, PyTorch's default;
- *                              he: N(0, 2/fanIn) weights, zero biases)
+ *     [--init glorot|torch|he|finn] (torch: U(±1/√fanIn) weights and biases, PyTorch's
+ *                              default; he: N(0, 2/fanIn) weights, zero biases; finn: N(0, 0.01²)
+ *                              truncated at ±2σ, zero biases, as in Finn et al.'s code)
  *     [--seeds 0,1,2]         (one training run per seed: init key(s), task stream key(7 + s))
  *
  * Besides the issue's 100 test tasks, every method is also scored on 2,000 more tasks so that
@@ -35,8 +36,8 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "0" },
   },
 });
-if (!["glorot", "torch", "he"].includes(values.init!)) {
-  throw new Error(`--init must be glorot, torch or he, got ${values.init}`);
+if (!["glorot", "torch", "he", "finn"].includes(values.init!)) {
+  throw new Error(`--init must be glorot, torch, he or finn, got ${values.init}`);
 }
 const steps = Number(values.steps);
 const which = values.only!.split(",");
@@ -49,6 +50,8 @@ const model = values.init === "torch"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.fanInUniform, biasInit: mg.nn.fanInUniform })
   : values.init === "he"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.heNormal })
+  : values.init === "finn"
+  ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.truncatedNormal(0.01) })
   : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
 const test = sampleSinusoid(mg.random.key(12345), { tasks: 100, shots: 10 });

@@ -170,6 +170,21 @@ Deno.test("fanInUniform: PyTorch's default bounds for weights and (via the layer
   assertAllClose(await v(glorotWithBias.params.w), await v(plain.w), { atol: 0 });
 });
 
+Deno.test("truncatedNormal: inside ±2σ with the truncated normal's spread", async () => {
+  const std = 0.01;
+  const w = await v(nn.truncatedNormal(std)(mg.random.key(9), [200, 100]));
+  if (w.some((x) => Math.abs(x) > 2 * std)) throw new Error("truncatedNormal drew outside ±2σ");
+  const mean = w.reduce((a, b) => a + b, 0) / w.length;
+  const sd = Math.sqrt(w.reduce((s, x) => s + (x - mean) ** 2, 0) / w.length);
+  // N(0, σ²) truncated at ±2σ: sd = σ·√(1 − 4φ(2)/(2Φ(2) − 1)) = 0.8796σ; 20,000 draws
+  // give standard errors of 0.006σ (mean) and 0.5% (sd)
+  assertAllClose([mean / std, sd / std], [0, 0.8796], { atol: 0.03, rtol: 0 });
+  // redrawn, not clipped: 0.57% of a truncated normal lies in 1.95σ < |x| ≤ 2σ, while
+  // clipping would pile the 4.6% beyond 2σ there
+  const edge = w.filter((x) => Math.abs(x) > 1.95 * std).length / w.length;
+  if (edge > 0.01) throw new Error(`${edge} of the draws sit at the ±2σ edge`);
+});
+
 Deno.test("orthogonal initialiser: orthonormal rows or columns on both backends, keyed, scaled", async () => {
   for (const backend of ["reference", "webgpu"] as const) {
     mg.setBackend(backend);

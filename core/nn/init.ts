@@ -2,7 +2,7 @@
 import type { Tensor } from "../tensor.ts";
 import * as random from "../random.ts";
 import { full } from "../ops/creation.ts";
-import { div, mul, sqrt, sub } from "../ops/math.ts";
+import { abs, clip, div, greater, mul, sqrt, sub, where } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
 import { matmul } from "../ops/linalg.ts";
 import { reshape, transpose } from "../ops/shape.ts";
@@ -93,6 +93,30 @@ export function heUniform(key: Tensor, shape: readonly number[]): Tensor {
  */
 export function heNormal(key: Tensor, shape: readonly number[]): Tensor {
   return random.normal(key, shape, { std: Math.sqrt(2 / fans(shape)[0]) });
+}
+
+/** Redraws of out-of-range values in `truncatedNormal`; what is left (~1e-14) is clipped. */
+const TRUNCATION_REDRAWS = 8;
+
+/**
+ * N(0, std²) truncated at ±2 std (out-of-range draws are redrawn, as TensorFlow's
+ * `truncated_normal`): the weight initialiser of Finn et al.'s MAML code (std 0.01).
+ *
+ * @example
+ * ```ts
+ * import { nn } from "@metagrad/metagrad";
+ * const model = nn.mlp([1, 40, 40, 1], { init: nn.truncatedNormal(0.01) });
+ * ```
+ */
+export function truncatedNormal(std = 0.01): Initializer {
+  return (key, shape) => {
+    const keys = random.split(key, TRUNCATION_REDRAWS + 1);
+    let x = random.normal(keys[0], shape, { std });
+    for (let r = 1; r <= TRUNCATION_REDRAWS; r++) {
+      x = where(greater(abs(x), 2 * std), random.normal(keys[r], shape, { std }), x);
+    }
+    return clip(x, -2 * std, 2 * std);
+  };
 }
 
 /**

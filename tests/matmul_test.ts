@@ -51,6 +51,19 @@ for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvm
           atol: 1e-4,
         },
       );
+      // K a multiple of 4: A and Bᵀ rows read as vec4 along K (dot products), B broadcast
+      await assertMatchesReference(
+        "abᵀ, K = 4k",
+        [host([3, 11, 32], "f32", 56), host([9, 32], "f32", 57)],
+        (a, b) => mg.matmul(a, b, { transposeB: true }),
+        { atol: 1e-4 },
+      );
+      await assertMatchesReference(
+        "abᵀ, K = 4k, batched",
+        [host([5, 10, 40], "f32", 58), host([5, 13, 40], "f32", 59)],
+        (a, b) => mg.matmul(a, b, { transposeB: true }),
+        { atol: 1e-4 },
+      );
       await assertMatchesReference(
         "aᵀbᵀ",
         [host([31, 67], "f32", 54), host([9, 31], "f32", 55)],

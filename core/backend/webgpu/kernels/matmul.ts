@@ -261,6 +261,35 @@ function registersVec4K(t: MatmulTiling): string[] {
   return lines;
 }
 
+/**
+ * B transposed (B stored [N, K]) with K % 4 = 0 and A not transposed: both operands are
+ * read as vec4 rows along K and each output accumulates dot products, four k steps per
+ * load. The backward pass of x·W (x·Wᵀ under vmap) is this shape; on llvmpipe the scalar
+ * path paid one load per k step for every row and column of the block.
+ */
+function registersDotK(t: MatmulTiling): string[] {
+  const lines = [
+    ...prologue(t),
+    `  let KQ = K / 4u;`,
+    `  let aQ = aBase / 4u; let bQ = bBase / 4u;`,
+  ];
+  for (let i = 0; i < t.tm; i++) lines.push(`  let ar${i} = aQ + r${i} * KQ;`);
+  for (let j = 0; j < t.tn; j++) lines.push(`  let bc${j} = bQ + min(n0 + ${j}u, N - 1u) * KQ;`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
+  }
+  lines.push(`  for (var k4 = 0u; k4 < KQ; k4 = k4 + 1u) {`);
+  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A(ar${i} + k4);`);
+  for (let j = 0; j < t.tn; j++) lines.push(`    let b${j} = B(bc${j} + k4);`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) {
+      lines.push(`    acc${i}_${j} = acc${i}_${j} + dot(a${i}, b${j});`);
+    }
+  }
+  lines.push(`  }`);
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+}
+
 function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[] {
   const { wx, wy, tm, tn } = t;
   const bm = wy * tm, bn = wx * tn, bk = t.bk, threads = wx * wy;
@@ -325,7 +354,7 @@ interface EpilogueShape {
   helpers: string;
 }
 
-type Variant = "scalar" | "vec4B" | "vec4AB";
+type Variant = "scalar" | "vec4B" | "vec4AB" | "dotK";
 
 const BASE_PARAMS = 8;
 
@@ -355,6 +384,8 @@ function source(
     ? sharedTiles(t, transA, transB)
     : variant === "vec4AB"
     ? registersVec4K(t)
+    : variant === "dotK"
+    ? registersDotK(t)
     : variant === "vec4B"
     ? registersVec4(t, transA)
     : registersScalar(t, transA, transB);
@@ -370,7 +401,7 @@ function source(
     decls.push(inputDecl(name, binding, dtype, reads[k], v4));
     binding += readBindings(reads[k]);
   };
-  declare("A", "f32", 0, variant === "vec4AB");
+  declare("A", "f32", 0, variant === "vec4AB" || variant === "dotK");
   declare("B", "f32", 1, variant !== "scalar");
   (epi?.dtypes ?? []).forEach((d, k) => declare(`E${k}`, d, 2 + k, false));
   return `struct Params { d: array<vec4<u32>, ${Math.ceil(store.params / 4)}> };
@@ -413,6 +444,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   // vec4 loads need whole quads along the contiguous axis and no transpose of that operand
   const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
   const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
+  const dotK = t.kind === "registers" && args.transB && !args.transA && args.k % 4 === 0;
   const collapsed = epilogue
     ? collapseDims(epilogue.shape, epilogue.leaves.map((l) => l.strides))
     : null;
@@ -431,7 +463,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
     t,
     args.transA,
     args.transB,
-    vec4A ? "vec4AB" : vec4B ? "vec4B" : "scalar",
+    vec4A ? "vec4AB" : vec4B ? "vec4B" : dotK ? "dotK" : "scalar",
     epi,
     reads,
   );

@@ -103,6 +103,42 @@ Deno.test("bias and activation are fused into the matmul that feeds them", async
   }
 });
 
+Deno.test("epilogues reach matmuls through reshapes; small shared kernels are recomputed", async () => {
+  await mg.init();
+  const x = mg.random.normal(mg.random.key(5), [3, 37, 20]),
+    w = mg.random.normal(mg.random.key(6), [20, 44]);
+  const b = mg.random.normal(mg.random.key(7), [44]);
+  type F = (x: Tensor, w: Tensor, b: Tensor) => Tensor;
+  const cases: Array<[string, F, number]> = [
+    // reshapes between the matmul and its reader keep the row-major order: still one kernel
+    ["reshape(x·w) + b", (x, w, b) => mg.add(mg.reshape(mg.matmul(x, w), [111, 44]), b), 1],
+    [
+      "reshape(x·w, [3, 37, 4, 11]) · 3",
+      (x, w) => mg.mul(mg.reshape(mg.matmul(x, w), [3, 37, 4, 11]), 3),
+      1,
+    ],
+    // a ReLU mask read by two reductions is recomputed in both instead of stored: the matmul
+    // and two reductions (each two stages), not a fourth kernel for the mask
+    [
+      "mask shared by two reductions",
+      (x, w) => {
+        const y = mg.matmul(x, w);
+        const mask = mg.greater(y, 0);
+        return mg.add(mg.sum(mg.where(mask, y, 0)), mg.sum(mg.where(mask, mg.exp(y), 0)));
+      },
+      4,
+    ],
+  ];
+  for (const [name, f, kernels] of cases) {
+    const jitted = mg.jit(f);
+    const k = jitted.lower(x, w, b).kernels;
+    if (k !== kernels) {
+      throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower(x, w, b).text}`);
+    }
+    await assertTreesClose(jitted(x, w, b), f(x, w, b), name, { rtol: 1e-5, atol: 1e-4 });
+  }
+});
+
 Deno.test("jit traces once per signature; static arguments; printable programs", async () => {
   const count = { traces: 0 };
   const f = mg.jit((x: Tensor, scale: number) => {

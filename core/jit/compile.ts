@@ -71,6 +71,21 @@ type Step =
 
 const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
+/** Kernels of at most this many operations are recomputed inside their readers. */
+const MAX_REMAT_OPS = 2;
+
+/** How a kernel group was formed: its equations, root, iteration shape and label. */
+interface GroupPlan {
+  members: Set<Eqn>;
+  root: Eqn;
+  shape: Var;
+  label: (ops: string) => string;
+  /** A matmul epilogue's accumulator. */
+  acc?: Var;
+  /** Bindings besides the leaves (a matmul's two operands). */
+  extraLeaves: number;
+}
+
 /**
  * Plan fusion. Walking from the last equation back, each elementwise equation not yet placed
  * roots a group; a producer joins the group when it is elementwise, its result broadcasts
@@ -104,6 +119,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
 
   const placed = new Set<AnyEqn>(); // equations computed inside some kernel group
   const groupAt = new Map<AnyEqn, Step>(); // where each group's kernel runs
+  /** How each group was formed, so `rematerialize` can re-emit it with more members. */
+  const groups = new Map<AnyEqn, GroupPlan>();
   /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
   const grow = (root: Eqn, owner: Eqn | null, shape: Var) => {
     const members = new Set<Eqn>([root]);
@@ -156,6 +173,58 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     return { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
   };
 
+  /**
+   * A small kernel with one input whose result only other kernels read (a ReLU's mask, read
+   * by the forward `where` and again by the backward one) is recomputed inside each of them
+   * instead of being stored: one dispatch less, and each reader loads the input instead of
+   * the result. On llvmpipe every dispatch costs ~55 µs before any work.
+   */
+  const rematerialize = () => {
+    const groupOf = new Map<Eqn, AnyEqn>(); // member → key of its group
+    for (const [key, g] of groups) for (const m of g.members) groupOf.set(m, key);
+    for (const [key, g] of [...groups]) {
+      const step = groupAt.get(key)!;
+      if (step.kind !== "fused" || step.leaves.length !== 1) continue;
+      if ([...g.members].filter((m) => m.prim.name !== "full").length > MAX_REMAT_OPS) continue;
+      const readers = [...consumers.get(g.root.out.id) ?? []];
+      const hosts = new Set<AnyEqn>();
+      if (
+        !readers.every((c) => {
+          const host = c && groupOf.get(c as Eqn);
+          if (!host || host === key || !broadcastsInto(g.root.out, groups.get(host)!.shape)) {
+            return false;
+          }
+          hosts.add(host);
+          return true;
+        })
+      ) continue;
+      const emitted = new Map<AnyEqn, ReturnType<typeof emit>>();
+      for (const h of hosts) {
+        const hg = groups.get(h)!;
+        const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc);
+        if (out.leaves.length + hg.extraLeaves > maxLeaves) break;
+        emitted.set(h, out);
+      }
+      if (emitted.size !== hosts.size) continue;
+      for (const [h, out] of emitted) {
+        const hg = groups.get(h)!;
+        for (const m of g.members) {
+          hg.members.add(m);
+          groupOf.set(m, h);
+        }
+        Object.assign(groupAt.get(h)!, {
+          leaves: out.leaves,
+          prelude: out.prelude,
+          expr: out.expr,
+          label: hg.label(out.label),
+        });
+      }
+      groupAt.delete(key);
+      groups.delete(key);
+      placed.add(g.root);
+    }
+  };
+
   for (let k = p.eqns.length - 1; k >= 0; k--) {
     const e = p.eqns[k];
     if (placed.has(e) || isMultiEqn(e)) continue;
@@ -169,6 +238,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         const g = emit(members, src);
         if (g.leaves.length <= maxLeaves) {
           for (const m of members) if (m.prim.name !== "full") placed.add(m);
+          const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
           groupAt.set(e, {
             kind: "fusedReduce",
             eqn: e,
@@ -176,8 +246,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
             leaves: g.leaves,
             prelude: g.prelude,
             expr: g.expr,
-            label: `reduce[${e.params.op}∘${g.label}]`,
+            label: label(g.label),
           });
+          groups.set(e, { members, root: src, shape: src.out, label, extraLeaves: 0 });
           continue;
         }
       }
@@ -187,21 +258,41 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     // a matmul whose result only this group reads, of the group's shape: fuse as its epilogue
     const sameShape = (a: Var, b: Var) =>
       a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    /**
+     * The matmul computing `v`, directly or through reshapes (they keep the row-major order,
+     * so the matmul's store index is the group's), each read only by the next.
+     */
+    const matmulBehind = (v: Var): { mm: Eqn; views: Eqn[] } | null => {
+      const views: Eqn[] = [];
+      let prod = producer.get(v.id);
+      while (
+        prod && !isMultiEqn(prod) && prod.prim.name === "reshape" &&
+        consumers.get(prod.inputs[0].id)?.size === 1
+      ) {
+        views.push(prod);
+        prod = producer.get(prod.inputs[0].id);
+      }
+      if (!prod || isMultiEqn(prod) || prod.prim.name !== "matmul" || placed.has(prod)) {
+        return null;
+      }
+      return { mm: prod, views };
+    };
     const mmInput = e.out.dtype !== "f32"
       ? undefined
-      : [...members].flatMap((m) => m.inputs).find((v) => {
-        const prod = producer.get(v.id);
-        return prod && !isMultiEqn(prod) && prod.prim.name === "matmul" && !placed.has(prod) &&
-          sameShape(v, e.out) &&
-          sizeOf(v.shape) <= maxEpilogueElems &&
-          [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn));
-      });
+      : [...members].flatMap((m) => m.inputs).find((v) =>
+        matmulBehind(v) !== null &&
+        sameShape(v, e.out) &&
+        sizeOf(v.shape) <= maxEpilogueElems &&
+        [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
+      );
     if (mmInput) {
-      const mm = producer.get(mmInput.id) as Eqn;
+      const { mm, views } = matmulBehind(mmInput)!;
       const g = emit(members, e, mmInput);
       if (g.leaves.length + 2 <= maxLeaves) {
         placed.add(mm);
+        for (const view of views) placed.add(view);
         for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+        const label = (l: string) => `matmul+${l}`;
         groupAt.set(e, {
           kind: "matmulEpilogue",
           mm,
@@ -209,8 +300,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
           leaves: g.leaves,
           prelude: g.prelude,
           expr: g.expr,
-          label: `matmul+${g.label}`,
+          label: label(g.label),
         });
+        groups.set(e, { members, root: e, shape: e.out, label, acc: mmInput, extraLeaves: 2 });
         continue;
       }
     }
@@ -220,15 +312,18 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const g = emit(members, e);
     if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
     for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+    const label = (l: string) => `fused[${l}]`;
     groupAt.set(e, {
       kind: "fused",
       out: e.out,
       leaves: g.leaves,
       prelude: g.prelude,
       expr: g.expr,
-      label: `fused[${g.label}]`,
+      label: label(g.label),
     });
+    groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: 0 });
   }
+  rematerialize();
   // constants still needed outside the kernels (by matmul, say) are computed as usual
   const neededOutside = (e: Eqn) =>
     [...consumers.get(e.out.id) ?? []].some((c) =>
@@ -449,7 +544,8 @@ function runMatmulEpilogue(
       a,
       b,
       s.mm.params,
-      { shape: out.shape, dtype: "f32", storage },
+      // the matmul's own shape; the group's (`out`, maybe a reshape of it) orders the same
+      { shape: s.mm.out.shape, dtype: "f32", storage },
       {
         leaves: leafOperands,
         prelude: s.prelude,

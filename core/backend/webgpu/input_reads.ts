@@ -73,13 +73,13 @@ function uniformRead(bytes: number): InputRead | null {
 
 /**
  * How to read each of `inputs` (whole storages, bound from offset 0): uniform windows for
- * the smallest ones while the device's uniform bindings last, storage for the rest.
- * `reservedUniforms` counts uniform bindings the kernel uses besides its parameter block.
+ * the smallest ones while the device's uniform bindings (less the parameter block's) last,
+ * storage for the rest.
  */
-export function planReads(inputs: readonly GpuStorage[], reservedUniforms = 0): InputRead[] {
+export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
   const reads: InputRead[] = inputs.map(() => STORAGE_READ);
   if (!uniformInputsEnabled()) return reads;
-  let budget = runtime.info!.limits.maxUniformBuffersPerShaderStage - 1 - reservedUniforms;
+  let budget = runtime.info!.limits.maxUniformBuffersPerShaderStage - 1;
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[a].bytes - inputs[b].bytes);
   for (const i of order) {
     const read = uniformRead(inputs[i].bytes);

@@ -277,16 +277,17 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       }
       return { mm: prod, views };
     };
-    const mmInput = e.out.dtype !== "f32"
-      ? undefined
-      : [...members].flatMap((m) => m.inputs).find((v) =>
-        matmulBehind(v) !== null &&
-        sameShape(v, e.out) &&
-        sizeOf(v.shape) <= maxEpilogueElems &&
+    const epilogueOf = e.out.dtype !== "f32" ? undefined : [...members]
+      .flatMap((m) => m.inputs)
+      .filter((v) =>
+        sameShape(v, e.out) && sizeOf(v.shape) <= maxEpilogueElems &&
         [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
-      );
-    if (mmInput) {
-      const { mm, views } = matmulBehind(mmInput)!;
+      )
+      .map((v) => ({ v, behind: matmulBehind(v) }))
+      .find((c) => c.behind !== null);
+    if (epilogueOf) {
+      const { v: mmInput, behind } = epilogueOf;
+      const { mm, views } = behind!;
       const g = emit(members, e, mmInput);
       if (g.leaves.length + 2 <= maxLeaves) {
         placed.add(mm);

@@ -50,6 +50,11 @@ export function readBindings(r: InputRead): number {
   return r.kind === "storage" ? 1 : r.windows;
 }
 
+/** Number of bindings a kernel's inputs take (its `KernelSource.inputs`). */
+export function inputBindingCount(reads: readonly InputRead[]): number {
+  return reads.reduce((n, r) => n + readBindings(r), 0);
+}
+
 /**
  * Declarations of input `name` from binding `binding` on, and the loader the kernel calls:
  * `name(i)` returns element i (of `vec4<T>` rows when `vec4`, indexed by row).

@@ -15,9 +15,9 @@ import {
   bindings,
   entry,
   grid,
+  inputBindingCount,
   type InputRead,
   param,
-  readBindings,
   readTag,
   STORAGE_READ,
   storeAs,
@@ -116,7 +116,7 @@ function elementwiseSource(
     helpers,
     entry(wg, lines.join("\n")),
   ].join("\n");
-  const inputs = reads.reduce((n, r) => n + readBindings(r), 0);
+  const inputs = inputBindingCount(reads);
   const out = {
     src: { code, inputs, label: kernel.label },
     layout: { p, countP, startP, threadsP, shapeP, inP, extraP },

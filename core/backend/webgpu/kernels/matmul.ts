@@ -10,6 +10,7 @@
 import { type GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
 import {
+  inputBindingCount,
   inputDecl,
   type InputRead,
   param,
@@ -479,7 +480,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   runtime.dispatch(
     {
       code,
-      inputs: reads.reduce((n, r) => n + readBindings(r), 0),
+      inputs: inputBindingCount(reads),
       // sizes in the label name the product in errors and profiles
       label: `${epilogue ? "matmul+epilogue" : "matmul"} ${args.batch}×[${args.m}×${args.k}${
         args.transA ? "ᵀ" : ""

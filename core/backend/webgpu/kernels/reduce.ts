@@ -15,10 +15,10 @@ import {
   bindings,
   entry,
   grid,
+  inputBindingCount,
   type InputRead,
   loadAs,
   param,
-  readBindings,
   STORAGE_READ,
   storeAs,
   stridedLayout,
@@ -166,7 +166,7 @@ function stageSource(
     entry(WG, body),
   ]
     .join("\n");
-  return { code, inputs: reads.reduce((n, r) => n + readBindings(r), 0), params: nParams };
+  return { code, inputs: inputBindingCount(reads), params: nParams };
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { DType } from "../../../dtype.ts";
 import { type GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
-import { bindings, grid, param, readBindings, WGSL_HELPERS } from "../wgsl.ts";
+import { bindings, grid, inputBindingCount, param, WGSL_HELPERS } from "../wgsl.ts";
 
 export interface SimpleOperand {
   storage: GpuStorage;
@@ -53,7 +53,7 @@ ${body}
   ].join("\n");
   const u = Uint32Array.from(params, (v) => v >>> 0);
   runtime.dispatch(
-    { code, inputs: reads.reduce((n, r) => n + readBindings(r), 0), label },
+    { code, inputs: inputBindingCount(reads), label },
     u,
     inputBindings(storages, reads),
     { storage: out.storage },

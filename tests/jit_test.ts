@@ -103,7 +103,7 @@ Deno.test("bias and activation are fused into the matmul that feeds them", async
   }
 });
 
-Deno.test("epilogues reach matmuls through reshapes; small shared kernels are recomputed", async () => {
+Deno.test("epilogues reach matmuls through reshapes and scalings; small shared kernels are recomputed", async () => {
   await mg.init();
   const x = mg.random.normal(mg.random.key(5), [3, 37, 20]),
     w = mg.random.normal(mg.random.key(6), [20, 44]);
@@ -127,6 +127,32 @@ Deno.test("epilogues reach matmuls through reshapes; small shared kernels are re
         return mg.add(mg.sum(mg.where(mask, y, 0)), mg.sum(mg.where(mask, mg.exp(y), 0)));
       },
       4,
+    ],
+    // an operand scaled by a scalar (an SGD step's -α·g) is read unscaled and the scale
+    // applied in the product's epilogue: one kernel, not a scaling kernel and a matmul
+    [
+      "x·(-0.01·w) + b",
+      (x, w, b) => mg.add(mg.matmul(x, mg.mul(mg.neg(w), 0.01)), b),
+      1,
+    ],
+    [
+      // w², the product read back, and the other product with the sum as its epilogue
+      "(x/2)·w + (x/2)·w², x/2 read unscaled by both",
+      (x, w) => {
+        const half = mg.div(x, 2);
+        return mg.add(mg.matmul(half, w), mg.matmul(half, mg.mul(w, w)));
+      },
+      3,
+    ],
+    // a reshape after a scaling moves above it, so the scaling fuses into the reader of the
+    // reshaped value (the reduction, then one kernel for the scaling and the add)
+    [
+      "reshape(-0.01·Σx) + x",
+      (x) => {
+        const s = mg.mul(mg.neg(mg.sum(x, [1])), 0.01); // [3, 20]
+        return mg.add(mg.reshape(mg.reshape(s, [3, 20, 1]), [3, 1, 20]), x);
+      },
+      2,
     ],
   ];
   for (const [name, f, kernels] of cases) {

@@ -11,6 +11,7 @@ import { encodeMatmul } from "../primitives/matmul.ts";
 import { bind, bindMulti } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
+import { simplify } from "./simplify.ts";
 import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
 
 /** Remove equations whose results no output needs. */
@@ -347,10 +348,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
 /** A program ready to run on concrete tensors. */
 export class Compiled {
   readonly steps: Step[];
+  /** The program as run: on WebGPU, rewritten (`simplify`) so more of it fuses. */
+  readonly program: Program;
   /** Index of the step after which each value is no longer needed. */
   readonly #lastUse = new Map<number, number>();
 
-  constructor(readonly program: Program, readonly backend: "webgpu" | "reference") {
+  constructor(program: Program, readonly backend: "webgpu" | "reference") {
+    this.program = program = backend === "webgpu" ? eliminateDeadCode(simplify(program)) : program;
     // one binding is the output; the rest may be fused inputs
     const maxLeaves = backend === "webgpu" && runtime.info
       ? runtime.info.limits.maxStorageBuffersPerShaderStage - 1

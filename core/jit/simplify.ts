@@ -1,0 +1,197 @@
+/**
+ * Algebraic rewrites run before kernel planning on WebGPU. Each keeps the program's values
+ * (up to float rounding) and moves work to where fusion can absorb it:
+ *
+ * - `scaleOutOfMatmuls`: a matmul operand that is another tensor times a scalar (the α·g of
+ *   an SGD inner step, negated) is read unscaled and the scalar applied to the product, where
+ *   it joins the product's epilogue instead of being its own kernel: `A·(s·X) = s·(A·X)`.
+ * - `hoistReshapes`: `reshape(f(x, s))` for an elementwise f whose other operands are scalars
+ *   becomes `f(reshape(x), s)`, so f fuses into whatever reads the reshaped value (reshapes
+ *   are views and break elementwise groups). Reshape chains collapse to one reshape.
+ */
+import { sizeOf } from "../shape.ts";
+import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
+
+/** Both rewrites; what they leave unread is for dead-code elimination to drop. */
+export function simplify(p: Program): Program {
+  return hoistReshapes(scaleOutOfMatmuls(p));
+}
+
+const sameShape = (a: Var, b: Var) =>
+  a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+
+/** A size-1 f32 value that broadcasts into any result of rank ≥ its own. */
+const isScalar = (v: Var, rank: number) =>
+  v.dtype === "f32" && sizeOf(v.shape) === 1 && v.shape.length <= rank;
+
+/** New variable ids above every id the program uses. */
+function idSource(p: Program): (shape: readonly number[], dtype: Var["dtype"]) => Var {
+  let next = 0;
+  const see = (v: Var) => (next = Math.max(next, v.id + 1));
+  p.inputs.forEach(see);
+  p.outputs.forEach(see);
+  for (const e of p.eqns) {
+    e.inputs.forEach(see);
+    eqnOutputs(e).forEach(see);
+  }
+  return (shape, dtype) => ({ id: next++, shape: [...shape], dtype });
+}
+
+function producers(p: Program): Map<number, AnyEqn> {
+  const m = new Map<number, AnyEqn>();
+  for (const e of p.eqns) for (const v of eqnOutputs(e)) m.set(v.id, e);
+  return m;
+}
+
+function readers(p: Program): Map<number, (AnyEqn | null)[]> {
+  const m = new Map<number, (AnyEqn | null)[]>(); // null: a program output
+  const add = (v: Var, e: AnyEqn | null) => {
+    const list = m.get(v.id);
+    if (list) list.push(e);
+    else m.set(v.id, [e]);
+  };
+  for (const e of p.eqns) for (const v of e.inputs) add(v, e);
+  for (const v of p.outputs) add(v, null);
+  return m;
+}
+
+/** `s·x`, `x·s`, `x/s` or `-x` with `x` of the result's shape and `s` a scalar: which input is x. */
+function scalingInput(e: AnyEqn, rank: number): number {
+  if (isMultiEqn(e) || e.out.dtype !== "f32") return -1;
+  const [a, b] = e.inputs;
+  if (e.prim.name === "neg") return 0;
+  if (e.prim.name === "mul") {
+    if (isScalar(b, rank) && sameShape(a, e.out)) return 0;
+    if (isScalar(a, rank) && sameShape(b, e.out)) return 1;
+  }
+  if (e.prim.name === "div" && isScalar(b, rank) && sameShape(a, e.out)) return 0;
+  return -1;
+}
+
+export function scaleOutOfMatmuls(p: Program): Program {
+  const producer = producers(p);
+  const read = readers(p);
+  const fresh = idSource(p);
+  const isMatmul = (e: AnyEqn | null): e is Eqn =>
+    !!e && !isMultiEqn(e) && e.prim.name === "matmul";
+  /** The scaling steps from `v` inward (outermost first) and the unscaled tensor under them. */
+  const unscale = (v: Var, rank: number) => {
+    const steps: { eqn: Eqn; slot: number }[] = [];
+    let x = v;
+    for (;;) {
+      const e = producer.get(x.id);
+      const slot = e ? scalingInput(e, rank) : -1;
+      // an inner step read elsewhere too would be computed anyway: stop there
+      if (slot < 0 || (x !== v && read.get(x.id)!.length !== 1)) break;
+      steps.push({ eqn: e as Eqn, slot });
+      x = (e as Eqn).inputs[slot];
+    }
+    return { steps, x };
+  };
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    if (!isMatmul(e) || e.inputs[0].id === e.inputs[1].id) {
+      eqns.push(e);
+      continue;
+    }
+    const rank = e.out.shape.length;
+    const found = e.inputs.map((v) =>
+      read.get(v.id)!.every(isMatmul) ? unscale(v, rank) : { steps: [], x: v }
+    );
+    const k = found.findIndex((f) => f.steps.length > 0);
+    if (k < 0) {
+      eqns.push(e);
+      continue;
+    }
+    const { steps, x } = found[k];
+    const inputs = [...e.inputs];
+    inputs[k] = x;
+    let value = fresh(e.out.shape, "f32");
+    eqns.push({ ...e, inputs, out: value });
+    for (let i = steps.length - 1; i >= 0; i--) { // innermost first
+      const { eqn, slot } = steps[i];
+      const args = [...eqn.inputs];
+      args[slot] = value;
+      value = i === 0 ? e.out : fresh(e.out.shape, "f32");
+      eqns.push({ ...eqn, inputs: args, out: value });
+    }
+  }
+  return { ...p, eqns };
+}
+
+/** Elementwise primitives whose parameters do not mention shapes. */
+const hoistable = (e: AnyEqn | undefined): e is Eqn =>
+  !!e && !isMultiEqn(e) && !!e.prim.fusion && e.prim.name !== "broadcastTo" &&
+  e.prim.name !== "full";
+
+export function hoistReshapes(p: Program): Program {
+  const producer = new Map<number, AnyEqn>(); // of the rewritten program, filled as it is built
+  const uses = new Map<number, number>();
+  for (const [id, list] of readers(p)) uses.set(id, list.length);
+  const fresh = idSource(p);
+  const removed = new Set<AnyEqn>();
+  const eqns: AnyEqn[] = [];
+  const rename = new Map<number, Var>();
+  const sub = (v: Var) => rename.get(v.id) ?? v;
+
+  /** Emit `out = reshape(src)`, moving it above elementwise producers read only here. */
+  const emitReshape = (template: Eqn, src: Var, out: Var) => {
+    let from = src;
+    for (;;) { // reshape(reshape(x)) = reshape(x)
+      const prod = producer.get(from.id);
+      if (!prod || isMultiEqn(prod) || prod.prim.name !== "reshape") break;
+      if (uses.get(from.id) === 1) removed.add(prod);
+      else uses.set(prod.inputs[0].id, (uses.get(prod.inputs[0].id) ?? 0) + 1);
+      uses.set(from.id, (uses.get(from.id) ?? 1) - 1);
+      from = prod.inputs[0];
+    }
+    if (sameShape(from, out)) {
+      rename.set(out.id, from);
+      return;
+    }
+    const f = producer.get(from.id);
+    if (f && !isMultiEqn(f) && f.prim.name === "full") { // a constant of the new shape
+      const constant: Eqn = { ...f, params: { ...f.params, shape: out.shape }, out };
+      producer.set(out.id, constant);
+      eqns.push(constant);
+      return;
+    }
+    const rank = out.shape.length;
+    if (
+      hoistable(f) && !removed.has(f) && uses.get(from.id) === 1 &&
+      f.inputs.every((v) => sameShape(v, f.out) || sizeOf(v.shape) === 1 && v.shape.length <= rank)
+    ) {
+      removed.add(f);
+      const inputs = f.inputs.map((v) => {
+        if (!sameShape(v, f.out)) return v; // a scalar broadcasts either way
+        const reshaped = fresh(out.shape, v.dtype);
+        uses.set(reshaped.id, 1); // read by the moved f only
+        emitReshape(template, v, reshaped);
+        return rename.get(reshaped.id) ?? reshaped;
+      });
+      const moved: Eqn = { ...f, inputs, out };
+      producer.set(out.id, moved);
+      eqns.push(moved);
+      return;
+    }
+    const reshape: Eqn = { ...template, inputs: [from], out };
+    producer.set(out.id, reshape);
+    eqns.push(reshape);
+  };
+
+  for (const e of p.eqns) {
+    const inputs = e.inputs.map(sub);
+    if (!isMultiEqn(e) && e.prim.name === "reshape") {
+      emitReshape(e, inputs[0], e.out);
+      continue;
+    }
+    const kept = { ...e, inputs };
+    for (const v of eqnOutputs(e)) producer.set(v.id, kept);
+    eqns.push(kept);
+  }
+  return {
+    ...p,
+    eqns: eqns.filter((e) => !removed.has(e)),
+    outputs: p.outputs.map(sub),
+  };
+}

@@ -43,6 +43,18 @@ Deno.test("a 200 MiB tensor: elementwise ops and reductions are correct", async 
     { rtol: 0, atol: 0 },
     "column sums",
   );
+  // a jitted reduction whose reader is its epilogue: stages split across bindings, so the
+  // epilogue runs after the reduction instead of inside its last stage
+  const halves = mg.jit((t: mg.Tensor) =>
+    mg.add(mg.mul(mg.sum(mg.reshape(t, [2, N / 2]), 1), 0.5), 2)
+  );
+  if (halves.lower(twice).kernels !== 1) throw new Error("the epilogue was not fused");
+  assertAllClose(
+    await halves(twice).toFloat64(),
+    [N / 2 + 2, N / 2 + 2],
+    { rtol: 0, atol: 0 },
+    "epilogue",
+  );
   const imax = mg.argmax(mg.reshape(mg.cast(y, "f32"), [N / 1024, 1024]), 1);
   const im = await imax.data();
   // row r holds (7(1024r + j) + parity) mod 1000; compare with a direct scan of row 0 and the last row

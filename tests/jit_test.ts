@@ -57,12 +57,27 @@ Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission
   await assertTreesClose(out, chain(x, y), "fused chain", { rtol: 1e-5, atol: 1e-6 });
 });
 
-Deno.test("elementwise producers are fused into reductions as prologues", async () => {
+Deno.test("elementwise producers and readers are fused into reductions (prologue, epilogue)", async () => {
   await mg.init();
   const x = mg.random.normal(mg.random.key(3), [37, 129]),
     y = mg.random.normal(mg.random.key(4), [129]);
   const cases: Array<[string, (a: Tensor, b: Tensor) => Tensor, number]> = [
-    ["mse", (a, b) => mg.mean(mg.square(mg.sub(a, b))), 2], // fused reduce + the mean's divide
+    // the square of the difference read by the sum, the mean's divide applied as it stores
+    // (two stages over 4,773 values, the epilogue in the last)
+    ["mse", (a, b) => mg.mean(mg.square(mg.sub(a, b))), 1],
+    // an SGD step on a bias: b − 0.1·Σ rows, the sum's epilogue reading b
+    ["b − 0.1·Σ rows", (a, b) => mg.sub(b, mg.mul(mg.sum(a, [0]), 0.1)), 1],
+    // the reduced value read twice by its reader, through a reshape
+    [
+      "s·(s + b), s = Σ rows of a²",
+      (a, b) => {
+        const s = mg.reshape(mg.sum(mg.square(a), [0]), [1, 129]);
+        return mg.mul(s, mg.add(s, b));
+      },
+      1,
+    ],
+    // a sum read elsewhere too is stored, and its reader is a kernel of its own
+    ["[Σ, Σ + 1]", (a) => mg.stack([mg.sum(a, [1]), mg.add(mg.sum(a, [1]), 1)]), 3],
     ["row max of exp", (a, b) => mg.max(mg.exp(mg.mul(a, b)), 1), 1],
     ["column sums", (a, b) => mg.sum(mg.tanh(mg.add(a, b)), 0), 1],
     ["min over all", (a, b) => mg.min(mg.sub(a, b)), 1],
@@ -75,6 +90,11 @@ Deno.test("elementwise producers are fused into reductions as prologues", async 
       throw new Error(`${name}: ${k} kernels, expected ${kernels}\n${jitted.lower(x, y).text}`);
     }
     await assertTreesClose(jitted(x, y), f(x, y), name, { rtol: 1e-5, atol: 1e-5 });
+  }
+  // the lowered plan names each kernel, its result and what it reads
+  const plan = mg.jit(cases[0][1]).lower(x, y).plan;
+  if (plan !== "reduce[sum∘sub,mul]+div: g:f32[] ← a:f32[37,129] b:f32[129]") {
+    throw new Error(`unexpected plan:\n${plan}`);
   }
 });
 
@@ -118,7 +138,7 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
       1,
     ],
     // a ReLU mask read by two reductions is recomputed in both instead of stored: the matmul
-    // and two reductions (each two stages), not a fourth kernel for the mask
+    // and two reductions (the second adding the first as it stores), no kernel for the mask
     [
       "mask shared by two reductions",
       (x, w) => {
@@ -126,7 +146,19 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
         const mask = mg.greater(y, 0);
         return mg.add(mg.sum(mg.where(mask, y, 0)), mg.sum(mg.where(mask, mg.exp(y), 0)));
       },
-      4,
+      3,
+    ],
+    // a ReLU's mask read again (as by its backward pass) is recomputed from the ReLU's output,
+    // so the ReLU is the first matmul's epilogue: that, the reduction and the second matmul
+    [
+      "relu(x·w + b)·wᵀ + Σ where(x·w + b > 0, b, 0)",
+      (x, w, b) => {
+        const h = mg.add(mg.matmul(x, w), b);
+        const y = mg.relu(h);
+        const masked = mg.sum(mg.where(mg.greater(h, 0), b, 0)); // read after the ReLU
+        return mg.add(mg.matmul(y, w, { transposeB: true }), masked);
+      },
+      3,
     ],
     // an operand scaled by a scalar (an SGD step's -α·g) is read unscaled and the scale
     // applied in the product's epilogue: one kernel, not a scaling kernel and a matmul

@@ -84,6 +84,10 @@ Deno.test({
     assert.deepEqual(w.reads, ["uniform", "uniform", "uniform"]);
     const cs = await bothWays(() => [t([7, 301], 4)], (a) => mg.cumsum(a, 1));
     assert.deepEqual(cs.on, cs.off);
+    // under jit: a reduction with a fused prologue and an epilogue reading a broadcast leaf
+    const step = mg.jit((g: Tensor, b: Tensor) => mg.sub(b, mg.mul(mg.sum(mg.exp(g), [0]), 0.1)));
+    const r = await bothWays(() => [t([300, 129], 5), t([129], 6)], step);
+    assert.deepEqual(r.on, r.off);
   },
 });
 

@@ -12,7 +12,15 @@ import { bind, bindMulti } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
 import { simplify } from "./simplify.ts";
-import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
+import {
+  type AnyEqn,
+  type Eqn,
+  eqnOutputs,
+  isMultiEqn,
+  type Program,
+  type Var,
+  varText,
+} from "./ir.ts";
 
 /** Remove equations whose results no output needs. */
 export function eliminateDeadCode(p: Program): Program {
@@ -67,8 +75,14 @@ interface FusedCode {
 type Step =
   | { kind: "eqn"; eqn: AnyEqn }
   | ({ kind: "fused"; out: Var } & FusedCode)
-  | ({ kind: "fusedReduce"; eqn: Eqn; source: Var } & FusedCode)
-  | ({ kind: "matmulEpilogue"; mm: Eqn; out: Var } & FusedCode);
+  | FusedReduce
+  | ({ kind: "matmulEpilogue"; mm: Eqn; out: Var } & FusedCode)
+  | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
+
+/** A reduction reading a fused elementwise expression (its prologue). */
+type FusedReduce = { kind: "fusedReduce"; eqn: Eqn; source: Var } & FusedCode;
+/** A reduction reading its input as stored. */
+type PlainReduce = { kind: "eqn"; eqn: Eqn };
 
 const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
@@ -175,17 +189,18 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   };
 
   /**
-   * A small kernel with one input whose result only other kernels read (a ReLU's mask, read
-   * by the forward `where` and again by the backward one) is recomputed inside each of them
-   * instead of being stored: one dispatch less, and each reader loads the input instead of
-   * the result. On llvmpipe every dispatch costs ~55 µs before any work.
+   * A small kernel with at most one input whose result only other kernels read (a ReLU's
+   * mask, read by the forward `where` and again by the backward one; a constant such as a
+   * broadcast 1/n) is recomputed inside each of them instead of being stored: one dispatch
+   * less, and each reader loads the input instead of the result. On llvmpipe every dispatch
+   * costs ~55 µs before any work.
    */
   const rematerialize = () => {
     const groupOf = new Map<Eqn, AnyEqn>(); // member → key of its group
     for (const [key, g] of groups) for (const m of g.members) groupOf.set(m, key);
     for (const [key, g] of [...groups]) {
       const step = groupAt.get(key)!;
-      if (step.kind !== "fused" || step.leaves.length !== 1) continue;
+      if (step.kind !== "fused" || step.leaves.length > 1) continue;
       if ([...g.members].filter((m) => m.prim.name !== "full").length > MAX_REMAT_OPS) continue;
       const readers = [...consumers.get(g.root.out.id) ?? []];
       const hosts = new Set<AnyEqn>();
@@ -226,69 +241,102 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     }
   };
 
+  /** A reduction reading its single-use elementwise producer's group as a prologue. */
+  const withPrologue = (e: Eqn): FusedReduce | null => {
+    if (!prologueAxesOk(e)) return null;
+    const src = producer.get(e.inputs[0].id);
+    if (
+      !elementwise(src) || src.prim.name === "full" || placed.has(src) ||
+      ![...consumers.get(src.out.id)!].every((c) => c === e)
+    ) return null;
+    const members = grow(src, e, src.out);
+    const g = emit(members, src);
+    if (g.leaves.length > maxLeaves) return null;
+    for (const m of members) if (m.prim.name !== "full") placed.add(m);
+    const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
+    const step: FusedReduce = {
+      kind: "fusedReduce",
+      eqn: e,
+      source: src.out,
+      ...g,
+      label: label(g.label),
+    };
+    groupAt.set(e, step);
+    groups.set(e, { members, root: src, shape: src.out, label, extraLeaves: 0 });
+    return step;
+  };
+  /** Steps that run inside another step (a reduction under its epilogue). */
+  const nested = new Set<Step>();
+  const sameShape = (a: Var, b: Var) =>
+    a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  /**
+   * The equation computing `v` if `accept` takes it, directly or through reshapes (they keep
+   * the row-major order, so its store index is the group's), each read only by the next.
+   */
+  const behind = (v: Var, accept: (e: Eqn) => boolean): { eqn: Eqn; views: Eqn[] } | null => {
+    const views: Eqn[] = [];
+    let prod = producer.get(v.id);
+    while (
+      prod && !isMultiEqn(prod) && prod.prim.name === "reshape" &&
+      consumers.get(prod.inputs[0].id)?.size === 1
+    ) {
+      views.push(prod);
+      prod = producer.get(prod.inputs[0].id);
+    }
+    if (!prod || isMultiEqn(prod) || placed.has(prod) || !accept(prod)) return null;
+    return { eqn: prod, views };
+  };
+  const isMatmul = (e: Eqn) => e.prim.name === "matmul";
+  const isFoldingReduce = (e: Eqn) => prologueAxesOk(e) && e.out.dtype === "f32";
+
   for (let k = p.eqns.length - 1; k >= 0; k--) {
     const e = p.eqns[k];
     if (placed.has(e) || isMultiEqn(e)) continue;
-    if (prologueAxesOk(e)) {
-      const src = producer.get(e.inputs[0].id);
-      if (
-        elementwise(src) && src.prim.name !== "full" && !placed.has(src) &&
-        [...consumers.get(src.out.id)!].every((c) => c === e)
-      ) {
-        const members = grow(src, e, src.out);
-        const g = emit(members, src);
-        if (g.leaves.length <= maxLeaves) {
-          for (const m of members) if (m.prim.name !== "full") placed.add(m);
-          const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
-          groupAt.set(e, {
-            kind: "fusedReduce",
-            eqn: e,
-            source: src.out,
-            leaves: g.leaves,
-            prelude: g.prelude,
-            expr: g.expr,
-            label: label(g.label),
-          });
-          groups.set(e, { members, root: src, shape: src.out, label, extraLeaves: 0 });
-          continue;
-        }
-      }
-    }
+    if (withPrologue(e)) continue;
     if (!elementwise(e) || e.prim.name === "full") continue;
     const members = grow(e, null, e.out);
-    // a matmul whose result only this group reads, of the group's shape: fuse as its epilogue
-    const sameShape = (a: Var, b: Var) =>
-      a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
-    /**
-     * The matmul computing `v`, directly or through reshapes (they keep the row-major order,
-     * so the matmul's store index is the group's), each read only by the next.
-     */
-    const matmulBehind = (v: Var): { mm: Eqn; views: Eqn[] } | null => {
-      const views: Eqn[] = [];
-      let prod = producer.get(v.id);
-      while (
-        prod && !isMultiEqn(prod) && prod.prim.name === "reshape" &&
-        consumers.get(prod.inputs[0].id)?.size === 1
-      ) {
-        views.push(prod);
-        prod = producer.get(prod.inputs[0].id);
-      }
-      if (!prod || isMultiEqn(prod) || prod.prim.name !== "matmul" || placed.has(prod)) {
-        return null;
-      }
-      return { mm: prod, views };
-    };
-    const epilogueOf = e.out.dtype !== "f32" ? undefined : [...members]
+    // values of the group's shape that only the group reads: a matmul or reduction computing
+    // one can apply the group as its epilogue
+    const accumulators = e.out.dtype !== "f32" ? [] : [...members]
       .flatMap((m) => m.inputs)
       .filter((v) =>
-        sameShape(v, e.out) && sizeOf(v.shape) <= maxEpilogueElems &&
+        sameShape(v, e.out) &&
         [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
-      )
-      .map((v) => ({ v, behind: matmulBehind(v) }))
+      );
+    const reduceOf = accumulators
+      .map((v) => ({ v, behind: behind(v, isFoldingReduce) }))
       .find((c) => c.behind !== null);
+    const epilogueOf = accumulators
+      .filter((v) => sizeOf(v.shape) <= maxEpilogueElems)
+      .map((v) => ({ v, behind: behind(v, isMatmul) }))
+      .find((c) => c.behind !== null);
+    if (!epilogueOf && reduceOf) {
+      const { v: acc, behind: found } = reduceOf;
+      const red = found!.eqn;
+      const reduce: FusedReduce | PlainReduce = withPrologue(red) ?? { kind: "eqn", eqn: red };
+      const g = emit(members, e, acc);
+      const readLeaves = reduce.kind === "eqn" ? 1 : reduce.leaves.length;
+      if (g.leaves.length + readLeaves <= maxLeaves) {
+        placed.add(red);
+        for (const view of found!.views) placed.add(view);
+        for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+        nested.add(reduce);
+        const label = (l: string) =>
+          `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
+        groupAt.set(e, {
+          kind: "reduceEpilogue",
+          reduce,
+          out: e.out,
+          ...g,
+          label: label(g.label),
+        });
+        groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves: readLeaves });
+        continue;
+      }
+    }
     if (epilogueOf) {
-      const { v: mmInput, behind } = epilogueOf;
-      const { mm, views } = behind!;
+      const { v: mmInput, behind: found } = epilogueOf;
+      const { eqn: mm, views } = found!;
       const g = emit(members, e, mmInput);
       if (g.leaves.length + 2 <= maxLeaves) {
         placed.add(mm);
@@ -334,7 +382,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   const steps: Step[] = [];
   for (const e of p.eqns) {
     const g = groupAt.get(e);
-    if (g) steps.push(g);
+    if (g && !nested.has(g)) steps.push(g);
     else if (placed.has(e)) continue;
     else if (
       !isMultiEqn(e) && e.prim.name === "full" && !neededOutside(e) &&
@@ -368,6 +416,24 @@ export class Compiled {
       for (const v of ins) this.#lastUse.set(v.id, i);
     });
     for (const v of program.outputs) this.#lastUse.set(v.id, Infinity);
+  }
+
+  /**
+   * The kernels a call runs, one line each: kernel, result, and the values it reads (views
+   * and scan's inner kernels are not listed).
+   */
+  planText(): string {
+    const lines: string[] = [];
+    for (const s of this.steps) {
+      if (s.kind === "eqn" && (isMultiEqn(s.eqn) || s.eqn.prim.view)) {
+        if (isMultiEqn(s.eqn)) lines.push(`${s.eqn.prim.name} → ${s.eqn.outs.map(varText)}`);
+        continue;
+      }
+      const label = s.kind === "eqn" ? s.eqn.prim.name : s.label;
+      const out = s.kind === "eqn" || s.kind === "fusedReduce" ? (s.eqn as Eqn).out : s.out;
+      lines.push(`${label}: ${varText(out)} ← ${stepInputs(s).map(varText).join(" ")}`);
+    }
+    return lines.join("\n");
   }
 
   /** Number of kernels (steps) a call runs, views excluded. */
@@ -455,8 +521,12 @@ export class Compiled {
           env.set(s.out.id, out);
         } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
-          out = runFusedReduce(s, s.leaves.map(get));
+          out = runReduction(s, s.leaves.map(get));
           env.set(s.eqn.out.id, out);
+        } else if (s.kind === "reduceEpilogue") {
+          inputs = stepInputs(s);
+          out = runReduction(s.reduce, stepInputs(s.reduce).map(get), s, s.leaves.map(get));
+          env.set(s.out.id, out);
         } else {
           inputs = stepInputs(s);
           out = runMatmulEpilogue(s, s.mm.inputs.map(get), s.leaves.map(get));
@@ -495,27 +565,62 @@ function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor
   return new Tensor(s.out.shape, s.out.dtype, storage);
 }
 
-function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tensor[]): Tensor {
-  const shape = s.source.shape;
-  const axes = s.eqn.params.axes as number[];
-  const a0 = axes[0], a1 = axes[axes.length - 1] + 1;
-  const out = s.eqn.out;
-  const storage = new GpuStorage(sizeOf(out.shape) * 4);
-  const leaves = inputs.map((t, i) => ({
+/** Operands read through strides over `shape` (a fused group's leaves). */
+function stridedLeaves(vars: readonly Var[], tensors: readonly Tensor[], shape: readonly number[]) {
+  return tensors.map((t, i) => ({
     storage: t.storage as GpuStorage,
-    dtype: s.leaves[i].dtype,
+    dtype: vars[i].dtype,
     strides: broadcastStrides(t.shape, shape),
   }));
-  runtime.enqueueHolding(leaves.map((l) => l.storage), () =>
+}
+
+/**
+ * A reduction over one contiguous run of axes: of a fused prologue or of its stored input,
+ * storing through `epilogue` (a group whose `acc` is the reduced value) when given.
+ */
+function runReduction(
+  s: FusedReduce | PlainReduce,
+  inputs: Tensor[],
+  epilogue?: Extract<Step, { kind: "reduceEpilogue" }>,
+  epilogueInputs: Tensor[] = [],
+): Tensor {
+  const e = s.eqn;
+  const shape = e.inputs[0].shape;
+  const axes = e.params.axes as number[];
+  const a0 = axes[0], a1 = axes[axes.length - 1] + 1;
+  const out = epilogue?.out ?? e.out;
+  const storage = new GpuStorage(sizeOf(out.shape) * 4);
+  const read = s.kind === "fusedReduce"
+    ? {
+      leaves: stridedLeaves(s.leaves, inputs, shape),
+      prelude: s.prelude,
+      expr: s.expr,
+      helpers: ELEMENTWISE_HELPERS,
+      shape,
+    }
+    : inputs[0].storage as GpuStorage;
+  const epi = epilogue && {
+    leaves: stridedLeaves(epilogue.leaves, epilogueInputs, out.shape),
+    prelude: epilogue.prelude,
+    expr: epilogue.expr,
+    helpers: ELEMENTWISE_HELPERS,
+    shape: out.shape,
+  };
+  const held = [
+    ...(read instanceof GpuStorage ? [read] : read.leaves.map((l) => l.storage)),
+    ...(epi?.leaves ?? []).map((l) => l.storage),
+  ];
+  runtime.enqueueHolding(held, () =>
     runReduce(
-      s.label,
-      s.eqn.params.op,
-      s.source.dtype,
-      { leaves, prelude: s.prelude, expr: s.expr, helpers: ELEMENTWISE_HELPERS, shape },
+      epilogue?.label ?? (s.kind === "fusedReduce" ? s.label : e.params.op),
+      e.params.op,
+      e.inputs[0].dtype,
+      read,
       sizeOf(shape.slice(0, a0)),
       sizeOf(shape.slice(a0, a1)),
       sizeOf(shape.slice(a1)),
       storage,
+      epi,
     ));
   return new Tensor(out.shape, out.dtype, storage);
 }
@@ -524,6 +629,7 @@ function runFusedReduce(s: Extract<Step, { kind: "fusedReduce" }>, inputs: Tenso
 function stepInputs(s: Step): readonly Var[] {
   if (s.kind === "eqn") return s.eqn.inputs;
   if (s.kind === "matmulEpilogue") return [...s.mm.inputs, ...s.leaves];
+  if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...s.leaves];
   return s.leaves;
 }
 

@@ -82,7 +82,8 @@ function name(id: number): string {
   return s;
 }
 
-function typed(v: Var): string {
+/** A variable as programs print it, e.g. `c:f32[3,4]`. */
+export function varText(v: Var): string {
   return `${name(v.id)}:${v.dtype}[${v.shape.join(",")}]`;
 }
 
@@ -100,15 +101,17 @@ export function programText(p: Program): string {
   for (const e of p.eqns) for (const v of e.inputs) if (v.constant) consts.set(v.id, v);
   for (const v of p.outputs) if (v.constant) consts.set(v.id, v);
   const lines = [
-    `{ lambda ${[...consts.values()].map(typed).join(" ")} ; ${p.inputs.map(typed).join(" ")}. let`,
+    `{ lambda ${[...consts.values()].map(varText).join(" ")} ; ${
+      p.inputs.map(varText).join(" ")
+    }. let`,
   ];
   for (const e of p.eqns) {
     const args = e.inputs.map((v) => name(v.id)).join(" ");
     if (isMultiEqn(e)) {
       lines.push(
-        `    ${e.outs.map(typed).join(" ")} = ${e.prim.name}${e.prim.describe(e.params)} ${args}`,
+        `    ${e.outs.map(varText).join(" ")} = ${e.prim.name}${e.prim.describe(e.params)} ${args}`,
       );
-    } else lines.push(`    ${typed(e.out)} = ${e.prim.name}${fmtParams(e.params)} ${args}`);
+    } else lines.push(`    ${varText(e.out)} = ${e.prim.name}${fmtParams(e.params)} ${args}`);
   }
   lines.push(`  in (${p.outputs.map((v) => name(v.id)).join(", ")}) }`);
   return lines.join("\n");

@@ -49,6 +49,11 @@ export interface Lowered {
   equations: LoweredEquation[];
   /** Kernels one call dispatches (after fusion; views excluded). */
   kernels: number;
+  /**
+   * Those kernels in order, one per line: what each computes (`fused[exp,mul]`,
+   * `matmul+add`, `reduce[sum]+mul,sub`…), its result and the values it reads.
+   */
+  plan: string;
 }
 
 /** A jitted function: call it like f; `lower` shows what it compiles to. */
@@ -207,6 +212,7 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
         };
       }),
       kernels: entry.compiled.kernelCount,
+      plan: entry.compiled.planText(),
     };
   };
   return jitted;

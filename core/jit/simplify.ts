@@ -8,21 +8,27 @@
  * - `hoistReshapes`: `reshape(f(x, s))` for an elementwise f whose other operands are scalars
  *   becomes `f(reshape(x), s)`, so f fuses into whatever reads the reshaped value (reshapes
  *   are views and break elementwise groups). Reshape chains collapse to one reshape.
+ * - `reluMaskFromOutput`: the mask `x > 0` of `relu(x) = where(x > 0, x, 0)`, when read
+ *   again (by the backward pass), is recomputed from the ReLU's output as `relu(x) > 0` — the
+ *   same bits for every x, NaN included — so `x` has no reader but the ReLU, which can then
+ *   be the epilogue of the matmul computing x instead of a kernel of its own. Only done when
+ *   the ReLU's output is stored anyway (read by a matmul, say).
  */
 import { sizeOf } from "../shape.ts";
 import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
 
-/** Both rewrites; what they leave unread is for dead-code elimination to drop. */
+/** The rewrites; what they leave unread is for dead-code elimination to drop. */
 export function simplify(p: Program): Program {
-  return hoistReshapes(scaleOutOfMatmuls(p));
+  return reluMaskFromOutput(hoistReshapes(scaleOutOfMatmuls(p)));
 }
 
 const sameShape = (a: Var, b: Var) =>
   a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 
-/** A size-1 f32 value that broadcasts into any result of rank ≥ its own. */
-const isScalar = (v: Var, rank: number) =>
-  v.dtype === "f32" && sizeOf(v.shape) === 1 && v.shape.length <= rank;
+/** A size-1 value that broadcasts into any result of rank ≥ its own. */
+const isScalarOf = (v: Var, rank: number) => sizeOf(v.shape) === 1 && v.shape.length <= rank;
+/** The same, of dtype f32. */
+const isScalar = (v: Var, rank: number) => v.dtype === "f32" && isScalarOf(v, rank);
 
 /** New variable ids above every id the program uses. */
 function idSource(p: Program): (shape: readonly number[], dtype: Var["dtype"]) => Var {
@@ -150,16 +156,21 @@ export function hoistReshapes(p: Program): Program {
       return;
     }
     const f = producer.get(from.id);
-    if (f && !isMultiEqn(f) && f.prim.name === "full") { // a constant of the new shape
-      const constant: Eqn = { ...f, params: { ...f.params, shape: out.shape }, out };
-      producer.set(out.id, constant);
-      eqns.push(constant);
-      return;
-    }
     const rank = out.shape.length;
     if (
+      f && !isMultiEqn(f) &&
+      (f.prim.name === "full" ||
+        f.prim.name === "broadcastTo" && isScalarOf(f.inputs[0], rank))
+    ) { // a constant, or a scalar's broadcast, made at the new shape directly
+      if (uses.get(from.id) === 1) removed.add(f);
+      const made: Eqn = { ...f, params: { ...f.params, shape: out.shape }, out };
+      producer.set(out.id, made);
+      eqns.push(made);
+      return;
+    }
+    if (
       hoistable(f) && !removed.has(f) && uses.get(from.id) === 1 &&
-      f.inputs.every((v) => sameShape(v, f.out) || sizeOf(v.shape) === 1 && v.shape.length <= rank)
+      f.inputs.every((v) => sameShape(v, f.out) || isScalarOf(v, rank))
     ) {
       removed.add(f);
       const inputs = f.inputs.map((v) => {
@@ -194,4 +205,42 @@ export function hoistReshapes(p: Program): Program {
     eqns: eqns.filter((e) => !removed.has(e)),
     outputs: p.outputs.map(sub),
   };
+}
+
+export function reluMaskFromOutput(p: Program): Program {
+  const producer = producers(p);
+  const read = readers(p);
+  const fresh = idSource(p);
+  const isZero = (v: Var) => {
+    const e = producer.get(v.id);
+    return !!e && !isMultiEqn(e) && e.prim.name === "full" && e.params.value === 0 &&
+      sizeOf(v.shape) === 1;
+  };
+  /**
+   * Whether `v` is stored whatever fusion does: a program output, or read by a primitive no
+   * kernel group absorbs (a matmul, say), directly or through reshapes.
+   */
+  const storedAnyway = (v: Var): boolean =>
+    read.get(v.id)!.some((r) =>
+      r === null || isMultiEqn(r) ||
+      (r.prim.name === "reshape" ? storedAnyway(r.out) : !r.prim.fusion && r.prim.name !== "reduce")
+    );
+  const rename = new Map<number, Var>();
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    eqns.push({ ...e, inputs: e.inputs.map((v) => rename.get(v.id) ?? v) });
+    if (isMultiEqn(e) || e.prim.name !== "where") continue;
+    const [mask, x, zero] = e.inputs;
+    const gt = producer.get(mask.id);
+    if (
+      !gt || isMultiEqn(gt) || gt.prim.name !== "gt" || gt.inputs[0].id !== x.id ||
+      !isZero(gt.inputs[1]) || !isZero(zero) || x.dtype !== "f32" ||
+      !sameShape(x, e.out) || !sameShape(mask, e.out) || rename.has(mask.id) ||
+      read.get(mask.id)!.length < 2 || !storedAnyway(e.out) // else the rewrite stores it
+    ) continue;
+    const again = fresh(mask.shape, mask.dtype);
+    eqns.push({ ...gt, inputs: [e.out, gt.inputs[1]], out: again });
+    rename.set(mask.id, again); // readers after the ReLU
+  }
+  return { ...p, eqns, outputs: p.outputs.map((v) => rename.get(v.id) ?? v) };
 }

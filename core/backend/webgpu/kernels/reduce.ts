@@ -9,7 +9,7 @@
 import type { DType } from "../../../dtype.ts";
 import { GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
-import { collapseDims } from "../../../shape.ts";
+import { broadcastStrides, collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
 import {
   bindings,
@@ -94,6 +94,20 @@ export interface ReducePrologue {
   shape: readonly number[];
 }
 
+/**
+ * An elementwise expression applied to each reduced value before it is stored (jit fuses a
+ * reader of the reduction this way, e.g. the `b - α·Σg` of an SGD step): `acc` names the
+ * reduced value in `expr`/`prelude`; leaves are read through strides over the output shape.
+ */
+export interface ReduceEpilogue {
+  leaves: { storage: GpuStorage; dtype: DType; strides: number[] }[];
+  prelude: string;
+  expr: string;
+  helpers: string;
+  /** The output's shape ([outer, inner] in row-major order). */
+  shape: readonly number[];
+}
+
 interface PrologueShape {
   dtypes: DType[];
   rank: number;
@@ -106,6 +120,8 @@ interface Stage {
   op: ReduceOp;
   dtype: DType;
   prologue?: PrologueShape;
+  /** Applied by the last stage; f32 sums, products, maxima and minima only. */
+  epilogue?: PrologueShape;
   /** For arg stages after the first: the input carries (value, index) pairs in two tensors. */
   pairedInput: boolean;
   writeIndex: boolean;
@@ -122,20 +138,36 @@ function prologueFn(pr: PrologueShape, raw: string): { code: string; params: num
   return { code: lines.join("\n"), params: p };
 }
 
+/** WGSL of `fn epilogue(at: u32, acc: f32) -> f32`, its leaves bound from input `first` on. */
+function epilogueFn(ep: PrologueShape, start: number, first: number) {
+  const { shapeP, leafP, end } = stridedLayout(start, ep.rank, ep.dtypes.length);
+  const lines = [
+    `fn epilogue(at: u32, acc: f32) -> f32 {`,
+    ...stridedLoads("at", ep.rank, shapeP, leafP, ep.dtypes, (k) => `in${first + k}`),
+    ep.prelude,
+    `  return ${ep.expr};`,
+    `}`,
+  ];
+  return { code: lines.join("\n"), params: end };
+}
+
 function stageSource(
   s: Stage,
   reads: InputRead[],
 ): { code: string; inputs: number; params: number } {
   const arg = s.op === "argmax" || s.op === "argmin";
   const raw = s.dtype === "bool" ? "u32" : s.dtype;
-  // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase [, prologue]
+  // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase
+  // [, prologue][, epilogue]
   const P = (i: number) => param(i);
   const pro = s.prologue ? prologueFn(s.prologue, raw) : null;
-  const inputs: DType[] = s.prologue
+  const read: DType[] = s.prologue
     ? s.prologue.dtypes
     : s.pairedInput
     ? [s.dtype, "i32"]
     : [s.dtype];
+  const epi = s.epilogue ? epilogueFn(s.epilogue, pro ? pro.params : 10, read.length) : null;
+  const inputs = [...read, ...(s.epilogue?.dtypes ?? [])];
   const outDtype: DType = s.writeIndex ? "i32" : s.dtype;
   const body = `
   let inner = ${P(2)};
@@ -156,13 +188,22 @@ function stageSource(
     ${combine(s.op, s.dtype)}
   }
   let dst = (o * ${P(4)} + j) * inner + i - ${P(9)};
-  ${s.writeIndex ? "out[dst] = best;" : `out[dst] = ${storeAs(s.dtype, loadAs(s.dtype, "acc"))};`}`;
-  const nParams = pro ? pro.params : 10;
+  ${
+    s.writeIndex
+      ? "out[dst] = best;"
+      : epi
+      ? "out[dst] = epilogue(o * inner + i, acc);"
+      : `out[dst] = ${storeAs(s.dtype, loadAs(s.dtype, "acc"))};`
+  }`;
+  const nParams = epi ? epi.params : pro ? pro.params : 10;
+  // prologue and epilogue usually share their helper functions: declare each text once
+  const helpers = new Set([s.prologue?.helpers ?? "", s.epilogue?.helpers ?? ""]);
   const code = [
     bindings(nParams, inputs, outDtype, reads),
     WGSL_HELPERS,
-    s.prologue?.helpers ?? "",
+    ...helpers,
     pro?.code ?? "",
+    epi?.code ?? "",
     entry(WG, body),
   ]
     .join("\n");
@@ -182,11 +223,43 @@ export function runReduce(
   R: number,
   inner: number,
   out: GpuStorage,
+  epilogue?: ReduceEpilogue,
 ): void {
   runtime.allocBuffer(out, label);
   if (outer * inner === 0) return;
   const arg = op === "argmax" || op === "argmin";
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
+  if (
+    epilogue &&
+    (arg || dtype !== "f32" || outer * R * inner * 4 > maxBind || out.bytes > maxBind ||
+      epilogue.leaves.some((l) => l.storage.bytes > maxBind))
+  ) {
+    // stages split across bindings: reduce first, then apply the epilogue on its own
+    const reduced = new GpuStorage(outer * inner * 4);
+    runReduce(label, op, dtype, source, outer, R, inner, reduced);
+    runElementwise(
+      {
+        label: `${label} epilogue`,
+        expr: epilogue.expr,
+        prelude: `  let acc = v${epilogue.leaves.length};\n${epilogue.prelude}`,
+        helpers: epilogue.helpers,
+      },
+      [
+        ...epilogue.leaves.map((l) => ({ ...l, offset: 0 })),
+        {
+          storage: reduced,
+          dtype,
+          strides: broadcastStrides(epilogue.shape, epilogue.shape),
+          offset: 0,
+        },
+      ],
+      epilogue.shape,
+      "f32",
+      out,
+    );
+    reduced.release();
+    return;
+  }
   let prologue = source instanceof GpuStorage ? null : source;
   if (
     prologue &&
@@ -207,7 +280,7 @@ export function runReduce(
       dtype,
       tmp,
     );
-    runReduce(label, op, dtype, tmp, outer, R, inner, out);
+    runReduce(label, op, dtype, tmp, outer, R, inner, out, epilogue);
     tmp.release();
     return;
   }
@@ -220,9 +293,14 @@ export function runReduce(
     const last = nChunks === 1;
     const temp = () => new GpuStorage(outer * nChunks * inner * 4);
     const pro = prologue;
-    const inputs = pro ? pro.leaves.map((l) => l.storage) : index ? [values, index] : [values];
+    const epi = last ? epilogue : undefined;
+    const inputs = [
+      ...(pro ? pro.leaves.map((l) => l.storage) : index ? [values, index] : [values]),
+      ...(epi ? epi.leaves.map((l) => l.storage) : []),
+    ];
     const run = (writeIndex: boolean, dst: GpuStorage) => {
       const shape = pro ? collapseDims(pro.shape, pro.leaves.map((l) => l.strides)) : null;
+      const epiShape = epi ? collapseDims(epi.shape, epi.leaves.map((l) => l.strides)) : null;
       // split stages bind ranges of their inputs, which only storage bindings allow
       const fits = inputs.every((s) => s.bytes <= maxBind) && dst.bytes <= maxBind;
       const reads = fits ? planReads(inputs) : inputs.map(() => STORAGE_READ);
@@ -240,10 +318,19 @@ export function runReduce(
             helpers: pro.helpers,
           }
           : undefined,
+        epilogue: epi && epiShape
+          ? {
+            dtypes: epi.leaves.map((l) => l.dtype),
+            rank: epiShape.shape.length,
+            expr: epi.expr,
+            prelude: epi.prelude,
+            helpers: epi.helpers,
+          }
+          : undefined,
       }, reads);
-      const extra = pro && shape
-        ? [...shape.shape, ...shape.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)])]
-        : [];
+      const layout = (c: ReturnType<typeof collapseDims> | null) =>
+        c ? [...c.shape, ...c.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)])] : [];
+      const extra = [...layout(shape), ...layout(epiShape)];
       dispatchStage(
         { code: src.code, inputs: src.inputs, label },
         inputs,

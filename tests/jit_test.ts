@@ -76,6 +76,21 @@ Deno.test("elementwise producers and readers are fused into reductions (prologue
       },
       1,
     ],
+    // a sum of a sum is one sum over both axes, and a sum of two such sums one sum of a sum
+    [
+      "Σ₀ Σ₁ a + Σ (a·b)",
+      (a, b) => mg.add(mg.sum(mg.sum(a, [1]), [0]), mg.sum(mg.mul(a, b))),
+      1,
+    ],
+    // the same when the inner sum is also read elsewhere: it stays, the outer one merges
+    [
+      "[Σ₁ a ; Σ₀ Σ₁ a + Σ (a·b)]",
+      (a, b) => {
+        const rows = mg.sum(a, [1]);
+        return mg.concat([rows, mg.reshape(mg.add(mg.sum(rows, [0]), mg.sum(mg.mul(a, b))), [1])]);
+      },
+      3,
+    ],
     // a sum read elsewhere too is stored, and its reader is a kernel of its own
     ["[Σ, Σ + 1]", (a) => mg.stack([mg.sum(a, [1]), mg.add(mg.sum(a, [1]), 1)]), 3],
     ["row max of exp", (a, b) => mg.max(mg.exp(mg.mul(a, b)), 1), 1],
@@ -144,7 +159,7 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
       (x, w) => {
         const y = mg.matmul(x, w);
         const mask = mg.greater(y, 0);
-        return mg.add(mg.sum(mg.where(mask, y, 0)), mg.sum(mg.where(mask, mg.exp(y), 0)));
+        return mg.add(mg.max(mg.where(mask, y, 0)), mg.sum(mg.where(mask, mg.exp(y), 0)));
       },
       3,
     ],

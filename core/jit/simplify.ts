@@ -8,6 +8,10 @@
  * - `hoistReshapes`: `reshape(f(x, s))` for an elementwise f whose other operands are scalars
  *   becomes `f(reshape(x), s)`, so f fuses into whatever reads the reshaped value (reshapes
  *   are views and break elementwise groups). Reshape chains collapse to one reshape.
+ * - `mergeReductions`: a reduction of a reduction (read only there) is one reduction over
+ *   both sets of axes, and the sum of two sums over the same axes of same-shaped values is
+ *   one sum of their sum: `Σ_b Σ_n δ + Σ_bn ε = Σ_bn (δ + ε)` — how per-task bias gradients
+ *   and the meta-gradient's other terms meet in second-order MAML.
  * - `reluMaskFromOutput`: the mask `x > 0` of `relu(x) = where(x > 0, x, 0)`, when read
  *   again (by the backward pass), is recomputed from the ReLU's output as `relu(x) > 0` — the
  *   same bits for every x, NaN included — so `x` has no reader but the ReLU, which can then
@@ -19,7 +23,7 @@ import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var }
 
 /** The rewrites; what they leave unread is for dead-code elimination to drop. */
 export function simplify(p: Program): Program {
-  return reluMaskFromOutput(hoistReshapes(scaleOutOfMatmuls(p)));
+  return reluMaskFromOutput(mergeReductions(hoistReshapes(scaleOutOfMatmuls(p))));
 }
 
 const sameShape = (a: Var, b: Var) =>
@@ -243,4 +247,90 @@ export function reluMaskFromOutput(p: Program): Program {
     rename.set(mask.id, again); // readers after the ReLU
   }
   return { ...p, eqns, outputs: p.outputs.map((v) => rename.get(v.id) ?? v) };
+}
+
+/** Reductions that compose: reducing twice with one of these is reducing once. */
+const NESTING_OPS = ["sum", "prod", "max", "min"];
+
+export function mergeReductions(p: Program): Program {
+  const read = readers(p);
+  const made = new Set<number>(); // new values, each read once
+  const readOnce = (v: Var) => made.has(v.id) || read.get(v.id)?.length === 1;
+  const newVar = idSource(p);
+  const fresh = (shape: readonly number[], dtype: Var["dtype"]) => {
+    const v = newVar(shape, dtype);
+    made.add(v.id);
+    return v;
+  };
+  const producer = new Map<number, AnyEqn>(); // of the rewritten program
+  const reduceOf = (v: Var, op?: string): Eqn | null => {
+    const e = producer.get(v.id);
+    return e && !isMultiEqn(e) && e.prim.name === "reduce" && NESTING_OPS.includes(e.params.op) &&
+        (op === undefined || e.params.op === op) && readOnce(v)
+      ? e
+      : null;
+  };
+  /** `outer` over `inner`'s input: the axes of both, numbered in that input. */
+  const nested = (outer: Eqn, inner: Eqn): Eqn => {
+    const x = inner.inputs[0];
+    const innerAxes = inner.params.axes as number[];
+    const kept = x.shape.map((_, a) => a).filter((a) => !innerAxes.includes(a));
+    const axes = [...innerAxes, ...(outer.params.axes as number[]).map((a) => kept[a])];
+    return { ...outer, inputs: [x], params: { ...outer.params, axes: axes.sort((a, b) => a - b) } };
+  };
+  /**
+   * The sum computing `v`, maybe through reshapes (each read only by the next), over its
+   * innermost source: `flat`; `views` are the reshapes.
+   */
+  const flatSum = (v: Var): { eqn: Eqn; flat: Eqn; views: Eqn[] } | null => {
+    const views: Eqn[] = [];
+    let at = producer.get(v.id);
+    while (at && !isMultiEqn(at) && at.prim.name === "reshape" && readOnce(at.out)) {
+      views.push(at);
+      at = producer.get(at.inputs[0].id);
+    }
+    const eqn = at && !isMultiEqn(at) ? reduceOf(at.out, "sum") : null;
+    if (!eqn) return null;
+    const inner = producer.get(eqn.inputs[0].id);
+    const isSum = inner && !isMultiEqn(inner) && inner.prim.name === "reduce" &&
+      inner.params.op === "sum";
+    return { eqn, flat: isSum ? nested(eqn, inner) : eqn, views };
+  };
+  const removed = new Set<AnyEqn>();
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    let eq: AnyEqn = e;
+    if (!isMultiEqn(e) && e.prim.name === "reduce") {
+      const inner = reduceOf(e.inputs[0], e.params.op);
+      if (inner) {
+        eq = nested(e, inner);
+        removed.add(inner);
+      }
+    } else if (!isMultiEqn(e) && e.prim.name === "add" && e.inputs[0].id !== e.inputs[1].id) {
+      // Σ a + Σ b = Σ (a + b); each Σ may itself sum a sum, read elsewhere too
+      const [s0, s1] = e.inputs.map(flatSum);
+      const [a, b] = [s0?.flat.inputs[0], s1?.flat.inputs[0]];
+      if (
+        s0 && s1 && a && b && sameShape(s0.eqn.out, s1.eqn.out) &&
+        e.inputs.every((v) => sameShape(v, e.out)) && sameShape(a, b) && a.dtype === "f32" &&
+        b.dtype === "f32" &&
+        JSON.stringify(s0.flat.params.axes) === JSON.stringify(s1.flat.params.axes)
+      ) {
+        const both = fresh(a.shape, "f32");
+        eqns.push({ ...e, inputs: [a, b], out: both });
+        const view = s0.views[0] ?? s1.views[0];
+        const summed = view ? fresh(s0.eqn.out.shape, "f32") : e.out;
+        eq = { ...s0.flat, inputs: [both], out: summed };
+        if (view) { // back to the add's shape
+          producer.set(summed.id, eq);
+          eqns.push(eq);
+          eq = { ...view, params: { shape: e.out.shape }, inputs: [summed], out: e.out };
+        }
+        for (const r of [s0, s1]) for (const x of [r.eqn, ...r.views]) removed.add(x);
+      }
+    }
+    for (const v of eqnOutputs(eq)) producer.set(v.id, eq);
+    eqns.push(eq);
+  }
+  return { ...p, eqns: eqns.filter((e) => !removed.has(e)) };
 }

@@ -13,6 +13,7 @@ import {
   inputBindingCount,
   inputDecl,
   type InputRead,
+  loadAs,
   param,
   readBindings,
   readTag,
@@ -140,17 +141,26 @@ function prologue(t: MatmulTiling): string[] {
   return lines;
 }
 
+/**
+ * The masked store of output (row m0 + i, column `col`). With `rows`, the epilogue's leaves
+ * are addressed from this row's bases (`rb{i}`, see `rowBases`) plus the column.
+ */
+function storeLine(i: number, col: string, acc: string, rows: boolean): string {
+  const args = `cBase + (m0 + ${i}u) * N + ${col}, ${acc}${rows ? `, rb${i}, ${col}` : ""}`;
+  return `if (m0 + ${i}u < M && ${col} < N) { store(${args}); }`;
+}
+
+/** Each block row's leaf offsets, computed once per row rather than once per output. */
+function rowBases(t: MatmulTiling, rows: boolean): string[] {
+  if (!rows) return [];
+  return Array.from({ length: t.tm }, (_, i) => `  let rb${i} = rowBase(wid.z * M + m0 + ${i}u);`);
+}
+
 /** Masked stores of the TM×TN block; `acc(i, j)` names output (i, j)'s accumulator. */
-function epilogue(t: MatmulTiling, acc: (i: number, j: number) => string): string[] {
-  const lines: string[] = [];
+function epilogue(t: MatmulTiling, acc: (i: number, j: number) => string, rows: boolean): string[] {
+  const lines = rowBases(t, rows);
   for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < t.tn; j++) {
-      lines.push(
-        `  if (m0 + ${i}u < M && n0 + ${j}u < N) { C[cBase + (m0 + ${i}u) * N + n0 + ${j}u] = ${
-          acc(i, j)
-        }; }`,
-      );
-    }
+    for (let j = 0; j < t.tn; j++) lines.push(`  ${storeLine(i, `n0 + ${j}u`, acc(i, j), rows)}`);
   }
   return lines;
 }
@@ -163,7 +173,12 @@ function rowPointers(t: MatmulTiling, transA: boolean): string[] {
   );
 }
 
-function registersScalar(t: MatmulTiling, transA: boolean, transB: boolean): string[] {
+function registersScalar(
+  t: MatmulTiling,
+  transA: boolean,
+  transB: boolean,
+  rows: boolean,
+): string[] {
   const lines = [...prologue(t), ...rowPointers(t, transA)];
   for (let j = 0; j < t.tn; j++) lines.push(`  let c${j} = min(n0 + ${j}u, N - 1u);`);
   for (let i = 0; i < t.tm; i++) {
@@ -182,11 +197,11 @@ function registersScalar(t: MatmulTiling, transA: boolean, transB: boolean): str
     }
   }
   lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, rows)];
 }
 
 /** B read as vec4 rows (N % 4 = 0): 4 columns per load into vec4 accumulators. */
-function registersVec4(t: MatmulTiling, transA: boolean): string[] {
+function registersVec4(t: MatmulTiling, transA: boolean, rows: boolean): string[] {
   const quads = t.tn / 4;
   const lines = [
     ...prologue(t),
@@ -210,7 +225,7 @@ function registersVec4(t: MatmulTiling, transA: boolean): string[] {
     }
   }
   lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`)];
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`, rows)];
 }
 
 /**
@@ -219,7 +234,7 @@ function registersVec4(t: MatmulTiling, transA: boolean): string[] {
  * nQ + l + wx·q), so the lanes that llvmpipe runs as one SIMD vector read consecutive vec4s
  * of B. Measured on llvmpipe at 1024³: 16×32 per thread 4.6–4.8 GFLOP/s, 16×16 3.5.
  */
-function registersVec4K(t: MatmulTiling): string[] {
+function registersVec4K(t: MatmulTiling, rows: boolean): string[] {
   const Q = t.tn / 4;
   const lines = [
     `  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`,
@@ -247,14 +262,12 @@ function registersVec4K(t: MatmulTiling): string[] {
     }
     lines.push(`    }`);
   }
-  lines.push(`  }`);
+  lines.push(`  }`, ...rowBases(t, rows));
   for (let i = 0; i < t.tm; i++) {
     for (let q = 0; q < Q; q++) {
       lines.push(`  { let col = (nQ + ${q * t.wx}u) * 4u;`);
       for (let c = 0; c < 4; c++) {
-        lines.push(
-          `    if (m0 + ${i}u < M && col + ${c}u < N) { C[cBase + (m0 + ${i}u) * N + col + ${c}u] = acc${i}_${q}[${c}]; }`,
-        );
+        lines.push(`    ${storeLine(i, `col + ${c}u`, `acc${i}_${q}[${c}]`, rows)}`);
       }
       lines.push(`  }`);
     }
@@ -268,7 +281,7 @@ function registersVec4K(t: MatmulTiling): string[] {
  * load. The backward pass of x·W (x·Wᵀ under vmap) is this shape; on llvmpipe the scalar
  * path paid one load per k step for every row and column of the block.
  */
-function registersDotK(t: MatmulTiling): string[] {
+function registersDotK(t: MatmulTiling, rows: boolean): string[] {
   const lines = [
     ...prologue(t),
     `  let KQ = K / 4u;`,
@@ -288,10 +301,15 @@ function registersDotK(t: MatmulTiling): string[] {
     }
   }
   lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, rows)];
 }
 
-function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[] {
+function sharedTiles(
+  t: MatmulTiling,
+  transA: boolean,
+  transB: boolean,
+  rows: boolean,
+): string[] {
   const { wx, wy, tm, tn } = t;
   const bm = wy * tm, bn = wx * tn, bk = t.bk, threads = wx * wy;
   const lines = [...prologue(t)];
@@ -329,7 +347,7 @@ function sharedTiles(t: MatmulTiling, transA: boolean, transB: boolean): string[
     }
   }
   lines.push(`    }`, `    workgroupBarrier();`, `  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`)];
+  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, rows)];
 }
 
 /**
@@ -349,6 +367,12 @@ export interface MatmulEpilogue {
 
 interface EpilogueShape {
   dtypes: MatmulEpilogue["leaves"][number]["dtype"][];
+  /**
+   * Whether leaves are addressed by output row and column (the epilogue's last axis is the
+   * product's columns): one index decomposition per row. Otherwise by the linear store index.
+   */
+  rows: boolean;
+  /** Rank of the (collapsed) shape decomposed: the leading axes with `rows`, all without. */
   rank: number;
   prelude: string;
   expr: string;
@@ -361,13 +385,40 @@ const BASE_PARAMS = 8;
 
 function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   if (!e) return { code: `fn store(i: u32, v: f32) { C[i] = v; }`, params: BASE_PARAMS };
-  const { shapeP, leafP, end: p } = stridedLayout(BASE_PARAMS, e.rank, e.dtypes.length);
+  const n = e.dtypes.length;
+  const { shapeP, leafP, end } = stridedLayout(BASE_PARAMS, e.rank, n);
+  if (!e.rows) {
+    const lines = [
+      `fn store(i: u32, acc: f32) {`,
+      ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),
+    ];
+    lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
+    return { code: lines.join("\n"), params: end };
+  }
+  // params: the row shape, per leaf its base and row strides, then per leaf its column stride
+  const colP = (k: number) => end + k;
   const lines = [
-    `fn store(i: u32, acc: f32) {`,
-    ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),
+    `fn rowBase(g: u32) -> array<u32, ${n}> {`,
+    `  var rem = g;`,
+    `  var o = array<u32, ${n}>(${leafP.map((p) => param(p)).join(", ")});`,
   ];
+  for (let d = e.rank - 1; d >= 0; d--) {
+    lines.push(
+      d > 0
+        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
+        : `  { let c = rem;`,
+    );
+    for (let k = 0; k < n; k++) {
+      lines.push(`    o[${k}] = o[${k}] + c * ${param(leafP[k] + 1 + d)};`);
+    }
+    lines.push(`  }`);
+  }
+  lines.push(`  return o;`, `}`, `fn store(i: u32, acc: f32, rb: array<u32, ${n}>, c: u32) {`);
+  e.dtypes.forEach((d, k) =>
+    lines.push(`  let v${k} = ${loadAs(d, `E${k}(rb[${k}] + c * ${param(colP(k))})`)};`)
+  );
   lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
-  return { code: lines.join("\n"), params: p };
+  return { code: lines.join("\n"), params: end + n };
 }
 
 /** Reads of A, B and the epilogue's leaves, in binding order. */
@@ -381,15 +432,16 @@ function source(
   epi: EpilogueShape | null,
   reads: MatmulReads,
 ): string {
+  const rows = epi?.rows ?? false;
   const body = t.kind === "shared"
-    ? sharedTiles(t, transA, transB)
+    ? sharedTiles(t, transA, transB, rows)
     : variant === "vec4AB"
-    ? registersVec4K(t)
+    ? registersVec4K(t, rows)
     : variant === "dotK"
-    ? registersDotK(t)
+    ? registersDotK(t, rows)
     : variant === "vec4B"
-    ? registersVec4(t, transA)
-    : registersScalar(t, transA, transB);
+    ? registersVec4(t, transA, rows)
+    : registersScalar(t, transA, transB, rows);
   const shared = t.kind === "shared"
     ? `var<workgroup> As: array<f32, ${t.wy * t.tm * t.bk}>;\nvar<workgroup> Bs: array<f32, ${
       t.bk * t.wx * t.tn
@@ -415,7 +467,7 @@ ${epi?.helpers ?? ""}
 ${store.code}
 @compute @workgroup_size(${t.wx}, ${t.wy}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-${body.join("\n").replace(/C\[([^\]]+)\] = ([^;]+);/g, "store($1, $2);")}
+${body.join("\n")}
 }`;
 }
 
@@ -446,12 +498,20 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
   const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
   const dotK = t.kind === "registers" && args.transB && !args.transA && args.k % 4 === 0;
+  // leaves addressed by row and column when the epilogue's last axis is the product's columns
+  const rows = !!epilogue && epilogue.leaves.length > 0 && epilogue.shape.at(-1) === args.n;
   const collapsed = epilogue
-    ? collapseDims(epilogue.shape, epilogue.leaves.map((l) => l.strides))
+    ? rows
+      ? collapseDims(
+        epilogue.shape.slice(0, -1),
+        epilogue.leaves.map((l) => l.strides.slice(0, -1)),
+      )
+      : collapseDims(epilogue.shape, epilogue.leaves.map((l) => l.strides))
     : null;
   const epi: EpilogueShape | null = epilogue && collapsed
     ? {
       dtypes: epilogue.leaves.map((l) => l.dtype),
+      rows,
       rank: collapsed.shape.length,
       prelude: epilogue.prelude,
       expr: epilogue.expr,
@@ -474,6 +534,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
       ...collapsed.shape,
       ...collapsed.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)]),
     );
+    if (rows) params.push(...epilogue!.leaves.map((l) => l.strides.at(-1)! >>> 0));
   }
   const gx = Math.ceil(args.n / (t.wx * t.tn));
   const gy = Math.ceil(args.m / (t.wy * t.tm));

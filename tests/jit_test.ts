@@ -152,6 +152,12 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
       (x, w) => mg.mul(mg.reshape(mg.matmul(x, w), [3, 37, 4, 11]), 3),
       1,
     ],
+    // leaves indexed by the store position, not by row and column (the last axis is not N)
+    [
+      "reshape(x·w, [3, 37, 4, 11]) + b[:11]",
+      (x, w, b) => mg.add(mg.reshape(mg.matmul(x, w), [3, 37, 4, 11]), mg.slice(b, [[0, 11]])),
+      2,
+    ],
     // a ReLU mask read by two reductions is recomputed in both instead of stored: the matmul
     // and two reductions (the second adding the first as it stores), no kernel for the mask
     [

@@ -80,7 +80,7 @@ type Step =
   | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
 
 /** A reduction reading a fused elementwise expression (its prologue). */
-type FusedReduce = { kind: "fusedReduce"; eqn: Eqn; source: Var } & FusedCode;
+type FusedReduce = { kind: "fusedReduce"; eqn: Eqn } & FusedCode;
 /** A reduction reading its input as stored. */
 type PlainReduce = { kind: "eqn"; eqn: Eqn };
 
@@ -257,7 +257,6 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const step: FusedReduce = {
       kind: "fusedReduce",
       eqn: e,
-      source: src.out,
       ...g,
       label: label(g.label),
     };

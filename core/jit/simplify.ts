@@ -302,7 +302,7 @@ export function mergeReductions(p: Program): Program {
     let eq: AnyEqn = e;
     if (!isMultiEqn(e) && e.prim.name === "reduce") {
       const inner = reduceOf(e.inputs[0], e.params.op);
-      if (inner) {
+      if (inner && inner.inputs[0].dtype === inner.out.dtype) { // (a bool sum counts in i32)
         eq = nested(e, inner);
         removed.add(inner);
       }

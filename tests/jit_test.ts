@@ -239,6 +239,20 @@ Deno.test("jit traces once per signature; static arguments; printable programs",
   for (const frag of ["a:f32[3]", "mul a a", "reduce", "in ("]) {
     if (!text.includes(frag)) throw new Error(`program text lacks ${frag}:\n${text}`);
   }
+  // constants fold (on WebGPU, where programs are rewritten before fusion)
+  const folded = mg.jit((x: Tensor) => mg.mul(x, mg.div(mg.full([], 1), mg.full([2, 1], 4))));
+  const foldedText = folded.lower(mg.tensor([1, 2, 3])).text;
+  if (foldedText.includes("div") || !foldedText.includes("value=0.25")) {
+    throw new Error(`constants not folded:\n${foldedText}`);
+  }
+  assertAllClose(await folded(mg.tensor([1, 2, 3])).toFloat64(), [
+    0.25,
+    0.5,
+    0.75,
+    0.25,
+    0.5,
+    0.75,
+  ]);
   // dead code and common subexpressions are removed
   const lowered = mg.jit((x: Tensor) => {
     mg.cos(x); // unused

@@ -2,6 +2,8 @@
  * Algebraic rewrites run before kernel planning on WebGPU. Each keeps the program's values
  * (up to float rounding) and moves work to where fusion can absorb it:
  *
+ * - `foldConstants`: an elementwise op (or broadcast, or cast) of constants is a constant,
+ *   computed once here with the primitive's reference rule (`1/n` of a mean's gradient).
  * - `scaleOutOfMatmuls`: a matmul operand that is another tensor times a scalar (the α·g of
  *   an SGD inner step, negated) is read unscaled and the scalar applied to the product, where
  *   it joins the product's epilogue instead of being its own kernel: `A·(s·X) = s·(A·X)`.
@@ -23,7 +25,9 @@ import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var }
 
 /** The rewrites; what they leave unread is for dead-code elimination to drop. */
 export function simplify(p: Program): Program {
-  return reluMaskFromOutput(mergeReductions(hoistReshapes(scaleOutOfMatmuls(p))));
+  // folding again after the reshapes moved: broadcasts of constants they left behind
+  const hoisted = hoistReshapes(scaleOutOfMatmuls(foldConstants(p)));
+  return reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
 }
 
 const sameShape = (a: Var, b: Var) =>
@@ -63,6 +67,31 @@ function readers(p: Program): Map<number, (AnyEqn | null)[]> {
   for (const e of p.eqns) for (const v of e.inputs) add(v, e);
   for (const v of p.outputs) add(v, null);
   return m;
+}
+
+export function foldConstants(p: Program): Program {
+  const constant = new Map<number, Eqn>(); // value id → the `full` computing it
+  const eqns = p.eqns.map((e) => {
+    if (isMultiEqn(e)) return e;
+    if (e.prim.name === "full") {
+      constant.set(e.out.id, e);
+      return e;
+    }
+    const fulls = e.inputs.map((v) => constant.get(v.id));
+    if (!e.prim.fusion || e.inputs.length === 0 || fulls.some((f) => !f)) return e;
+    // every input is one value repeated: evaluate on one element of each
+    const avals = e.inputs.map((v) => ({ shape: [], dtype: v.dtype }));
+    const values = fulls.map((f) => Float64Array.of(f!.params.value));
+    const [value] = e.prim.reference(values, avals, e.params, { shape: [], dtype: e.out.dtype });
+    const folded: Eqn = {
+      ...fulls[0]!,
+      params: { shape: e.out.shape, dtype: e.out.dtype, value },
+      out: e.out,
+    };
+    constant.set(e.out.id, folded);
+    return folded;
+  });
+  return { ...p, eqns };
 }
 
 /** `s·x`, `x·s`, `x/s` or `-x` with `x` of the result's shape and `s` a scalar: which input is x. */

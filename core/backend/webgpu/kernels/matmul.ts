@@ -158,14 +158,14 @@ interface StoreMode {
 function epilogue(
   t: MatmulTiling,
   acc: (i: number, j: number) => string,
-  col: (j: string) => string,
+  col: (j: number | string) => string,
   mode: StoreMode,
 ): string[] {
   const lines: string[] = [];
   if (!mode.fused) {
     for (let i = 0; i < t.tm; i++) {
       for (let j = 0; j < t.tn; j++) {
-        const n = col(`${j}u`);
+        const n = col(j);
         lines.push(
           `  if (m0 + ${i}u < M && ${n} < N) { store(cBase + (m0 + ${i}u) * N + ${n}, ${
             acc(i, j)
@@ -194,7 +194,8 @@ function epilogue(
   return lines;
 }
 
-const nextColumn = (j: string) => `n0 + ${j}`;
+/** Column of block column j (a number when unrolled, a loop variable otherwise). */
+const nextColumn = (j: number | string) => `n0 + ${typeof j === "number" ? `${j}u` : j}`;
 
 /** Row pointers of A so the k loop adds one term per load. */
 function rowPointers(t: MatmulTiling, transA: boolean): string[] {
@@ -295,7 +296,10 @@ function registersVec4K(t: MatmulTiling, mode: StoreMode): string[] {
   }
   lines.push(`  }`);
   // column quad q of this lane is nQ + wx·q
-  const col = (j: string) => `(nQ + (${j} >> 2u) * ${t.wx}u) * 4u + (${j} & 3u)`;
+  const col = (j: number | string) =>
+    typeof j === "number"
+      ? `(nQ + ${(j >> 2) * t.wx}u) * 4u + ${j & 3}u`
+      : `(nQ + (${j} >> 2u) * ${t.wx}u) * 4u + (${j} & 3u)`;
   return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`, col, mode)];
 }
 

@@ -97,8 +97,11 @@ interface GroupPlan {
   label: (ops: string) => string;
   /** A matmul epilogue's accumulator. */
   acc?: Var;
-  /** Bindings besides the leaves (a matmul's two operands). */
-  extraLeaves: number;
+  /**
+   * Bindings of the kernel besides this group's leaves (a matmul's two operands; a reduction's
+   * input or prologue leaves under its epilogue, and the other way round), as they are now.
+   */
+  extraLeaves: () => number;
 }
 
 /**
@@ -218,7 +221,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       for (const h of hosts) {
         const hg = groups.get(h)!;
         const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc);
-        if (out.leaves.length + hg.extraLeaves > maxLeaves) break;
+        if (out.leaves.length + hg.extraLeaves() > maxLeaves) break;
         emitted.set(h, out);
       }
       if (emitted.size !== hosts.size) continue;
@@ -261,11 +264,14 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       label: label(g.label),
     };
     groupAt.set(e, step);
-    groups.set(e, { members, root: src, shape: src.out, label, extraLeaves: 0 });
+    const extraLeaves = () => epilogueAround.get(step)?.leaves.length ?? 0;
+    groups.set(e, { members, root: src, shape: src.out, label, extraLeaves });
     return step;
   };
   /** Steps that run inside another step (a reduction under its epilogue). */
   const nested = new Set<Step>();
+  /** The epilogue step around a nested reduction with a prologue. */
+  const epilogueAround = new Map<Step, FusedCode>();
   const sameShape = (a: Var, b: Var) =>
     a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   /**
@@ -322,14 +328,17 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         nested.add(reduce);
         const label = (l: string) =>
           `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
-        groupAt.set(e, {
+        const step: Step = {
           kind: "reduceEpilogue",
           reduce,
           out: e.out,
           ...g,
           label: label(g.label),
-        });
-        groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves: readLeaves });
+        };
+        groupAt.set(e, step);
+        epilogueAround.set(reduce, step);
+        const extraLeaves = () => (reduce.kind === "eqn" ? 1 : reduce.leaves.length);
+        groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves });
         continue;
       }
     }
@@ -351,7 +360,14 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
           expr: g.expr,
           label: label(g.label),
         });
-        groups.set(e, { members, root: e, shape: e.out, label, acc: mmInput, extraLeaves: 2 });
+        groups.set(e, {
+          members,
+          root: e,
+          shape: e.out,
+          label,
+          acc: mmInput,
+          extraLeaves: () => 2,
+        });
         continue;
       }
     }
@@ -370,7 +386,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       expr: g.expr,
       label: label(g.label),
     });
-    groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: 0 });
+    groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
   }
   rematerialize();
   // constants still needed outside the kernels (by matmul, say) are computed as usual

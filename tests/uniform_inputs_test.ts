@@ -120,6 +120,15 @@ Deno.test({
     );
     const j = await bothWays(() => [t([25, 10, 40], 5), t([25, 40, 40], 6), t([40], 7)], f);
     assert.deepEqual(j.on, j.off);
+    // two products in one kernel (the second read through its own windows)
+    const dual = mg.jit((a: Tensor, b: Tensor, c: Tensor, d: Tensor) =>
+      mg.sub(mg.matmul(a, b), mg.matmul(c, d, { transposeA: true }))
+    );
+    const k = await bothWays(
+      () => [t([25, 10, 40], 8), t([25, 40, 40], 9), t([25, 7, 10], 10), t([25, 7, 40], 11)],
+      dual,
+    );
+    assert.deepEqual(k.on, k.off);
   },
 });
 

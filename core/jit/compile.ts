@@ -76,7 +76,7 @@ type Step =
   | { kind: "eqn"; eqn: AnyEqn }
   | ({ kind: "fused"; out: Var } & FusedCode)
   | FusedReduce
-  | ({ kind: "matmulEpilogue"; mm: Eqn; out: Var } & FusedCode)
+  | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode)
   | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
 
 /** A reduction reading a fused elementwise expression (its prologue). */
@@ -97,6 +97,8 @@ interface GroupPlan {
   label: (ops: string) => string;
   /** A matmul epilogue's accumulator. */
   acc?: Var;
+  /** Its second product's, when the kernel computes two. */
+  acc2?: Var;
   /**
    * Bindings of the kernel besides this group's leaves (a matmul's two operands; a reduction's
    * input or prologue leaves under its epilogue, and the other way round), as they are now.
@@ -165,12 +167,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     if (owner) members.delete(owner);
     return members;
   };
-  const emit = (members: Set<Eqn>, root: Eqn, acc?: Var) => {
+  const emit = (members: Set<Eqn>, root: Eqn, acc?: Var, acc2?: Var) => {
     const leaves: Var[] = [];
     const names = new Map<number, string>();
     const stmts: string[] = [];
     const leaf = (v: Var) => {
       if (acc && v.id === acc.id) return "acc"; // the matmul's accumulator, in an epilogue
+      if (acc2 && v.id === acc2.id) return "acc2"; // a second product's
       let i = leaves.findIndex((l) => l.id === v.id);
       if (i < 0) i = leaves.push(v) - 1;
       return `v${i}`;
@@ -220,7 +223,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       const emitted = new Map<AnyEqn, ReturnType<typeof emit>>();
       for (const h of hosts) {
         const hg = groups.get(h)!;
-        const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc);
+        const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc, hg.acc2);
         if (out.leaves.length + hg.extraLeaves() > maxLeaves) break;
         emitted.set(h, out);
       }
@@ -345,15 +348,33 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     if (epilogueOf) {
       const { v: mmInput, behind: found } = epilogueOf;
       const { eqn: mm, views } = found!;
-      const g = emit(members, e, mmInput);
-      if (g.leaves.length + 2 <= maxLeaves) {
+      // another product of the same shape that only this group reads (`A·B + C·D`, the two
+      // halves of a gradient): accumulated in the same kernel instead of stored and reloaded
+      const secondOf = accumulators
+        .filter((v) => v.id !== mmInput.id && sizeOf(v.shape) <= maxEpilogueElems)
+        .map((v) => ({
+          v,
+          behind: behind(v, (m) => isMatmul(m) && m !== mm && sameShape(m.out, mm.out)),
+        }))
+        .find((c) => c.behind !== null);
+      const dual = secondOf && emit(members, e, mmInput, secondOf.v);
+      const useDual = !!dual && dual.leaves.length + 4 <= maxLeaves;
+      const g = useDual ? dual! : emit(members, e, mmInput);
+      const operands = useDual ? 4 : 2;
+      if (g.leaves.length + operands <= maxLeaves) {
         placed.add(mm);
         for (const view of views) placed.add(view);
+        const mm2 = useDual ? secondOf!.behind!.eqn : undefined;
+        if (useDual) {
+          placed.add(mm2!);
+          for (const view of secondOf!.behind!.views) placed.add(view);
+        }
         for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
-        const label = (l: string) => `matmul+${l}`;
+        const label = (l: string) => `${useDual ? "matmul×2" : "matmul"}+${l}`;
         groupAt.set(e, {
           kind: "matmulEpilogue",
           mm,
+          mm2,
           out: e.out,
           leaves: g.leaves,
           prelude: g.prelude,
@@ -366,7 +387,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
           shape: e.out,
           label,
           acc: mmInput,
-          extraLeaves: () => 2,
+          acc2: useDual ? secondOf!.v : undefined,
+          extraLeaves: () => operands,
         });
         continue;
       }
@@ -544,7 +566,12 @@ export class Compiled {
           env.set(s.out.id, out);
         } else {
           inputs = stepInputs(s);
-          out = runMatmulEpilogue(s, s.mm.inputs.map(get), s.leaves.map(get));
+          out = runMatmulEpilogue(
+            s,
+            s.mm.inputs.map(get),
+            s.mm2?.inputs.map(get) ?? [],
+            s.leaves.map(get),
+          );
           env.set(s.out.id, out);
         }
         owned.add(out);
@@ -643,7 +670,9 @@ function runReduction(
 /** The values a step reads. */
 function stepInputs(s: Step): readonly Var[] {
   if (s.kind === "eqn") return s.eqn.inputs;
-  if (s.kind === "matmulEpilogue") return [...s.mm.inputs, ...s.leaves];
+  if (s.kind === "matmulEpilogue") {
+    return [...s.mm.inputs, ...(s.mm2?.inputs ?? []), ...s.leaves];
+  }
   if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...s.leaves];
   return s.leaves;
 }
@@ -651,21 +680,25 @@ function stepInputs(s: Step): readonly Var[] {
 function runMatmulEpilogue(
   s: Extract<Step, { kind: "matmulEpilogue" }>,
   ab: Tensor[],
+  ab2: Tensor[],
   leaves: Tensor[],
 ): Tensor {
   const out = s.out;
   const storage = new GpuStorage(sizeOf(out.shape) * 4);
-  const [a, b] = ab.map((t) => ({
+  const operand = (t: Tensor) => ({
     shape: t.shape,
     dtype: t.dtype,
     storage: t.storage as GpuStorage,
-  }));
+  });
+  const [a, b] = ab.map(operand);
+  const [a2, b2] = ab2.map(operand);
   const leafOperands = leaves.map((t, i) => ({
     storage: t.storage as GpuStorage,
     dtype: s.leaves[i].dtype,
     strides: broadcastStrides(t.shape, out.shape),
   }));
-  runtime.enqueueHolding([a, b, ...leafOperands].map((o) => o.storage), () =>
+  const held = [a, b, ...(s.mm2 ? [a2, b2] : []), ...leafOperands].map((o) => o.storage);
+  runtime.enqueueHolding(held, () =>
     encodeMatmul(
       a,
       b,
@@ -679,6 +712,7 @@ function runMatmulEpilogue(
         helpers: ELEMENTWISE_HELPERS,
         shape: out.shape,
       },
+      s.mm2 && { a: a2, b: b2, p: s.mm2.params },
     ));
   return new Tensor(out.shape, out.dtype, storage);
 }

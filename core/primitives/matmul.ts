@@ -115,7 +115,8 @@ export const matmul: Primitive<MatmulParams> = {
 
 /**
  * Encode a matmul of device operands into `out`, optionally with an elementwise epilogue
- * applied before each store (used by jit's fusion).
+ * applied before each store, which may also read a second product of the same shape as
+ * `acc2` (used by jit's fusion).
  */
 export function encodeMatmul(
   a: GpuOperand,
@@ -123,6 +124,7 @@ export function encodeMatmul(
   p: MatmulParams,
   out: Aval & { storage: GpuStorage },
   epilogue?: MatmulEpilogue,
+  second?: { a: GpuOperand; b: GpuOperand; p: MatmulParams },
 ): void {
   const d = dims(a, b, p);
   const batch = out.shape.slice(0, -2);
@@ -147,9 +149,18 @@ export function encodeMatmul(
   };
   const pa = prepare(a, d.batchA, d.m * d.k);
   const pb = prepare(b, d.batchB, d.k * d.n);
+  const d2 = second && dims(second.a, second.b, second.p);
+  if (d2 && (d2.m !== d.m || d2.n !== d.n)) {
+    throw new Error(`internal: second product ${d2.m}×${d2.n} in a ${d.m}×${d.n} matmul`);
+  }
+  const pa2 = second && prepare(second.a, d2!.batchA, d2!.m * d2!.k);
+  const pb2 = second && prepare(second.b, d2!.batchB, d2!.k * d2!.n);
   // A batch of A's against one shared B (vmap over examples with shared weights) is one
-  // taller matmul: [B·m, k] @ [k, n] — fewer, fuller workgroups.
-  const fold = pb.stride === 0 && pa.stride === d.m * d.k && !p.transposeA && nb > 1;
+  // taller matmul: [B·m, k] @ [k, n] — fewer, fuller workgroups. Both products or neither.
+  const foldable = (sa: number, sb: number, k: number, transA: boolean) =>
+    sb === 0 && sa === d.m * k && !transA && nb > 1;
+  const fold = foldable(pa.stride, pb.stride, d.k, p.transposeA) &&
+    (!second || foldable(pa2!.stride, pb2!.stride, d2!.k, second.p.transposeA));
   runMatmul({
     a: pa.storage,
     b: pb.storage,
@@ -162,7 +173,15 @@ export function encodeMatmul(
     transB: p.transposeB,
     aBatchStride: fold ? 0 : pa.stride,
     bBatchStride: fold ? 0 : pb.stride,
+    second: second && {
+      a: pa2!.storage,
+      b: pb2!.storage,
+      k: d2!.k,
+      transA: second.p.transposeA,
+      transB: second.p.transposeB,
+      aBatchStride: fold ? 0 : pa2!.stride,
+      bBatchStride: fold ? 0 : pb2!.stride,
+    },
   }, epilogue);
-  if (pa.temp) pa.storage.release();
-  if (pb.temp) pb.storage.release();
+  for (const prepared of [pa, pb, pa2, pb2]) if (prepared?.temp) prepared.storage.release();
 }

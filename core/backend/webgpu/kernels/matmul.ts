@@ -7,7 +7,7 @@
  * - "shared": workgroup-memory tiles of BM×BK and BK×BN with a TM×TN register block per
  *   thread — the classic layout for real GPUs.
  */
-import { type GpuStorage, runtime } from "../runtime.ts";
+import { GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
 import {
   inputBindingCount,
@@ -21,7 +21,7 @@ import {
   stridedLoads,
   WGSL_HELPERS,
 } from "../wgsl.ts";
-import { collapseDims } from "../../../shape.ts";
+import { broadcastStrides, collapseDims } from "../../../shape.ts";
 
 export interface MatmulTiling {
   kind: "registers" | "shared";
@@ -118,7 +118,26 @@ export interface MatmulArgs {
   /** Elements between consecutive batch matrices (0 = broadcast). */
   aBatchStride: number;
   bBatchStride: number;
+  /**
+   * Another product of the same [batch, m, n] shape (its own K and transposes), which the
+   * epilogue reads as `acc2`: computed in the same kernel when the tiling allows.
+   */
+  second?: SecondProduct;
 }
+
+/** The operands of a second product: `op(a)·op(b)`, [m, k]·[k, n] per batch. */
+export interface SecondProduct {
+  a: GpuStorage;
+  b: GpuStorage;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  aBatchStride: number;
+  bBatchStride: number;
+}
+
+/** Register blocks up to this size also accumulate a second product (twice the registers). */
+const MAX_DUAL_BLOCK = 64;
 
 function indexA(transA: boolean, row: string, kk: string): string {
   // A is [m, k] (or [k, m] when transposed), params: 0 M, 1 N, 2 K
@@ -147,6 +166,43 @@ interface StoreMode {
   fused: boolean;
   /** Its leaves are addressed by row and column (`rowBase` once per row). */
   rows: boolean;
+  /** A second product of the same block, `acc2` in the epilogue (its operands' transposes). */
+  second: { transA: boolean; transB: boolean } | null;
+}
+
+/**
+ * The second product's block, `acc2_{i}_{j}`, accumulated with scalar loads after the first
+ * (its own K, transposes and batch strides in parameters 5–7 and bindings A2, B2).
+ */
+function secondProduct(
+  t: MatmulTiling,
+  col: (j: number | string) => string,
+  op: { transA: boolean; transB: boolean },
+): string[] {
+  const lines = [
+    `  let K2 = ${param(5)}; let a2Base = wid.z * ${param(6)}; let b2Base = wid.z * ${param(7)};`,
+  ];
+  for (let i = 0; i < t.tm; i++) lines.push(`  let r2_${i} = min(m0 + ${i}u, M - 1u);`);
+  for (let j = 0; j < t.tn; j++) lines.push(`  let c2_${j} = min(${col(j)}, N - 1u);`);
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) lines.push(`  var acc2_${i}_${j}: f32 = 0.0;`);
+  }
+  lines.push(`  for (var k2 = 0u; k2 < K2; k2 = k2 + 1u) {`);
+  for (let i = 0; i < t.tm; i++) {
+    const at = op.transA ? `k2 * M + r2_${i}` : `r2_${i} * K2 + k2`;
+    lines.push(`    let x2_${i} = A2(a2Base + ${at});`);
+  }
+  for (let j = 0; j < t.tn; j++) {
+    const at = op.transB ? `c2_${j} * K2 + k2` : `k2 * N + c2_${j}`;
+    lines.push(`    let y2_${j} = B2(b2Base + ${at});`);
+  }
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) {
+      lines.push(`    acc2_${i}_${j} = fma(x2_${i}, y2_${j}, acc2_${i}_${j});`);
+    }
+  }
+  lines.push(`  }`);
+  return lines;
 }
 
 /**
@@ -175,8 +231,20 @@ function epilogue(
     }
     return lines;
   }
-  const values: string[] = [];
-  for (let i = 0; i < t.tm; i++) for (let j = 0; j < t.tn; j++) values.push(acc(i, j));
+  const values: string[] = [], seconds: string[] = [];
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn; j++) {
+      values.push(acc(i, j));
+      seconds.push(`acc2_${i}_${j}`);
+    }
+  }
+  if (mode.second) {
+    lines.push(
+      ...secondProduct(t, col, mode.second),
+      `  var block2 = array<f32, ${t.tm * t.tn}>(${seconds.join(", ")});`,
+    );
+  }
+  const second = mode.second ? `, block2[i * ${t.tn}u + j]` : "";
   lines.push(
     `  var block = array<f32, ${t.tm * t.tn}>(${values.join(", ")});`,
     `  for (var i = 0u; i < ${t.tm}u; i = i + 1u) {`,
@@ -185,7 +253,7 @@ function epilogue(
     mode.rows ? `    let rb = rowBase(wid.z * M + m);` : "",
     `    for (var j = 0u; j < ${t.tn}u; j = j + 1u) {`,
     `      let n = ${col("j")};`,
-    `      if (n < N) { store(cBase + m * N + n, block[i * ${t.tn}u + j]${
+    `      if (n < N) { store(cBase + m * N + n, block[i * ${t.tn}u + j]${second}${
       mode.rows ? ", rb, n" : ""
     }); }`,
     `    }`,
@@ -402,6 +470,8 @@ interface EpilogueShape {
   rows: boolean;
   /** Rank of the (collapsed) shape decomposed: the leading axes with `rows`, all without. */
   rank: number;
+  /** A second product computed in the same kernel, `acc2` in the expression. */
+  second: { transA: boolean; transB: boolean } | null;
   prelude: string;
   expr: string;
   helpers: string;
@@ -415,9 +485,10 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   if (!e) return { code: `fn store(i: u32, v: f32) { C[i] = v; }`, params: BASE_PARAMS };
   const n = e.dtypes.length;
   const { shapeP, leafP, end } = stridedLayout(BASE_PARAMS, e.rank, n);
+  const accs = e.second ? "acc: f32, acc2: f32" : "acc: f32";
   if (!e.rows) {
     const lines = [
-      `fn store(i: u32, acc: f32) {`,
+      `fn store(i: u32, ${accs}) {`,
       ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),
     ];
     lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
@@ -441,7 +512,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
     }
     lines.push(`  }`);
   }
-  lines.push(`  return o;`, `}`, `fn store(i: u32, acc: f32, rb: array<u32, ${n}>, c: u32) {`);
+  lines.push(`  return o;`, `}`, `fn store(i: u32, ${accs}, rb: array<u32, ${n}>, c: u32) {`);
   e.dtypes.forEach((d, k) =>
     lines.push(`  let v${k} = ${loadAs(d, `E${k}(rb[${k}] + c * ${param(colP(k))})`)};`)
   );
@@ -460,7 +531,11 @@ function source(
   epi: EpilogueShape | null,
   reads: MatmulReads,
 ): string {
-  const mode: StoreMode = { fused: epi !== null, rows: epi?.rows ?? false };
+  const mode: StoreMode = {
+    fused: epi !== null,
+    rows: epi?.rows ?? false,
+    second: epi?.second ?? null,
+  };
   const body = t.kind === "shared"
     ? sharedTiles(t, transA, transB, mode)
     : variant === "vec4AB"
@@ -484,7 +559,12 @@ function source(
   };
   declare("A", "f32", 0, variant === "vec4AB" || variant === "dotK");
   declare("B", "f32", 1, variant !== "scalar");
-  (epi?.dtypes ?? []).forEach((d, k) => declare(`E${k}`, d, 2 + k, false));
+  if (mode.second) {
+    declare("A2", "f32", 2, false);
+    declare("B2", "f32", 3, false);
+  }
+  const first = mode.second ? 4 : 2;
+  (epi?.dtypes ?? []).forEach((d, k) => declare(`E${k}`, d, first + k, false));
   return `struct Params { d: array<vec4<u32>, ${Math.ceil(store.params / 4)}> };
 @group(0) @binding(0) var<uniform> u: Params;
 ${decls.join("\n")}
@@ -522,6 +602,25 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
   if (args.m * args.n * args.batch === 0) return;
   const vec4Able = args.n % 4 === 0 && args.k % 4 === 0 && !args.transA && !args.transB;
   const t = chooseTiling(args.m, args.n, vec4Able, args.k, args.batch);
+  const second = args.second;
+  if (second && (!epilogue || t.kind !== "registers" || t.tm * t.tn > MAX_DUAL_BLOCK)) {
+    // compute it on its own and read it as one more leaf of the epilogue
+    const product = new GpuStorage(args.batch * args.m * args.n * 4);
+    runMatmul({ ...args, ...second, out: product, second: undefined });
+    const shape = epilogue ? epilogue.shape : [args.batch * args.m * args.n];
+    runMatmul({ ...args, second: undefined }, {
+      leaves: [
+        ...(epilogue?.leaves ?? []),
+        { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
+      ],
+      prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
+      expr: epilogue?.expr ?? "acc + acc2",
+      helpers: epilogue?.helpers ?? "",
+      shape,
+    });
+    product.release();
+    return;
+  }
   // vec4 loads need whole quads along the contiguous axis and no transpose of that operand
   const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
   const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
@@ -541,12 +640,18 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
       dtypes: epilogue.leaves.map((l) => l.dtype),
       rows,
       rank: collapsed.shape.length,
+      second: second ? { transA: second.transA, transB: second.transB } : null,
       prelude: epilogue.prelude,
       expr: epilogue.expr,
       helpers: epilogue.helpers,
     }
     : null;
-  const operands = [args.a, args.b, ...(epilogue?.leaves ?? []).map((l) => l.storage)];
+  const operands = [
+    args.a,
+    args.b,
+    ...(second ? [second.a, second.b] : []),
+    ...(epilogue?.leaves ?? []).map((l) => l.storage),
+  ];
   const reads = planReads(operands);
   const code = cachedSource(
     t,
@@ -556,7 +661,16 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
     epi,
     reads,
   );
-  const params = [args.m, args.n, args.k, args.aBatchStride, args.bBatchStride, 0, 0, 0];
+  const params = [
+    args.m,
+    args.n,
+    args.k,
+    args.aBatchStride,
+    args.bBatchStride,
+    second?.k ?? 0,
+    second?.aBatchStride ?? 0,
+    second?.bBatchStride ?? 0,
+  ];
   if (collapsed) {
     params.push(
       ...collapsed.shape,
@@ -573,7 +687,9 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
       // sizes in the label name the product in errors and profiles
       label: `${epilogue ? "matmul+epilogue" : "matmul"} ${args.batch}×[${args.m}×${args.k}${
         args.transA ? "ᵀ" : ""
-      }]·[${args.k}×${args.n}${args.transB ? "ᵀ" : ""}] ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
+      }]·[${args.k}×${args.n}${args.transB ? "ᵀ" : ""}]${
+        second ? ` + [${args.m}×${second.k}]·[${second.k}×${args.n}]` : ""
+      } ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
     },
     Uint32Array.from(params),
     inputBindings(operands, reads),

@@ -45,6 +45,18 @@ export function readTag(r: InputRead): string {
   return r.kind === "storage" ? "s" : `u${r.windows}x${r.vec4s}`;
 }
 
+const helperIds = new Map<string, number>();
+
+/**
+ * A small number standing for a text of helper functions in kernel-cache keys: the texts
+ * run to kilobytes, and a key is built for every dispatch.
+ */
+export function helperId(helpers: string): number {
+  let id = helperIds.get(helpers);
+  if (id === undefined) helperIds.set(helpers, id = helperIds.size);
+  return id;
+}
+
 /** Number of bindings an input read this way takes. */
 export function readBindings(r: InputRead): number {
   return r.kind === "storage" ? 1 : r.windows;

@@ -15,6 +15,7 @@ import {
   bindings,
   entry,
   grid,
+  helperId,
   inputBindingCount,
   type InputRead,
   param,
@@ -72,7 +73,6 @@ interface ParamLayout {
 }
 
 const sourceCache = new Map<string, { src: KernelSource; layout: ParamLayout }>();
-const helperIds = new Map<string, number>();
 
 /** WGSL for one (expression, dtypes, rank), generated once and cached. */
 function elementwiseSource(
@@ -84,9 +84,7 @@ function elementwiseSource(
   reads: InputRead[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
-  let hid = helperIds.get(helpers);
-  if (hid === undefined) helperIds.set(helpers, hid = helperIds.size);
-  const key = `${hid}|${kernel.label}|${
+  const key = `${helperId(helpers)}|${kernel.label}|${
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()

@@ -10,6 +10,7 @@
 import { GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
 import {
+  helperId,
   inputBindingCount,
   inputDecl,
   type InputRead,
@@ -589,9 +590,14 @@ function cachedSource(
   epi: EpilogueShape | null,
   reads: MatmulReads,
 ): string {
-  const key = `${JSON.stringify(t)}|${transA}|${transB}|${variant}|${
-    epi ? JSON.stringify(epi) : ""
-  }|${reads.map(readTag).join()}`;
+  const epiKey = epi
+    ? `${epi.dtypes}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
+      helperId(epi.helpers)
+    }|${epi.prelude}|${epi.expr}`
+    : "";
+  const key = `${t.kind},${t.wx},${t.wy},${t.tm},${t.tn},${t.bk}|${transA}|${transB}|${variant}|${
+    reads.map(readTag).join()
+  }|${epiKey}`;
   let code = sources.get(key);
   if (!code) sources.set(key, code = source(t, transA, transB, variant, epi, reads));
   return code;

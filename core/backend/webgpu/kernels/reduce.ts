@@ -15,10 +15,12 @@ import {
   bindings,
   entry,
   grid,
+  helperId,
   inputBindingCount,
   type InputRead,
   loadAs,
   param,
+  readTag,
   STORAGE_READ,
   storeAs,
   stridedLayout,
@@ -151,10 +153,22 @@ function epilogueFn(ep: PrologueShape, start: number, first: number) {
   return { code: lines.join("\n"), params: end };
 }
 
-function stageSource(
-  s: Stage,
-  reads: InputRead[],
-): { code: string; inputs: number; params: number } {
+type StageSource = { code: string; inputs: number; params: number };
+const stageSources = new Map<string, StageSource>();
+
+/** `stageSource`, generated once per stage shape (a key is cheap; the text is kilobytes). */
+function cachedStageSource(s: Stage, reads: InputRead[]): StageSource {
+  const part = (p?: PrologueShape) =>
+    p ? `${p.dtypes}|${p.rank}|${helperId(p.helpers)}|${p.prelude}|${p.expr}` : "-";
+  const key = `${s.op}|${s.dtype}|${s.pairedInput}|${s.writeIndex}|${reads.map(readTag).join()}|${
+    part(s.prologue)
+  }|${part(s.epilogue)}`;
+  let src = stageSources.get(key);
+  if (!src) stageSources.set(key, src = stageSource(s, reads));
+  return src;
+}
+
+function stageSource(s: Stage, reads: InputRead[]): StageSource {
   const arg = s.op === "argmax" || s.op === "argmin";
   const raw = s.dtype === "bool" ? "u32" : s.dtype;
   // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase
@@ -304,7 +318,7 @@ export function runReduce(
       // split stages bind ranges of their inputs, which only storage bindings allow
       const fits = inputs.every((s) => s.bytes <= maxBind) && dst.bytes <= maxBind;
       const reads = fits ? planReads(inputs) : inputs.map(() => STORAGE_READ);
-      const src = stageSource({
+      const src = cachedStageSource({
         op,
         dtype,
         pairedInput: index !== null,

@@ -6,6 +6,8 @@
  *   register blocks win (measured 4.2 GFLOP/s at 1024³ vs 0.6 for 16×16 shared tiles).
  * - "shared": workgroup-memory tiles of BM×BK and BK×BN with a TM×TN register block per
  *   thread — the classic layout for real GPUs.
+ * jit fuses an elementwise epilogue into the stores, and may add a second product of the same
+ * shape that the epilogue reads (`A·B + C·D` in one kernel).
  */
 import { GpuStorage, runtime } from "../runtime.ts";
 import { inputBindings, planReads } from "../input_reads.ts";
@@ -521,7 +523,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   return { code: lines.join("\n"), params: end + n };
 }
 
-/** Reads of A, B and the epilogue's leaves, in binding order. */
+/** Reads of A, B, a second product's A2 and B2, and the epilogue's leaves, in binding order. */
 type MatmulReads = InputRead[];
 
 function source(

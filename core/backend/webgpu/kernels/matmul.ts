@@ -696,7 +696,11 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue): void {
       label: `${epilogue ? "matmul+epilogue" : "matmul"} ${args.batch}×[${args.m}×${args.k}${
         args.transA ? "ᵀ" : ""
       }]·[${args.k}×${args.n}${args.transB ? "ᵀ" : ""}]${
-        second ? ` + [${args.m}×${second.k}]·[${second.k}×${args.n}]` : ""
+        second
+          ? ` + [${args.m}×${second.k}${second.transA ? "ᵀ" : ""}]·[${second.k}×${args.n}${
+            second.transB ? "ᵀ" : ""
+          }]`
+          : ""
       } ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
     },
     Uint32Array.from(params),

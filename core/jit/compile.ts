@@ -18,6 +18,7 @@ import {
   eqnOutputs,
   isMultiEqn,
   type Program,
+  sameShape,
   type Var,
   varText,
 } from "./ir.ts";
@@ -275,8 +276,6 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   const nested = new Set<Step>();
   /** The epilogue step around a nested reduction with a prologue. */
   const epilogueAround = new Map<Step, FusedCode>();
-  const sameShape = (a: Var, b: Var) =>
-    a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   /**
    * The equation computing `v` if `accept` takes it, directly or through reshapes (they keep
    * the row-major order, so its store index is the group's), each read only by the next.

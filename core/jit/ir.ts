@@ -5,6 +5,7 @@
 import type { DType } from "../dtype.ts";
 import { bind, bindMulti, type MultiPrimitive, type Primitive } from "../primitive.ts";
 import type { Tensor } from "../tensor.ts";
+import { shapesEqual } from "../shape.ts";
 
 /** A value in a program: an input, a constant (a captured concrete tensor) or an equation's result. */
 export interface Var {
@@ -13,6 +14,11 @@ export interface Var {
   readonly dtype: DType;
   /** Set for constants. */
   readonly constant?: Tensor;
+}
+
+/** Whether two values have the same shape. */
+export function sameShape(a: Var, b: Var): boolean {
+  return shapesEqual(a.shape, b.shape);
 }
 
 /** One primitive application. */

@@ -21,7 +21,15 @@
  *   the ReLU's output is stored anyway (read by a matmul, say).
  */
 import { sizeOf } from "../shape.ts";
-import { type AnyEqn, type Eqn, eqnOutputs, isMultiEqn, type Program, type Var } from "./ir.ts";
+import {
+  type AnyEqn,
+  type Eqn,
+  eqnOutputs,
+  isMultiEqn,
+  type Program,
+  sameShape,
+  type Var,
+} from "./ir.ts";
 
 /** The rewrites; what they leave unread is for dead-code elimination to drop. */
 export function simplify(p: Program): Program {
@@ -29,9 +37,6 @@ export function simplify(p: Program): Program {
   const hoisted = hoistReshapes(scaleOutOfMatmuls(foldConstants(p)));
   return reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
 }
-
-const sameShape = (a: Var, b: Var) =>
-  a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 
 /** A size-1 value that broadcasts into any result of rank ≥ its own. */
 const isScalarOf = (v: Var, rank: number) => sizeOf(v.shape) === 1 && v.shape.length <= rank;

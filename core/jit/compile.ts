@@ -436,6 +436,10 @@ export class Compiled {
   readonly program: Program;
   /** Index of the step after which each value is no longer needed. */
   readonly #lastUse = new Map<number, number>();
+  /** Small outputs (by position) made before the last step: the ones worth staging. */
+  readonly #stageable = new Map<number, number>();
+  /** Positions of stageable outputs the caller read last call: staged as soon as made. */
+  readonly #staging = new Set<number>();
 
   constructor(program: Program, readonly backend: "webgpu" | "reference") {
     this.program = program = backend === "webgpu" ? eliminateDeadCode(simplify(program)) : program;
@@ -452,6 +456,23 @@ export class Compiled {
       for (const v of ins) this.#lastUse.set(v.id, i);
     });
     for (const v of program.outputs) this.#lastUse.set(v.id, Infinity);
+    if (backend === "webgpu") this.#findStageable();
+  }
+
+  /**
+   * Outputs of at most STAGE_BYTES made by a step before the last (a loss before its
+   * gradient): step index by output position.
+   */
+  #findStageable(): void {
+    const madeAt = new Map<number, number>();
+    this.steps.forEach((s, i) => {
+      for (const v of stepOutputs(s)) madeAt.set(v.id, i);
+    });
+    this.program.outputs.forEach((v, j) => {
+      const at = madeAt.get(v.id);
+      const small = sizeOf(v.shape) * 4 <= STAGE_BYTES;
+      if (small && at !== undefined && at < this.steps.length - 1) this.#stageable.set(j, at);
+    });
   }
 
   /**
@@ -533,6 +554,19 @@ export class Compiled {
       if (!t) throw new Error(`internal: jit value ${v.id} used before it was computed`);
       return t;
     };
+    // outputs the caller read last call, by the step that makes them
+    const stageAfter = new Map<number, number[]>();
+    for (const j of this.#staging) {
+      const at = this.#stageable.get(j)!;
+      stageAfter.set(at, [...stageAfter.get(at) ?? [], j]);
+    }
+    let staged = false;
+    const stage = (i: number) => {
+      for (const j of stageAfter.get(i) ?? []) {
+        const storage = get(this.program.outputs[j]).storage as GpuStorage;
+        staged = runtime.stageForRead(storage, () => this.#staging.delete(j)) || staged;
+      }
+    };
     const execute = () => {
       this.steps.forEach((s, i) => {
         let out: Tensor;
@@ -545,6 +579,7 @@ export class Compiled {
             owned.add(t);
           });
           this.#free(inputs, i, env, owned, outputs);
+          stage(i);
           return;
         } else if (s.kind === "eqn") {
           const e = s.eqn as Eqn;
@@ -575,11 +610,18 @@ export class Compiled {
         }
         owned.add(out);
         this.#free(inputs, i, env, owned, outputs);
+        stage(i);
       });
     };
-    if (this.backend === "webgpu") runtime.inOneSubmission(execute);
-    else execute();
+    if (this.backend === "webgpu") {
+      runtime.inOneSubmission(execute);
+      // the rest runs while the staged reads' maps wait
+      if (staged) runtime.flush();
+    } else execute();
     const result = this.program.outputs.map(get);
+    for (const j of this.#stageable.keys()) {
+      (result[j].storage as GpuStorage).onRead = () => this.#staging.add(j);
+    }
     // a donated input the program never read (or only passed through) is released too
     const kept = new Set(result);
     for (const t of owned) if (!kept.has(t) && args.includes(t)) t.dispose();
@@ -664,6 +706,16 @@ function runReduction(
       epi,
     ));
   return new Tensor(out.shape, out.dtype, storage);
+}
+
+/** Outputs up to this size are staged for reading once made, when callers read them. */
+const STAGE_BYTES = 1024;
+
+/** The values a step makes. */
+function stepOutputs(s: Step): readonly Var[] {
+  if (s.kind === "eqn") return isMultiEqn(s.eqn) ? s.eqn.outs : [s.eqn.out];
+  if (s.kind === "fusedReduce") return [s.eqn.out];
+  return [s.out];
 }
 
 /** The values a step reads. */

@@ -25,6 +25,15 @@ export interface GpuOperand extends Aval {
   storage: GpuStorage;
 }
 
+/**
+ * A slot that a caller running the same call again (a jit step) passes to `webgpu`: the
+ * primitive may keep there what it derives from shapes and params, and skip deriving it next
+ * time. Only the storages may differ between calls that share a memo.
+ */
+export interface KernelMemo {
+  prepared?: unknown;
+}
+
 export interface Primitive<P = Record<string, never>> {
   readonly name: string;
   /** Shape and dtype of the result; throws a clear error for invalid inputs. */
@@ -37,7 +46,12 @@ export interface Primitive<P = Record<string, never>> {
     out: Aval,
   ): Float64Array;
   /** Encode the computation into `out` (its buffer is allocated by the kernel family). */
-  webgpu(inputs: readonly GpuOperand[], params: P, out: Aval & { storage: GpuStorage }): void;
+  webgpu(
+    inputs: readonly GpuOperand[],
+    params: P,
+    out: Aval & { storage: GpuStorage },
+    memo?: KernelMemo,
+  ): void;
   /**
    * Optional: a result that shares the input's storage instead of computing (views such as
    * reshape). Returning null falls back to computing.
@@ -117,12 +131,13 @@ export function bindMulti<P>(
   return withoutAmbientTrace(() => prim.impl(inputs, params));
 }
 
-/** Run primitive `prim` on concrete tensors. */
+/** Run primitive `prim` on concrete tensors (`memo`: see `KernelMemo`). */
 export function bind<P>(
   prim: Primitive<P>,
   inputs: readonly Tensor[],
   params: P,
   backend?: BackendName,
+  memo?: KernelMemo,
 ): Tensor {
   const trace = inputs.length ? topTrace(prim.name, inputs) : ambientTrace();
   if (trace) return trace.process(prim, inputs, params);
@@ -161,6 +176,7 @@ export function bind<P>(
         inputs.map((t, i) => ({ shape: t.shape, dtype: t.dtype, storage: storages[i] })),
         params,
         { ...out, storage: outStorage },
+        memo,
       ));
   } catch (e) {
     outStorage.release(); // the result tensor is never made

@@ -8,7 +8,7 @@ import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import { encodeMatmul } from "../primitives/matmul.ts";
-import { bind, bindMulti } from "../primitive.ts";
+import { bind, bindMulti, type KernelMemo } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
 import { simplify } from "./simplify.ts";
@@ -438,8 +438,16 @@ export class Compiled {
   readonly #lastUse = new Map<number, number>();
   /** Small outputs (by position) made before the last step: the ones worth staging. */
   readonly #stageable = new Map<number, number>();
-  /** Positions of stageable outputs the caller read last call: staged as soon as made. */
-  readonly #staging = new Set<number>();
+  /**
+   * How the caller reads each stageable output: the last call whose value it read and the
+   * calls between its last two reads. A call that many calls after the last read is predicted
+   * to be read and its output staged (every call when reading every step; every tenth when
+   * reading every tenth).
+   */
+  readonly #reads = new Map<number, { last: number; every: number }>();
+  #calls = 0;
+  /** Per step, what its kernel family derived on the first call (`KernelMemo`). */
+  readonly #memos: KernelMemo[] = [];
 
   constructor(program: Program, readonly backend: "webgpu" | "reference") {
     this.program = program = backend === "webgpu" ? eliminateDeadCode(simplify(program)) : program;
@@ -504,6 +512,13 @@ export class Compiled {
     return n;
   }
 
+  /** The caller read output `j` of call `call`. */
+  #readOf(j: number, call: number): void {
+    const r = this.#reads.get(j);
+    if (!r) this.#reads.set(j, { last: call, every: 0 });
+    else if (call > r.last) [r.every, r.last] = [call - r.last, call];
+  }
+
   /**
    * `run`, with every result a handle the caller owns: a result that is a non-donated input,
    * a constant, or an earlier result gets its own handle on the same storage.
@@ -554,9 +569,11 @@ export class Compiled {
       if (!t) throw new Error(`internal: jit value ${v.id} used before it was computed`);
       return t;
     };
-    // outputs the caller read last call, by the step that makes them
+    // outputs this call is predicted to have read, by the step that makes them
+    const call = this.#calls++;
     const stageAfter = new Map<number, number[]>();
-    for (const j of this.#staging) {
+    for (const [j, r] of this.#reads) {
+      if (call - r.last !== r.every) continue;
       const at = this.#stageable.get(j)!;
       stageAfter.set(at, [...stageAfter.get(at) ?? [], j]);
     }
@@ -564,7 +581,7 @@ export class Compiled {
     const stage = (i: number) => {
       for (const j of stageAfter.get(i) ?? []) {
         const storage = get(this.program.outputs[j]).storage as GpuStorage;
-        staged = runtime.stageForRead(storage, () => this.#staging.delete(j)) || staged;
+        staged = runtime.stageForRead(storage) || staged;
       }
     };
     const execute = () => {
@@ -584,7 +601,7 @@ export class Compiled {
         } else if (s.kind === "eqn") {
           const e = s.eqn as Eqn;
           inputs = e.inputs;
-          out = bind(e.prim, inputs.map(get), e.params);
+          out = bind(e.prim, inputs.map(get), e.params, undefined, this.#memos[i] ??= {});
           env.set(e.out.id, out);
         } else if (s.kind === "fused") {
           inputs = s.leaves;
@@ -592,11 +609,12 @@ export class Compiled {
           env.set(s.out.id, out);
         } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
-          out = runReduction(s, s.leaves.map(get));
+          out = runReduction(s, s.leaves.map(get), this.#memos[i] ??= {});
           env.set(s.eqn.out.id, out);
         } else if (s.kind === "reduceEpilogue") {
           inputs = stepInputs(s);
-          out = runReduction(s.reduce, stepInputs(s.reduce).map(get), s, s.leaves.map(get));
+          const memo = this.#memos[i] ??= {};
+          out = runReduction(s.reduce, stepInputs(s.reduce).map(get), memo, s, s.leaves.map(get));
           env.set(s.out.id, out);
         } else {
           inputs = stepInputs(s);
@@ -605,6 +623,7 @@ export class Compiled {
             s.mm.inputs.map(get),
             s.mm2?.inputs.map(get) ?? [],
             s.leaves.map(get),
+            this.#memos[i] ??= {},
           );
           env.set(s.out.id, out);
         }
@@ -620,7 +639,7 @@ export class Compiled {
     } else execute();
     const result = this.program.outputs.map(get);
     for (const j of this.#stageable.keys()) {
-      (result[j].storage as GpuStorage).onRead = () => this.#staging.add(j);
+      (result[j].storage as GpuStorage).onRead = () => this.#readOf(j, call);
     }
     // a donated input the program never read (or only passed through) is released too
     const kept = new Set(result);
@@ -664,6 +683,7 @@ function stridedLeaves(vars: readonly Var[], tensors: readonly Tensor[], shape: 
 function runReduction(
   s: FusedReduce | PlainReduce,
   inputs: Tensor[],
+  memo: KernelMemo,
   epilogue?: Extract<Step, { kind: "reduceEpilogue" }>,
   epilogueInputs: Tensor[] = [],
 ): Tensor {
@@ -704,6 +724,7 @@ function runReduction(
       sizeOf(shape.slice(a1)),
       storage,
       epi,
+      memo,
     ));
   return new Tensor(out.shape, out.dtype, storage);
 }
@@ -733,6 +754,7 @@ function runMatmulEpilogue(
   ab: Tensor[],
   ab2: Tensor[],
   leaves: Tensor[],
+  memo: KernelMemo,
 ): Tensor {
   const out = s.out;
   const storage = new GpuStorage(sizeOf(out.shape) * 4);
@@ -764,6 +786,7 @@ function runMatmulEpilogue(
         shape: out.shape,
       },
       s.mm2 && { a: a2, b: b2, p: s.mm2.params },
+      memo,
     ));
   return new Tensor(out.shape, out.dtype, storage);
 }

@@ -6,7 +6,7 @@ import { broadcastShapes, broadcastStrides, fmtShape, sizeOf } from "../shape.ts
 import { type MatmulEpilogue, runMatmul } from "../backend/webgpu/kernels/matmul.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { GpuStorage } from "../backend/webgpu/runtime.ts";
-import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
+import type { Aval, GpuOperand, KernelMemo, Primitive } from "../primitive.ts";
 import { matmul as mm } from "../ops/linalg.ts";
 import { sumToShape } from "../ops/reduce.ts";
 import type { Tensor } from "../tensor.ts";
@@ -108,8 +108,8 @@ export const matmul: Primitive<MatmulParams> = {
     }
     return res;
   },
-  webgpu([a, b], p, out) {
-    encodeMatmul(a, b, p, out);
+  webgpu([a, b], p, out, memo) {
+    encodeMatmul(a, b, p, out, undefined, undefined, memo);
   },
 };
 
@@ -125,6 +125,7 @@ export function encodeMatmul(
   out: Aval & { storage: GpuStorage },
   epilogue?: MatmulEpilogue,
   second?: { a: GpuOperand; b: GpuOperand; p: MatmulParams },
+  memo?: KernelMemo,
 ): void {
   const d = dims(a, b, p);
   const batch = out.shape.slice(0, -2);
@@ -161,27 +162,31 @@ export function encodeMatmul(
     sb === 0 && sa === d.m * k && !transA && nb > 1;
   const fold = foldable(pa.stride, pb.stride, d.k, p.transposeA) &&
     (!second || foldable(pa2!.stride, pb2!.stride, d2!.k, second.p.transposeA));
-  runMatmul({
-    a: pa.storage,
-    b: pb.storage,
-    out: out.storage,
-    batch: fold ? 1 : nb,
-    m: fold ? nb * d.m : d.m,
-    n: d.n,
-    k: d.k,
-    transA: p.transposeA,
-    transB: p.transposeB,
-    aBatchStride: fold ? 0 : pa.stride,
-    bBatchStride: fold ? 0 : pb.stride,
-    second: second && {
-      a: pa2!.storage,
-      b: pb2!.storage,
-      k: d2!.k,
-      transA: second.p.transposeA,
-      transB: second.p.transposeB,
-      aBatchStride: fold ? 0 : pa2!.stride,
-      bBatchStride: fold ? 0 : pb2!.stride,
+  runMatmul(
+    {
+      a: pa.storage,
+      b: pb.storage,
+      out: out.storage,
+      batch: fold ? 1 : nb,
+      m: fold ? nb * d.m : d.m,
+      n: d.n,
+      k: d.k,
+      transA: p.transposeA,
+      transB: p.transposeB,
+      aBatchStride: fold ? 0 : pa.stride,
+      bBatchStride: fold ? 0 : pb.stride,
+      second: second && {
+        a: pa2!.storage,
+        b: pb2!.storage,
+        k: d2!.k,
+        transA: second.p.transposeA,
+        transB: second.p.transposeB,
+        aBatchStride: fold ? 0 : pa2!.stride,
+        bBatchStride: fold ? 0 : pb2!.stride,
+      },
     },
-  }, epilogue);
+    epilogue,
+    memo,
+  );
   for (const prepared of [pa, pb, pa2, pb2]) if (prepared?.temp) prepared.storage.release();
 }

@@ -118,7 +118,7 @@ export const reduce: Primitive<ReduceParams> = {
     }
     return res;
   },
-  webgpu([x], { op, axes }, out) {
+  webgpu([x], { op, axes }, out, memo) {
     const runs = runsOf(axes);
     let cur = x.storage;
     let shape = [...x.shape];
@@ -130,7 +130,19 @@ export const reduce: Primitive<ReduceParams> = {
       const inner = sizeOf(shape.slice(a1));
       const last = k === 0;
       const dst = last ? out.storage : new GpuStorage(outer * inner * 4);
-      runReduce(op, op, x.dtype, cur, outer, R, inner, dst);
+      // one run of axes is one reduction: a caller's memo may keep what it derives
+      runReduce(
+        op,
+        op,
+        x.dtype,
+        cur,
+        outer,
+        R,
+        inner,
+        dst,
+        undefined,
+        runs.length === 1 ? memo : undefined,
+      );
       if (cur !== x.storage) cur.release();
       cur = dst;
       shape = [...shape.slice(0, a0), ...shape.slice(a1)];

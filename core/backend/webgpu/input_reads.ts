@@ -72,6 +72,16 @@ function uniformRead(bytes: number): InputRead | null {
 }
 
 /**
+ * Whether `read`'s windows lie inside `storage`'s buffer and it was made for uniform use
+ * (pooled buffers are sized so); allocates the buffer if it has none yet.
+ */
+function windowsFit(storage: GpuStorage, read: InputRead & { kind: "uniform" }): boolean {
+  const buffer = runtime.allocBuffer(storage, "input");
+  const span = (read.windows - 1) * UNIFORM_WINDOW_BYTES + read.vec4s * 16;
+  return buffer.size >= span && (buffer.usage & GPUBufferUsage.UNIFORM) !== 0;
+}
+
+/**
  * How to read each of `inputs` (whole storages, bound from offset 0): uniform windows for
  * the smallest ones while the device's uniform bindings (less the parameter block's) last,
  * storage for the rest.
@@ -84,14 +94,20 @@ export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
   for (const i of order) {
     const read = uniformRead(inputs[i].bytes);
     if (!read || read.kind !== "uniform" || read.windows > budget) continue;
-    // the windows must lie inside a buffer made for uniform use (pooled ones are sized so)
-    const buffer = runtime.allocBuffer(inputs[i], "input");
-    const span = (read.windows - 1) * UNIFORM_WINDOW_BYTES + read.vec4s * 16;
-    if (buffer.size < span || !(buffer.usage & GPUBufferUsage.UNIFORM)) continue;
+    if (!windowsFit(inputs[i], read)) continue;
     reads[i] = read;
     budget -= read.windows;
   }
   return reads;
+}
+
+/** Whether a plan made for earlier inputs of the same sizes still holds for `inputs`. */
+export function readsHold(inputs: readonly GpuStorage[], reads: readonly InputRead[]): boolean {
+  for (let i = 0; i < reads.length; i++) {
+    const r = reads[i];
+    if (r.kind === "uniform" && !windowsFit(inputs[i], r)) return false;
+  }
+  return true;
 }
 
 /** The bindings of whole-storage inputs read as `reads` says, in binding order. */
@@ -99,14 +115,21 @@ export function inputBindings(
   inputs: readonly GpuStorage[],
   reads: readonly InputRead[],
 ): Binding[] {
-  return inputs.flatMap((storage, i) => {
-    const r = reads[i] ?? STORAGE_READ;
-    if (r.kind === "storage") return [{ storage }];
-    return Array.from({ length: r.windows }, (_, w) => ({
-      storage,
-      offset: w * UNIFORM_WINDOW_BYTES,
-      size: r.vec4s * 16,
-      uniform: true,
-    }));
-  });
+  const bindings: Binding[] = [];
+  for (let i = 0; i < inputs.length; i++) {
+    const storage = inputs[i], r = reads[i] ?? STORAGE_READ;
+    if (r.kind === "storage") {
+      bindings.push({ storage });
+      continue;
+    }
+    for (let w = 0; w < r.windows; w++) {
+      bindings.push({
+        storage,
+        offset: w * UNIFORM_WINDOW_BYTES,
+        size: r.vec4s * 16,
+        uniform: true,
+      });
+    }
+  }
+  return bindings;
 }

@@ -357,7 +357,6 @@ class Runtime {
     if (staged) {
       this.#staged.delete(storage);
       staged.staging.destroy();
-      staged.onUnread();
     }
     const buf = storage.buffer;
     storage.buffer = null;
@@ -456,35 +455,42 @@ class Runtime {
     output: Binding,
     workgroups: [number, number, number],
   ): void {
-    const maxBind = this.info!.limits.maxStorageBufferBindingSize;
-    const maxGroups = this.info!.limits.maxComputeWorkgroupsPerDimension;
-    for (const b of [...inputs, output]) {
-      const size = b.size ?? b.storage.bytes;
-      if (size > maxBind) {
+    const limits = this.info!.limits;
+    for (let i = 0; i <= inputs.length; i++) {
+      const b = i < inputs.length ? inputs[i] : output;
+      const bytes = b.size ?? b.storage.bytes;
+      if (bytes > limits.maxStorageBufferBindingSize) {
         throw new RangeError(
-          `${src.label}: an operand of ${size} bytes exceeds this adapter's per-binding limit of ` +
-            `${maxBind} bytes and ${src.label} cannot be split into chunks; use smaller tensors`,
+          `${src.label}: an operand of ${bytes} bytes exceeds this adapter's per-binding limit of ` +
+            `${limits.maxStorageBufferBindingSize} bytes and ${src.label} cannot be split into ` +
+            `chunks; use smaller tensors`,
         );
       }
     }
-    if (workgroups.some((g) => g > maxGroups)) {
+    const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+    const [gx, gy, gz] = workgroups;
+    if (gx > maxGroups || gy > maxGroups || gz > maxGroups) {
       throw new RangeError(
         `${src.label}: dispatch of ${
           workgroups.join("×")
         } workgroups exceeds ${maxGroups} per dimension`,
       );
     }
-    if (workgroups.some((g) => g === 0)) return;
+    if (gx === 0 || gy === 0 || gz === 0) return;
     if (inputs.length !== src.inputs) {
       throw new Error(`internal: ${src.label} declares ${src.inputs} inputs, got ${inputs.length}`);
     }
-    const { id, pipeline, layout } = this.pipeline(src, inputs.map((b) => b.uniform === true));
+    const { id, pipeline, layout } = this.#pipelines.get(src.code) ??
+      this.pipeline(src, inputs.map((b) => b.uniform === true));
     if (this.#profiler?.full) this.flush();
     if (!this.#encoder) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
     const arena = this.#arenaBuffer!;
-    const all = [...inputs, output];
-    const ranges = all.map((b) => {
+    // each binding's buffer range, and the bind-group cache key they make
+    const ranges: GPUBufferBinding[] = [];
+    let key = `${id}|${this.#idOf(arena)}`;
+    for (let i = 0; i <= inputs.length; i++) {
+      const b = i < inputs.length ? inputs[i] : output;
       const buffer = this.allocBuffer(b.storage, src.label);
       const offset = b.offset ?? 0;
       // Shaders that read vec4 expect ≥ 16 bytes even for empty tensors.
@@ -492,10 +498,9 @@ class Runtime {
         Math.min(16, buffer.size - offset),
         b.size ?? Math.min(b.storage.bytes, buffer.size - offset),
       );
-      return { buffer, offset, size };
-    });
-    let key = `${id}|${this.#idOf(arena)}`;
-    for (const r of ranges) key += `|${this.#idOf(r.buffer)}:${r.offset}:${r.size}`;
+      ranges.push({ buffer, offset, size });
+      key += `|${this.#idOf(buffer)}:${offset}:${size}`;
+    }
     let group = this.#groups.get(key);
     if (!group) {
       const entries: GPUBindGroupEntry[] = [{
@@ -515,7 +520,7 @@ class Runtime {
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group, [uOffset]);
-    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    pass.dispatchWorkgroups(gx, gy, gz);
     this.stats.dispatches++;
     if (++this.#batchDispatches >= BATCH_DISPATCHES && this.#holds === 0) this.flush();
   }
@@ -589,10 +594,9 @@ class Runtime {
    * batch and start mapping the copy, so that reading it waits only for the work recorded so
    * far. Deno's map blocks until that work is done, then sleeps 10 ms before resolving: work
    * recorded afterwards runs during the sleep instead of before it. jit stages small outputs
-   * (a loss) this way when the caller read them last call. `onUnread` runs if the storage is
-   * freed without being read. Returns whether it staged.
+   * (a loss) this way when it predicts the caller reads them. Returns whether it staged.
    */
-  stageForRead(storage: GpuStorage, onUnread: () => void): boolean {
+  stageForRead(storage: GpuStorage): boolean {
     const src = storage.buffer;
     if (!src || !this.stagedReads || this.#profiler || this.#staged.has(storage)) return false;
     const size = Math.ceil(storage.bytes / 4) * 4;
@@ -615,7 +619,7 @@ class Runtime {
     this.stats.stagedReads++;
     const map = staging.mapAsync(GPUMapMode.READ);
     map.catch(() => {}); // freed unread: destroying the buffer aborts the map
-    this.#staged.set(storage, { staging, bytes: storage.bytes, map, onUnread });
+    this.#staged.set(storage, { staging, bytes: storage.bytes, map });
     return true;
   }
 
@@ -768,8 +772,6 @@ interface StagedRead {
   staging: GPUBuffer;
   bytes: number;
   map: Promise<void>;
-  /** Runs when the storage is freed unread. */
-  onUnread: () => void;
 }
 
 /** Pool key: buffers are interchangeable only with the same size and usage. */

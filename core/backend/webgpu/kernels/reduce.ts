@@ -7,8 +7,9 @@
  * inputs larger than the per-binding limit.
  */
 import type { DType } from "../../../dtype.ts";
-import { GpuStorage, runtime } from "../runtime.ts";
-import { inputBindings, planReads } from "../input_reads.ts";
+import { GpuStorage, type KernelSource, runtime } from "../runtime.ts";
+import { inputBindings, planReads, readsHold } from "../input_reads.ts";
+import type { KernelMemo } from "../../../primitive.ts";
 import { broadcastStrides, collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
 import {
@@ -225,6 +226,24 @@ function stageSource(s: Stage, reads: InputRead[]): StageSource {
 }
 
 /**
+ * A reduction done in one dispatch, as derived from its shapes and fused code (everything but
+ * the storages), kept in a caller's `KernelMemo` (a jit step) so a repeat only binds buffers.
+ */
+interface PreparedReduce {
+  src: KernelSource;
+  params: Uint32Array;
+  grid: [number, number, number];
+  reads: InputRead[];
+}
+
+/** The storages a reduction's single stage reads, in binding order. */
+function stageInputs(source: GpuStorage | ReducePrologue, epilogue?: ReduceEpilogue) {
+  const inputs = source instanceof GpuStorage ? [source] : source.leaves.map((l) => l.storage);
+  if (epilogue) { for (const l of epilogue.leaves) inputs.push(l.storage); }
+  return inputs;
+}
+
+/**
  * Reduce `input` viewed as [outer, R, inner] over R into `out` ([outer, inner]).
  * For arg reductions `out` receives i32 indices along R.
  */
@@ -238,9 +257,19 @@ export function runReduce(
   inner: number,
   out: GpuStorage,
   epilogue?: ReduceEpilogue,
+  memo?: KernelMemo,
 ): void {
   runtime.allocBuffer(out, label);
   if (outer * inner === 0) return;
+  const prepared = memo?.prepared as PreparedReduce | undefined;
+  if (prepared) {
+    const inputs = stageInputs(source, epilogue);
+    if (readsHold(inputs, prepared.reads)) {
+      const binds = inputBindings(inputs, prepared.reads);
+      runtime.dispatch(prepared.src, prepared.params, binds, { storage: out }, prepared.grid);
+      return;
+    }
+  }
   const arg = op === "argmax" || op === "argmin";
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   if (
@@ -308,10 +337,9 @@ export function runReduce(
     const temp = () => new GpuStorage(outer * nChunks * inner * 4);
     const pro = prologue;
     const epi = last ? epilogue : undefined;
-    const inputs = [
-      ...(pro ? pro.leaves.map((l) => l.storage) : index ? [values, index] : [values]),
-      ...(epi ? epi.leaves.map((l) => l.storage) : []),
-    ];
+    const inputs = index ? [values, index] : stageInputs(pro ?? values, epi);
+    // the whole reduction is this one stage: what it derives can be kept
+    const single = last && r === R && !arg ? memo : undefined;
     const run = (writeIndex: boolean, dst: GpuStorage) => {
       const shape = pro ? collapseDims(pro.shape, pro.leaves.map((l) => l.strides)) : null;
       const epiShape = epi ? collapseDims(epi.shape, epi.leaves.map((l) => l.strides)) : null;
@@ -355,6 +383,7 @@ export function runReduce(
         inner,
         nChunks,
         extra,
+        single,
       );
       return dst;
     };
@@ -375,9 +404,12 @@ export function runReduce(
   }
 }
 
-/** One stage, split into several dispatches when operands exceed the per-binding limit. */
+/**
+ * One stage, split into several dispatches when operands exceed the per-binding limit; kept
+ * in `memo` when it is one dispatch.
+ */
 function dispatchStage(
-  src: { code: string; inputs: number; label: string },
+  src: KernelSource,
   inputs: GpuStorage[],
   reads: InputRead[],
   dst: GpuStorage,
@@ -386,6 +418,7 @@ function dispatchStage(
   inner: number,
   nChunks: number,
   extra: number[] = [],
+  memo?: KernelMemo,
 ): void {
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const align = Math.max(4, runtime.info!.limits.minStorageBufferOffsetAlignment);
@@ -434,6 +467,10 @@ function dispatchStage(
     const outBind = fits
       ? { storage: dst }
       : { storage: dst, offset: outBase * 4, size: (outLast - outBase) * 4 };
-    runtime.dispatch(src, u, binds, outBind, grid(w.oN * w.jN * inner, WG));
+    const g = grid(w.oN * w.jN * inner, WG);
+    if (memo && fits && units.length === 1) {
+      memo.prepared = { src, params: u, grid: g, reads } satisfies PreparedReduce;
+    }
+    runtime.dispatch(src, u, binds, outBind, g);
   }
 }

@@ -144,3 +144,34 @@ Deno.test({
     assert.deepEqual(r.reads, ["uniform", "uniform"]);
   },
 });
+
+Deno.test({
+  name: "a jit step's kept kernel plan is derived again when an input cannot be read as windows",
+  ignore: !onSoftware,
+  async fn() {
+    // a matmul with an epilogue and a plain reduction: both keep their plan (KernelMemo)
+    const f = mg.jit((a: Tensor, b: Tensor, c: Tensor) => {
+      const p = mg.relu(mg.add(mg.matmul(a, b), c));
+      return mg.add(mg.sum(p, [0]), mg.sum(a, [1]).sum());
+    });
+    const make = () => [t([23, 31], 1), t([31, 17], 2), t([17], 3)];
+    const windowed = make(); // pooled buffers sized for uniform windows
+    setUniformInputs(false);
+    const plain = make(); // buffers made while windows were off: never bound as windows
+    setUniformInputs(null);
+    const expected = Array.from(
+      await mg.relu(mg.add(mg.matmul(plain[0], plain[1]), plain[2]))
+        .sum([0]).add(mg.sum(plain[0], [1]).sum()).data(),
+    );
+    for (const xs of [windowed, plain, windowed, plain]) {
+      const y = f(...xs);
+      const got = Array.from(await y.data()) as number[];
+      y.dispose();
+      assert.equal(got.length, expected.length);
+      got.forEach((v, i) =>
+        assert.ok(Math.abs(v - expected[i]) <= 1e-4 * (1 + Math.abs(v)), `${i}`)
+      );
+    }
+    [...windowed, ...plain].forEach((x) => x.dispose());
+  },
+});

@@ -7,6 +7,7 @@ import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { GpuStorage } from "../core/backend/webgpu/runtime.ts";
 import {
+  batchSlices,
   planReads,
   setUniformInputs,
   uniformInputsEnabled,
@@ -129,6 +130,52 @@ Deno.test({
       dual,
     );
     assert.deepEqual(k.on, k.off);
+  },
+});
+
+Deno.test({
+  name: "batched matmul operands over several windows are read one window per workgroup",
+  ignore: !onSoftware,
+  async fn() {
+    // the planner: 25 matrices of 40×40 (160,000 bytes, 3 windows) fit 3 overlapping windows
+    const b = t([25, 40, 40], 1);
+    const plan = planReads([b.storage as GpuStorage])[0];
+    const slices = batchSlices(b.storage as GpuStorage, plan, 25, 1600, 1600);
+    assert.equal(slices?.kind, "slices");
+    assert.equal(slices?.kind === "slices" && slices.windows, 3);
+    assert.equal(batchSlices(b.storage as GpuStorage, plan, 1, 1600, 1600), null, "one matrix");
+    b.dispose();
+    // every loop variant reading a sliced operand equals the storage path bit for bit
+    const cases: [string, number[], number[], (a: Tensor, b: Tensor) => Tensor][] = [
+      ["vec4 B", [25, 10, 40], [25, 40, 40], (a, b) => mg.matmul(a, b)],
+      ["B transposed", [25, 10, 40], [25, 40, 40], (a, b) => mg.matmul(a, b, { transposeB: true })],
+      ["scalar B", [25, 10, 41], [25, 41, 41], (a, b) => mg.matmul(a, b)],
+      [
+        "A transposed, sliced",
+        [25, 40, 40],
+        [25, 40, 3],
+        (a, b) => mg.matmul(a, b, { transposeA: true }),
+      ],
+      [
+        "B of 1,600-float matrices, 41 of them",
+        [41, 2, 40],
+        [41, 40, 40],
+        (a, b) => mg.matmul(a, b),
+      ],
+    ];
+    for (const [name, sa, sb, f] of cases) {
+      const r = await bothWays(() => [t(sa, 2), t(sb, 3)], f);
+      assert.deepEqual(r.on, r.off, name);
+    }
+    // a second product whose B is sliced, in one kernel with the first
+    const dual = mg.jit((a: Tensor, b: Tensor, c: Tensor, d: Tensor) =>
+      mg.relu(mg.add(mg.matmul(a, b), mg.matmul(c, d)))
+    );
+    const k = await bothWays(
+      () => [t([25, 10, 40], 4), t([1, 40, 40], 5), t([25, 10, 40], 6), t([25, 40, 40], 7)],
+      dual,
+    );
+    assert.deepEqual(k.on, k.off, "second product");
   },
 });
 

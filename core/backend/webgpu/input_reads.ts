@@ -101,13 +101,45 @@ export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
   return reads;
 }
 
+/**
+ * A batched matmul operand planned as uniform windows, read instead as overlapping windows
+ * that each hold whole batch matrices (`slices`), so a workgroup reads one window: `count`
+ * matrices of `matrix` elements, `stride` elements apart. Null when a matrix does not fit a
+ * window with room to align, or more windows would be needed than `read` has.
+ */
+export function batchSlices(
+  storage: GpuStorage,
+  read: InputRead,
+  count: number,
+  stride: number,
+  matrix: number,
+): InputRead | null {
+  if (read.kind !== "uniform" || read.windows < 2 || count < 2 || stride < matrix) return null;
+  const align = runtime.info!.limits.minUniformBufferOffsetAlignment;
+  const step = Math.floor((UNIFORM_WINDOW_BYTES - matrix * 4) / align) * align;
+  if (step <= 0) return null;
+  const windows = Math.floor(((count - 1) * stride * 4) / step) + 1;
+  const buffer = runtime.allocBuffer(storage, "input");
+  const last = Math.floor((buffer.size - UNIFORM_WINDOW_BYTES) / align) * align;
+  const end = ((count - 1) * stride + matrix) * 4; // the last matrix's end (bytes)
+  if (windows > read.windows || last < 0 || end > last + UNIFORM_WINDOW_BYTES) return null;
+  return { kind: "slices", windows, stride: step, last };
+}
+
 /** Whether a plan made for earlier inputs of the same sizes still holds for `inputs`. */
 export function readsHold(inputs: readonly GpuStorage[], reads: readonly InputRead[]): boolean {
   for (let i = 0; i < reads.length; i++) {
     const r = reads[i];
     if (r.kind === "uniform" && !windowsFit(inputs[i], r)) return false;
+    if (r.kind === "slices" && !slicesFit(inputs[i], r)) return false;
   }
   return true;
+}
+
+function slicesFit(storage: GpuStorage, read: InputRead & { kind: "slices" }): boolean {
+  const buffer = runtime.allocBuffer(storage, "input");
+  return buffer.size >= read.last + UNIFORM_WINDOW_BYTES &&
+    (buffer.usage & GPUBufferUsage.UNIFORM) !== 0;
 }
 
 /** The bindings of whole-storage inputs read as `reads` says, in binding order. */
@@ -120,6 +152,13 @@ export function inputBindings(
     const storage = inputs[i], r = reads[i] ?? STORAGE_READ;
     if (r.kind === "storage") {
       bindings.push({ storage });
+      continue;
+    }
+    if (r.kind === "slices") {
+      for (let w = 0; w < r.windows; w++) {
+        const offset = Math.min(w * r.stride, r.last);
+        bindings.push({ storage, offset, size: UNIFORM_WINDOW_BYTES, uniform: true });
+      }
       continue;
     }
     for (let w = 0; w < r.windows; w++) {

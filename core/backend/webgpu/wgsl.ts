@@ -32,8 +32,14 @@ export function param(i: number): string {
  * llvmpipe loads a storage element through a per-lane loop with bounds checks (~3.5 ns per
  * element and lane on 2 cores) but a uniform element as one gather (~0.25 ns), so small inputs
  * are read through uniform windows on software adapters (see `input_reads.ts`).
+ * `slices`: full windows at byte offsets min(w·stride, last), overlapping so that each batch
+ * matrix of a batched matmul operand lies inside one window; the kernel picks that window once
+ * per workgroup (see `matmul.ts`) instead of loading every window for every element.
  */
-export type InputRead = { kind: "storage" } | { kind: "uniform"; windows: number; vec4s: number };
+export type InputRead =
+  | { kind: "storage" }
+  | { kind: "uniform"; windows: number; vec4s: number }
+  | { kind: "slices"; windows: number; stride: number; last: number };
 
 export const STORAGE_READ: InputRead = { kind: "storage" };
 
@@ -42,7 +48,9 @@ export const UNIFORM_WINDOW_BYTES = 65536;
 
 /** Short tag of a read plan for kernel cache keys. */
 export function readTag(r: InputRead): string {
-  return r.kind === "storage" ? "s" : `u${r.windows}x${r.vec4s}`;
+  return r.kind === "storage" ? "s" : r.kind === "slices"
+    ? `v${r.windows}` // the offsets are parameters
+    : `u${r.windows}x${r.vec4s}`;
 }
 
 const helperIds = new Map<string, number>();
@@ -85,13 +93,24 @@ export function inputDecl(
 fn ${name}(i: u32) -> ${elem} { return ${name}_s[i]; }`;
   }
   const lines: string[] = [];
-  const rows = `array<vec4<${st}>, ${read.vec4s}>`;
+  const rows = `array<vec4<${st}>, ${
+    read.kind === "slices" ? UNIFORM_WINDOW_BYTES / 16 : read.vec4s
+  }>`;
   for (let w = 0; w < read.windows; w++) {
     lines.push(`@group(0) @binding(${binding + w}) var<uniform> ${name}_u${w}: ${rows};`);
   }
   const row = vec4 ? "i" : "(i >> 2u)";
   const pick = vec4 ? "" : "[i & 3u]";
-  if (read.windows === 1) {
+  if (read.kind === "slices") {
+    // `name_w{w}(i)` reads window w, bound at element `name_off` (set by the kernel)
+    lines.push(`var<private> ${name}_off: u32;`);
+    const off = vec4 ? `${name}_off / 4u` : `${name}_off`;
+    for (let w = 0; w < read.windows; w++) {
+      lines.push(
+        `fn ${name}_w${w}(k: u32) -> ${elem} { let i = k - ${off}; return ${name}_u${w}[${row}]${pick}; }`,
+      );
+    }
+  } else if (read.windows === 1) {
     lines.push(`fn ${name}(i: u32) -> ${elem} { return ${name}_u0[${row}]${pick}; }`);
   } else {
     // every window is loaded and the right one selected. A scalar is selected element by

@@ -619,7 +619,7 @@ function hoistSlices(lines: string[], sliced: Sliced[]): string[] {
   if (!sliced.length) return lines;
   const out: string[] = [];
   for (let i = 0; i < lines.length; i++) {
-    if (!/^  for \(var /.test(lines[i])) {
+    if (!lines[i].startsWith("  for (var ")) {
       out.push(lines[i]);
       continue;
     }

@@ -63,7 +63,7 @@ for (const inner of values.quick ? [1] : [1, 5]) {
     const m = await benchMaml(mode, {
       innerSteps: inner,
       firstOrder: false,
-      steps: mode === "eager loop" ? 3 : 30, // as in maml_step.ts
+      steps: mode === "eager loop" ? 3 : 60, // as in maml_step.ts
     });
     figures.push({
       name: `MAML2 sinusoid ${mode}, ${inner} inner step(s)`,

@@ -180,7 +180,7 @@ interface StoreMode {
  */
 function secondProduct(
   t: MatmulTiling,
-  col: (j: number | string) => string,
+  col: (j: number) => string,
   op: { transA: boolean; transB: boolean },
 ): string[] {
   const lines = [
@@ -211,14 +211,17 @@ function secondProduct(
 
 /**
  * Masked stores of the TM×TN block: `acc(i, j)` names output (i, j)'s accumulator and
- * `col(j)` its column. Without an epilogue the stores are unrolled; with one they loop over
- * the block (values gathered in an array), so the epilogue's code appears once instead of
- * TM·TN times — on llvmpipe a 5×8 block of inlined epilogues took ~0.4 s to compile.
+ * `col(j)` its column. Without an epilogue the stores are unrolled. With one, rows loop and
+ * columns unroll — the epilogue's code appears TN times, not TM·TN (a 5×8 block of inlined
+ * epilogues took ~0.4 s to compile on llvmpipe) — and row i's value of a column is picked by
+ * a select chain. Gathering the block into an array indexed by the loop counters instead
+ * doubled llvmpipe's compile time (the MAML step's cold first call 7.9–8.1 s against
+ * 3.7–4.3 s) and ran 3–8% slower.
  */
 function epilogue(
   t: MatmulTiling,
   acc: (i: number, j: number) => string,
-  col: (j: number | string) => string,
+  col: (j: number) => string,
   mode: StoreMode,
 ): string[] {
   const lines: string[] = [];
@@ -235,39 +238,33 @@ function epilogue(
     }
     return lines;
   }
-  const values: string[] = [], seconds: string[] = [];
-  for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < t.tn; j++) {
-      values.push(acc(i, j));
-      seconds.push(`acc2_${i}_${j}`);
-    }
-  }
-  if (mode.second) {
-    lines.push(
-      ...secondProduct(t, col, mode.second),
-      `  var block2 = array<f32, ${t.tm * t.tn}>(${seconds.join(", ")});`,
-    );
-  }
-  const second = mode.second ? `, block2[i * ${t.tn}u + j]` : "";
+  if (mode.second) lines.push(...secondProduct(t, col, mode.second));
+  const ofRow = (value: (i: number) => string) => {
+    let v = value(0);
+    for (let i = 1; i < t.tm; i++) v = `select(${v}, ${value(i)}, i == ${i}u)`;
+    return v;
+  };
   lines.push(
-    `  var block = array<f32, ${t.tm * t.tn}>(${values.join(", ")});`,
     `  for (var i = 0u; i < ${t.tm}u; i = i + 1u) {`,
     `    let m = m0 + i;`,
     `    if (m >= M) { break; }`,
     mode.rows ? `    let rb = rowBase(wid.z * M + m);` : "",
-    `    for (var j = 0u; j < ${t.tn}u; j = j + 1u) {`,
-    `      let n = ${col("j")};`,
-    `      if (n < N) { store(cBase + m * N + n, block[i * ${t.tn}u + j]${second}${
-      mode.rows ? ", rb, n" : ""
-    }); }`,
-    `    }`,
-    `  }`,
   );
+  for (let j = 0; j < t.tn; j++) {
+    const second = mode.second ? `, ${ofRow((i) => `acc2_${i}_${j}`)}` : "";
+    lines.push(
+      `    { let n = ${col(j)};`,
+      `      if (n < N) { store(cBase + m * N + n, ${ofRow((i) => acc(i, j))}${second}${
+        mode.rows ? ", rb, n" : ""
+      }); } }`,
+    );
+  }
+  lines.push(`  }`);
   return lines;
 }
 
-/** Column of block column j (a number when unrolled, a loop variable otherwise). */
-const nextColumn = (j: number | string) => `n0 + ${typeof j === "number" ? `${j}u` : j}`;
+/** Column of block column j. */
+const nextColumn = (j: number) => `n0 + ${j}u`;
 
 /** Row pointers of A so the k loop adds one term per load. */
 function rowPointers(t: MatmulTiling, transA: boolean): string[] {
@@ -368,10 +365,7 @@ function registersVec4K(t: MatmulTiling, mode: StoreMode): string[] {
   }
   lines.push(`  }`);
   // column quad q of this lane is nQ + wx·q
-  const col = (j: number | string) =>
-    typeof j === "number"
-      ? `(nQ + ${(j >> 2) * t.wx}u) * 4u + ${j & 3}u`
-      : `(nQ + (${j} >> 2u) * ${t.wx}u) * 4u + (${j} & 3u)`;
+  const col = (j: number) => `(nQ + ${(j >> 2) * t.wx}u) * 4u + ${j & 3}u`;
   return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`, col, mode)];
 }
 

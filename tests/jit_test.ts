@@ -139,6 +139,39 @@ Deno.test("bias and activation are fused into the matmul that feeds them", async
   }
 });
 
+Deno.test("a product over a contracted axis of length 1 is a broadcast multiply that fuses", async () => {
+  await mg.init();
+  const key = mg.random.split(mg.random.key(8), 5);
+  const args: [Tensor, Tensor, Tensor, Tensor, Tensor] = [
+    mg.random.normal(key[0], [5, 11, 1]), // a column per batch
+    mg.random.normal(key[1], [1, 13]), // a shared row
+    mg.random.normal(key[2], [5, 1, 11]), // the same, stored transposed
+    mg.random.normal(key[3], [13, 1]),
+    mg.random.normal(key[4], [13]),
+  ];
+  type F = (c: Tensor, r: Tensor, cT: Tensor, rT: Tensor, b: Tensor) => Tensor;
+  const cases: Array<[string, F]> = [
+    ["relu(x·w + b)", (c, r, _cT, _rT, b) => mg.relu(mg.add(mg.matmul(c, r), b))],
+    [
+      "xᵀ·wᵀ − 1",
+      (_c, _r, cT, rT) => mg.sub(mg.matmul(cT, rT, { transposeA: true, transposeB: true }), 1),
+    ],
+    [
+      "x·wᵀ + xᵀ·w",
+      (c, r, cT, rT) =>
+        mg.add(mg.matmul(c, rT, { transposeB: true }), mg.matmul(cT, r, { transposeA: true })),
+    ],
+  ];
+  for (const [name, f] of cases) {
+    const jitted = mg.jit(f);
+    const lowered = jitted.lower(...args);
+    if (lowered.kernels !== 1 || !lowered.plan.startsWith("fused[")) {
+      throw new Error(`${name}: expected one elementwise kernel\n${lowered.plan}`);
+    }
+    await assertTreesClose(jitted(...args), f(...args), name, { rtol: 1e-6, atol: 1e-6 });
+  }
+});
+
 Deno.test("epilogues reach matmuls through reshapes and scalings; small shared kernels are recomputed", async () => {
   await mg.init();
   const x = mg.random.normal(mg.random.key(5), [3, 37, 20]),

@@ -14,6 +14,9 @@
  *   both sets of axes, and the sum of two sums over the same axes of same-shaped values is
  *   one sum of their sum: `Σ_b Σ_n δ + Σ_bn ε = Σ_bn (δ + ε)` — how per-task bias gradients
  *   and the meta-gradient's other terms meet in second-order MAML.
+ * - `outerProducts`: a matmul whose contracted axis has length 1 is an outer product, a
+ *   broadcast multiply `a[..., m, 1] · b[..., 1, n]` — elementwise, so it fuses with its
+ *   neighbours like any product of values (a 1-input layer's `x·W₁` and its gradients).
  * - `reluMaskFromOutput`: the mask `x > 0` of `relu(x) = where(x > 0, x, 0)`, when read
  *   again (by the backward pass), is recomputed from the ReLU's output as `relu(x) > 0` — the
  *   same bits for every x, NaN included — so `x` has no reader but the ReLU, which can then
@@ -21,6 +24,9 @@
  *   the ReLU's output is stored anyway (read by a matmul, say).
  */
 import { sizeOf } from "../shape.ts";
+import { elementwise } from "../primitives/elementwise.ts";
+import type { MatmulParams } from "../primitives/matmul.ts";
+import { reshape } from "../primitives/reshape.ts";
 import {
   type AnyEqn,
   type Eqn,
@@ -34,7 +40,7 @@ import {
 /** The rewrites; what they leave unread is for dead-code elimination to drop. */
 export function simplify(p: Program): Program {
   // folding again after the reshapes moved: broadcasts of constants they left behind
-  const hoisted = hoistReshapes(scaleOutOfMatmuls(foldConstants(p)));
+  const hoisted = hoistReshapes(outerProducts(scaleOutOfMatmuls(foldConstants(p))));
   return reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
 }
 
@@ -96,6 +102,35 @@ export function foldConstants(p: Program): Program {
     constant.set(e.out.id, folded);
     return folded;
   });
+  return { ...p, eqns };
+}
+
+export function outerProducts(p: Program): Program {
+  const fresh = idSource(p);
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    if (isMultiEqn(e) || e.prim.name !== "matmul" || e.out.dtype !== "f32") {
+      eqns.push(e);
+      continue;
+    }
+    const [a, b] = e.inputs;
+    const { transposeA, transposeB } = e.params as MatmulParams;
+    const k = transposeA ? a.shape.at(-2) : a.shape.at(-1);
+    if (k !== 1) {
+      eqns.push(e);
+      continue;
+    }
+    // a transposed [.., 1, m] is [.., m, 1] in the same order; likewise b's [.., n, 1]
+    const lay = (v: Var, transposed: boolean, shape: number[]) => {
+      if (!transposed) return v;
+      const out = fresh(shape, v.dtype);
+      eqns.push({ prim: reshape, params: { shape }, inputs: [v], out });
+      return out;
+    };
+    const column = lay(a, transposeA, [...a.shape.slice(0, -2), a.shape.at(-1)!, 1]);
+    const row = lay(b, transposeB, [...b.shape.slice(0, -2), 1, b.shape.at(-2)!]);
+    eqns.push({ prim: elementwise.mul, params: {}, inputs: [column, row], out: e.out });
+  }
   return { ...p, eqns };
 }
 

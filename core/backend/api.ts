@@ -66,8 +66,9 @@ export function getBackend(): BackendName {
 }
 
 /**
- * Counters of the WebGPU runtime: dispatches, submits, readbacks, compiled pipelines and
- * device bytes. Differences between two snapshots measure a computation.
+ * Counters of the WebGPU runtime: dispatches, submits, readbacks (and how many of them jit
+ * staged early), compiled pipelines and device bytes. Differences between two snapshots
+ * measure a computation.
  *
  * @example
  * ```ts

@@ -85,8 +85,9 @@ export interface RuntimeStats {
   /** Values copied back to the host. */
   readbacks: number;
   /**
-   * Copies of jit outputs staged for reading as soon as they were made (the caller read them
-   * the call before), so their reads overlap the rest of the program.
+   * Copies of jit outputs staged for reading as soon as they were made (jit predicted from
+   * the caller's earlier reads that they would be read), so their reads overlap the rest of
+   * the program.
    */
   stagedReads: number;
   /** Distinct WGSL kernels compiled. */

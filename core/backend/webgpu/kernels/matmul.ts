@@ -674,6 +674,8 @@ interface PreparedMatmul {
   params: Uint32Array;
   grid: Grid;
   reads: MatmulReads;
+  /** The forced tiling it was made under (`setMatmulTiling`): another one derives again. */
+  override: MatmulTiling | null;
 }
 
 type Grid = [number, number, number];
@@ -716,7 +718,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   runtime.allocBuffer(args.out, "matmul");
   if (args.m * args.n * args.batch === 0) return;
   const prepared = memo?.prepared as PreparedMatmul | undefined;
-  if (prepared) {
+  if (prepared && prepared.override === override) {
     const operands = operandsOf(args, epilogue);
     if (readsHold(operands, prepared.reads)) {
       runtime.dispatch(
@@ -824,6 +826,6 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     } ${t.wx}×${t.wy}×${t.tm}×${t.tn}`,
   };
   const block = Uint32Array.from(params);
-  if (memo) memo.prepared = { src, params: block, grid, reads } satisfies PreparedMatmul;
+  if (memo) memo.prepared = { src, params: block, grid, reads, override } satisfies PreparedMatmul;
   runtime.dispatch(src, block, inputBindings(operands, reads), { storage: args.out }, grid);
 }

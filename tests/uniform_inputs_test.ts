@@ -219,6 +219,14 @@ Deno.test({
         assert.ok(Math.abs(v - expected[i]) <= 1e-4 * (1 + Math.abs(v)), `${i}`)
       );
     }
+    // a fused elementwise kernel keeps its plan the same way
+    const g = mg.jit((a: Tensor, c: Tensor) => mg.add(mg.mul(mg.tanh(a), 2), c.sum()));
+    const want = Array.from(await g(plain[0], plain[2]).data()) as number[];
+    for (const xs of [windowed, plain, windowed]) {
+      const y = g(xs[0], xs[2]);
+      assert.deepEqual(Array.from(await y.data()), want);
+      y.dispose();
+    }
     [...windowed, ...plain].forEach((x) => x.dispose());
   },
 });

@@ -605,7 +605,7 @@ export class Compiled {
           env.set(e.out.id, out);
         } else if (s.kind === "fused") {
           inputs = s.leaves;
-          out = runFused(s, s.leaves.map(get));
+          out = runFused(s, s.leaves.map(get), this.#memos[i] ??= {});
           env.set(s.out.id, out);
         } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
@@ -648,7 +648,11 @@ export class Compiled {
   }
 }
 
-function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor {
+function runFused(
+  s: Extract<Step, { kind: "fused" }>,
+  inputs: Tensor[],
+  memo: KernelMemo,
+): Tensor {
   const storage = new GpuStorage(sizeOf(s.out.shape) * 4);
   const operands = inputs.map((t, i) => ({
     storage: t.storage as GpuStorage,
@@ -663,6 +667,7 @@ function runFused(s: Extract<Step, { kind: "fused" }>, inputs: Tensor[]): Tensor
       s.out.shape,
       s.out.dtype,
       storage,
+      memo,
     ));
   return new Tensor(s.out.shape, s.out.dtype, storage);
 }

@@ -547,7 +547,7 @@ function makePrimitive(row: Row): Primitive {
         ) => (c && inputs[i].dtype === "f32" ? sumToShape(c, inputs[i].shape) : null));
       }
       : undefined,
-    webgpu(inputs: readonly GpuOperand[], _params, out) {
+    webgpu(inputs: readonly GpuOperand[], _params, out, memo) {
       const d = valueInputs(inputs)[0].dtype;
       runElementwise(
         { label: row.name, expr: row.wgsl(inputs.map((_, k) => `v${k}`), d), helpers: WGSL_FUNCS },
@@ -560,6 +560,7 @@ function makePrimitive(row: Row): Primitive {
         out.shape,
         out.dtype,
         out.storage,
+        memo,
       );
     },
   };

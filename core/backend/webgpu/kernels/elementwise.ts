@@ -10,7 +10,8 @@
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { inputBindings, planReads } from "../input_reads.ts";
+import { inputBindings, planReads, readsHold } from "../input_reads.ts";
+import type { KernelMemo } from "../../../primitive.ts";
 import {
   bindings,
   entry,
@@ -124,16 +125,40 @@ function elementwiseSource(
 }
 const CHUNK_ELEMS = 1 << 24; // 64 MiB of f32 per chunk: well under every binding limit
 
+/**
+ * An elementwise kernel's one launch as derived from shapes, strides and code (everything but
+ * the storages), kept in a caller's `KernelMemo` (a jit step) so a repeat only binds buffers.
+ */
+interface PreparedElementwise {
+  src: KernelSource;
+  params: Uint32Array;
+  grid: [number, number, number];
+  reads: InputRead[];
+  /** Element offsets of the inputs, which the parameters hold. */
+  offsets: number[];
+}
+
 export function runElementwise(
   kernel: ElementwiseKernel,
   inputs: StridedOperand[],
   outShape: Shape,
   outDtype: DType,
   out: GpuStorage,
+  memo?: KernelMemo,
 ): void {
   const n = sizeOf(outShape);
   runtime.allocBuffer(out, kernel.label);
   if (n === 0) return;
+  const prepared = memo?.prepared as PreparedElementwise | undefined;
+  if (prepared && inputs.every((o, k) => o.offset === prepared.offsets[k])) {
+    const storages = inputs.map((o) => o.storage);
+    if (readsHold(storages, prepared.reads)) {
+      const binds = inputBindings(storages, prepared.reads);
+      const whole = { storage: out, offset: 0, size: n * 4 };
+      runtime.dispatch(prepared.src, prepared.params, binds, whole, prepared.grid);
+      return;
+    }
+  }
   const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
   const shape = collapsed.shape;
   const extra = kernel.extra ?? [];
@@ -182,6 +207,16 @@ export function runElementwise(
       u[inP[k]] = (o.offset - base) >>> 0;
       return [{ storage: o.storage, offset: base * 4, size: (last + 1 - base) * 4 }];
     }).flat();
+    if (memo && !big) {
+      const offsets = inputs.map((o) => o.offset);
+      memo.prepared = {
+        src,
+        params: u,
+        grid: groups,
+        reads,
+        offsets,
+      } satisfies PreparedElementwise;
+    }
     runtime.dispatch(
       src,
       u,

@@ -11,9 +11,10 @@
  *   becomes `f(reshape(x), s)`, so f fuses into whatever reads the reshaped value (reshapes
  *   are views and break elementwise groups). Reshape chains collapse to one reshape.
  * - `mergeReductions`: a reduction of a reduction (read only there) is one reduction over
- *   both sets of axes, and the sum of two sums over the same axes of same-shaped values is
- *   one sum of their sum: `Σ_b Σ_n δ + Σ_bn ε = Σ_bn (δ + ε)` — how per-task bias gradients
- *   and the meta-gradient's other terms meet in second-order MAML.
+ *   both sets of axes — for sums also through a scalar factor, so a mean of means is one sum —
+ *   and the sum of two sums over the same axes of same-shaped values is one sum of their sum:
+ *   `Σ_b Σ_n δ + Σ_bn ε = Σ_bn (δ + ε)` — how per-task bias gradients and the meta-gradient's
+ *   other terms meet in second-order MAML.
  * - `outerProducts`: a matmul whose contracted axis has length 1 is an outer product, a
  *   broadcast multiply `a[..., m, 1] · b[..., 1, n]` — elementwise, so it fuses with its
  *   neighbours like any product of values (a 1-input layer's `x·W₁` and its gradients).
@@ -365,15 +366,37 @@ export function mergeReductions(p: Program): Program {
       inner.params.op === "sum";
     return { eqn, flat: isSum ? nested(eqn, inner) : eqn, views };
   };
+  /** For a sum `e` of a scalar multiple of an f32 sum (each read once): the two. */
+  const scaledSum = (e: Eqn) => {
+    const by = producer.get(e.inputs[0].id);
+    if (!by || isMultiEqn(by) || !readOnce(e.inputs[0])) return null;
+    const slot = scalingInput(by, by.out.shape.length);
+    // the scalar must also broadcast into the smaller result
+    if (slot < 0 || by.inputs.some((v, k) => k !== slot && v.shape.length > e.out.shape.length)) {
+      return null;
+    }
+    const sum = reduceOf(by.inputs[slot], "sum");
+    return sum && sum.inputs[0].dtype === "f32" ? { by, slot, sum } : null;
+  };
   const removed = new Set<AnyEqn>();
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
     let eq: AnyEqn = e;
     if (!isMultiEqn(e) && e.prim.name === "reduce") {
       const inner = reduceOf(e.inputs[0], e.params.op);
+      const scaled = e.params.op === "sum" ? scaledSum(e) : null;
       if (inner && inner.inputs[0].dtype === inner.out.dtype) { // (a bool sum counts in i32)
         eq = nested(e, inner);
         removed.add(inner);
+      } else if (scaled) { // Σ (s · Σ x) = s · Σ Σ x: a mean of means is one sum
+        const merged = fresh(e.out.shape, "f32");
+        const sum = { ...nested(e, scaled.sum), out: merged };
+        producer.set(merged.id, sum);
+        eqns.push(sum);
+        const args = [...scaled.by.inputs];
+        args[scaled.slot] = merged;
+        eq = { ...scaled.by, inputs: args, out: e.out };
+        removed.add(scaled.sum).add(scaled.by);
       }
     } else if (!isMultiEqn(e) && e.prim.name === "add" && e.inputs[0].id !== e.inputs[1].id) {
       // Σ a + Σ b = Σ (a + b); each Σ may itself sum a sum, read elsewhere too

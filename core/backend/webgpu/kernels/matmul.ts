@@ -618,6 +618,7 @@ function hoistSlices(lines: string[], sliced: Sliced[]): string[] {
       continue;
     }
     const end = lines.indexOf("  }", i);
+    if (end < 0) throw new Error(`internal: matmul loop without its closing line: ${lines[i]}`);
     const loop = lines.slice(i, end + 1);
     const uses = (x: Sliced) => loop.some((l) => new RegExp(`\\b${x.name}\\(`).test(l));
     const x = sliced.find(uses);
@@ -702,10 +703,8 @@ function sliceBatches(args: MatmulArgs, operands: GpuStorage[]): MatmulReads {
       .map((k, i) => ({ k, read: batchSlices(operands[k], reads[k], args.batch, ...specs[i]) }))
       .filter((o) => o.read !== null);
     if (!options.length) return;
-    const best = options.reduce((
-      x,
-      y,
-    ) => (readBindings(reads[y.k]) > readBindings(reads[x.k]) ? y : x));
+    const windows = (o: { k: number }) => readBindings(reads[o.k]);
+    const best = options.reduce((x, y) => (windows(y) > windows(x) ? y : x));
     reads[best.k] = best.read!;
   };
   pair(0, 1, [[args.aBatchStride, args.m * args.k], [args.bBatchStride, args.k * args.n]]);

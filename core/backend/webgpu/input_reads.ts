@@ -10,7 +10,7 @@
  * `Runtime.bucket`). Real GPUs serialise divergent uniform reads, so there every input
  * stays a storage binding.
  */
-import { type Binding, type GpuStorage, runtime } from "./runtime.ts";
+import { type Binding, type GpuStorage, type KernelSource, runtime } from "./runtime.ts";
 import { type InputRead, STORAGE_READ, UNIFORM_WINDOW_BYTES } from "./wgsl.ts";
 
 /** Inputs of up to this many full windows are read through uniform bindings. */
@@ -72,13 +72,19 @@ function uniformRead(bytes: number): InputRead | null {
 }
 
 /**
- * Whether `read`'s windows lie inside `storage`'s buffer and it was made for uniform use
- * (pooled buffers are sized so); allocates the buffer if it has none yet.
+ * Whether `storage`'s buffer was made for uniform use and holds `span` bytes (pooled buffers
+ * are sized so); allocates the buffer if it has none yet.
  */
-function windowsFit(storage: GpuStorage, read: InputRead & { kind: "uniform" }): boolean {
+function uniformFits(storage: GpuStorage, span: number): boolean {
   const buffer = runtime.allocBuffer(storage, "input");
-  const span = (read.windows - 1) * UNIFORM_WINDOW_BYTES + read.vec4s * 16;
   return buffer.size >= span && (buffer.usage & GPUBufferUsage.UNIFORM) !== 0;
+}
+
+/** Bytes from a buffer's start that a read through windows touches. */
+function windowSpan(read: InputRead & { kind: "uniform" | "slices" }): number {
+  return read.kind === "slices"
+    ? read.last + UNIFORM_WINDOW_BYTES
+    : (read.windows - 1) * UNIFORM_WINDOW_BYTES + read.vec4s * 16;
 }
 
 /**
@@ -94,7 +100,7 @@ export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
   for (const i of order) {
     const read = uniformRead(inputs[i].bytes);
     if (!read || read.kind !== "uniform" || read.windows > budget) continue;
-    if (!windowsFit(inputs[i], read)) continue;
+    if (!uniformFits(inputs[i], windowSpan(read))) continue;
     reads[i] = read;
     budget -= read.windows;
   }
@@ -127,19 +133,30 @@ export function batchSlices(
 }
 
 /** Whether a plan made for earlier inputs of the same sizes still holds for `inputs`. */
-export function readsHold(inputs: readonly GpuStorage[], reads: readonly InputRead[]): boolean {
-  for (let i = 0; i < reads.length; i++) {
-    const r = reads[i];
-    if (r.kind === "uniform" && !windowsFit(inputs[i], r)) return false;
-    if (r.kind === "slices" && !slicesFit(inputs[i], r)) return false;
-  }
-  return true;
+function readsHold(inputs: readonly GpuStorage[], reads: readonly InputRead[]): boolean {
+  return reads.every((r, i) => r.kind === "storage" || uniformFits(inputs[i], windowSpan(r)));
 }
 
-function slicesFit(storage: GpuStorage, read: InputRead & { kind: "slices" }): boolean {
-  const buffer = runtime.allocBuffer(storage, "input");
-  return buffer.size >= read.last + UNIFORM_WINDOW_BYTES &&
-    (buffer.usage & GPUBufferUsage.UNIFORM) !== 0;
+/**
+ * A kernel's launch as derived on a first call from shapes, strides and code — everything but
+ * the storages — kept in a caller's `KernelMemo` (a jit step) so that a repeat only binds
+ * buffers (deriving it cost tens of µs of JS per kernel).
+ */
+export interface KeptLaunch {
+  src: KernelSource;
+  params: Uint32Array;
+  grid: [number, number, number];
+  reads: InputRead[];
+}
+
+/**
+ * Launch `kept` again reading `inputs` and writing `out`, if its read plan still fits their
+ * buffers; false when it does not and the launch must be derived again.
+ */
+export function relaunch(kept: KeptLaunch, inputs: readonly GpuStorage[], out: Binding): boolean {
+  if (!readsHold(inputs, kept.reads)) return false;
+  runtime.dispatch(kept.src, kept.params, inputBindings(inputs, kept.reads), out, kept.grid);
+  return true;
 }
 
 /** The bindings of whole-storage inputs read as `reads` says, in binding order. */

@@ -10,7 +10,7 @@
 import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { inputBindings, planReads, readsHold } from "../input_reads.ts";
+import { inputBindings, type KeptLaunch, planReads, relaunch } from "../input_reads.ts";
 import type { KernelMemo } from "../../../primitive.ts";
 import {
   bindings,
@@ -125,15 +125,8 @@ function elementwiseSource(
 }
 const CHUNK_ELEMS = 1 << 24; // 64 MiB of f32 per chunk: well under every binding limit
 
-/**
- * An elementwise kernel's one launch as derived from shapes, strides and code (everything but
- * the storages), kept in a caller's `KernelMemo` (a jit step) so a repeat only binds buffers.
- */
-interface PreparedElementwise {
-  src: KernelSource;
-  params: Uint32Array;
-  grid: [number, number, number];
-  reads: InputRead[];
+/** An elementwise kernel's kept launch (`KeptLaunch`) when it is one launch. */
+interface PreparedElementwise extends KeptLaunch {
   /** Element offsets of the inputs, which the parameters hold. */
   offsets: number[];
 }
@@ -150,15 +143,10 @@ export function runElementwise(
   runtime.allocBuffer(out, kernel.label);
   if (n === 0) return;
   const prepared = memo?.prepared as PreparedElementwise | undefined;
-  if (prepared && inputs.every((o, k) => o.offset === prepared.offsets[k])) {
-    const storages = inputs.map((o) => o.storage);
-    if (readsHold(storages, prepared.reads)) {
-      const binds = inputBindings(storages, prepared.reads);
-      const whole = { storage: out, offset: 0, size: n * 4 };
-      runtime.dispatch(prepared.src, prepared.params, binds, whole, prepared.grid);
-      return;
-    }
-  }
+  if (
+    prepared && inputs.every((o, k) => o.offset === prepared.offsets[k]) &&
+    relaunch(prepared, inputs.map((o) => o.storage), { storage: out, offset: 0, size: n * 4 })
+  ) return;
   const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
   const shape = collapsed.shape;
   const extra = kernel.extra ?? [];

@@ -10,7 +10,13 @@
  * shape that the epilogue reads (`A·B + C·D` in one kernel).
  */
 import { GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { batchSlices, inputBindings, planReads, readsHold } from "../input_reads.ts";
+import {
+  batchSlices,
+  inputBindings,
+  type KeptLaunch,
+  planReads,
+  relaunch,
+} from "../input_reads.ts";
 import {
   helperId,
   inputBindingCount,
@@ -665,16 +671,8 @@ function cachedSource(
   return code;
 }
 
-/**
- * What `runMatmul` derives from a product's shapes, transposes and epilogue — everything but
- * the storages — kept in a caller's `KernelMemo` (a jit step), so a repeat only binds
- * buffers: deriving it cost ~25 µs of JS per product.
- */
-interface PreparedMatmul {
-  src: KernelSource;
-  params: Uint32Array;
-  grid: Grid;
-  reads: MatmulReads;
+/** A product's kept launch (`KeptLaunch`; ~25 µs of JS per product to derive). */
+interface PreparedMatmul extends KeptLaunch {
   /** The forced tiling it was made under (`setMatmulTiling`): another one derives again. */
   override: MatmulTiling | null;
 }
@@ -717,19 +715,10 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   runtime.allocBuffer(args.out, "matmul");
   if (args.m * args.n * args.batch === 0) return;
   const prepared = memo?.prepared as PreparedMatmul | undefined;
-  if (prepared && prepared.override === override) {
-    const operands = operandsOf(args, epilogue);
-    if (readsHold(operands, prepared.reads)) {
-      runtime.dispatch(
-        prepared.src,
-        prepared.params,
-        inputBindings(operands, prepared.reads),
-        { storage: args.out },
-        prepared.grid,
-      );
-      return;
-    }
-  }
+  if (
+    prepared && prepared.override === override &&
+    relaunch(prepared, operandsOf(args, epilogue), { storage: args.out })
+  ) return;
   const vec4Able = args.n % 4 === 0 && args.k % 4 === 0 && !args.transA && !args.transB;
   const t = chooseTiling(args.m, args.n, vec4Able, args.k, args.batch);
   const second = args.second;

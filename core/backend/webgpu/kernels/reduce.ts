@@ -8,7 +8,7 @@
  */
 import type { DType } from "../../../dtype.ts";
 import { GpuStorage, type KernelSource, runtime } from "../runtime.ts";
-import { inputBindings, planReads, readsHold } from "../input_reads.ts";
+import { inputBindings, type KeptLaunch, planReads, relaunch } from "../input_reads.ts";
 import type { KernelMemo } from "../../../primitive.ts";
 import { broadcastStrides, collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
@@ -225,17 +225,6 @@ function stageSource(s: Stage, reads: InputRead[]): StageSource {
   return { code, inputs: inputBindingCount(reads), params: nParams };
 }
 
-/**
- * A reduction done in one dispatch, as derived from its shapes and fused code (everything but
- * the storages), kept in a caller's `KernelMemo` (a jit step) so a repeat only binds buffers.
- */
-interface PreparedReduce {
-  src: KernelSource;
-  params: Uint32Array;
-  grid: [number, number, number];
-  reads: InputRead[];
-}
-
 /** The storages a reduction's single stage reads, in binding order. */
 function stageInputs(source: GpuStorage | ReducePrologue, epilogue?: ReduceEpilogue) {
   const inputs = source instanceof GpuStorage ? [source] : source.leaves.map((l) => l.storage);
@@ -261,15 +250,9 @@ export function runReduce(
 ): void {
   runtime.allocBuffer(out, label);
   if (outer * inner === 0) return;
-  const prepared = memo?.prepared as PreparedReduce | undefined;
-  if (prepared) {
-    const inputs = stageInputs(source, epilogue);
-    if (readsHold(inputs, prepared.reads)) {
-      const binds = inputBindings(inputs, prepared.reads);
-      runtime.dispatch(prepared.src, prepared.params, binds, { storage: out }, prepared.grid);
-      return;
-    }
-  }
+  // a reduction done in one dispatch keeps it (`KeptLaunch`)
+  const kept = memo?.prepared as KeptLaunch | undefined;
+  if (kept && relaunch(kept, stageInputs(source, epilogue), { storage: out })) return;
   const arg = op === "argmax" || op === "argmin";
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   if (
@@ -469,7 +452,7 @@ function dispatchStage(
       : { storage: dst, offset: outBase * 4, size: (outLast - outBase) * 4 };
     const g = grid(w.oN * w.jN * inner, WG);
     if (memo && fits && units.length === 1) {
-      memo.prepared = { src, params: u, grid: g, reads } satisfies PreparedReduce;
+      memo.prepared = { src, params: u, grid: g, reads } satisfies KeptLaunch;
     }
     runtime.dispatch(src, u, binds, outBind, g);
   }

@@ -30,6 +30,14 @@ for (const backend of ["reference", "webgpu"] as const) {
   });
 }
 
+Deno.test("jit runs on its inputs' backend, literals included, whatever the default backend", async () => {
+  await mg.init(); // the default stays webgpu
+  const f = mg.jit((x: Tensor) => mg.add(mg.relu(x), 1));
+  const out = f(mg.tensor([-1, 2], { backend: "reference" })) as Tensor;
+  if (out.backend !== "reference") throw new Error(`ran on ${out.backend}`);
+  assertAllClose(await out.toFloat64(), [1, 3], { rtol: 0, atol: 0 });
+});
+
 Deno.test("a chain of 20 elementwise ops runs as one dispatch, in one submission", async () => {
   await mg.init();
   const chain = (x: Tensor, y: Tensor) => {

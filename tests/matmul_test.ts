@@ -1,5 +1,6 @@
 import * as mg from "../mod.ts";
 import { chooseTiling, setMatmulTiling, TILINGS } from "../core/backend/webgpu/kernels/matmul.ts";
+import type { Tensor } from "../mod.ts";
 import { assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
 
 const SHAPES: Array<[readonly number[], readonly number[]]> = [
@@ -51,7 +52,7 @@ for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvm
           atol: 1e-4,
         },
       );
-      // K a multiple of 4: A and Bᵀ rows read as vec4 along K (dot products), B broadcast
+      // K a multiple of 4 (x·Wᵀ of a backward pass), B broadcast
       await assertMatchesReference(
         "abᵀ, K = 4k",
         [host([3, 11, 32], "f32", 56), host([9, 32], "f32", 57)],
@@ -119,6 +120,55 @@ Deno.test("matmul (per-shape default tiling, fitted for small products) on odd a
         rtol: 1e-4,
       },
     );
+  }
+});
+
+Deno.test("matmul epilogues under jit store every column of partial blocks, in every tiling", async () => {
+  await mg.init();
+  // the epilogue loops over rows, column quads and components with bounds the compiler cannot
+  // see through: N = 1, 2, 3 (blocks narrower than a quad), 6 and 13 (partial last quads),
+  // 24 (vec4 loads of B); a bias read by row and column, transposes, and a second product
+  const biasRelu = mg.jit((x: Tensor, w: Tensor, b: Tensor) => mg.relu(mg.add(mg.matmul(x, w), b)));
+  const transposed = mg.jit((x: Tensor, w: Tensor) =>
+    mg.add(mg.mul(mg.matmul(x, w, { transposeA: true, transposeB: true }), 2), 1)
+  );
+  const twoProducts = mg.jit((x: Tensor, w: Tensor, y: Tensor, v: Tensor) =>
+    mg.tanh(mg.add(mg.matmul(x, w), mg.matmul(y, v)))
+  );
+  const tilings = [null, TILINGS.llvmpipeSmall, TILINGS.llvmpipe, TILINGS.gpu];
+  let seed = 900;
+  for (const tiling of tilings) {
+    setMatmulTiling(tiling);
+    try {
+      for (const n of [1, 2, 3, 6, 13, 24]) {
+        const what = `${tiling ? JSON.stringify(tiling) : "default"} N = ${n}`;
+        await assertMatchesReference(
+          `relu(x·w + b), ${what}`,
+          [host([3, 7, 13], "f32", seed++), host([13, n], "f32", seed++), host([n], "f32", seed++)],
+          (x, w, b) => biasRelu(x, w, b) as Tensor,
+          { atol: 1e-4 },
+        );
+        await assertMatchesReference(
+          `2·xᵀ·wᵀ + 1, ${what}`,
+          [host([2, 12, 9], "f32", seed++), host([2, n, 12], "f32", seed++)],
+          (x, w) => transposed(x, w) as Tensor,
+          { atol: 1e-4 },
+        );
+        await assertMatchesReference(
+          `tanh(x·w + y·v), ${what}`,
+          [
+            host([5, 11], "f32", seed++),
+            host([11, n], "f32", seed++),
+            host([5, 8], "f32", seed++),
+            host([8, n], "f32", seed++),
+          ],
+          (x, w, y, v) => twoProducts(x, w, y, v) as Tensor,
+          { atol: 1e-4 },
+        );
+      }
+    } finally {
+      setMatmulTiling(null);
+    }
   }
 });
 

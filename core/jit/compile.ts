@@ -601,7 +601,8 @@ export class Compiled {
         } else if (s.kind === "eqn") {
           const e = s.eqn as Eqn;
           inputs = e.inputs;
-          out = bind(e.prim, inputs.map(get), e.params, undefined, this.#memos[i] ??= {});
+          // nullary equations (literals, fills) are made on the program's backend
+          out = bind(e.prim, inputs.map(get), e.params, this.backend, this.#memos[i] ??= {});
           env.set(e.out.id, out);
         } else if (s.kind === "fused") {
           inputs = s.leaves;

@@ -186,14 +186,16 @@ interface StoreMode {
  */
 function secondProduct(
   t: MatmulTiling,
-  col: (j: number) => string,
+  col: (q: string, c: string) => string,
   op: { transA: boolean; transB: boolean },
 ): string[] {
   const lines = [
     `  let K2 = ${param(5)}; let a2Base = wid.z * ${param(6)}; let b2Base = wid.z * ${param(7)};`,
   ];
   for (let i = 0; i < t.tm; i++) lines.push(`  let r2_${i} = min(m0 + ${i}u, M - 1u);`);
-  for (let j = 0; j < t.tn; j++) lines.push(`  let c2_${j} = min(${col(j)}, N - 1u);`);
+  for (let j = 0; j < t.tn; j++) {
+    lines.push(`  let c2_${j} = min(${col(`${j >> 2}u`, `${j & 3}u`)}, N - 1u);`);
+  }
   for (let i = 0; i < t.tm; i++) {
     for (let j = 0; j < t.tn; j++) lines.push(`  var acc2_${i}_${j}: f32 = 0.0;`);
   }
@@ -216,61 +218,77 @@ function secondProduct(
 }
 
 /**
- * Masked stores of the TM×TN block: `acc(i, j)` names output (i, j)'s accumulator and
- * `col(j)` its column. Without an epilogue the stores are unrolled. With one, rows loop and
- * columns unroll — the epilogue's code appears TN times, not TM·TN (a 5×8 block of inlined
- * epilogues took ~0.4 s to compile on llvmpipe) — and row i's value of a column is picked by
- * a select chain. Gathering the block into an array indexed by the loop counters instead
- * doubled llvmpipe's compile time (the MAML step's cold first call 7.9–8.1 s against
- * 3.7–4.3 s) and ran 3–8% slower.
+ * Masked stores of the TM×TN block. `quad(i, q)` is a vec4 of row i's columns 4q..4q+3 and
+ * `col(q, c)` the column of component c of quad q (both WGSL expressions).
+ *
+ * The stores are loops over rows, column quads and components with bounds Mesa cannot see
+ * through (`min(4u, N)`: harmless, a column index is at least its quad and its component), so
+ * it does not unroll them and the store and its epilogue appear once in the shader, not TM·TN
+ * or TN times; a quad is picked by a select chain over the block. llvmpipe compiles a shader
+ * when it first runs it, and unrolled stores were much of a matmul's compile time (a
+ * 25×[10×40]·[40×40] product with an epilogue: ~110 → ~75 ms; steps ran no slower).
+ * Gathering the block into an array indexed by the loop counters instead doubled the compile
+ * time and ran 3–8% slower.
  */
 function epilogue(
   t: MatmulTiling,
-  acc: (i: number, j: number) => string,
-  col: (j: number) => string,
+  quad: (i: number, q: number) => string,
+  col: (q: string, c: string) => string,
   mode: StoreMode,
 ): string[] {
   const lines: string[] = [];
-  if (!mode.fused) {
+  if (mode.second) lines.push(...secondProduct(t, col, mode.second));
+  const quads = Math.ceil(t.tn / 4);
+  const pick = (value: (i: number, q: number) => string) => {
+    let v = "";
     for (let i = 0; i < t.tm; i++) {
-      for (let j = 0; j < t.tn; j++) {
-        const n = col(j);
-        lines.push(
-          `  if (m0 + ${i}u < M && ${n} < N) { store(cBase + (m0 + ${i}u) * N + ${n}, ${
-            acc(i, j)
-          }); }`,
-        );
+      for (let q = 0; q < quads; q++) {
+        const here = [t.tm > 1 ? `i == ${i}u` : "", quads > 1 ? `q == ${q}u` : ""]
+          .filter((x) => x).join(" && ");
+        v = v ? `select(${v}, ${value(i, q)}, ${here})` : value(i, q);
       }
     }
-    return lines;
-  }
-  if (mode.second) lines.push(...secondProduct(t, col, mode.second));
-  const ofRow = (value: (i: number) => string) => {
-    let v = value(0);
-    for (let i = 1; i < t.tm; i++) v = `select(${v}, ${value(i)}, i == ${i}u)`;
     return v;
   };
+  const one = t.tn === 1; // quads of one column: scalars, no component loop
+  const width = Math.min(4, t.tn);
+  // only a block whose last quad is partial needs its columns checked against TN
+  const inBlock = t.tn > 4 && t.tn % 4 !== 0 ? ` && q * 4u + c < ${t.tn}u` : "";
+  const args = [
+    one ? "v" : "v[c]",
+    mode.second ? (one ? "v2" : "v2[c]") : "",
+    mode.rows ? "rb, n" : "",
+  ].filter((x) => x).join(", ");
   lines.push(
-    `  for (var i = 0u; i < ${t.tm}u; i = i + 1u) {`,
+    `  for (var i = 0u; i < min(${t.tm}u, M); i = i + 1u) {`,
     `    let m = m0 + i;`,
     `    if (m >= M) { break; }`,
     mode.rows ? `    let rb = rowBase(wid.z * M + m);` : "",
+    quads > 1 ? `    for (var q = 0u; q < min(${quads}u, N); q = q + 1u) {` : `    { let q = 0u;`,
+    `      let v = ${pick(quad)};`,
+    mode.second ? `      let v2 = ${pick((i, q) => quadOf(t, i, q, "acc2_"))};` : "",
+    one ? `      { let c = 0u;` : `      for (var c = 0u; c < min(${width}u, N); c = c + 1u) {`,
+    `        let n = ${col("q", "c")};`,
+    `        if (n < N${inBlock}) { store(cBase + m * N + n, ${args}); }`,
+    `      }`,
+    `    }`,
+    `  }`,
   );
-  for (let j = 0; j < t.tn; j++) {
-    const second = mode.second ? `, ${ofRow((i) => `acc2_${i}_${j}`)}` : "";
-    lines.push(
-      `    { let n = ${col(j)};`,
-      `      if (n < N) { store(cBase + m * N + n, ${ofRow((i) => acc(i, j))}${second}${
-        mode.rows ? ", rb, n" : ""
-      }); } }`,
-    );
-  }
-  lines.push(`  }`);
-  return lines;
+  return lines.filter((l) => l);
 }
 
-/** Column of block column j. */
-const nextColumn = (j: number) => `n0 + ${j}u`;
+/** Row i's scalar accumulators `${prefix}${i}_${j}` of quad q as a vec4 (zeros past TN). */
+function quadOf(t: MatmulTiling, i: number, q: number, prefix = "acc"): string {
+  if (t.tn === 1) return `${prefix}${i}_0`;
+  const parts = [0, 1, 2, 3].map((c) => 4 * q + c < t.tn ? `${prefix}${i}_${4 * q + c}` : "0.0");
+  return `vec4<f32>(${parts.join(", ")})`;
+}
+
+/** Column of component c of quad q when a thread's columns are consecutive from n0. */
+const nextColumn = (q: string, c: string) => `n0 + ${q} * 4u + ${c}`;
+
+/** The scalar block's quads. */
+const scalarQuads = (t: MatmulTiling) => (i: number, q: number) => quadOf(t, i, q);
 
 /** Row pointers of A so the k loop adds one term per load. */
 function rowPointers(t: MatmulTiling, transA: boolean): string[] {
@@ -304,104 +322,45 @@ function registersScalar(
     }
   }
   lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, nextColumn, mode)];
+  return [...lines, ...epilogue(t, scalarQuads(t), nextColumn, mode)];
 }
 
-/** B read as vec4 rows (N % 4 = 0): 4 columns per load into vec4 accumulators. */
+/**
+ * B read as vec4 rows (N % 4 = 0): 4 columns per load into vec4 accumulators, A one scalar
+ * per row and k step. Column quads are interleaved across the workgroup's x lanes (lane l
+ * owns quads nQ + l + wx·q), so the lanes that llvmpipe runs as one SIMD vector read
+ * consecutive vec4s of B. A is read as scalars, not as vec4 along K with the k loop unrolled
+ * 4×: llvmpipe gathers a vec4 per lane at about the cost of four scalar loads, so it ran no
+ * faster (1024³: 4.4 GFLOP/s then, 4.7 now) but took 5–7× longer to compile per load
+ * (1024³ cold first call 3.1 → 1.2 s; the MAML step's per-task products ~40% less).
+ */
 function registersVec4(t: MatmulTiling, transA: boolean, mode: StoreMode): string[] {
-  const quads = t.tn / 4;
+  const Q = t.tn / 4;
   const lines = [
     ...prologue(t),
     ...rowPointers(t, transA),
-    `  let nq = N / 4u;`,
-    `  let bq = bBase / 4u;`,
+    `  let NQ = N / 4u; let bq = bBase / 4u;`,
+    `  let nQ = wid.x * ${t.wx * Q}u + lid.x;`,
   ];
-  for (let q = 0; q < quads; q++) lines.push(`  let cq${q} = min(n0 / 4u + ${q}u, nq - 1u);`);
+  for (let q = 0; q < Q; q++) lines.push(`  let cq${q} = min(nQ + ${q * t.wx}u, NQ - 1u);`);
   for (let i = 0; i < t.tm; i++) {
-    for (let q = 0; q < quads; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+    for (let q = 0; q < Q; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   }
   lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
   for (let i = 0; i < t.tm; i++) {
     lines.push(`    let a${i} = vec4<f32>(A(ar${i} + ${transA ? "kk * M" : "kk"}));`);
   }
-  lines.push(`    let brow = bq + kk * nq;`);
-  for (let q = 0; q < quads; q++) lines.push(`    let b${q} = B(brow + cq${q});`);
+  lines.push(`    let brow = bq + kk * NQ;`);
+  for (let q = 0; q < Q; q++) lines.push(`    let b${q} = B(brow + cq${q});`);
   for (let i = 0; i < t.tm; i++) {
-    for (let q = 0; q < quads; q++) {
+    for (let q = 0; q < Q; q++) {
       lines.push(`    acc${i}_${q} = fma(a${i}, b${q}, acc${i}_${q});`);
     }
   }
   lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`, nextColumn, mode)];
-}
-
-/**
- * Both operands as vec4 (K % 4 = 0, N % 4 = 0, no transposes), four k steps per iteration.
- * Column quads are interleaved across the workgroup's x lanes (lane l owns quads
- * nQ + l + wx·q), so the lanes that llvmpipe runs as one SIMD vector read consecutive vec4s
- * of B. Measured on llvmpipe at 1024³: 16×32 per thread 4.6–4.8 GFLOP/s, 16×16 3.5.
- */
-function registersVec4K(t: MatmulTiling, mode: StoreMode): string[] {
-  const Q = t.tn / 4;
-  const lines = [
-    `  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`,
-    `  let NQ = N / 4u; let KQ = K / 4u;`,
-    `  let aBase = wid.z * ${param(3)} / 4u; let bBase = wid.z * ${
-      param(4)
-    } / 4u; let cBase = wid.z * M * N;`,
-    `  let m0 = (wid.y * ${t.wy}u + lid.y) * ${t.tm}u;`,
-    `  let nQ = wid.x * ${t.wx * Q}u + lid.x;`,
-  ];
-  for (let i = 0; i < t.tm; i++) lines.push(`  let ar${i} = aBase + min(m0 + ${i}u, M - 1u) * KQ;`);
-  for (let q = 0; q < Q; q++) lines.push(`  let cq${q} = min(nQ + ${q * t.wx}u, NQ - 1u);`);
-  for (let i = 0; i < t.tm; i++) {
-    for (let q = 0; q < Q; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
-  }
-  lines.push(`  for (var k4 = 0u; k4 < KQ; k4 = k4 + 1u) {`);
-  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A(ar${i} + k4);`);
-  for (let s = 0; s < 4; s++) {
-    lines.push(`    { let brow = bBase + (k4 * 4u + ${s}u) * NQ;`);
-    for (let q = 0; q < Q; q++) lines.push(`      let b${q} = B(brow + cq${q});`);
-    for (let i = 0; i < t.tm; i++) {
-      for (let q = 0; q < Q; q++) {
-        lines.push(`      acc${i}_${q} = fma(vec4<f32>(a${i}[${s}]), b${q}, acc${i}_${q});`);
-      }
-    }
-    lines.push(`    }`);
-  }
-  lines.push(`  }`);
   // column quad q of this lane is nQ + wx·q
-  const col = (j: number) => `(nQ + ${(j >> 2) * t.wx}u) * 4u + ${j & 3}u`;
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j >> 2}[${j & 3}]`, col, mode)];
-}
-
-/**
- * B transposed (B stored [N, K]) with K % 4 = 0 and A not transposed: both operands are
- * read as vec4 rows along K and each output accumulates dot products, four k steps per
- * load. The backward pass of x·W (x·Wᵀ under vmap) is this shape; on llvmpipe the scalar
- * path paid one load per k step for every row and column of the block.
- */
-function registersDotK(t: MatmulTiling, mode: StoreMode): string[] {
-  const lines = [
-    ...prologue(t),
-    `  let KQ = K / 4u;`,
-    `  let aQ = aBase / 4u; let bQ = bBase / 4u;`,
-  ];
-  for (let i = 0; i < t.tm; i++) lines.push(`  let ar${i} = aQ + r${i} * KQ;`);
-  for (let j = 0; j < t.tn; j++) lines.push(`  let bc${j} = bQ + min(n0 + ${j}u, N - 1u) * KQ;`);
-  for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < t.tn; j++) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
-  }
-  lines.push(`  for (var k4 = 0u; k4 < KQ; k4 = k4 + 1u) {`);
-  for (let i = 0; i < t.tm; i++) lines.push(`    let a${i} = A(ar${i} + k4);`);
-  for (let j = 0; j < t.tn; j++) lines.push(`    let b${j} = B(bc${j} + k4);`);
-  for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < t.tn; j++) {
-      lines.push(`    acc${i}_${j} = acc${i}_${j} + dot(a${i}, b${j});`);
-    }
-  }
-  lines.push(`  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, nextColumn, mode)];
+  const col = (q: string, c: string) => `(nQ + ${q} * ${t.wx}u) * 4u + ${c}`;
+  return [...lines, ...epilogue(t, (i, q) => `acc${i}_${q}`, col, mode)];
 }
 
 function sharedTiles(
@@ -447,7 +406,7 @@ function sharedTiles(
     }
   }
   lines.push(`    }`, `    workgroupBarrier();`, `  }`);
-  return [...lines, ...epilogue(t, (i, j) => `acc${i}_${j}`, nextColumn, mode)];
+  return [...lines, ...epilogue(t, scalarQuads(t), nextColumn, mode)];
 }
 
 /**
@@ -481,7 +440,7 @@ interface EpilogueShape {
   helpers: string;
 }
 
-type Variant = "scalar" | "vec4B" | "vec4AB" | "dotK";
+type Variant = "scalar" | "vec4B";
 
 const BASE_PARAMS = 8;
 
@@ -542,10 +501,6 @@ function source(
   };
   const body = t.kind === "shared"
     ? sharedTiles(t, transA, transB, mode)
-    : variant === "vec4AB"
-    ? registersVec4K(t, mode)
-    : variant === "dotK"
-    ? registersDotK(t, mode)
     : variant === "vec4B"
     ? registersVec4(t, transA, mode)
     : registersScalar(t, transA, transB, mode);
@@ -577,8 +532,8 @@ function source(
     decls.push(inputDecl(name, binding, dtype, reads[k], v4));
     binding += readBindings(reads[k]);
   };
-  declare("A", "f32", 0, variant === "vec4AB" || variant === "dotK");
-  declare("B", "f32", 1, variant !== "scalar");
+  declare("A", "f32", 0, false);
+  declare("B", "f32", 1, variant === "vec4B");
   if (mode.second) {
     declare("A2", "f32", 2, false);
     declare("B2", "f32", 3, false);
@@ -740,10 +695,8 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     product.release();
     return;
   }
-  // vec4 loads need whole quads along the contiguous axis and no transpose of that operand
+  // vec4 loads of B need whole quads along its rows and no transpose
   const vec4B = t.kind === "registers" && t.tn % 4 === 0 && args.n % 4 === 0 && !args.transB;
-  const vec4A = vec4B && args.k % 4 === 0 && !args.transA;
-  const dotK = t.kind === "registers" && args.transB && !args.transA && args.k % 4 === 0;
   // leaves addressed by row and column when the epilogue's last axis is the product's columns
   const rows = !!epilogue && epilogue.leaves.length > 0 && epilogue.shape.at(-1) === args.n;
   const collapsed = epilogue
@@ -771,7 +724,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     t,
     args.transA,
     args.transB,
-    vec4A ? "vec4AB" : vec4B ? "vec4B" : dotK ? "dotK" : "scalar",
+    vec4B ? "vec4B" : "scalar",
     epi,
     reads,
   );

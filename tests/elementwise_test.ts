@@ -236,3 +236,18 @@ Deno.test("weak typing: JS numbers adopt the tensor dtype unless they would lose
   if (mg.pow(i, 2).dtype !== "f32") throw new Error("pow promotes to f32");
   assertAllClose(await mg.add(i, 0.5).toFloat64(), [1.5, 2.5]);
 });
+
+Deno.test("broadcast indices split exactly at every position of index spaces up to 2²¹", async () => {
+  await mg.init();
+  // out[r, c] = r·C + c from a column of row offsets and a row of column numbers: every element
+  // of a 2²¹-element space checks the quotient and the remainder of its index by C (kernels
+  // this small split indices with f32 division and one correction step)
+  for (const cols of [3, 7, 40, 1000, 2047, 65537, 699051]) {
+    const rows = Math.floor((1 << 21) / cols);
+    const rowStart = mg.reshape(mg.arange(0, rows * cols, cols), [rows, 1]);
+    const out = await mg.add(rowStart, mg.arange(cols)).data();
+    for (let i = 0; i < rows * cols; i++) {
+      if (out[i] !== i) throw new Error(`C = ${cols}: element ${i} holds ${out[i]}`);
+    }
+  }
+});

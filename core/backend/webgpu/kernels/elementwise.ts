@@ -21,6 +21,7 @@ import {
   type InputRead,
   param,
   readTag,
+  SMALL_INDEX,
   STORAGE_READ,
   storeAs,
   stridedLayout,
@@ -83,9 +84,10 @@ function elementwiseSource(
   rank: number,
   wg: number,
   reads: InputRead[],
+  small: boolean,
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
-  const key = `${helperId(helpers)}|${kernel.label}|${
+  const key = `${small}|${helperId(helpers)}|${kernel.label}|${
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
@@ -105,7 +107,7 @@ function elementwiseSource(
   lines.push(`  let li = t + e * ${param(threadsP)};`);
   lines.push(`  if (li >= ${param(countP)}) { return; }`);
   lines.push(`  let gi = li + ${param(startP)};`);
-  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`));
+  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small));
   if (kernel.prelude) lines.push(kernel.prelude);
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);
@@ -163,6 +165,7 @@ export function runElementwise(
     shape.length,
     wg,
     reads,
+    n <= SMALL_INDEX,
   );
   const { p, countP, startP, threadsP, shapeP, inP, extraP } = layout;
 

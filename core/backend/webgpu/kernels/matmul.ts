@@ -26,6 +26,8 @@ import {
   param,
   readBindings,
   readTag,
+  SMALL_INDEX,
+  splitIndex,
   stridedLayout,
   stridedLoads,
   WGSL_HELPERS,
@@ -438,6 +440,8 @@ interface EpilogueShape {
   prelude: string;
   expr: string;
   helpers: string;
+  /** The output (batch·M·N) is at most `SMALL_INDEX` elements. */
+  small: boolean;
 }
 
 type Variant = "scalar" | "vec4B";
@@ -452,7 +456,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   if (!e.rows) {
     const lines = [
       `fn store(i: u32, ${accs}) {`,
-      ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`),
+      ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`, e.small),
     ];
     lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
     return { code: lines.join("\n"), params: end };
@@ -466,9 +470,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   ];
   for (let d = e.rank - 1; d >= 0; d--) {
     lines.push(
-      d > 0
-        ? `  { let c = rem % ${param(shapeP + d)}; rem = rem / ${param(shapeP + d)};`
-        : `  { let c = rem;`,
+      d > 0 ? `  { ${splitIndex("rem", param(shapeP + d), e.small)}` : `  { let c = rem;`,
     );
     for (let k = 0; k < n; k++) {
       lines.push(`    o[${k}] = o[${k}] + c * ${param(leafP[k] + 1 + d)};`);
@@ -614,7 +616,7 @@ function cachedSource(
   reads: MatmulReads,
 ): string {
   const epiKey = epi
-    ? `${epi.dtypes}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
+    ? `${epi.small}|${epi.dtypes}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
       helperId(epi.helpers)
     }|${epi.prelude}|${epi.expr}`
     : "";
@@ -716,6 +718,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
       prelude: epilogue.prelude,
       expr: epilogue.expr,
       helpers: epilogue.helpers,
+      small: args.batch * args.m * args.n <= SMALL_INDEX,
     }
     : null;
   const operands = operandsOf(args, epilogue);

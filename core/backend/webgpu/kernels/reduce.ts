@@ -22,6 +22,8 @@ import {
   loadAs,
   param,
   readTag,
+  SMALL_INDEX,
+  splitIndex,
   STORAGE_READ,
   storeAs,
   stridedLayout,
@@ -128,25 +130,31 @@ interface Stage {
   /** For arg stages after the first: the input carries (value, index) pairs in two tensors. */
   pairedInput: boolean;
   writeIndex: boolean;
+  /** The reduction's index space (outer·R·inner) is at most `SMALL_INDEX`. */
+  small: boolean;
 }
 
 /** WGSL of `fn prologue(at: u32)`: the fused input value at linear index `at` (params from 10). */
-function prologueFn(pr: PrologueShape, raw: string): { code: string; params: number } {
+function prologueFn(
+  pr: PrologueShape,
+  raw: string,
+  small: boolean,
+): { code: string; params: number } {
   const { shapeP, leafP, end: p } = stridedLayout(10, pr.rank, pr.dtypes.length);
   const lines = [
     `fn prologue(at: u32) -> ${raw} {`,
-    ...stridedLoads("at", pr.rank, shapeP, leafP, pr.dtypes, (k) => `in${k}`),
+    ...stridedLoads("at", pr.rank, shapeP, leafP, pr.dtypes, (k) => `in${k}`, small),
   ];
   lines.push(pr.prelude, `  return ${raw}(${pr.expr});`, `}`);
   return { code: lines.join("\n"), params: p };
 }
 
 /** WGSL of `fn epilogue(at: u32, acc: f32) -> f32`, its leaves bound from input `first` on. */
-function epilogueFn(ep: PrologueShape, start: number, first: number) {
+function epilogueFn(ep: PrologueShape, start: number, first: number, small: boolean) {
   const { shapeP, leafP, end } = stridedLayout(start, ep.rank, ep.dtypes.length);
   const lines = [
     `fn epilogue(at: u32, acc: f32) -> f32 {`,
-    ...stridedLoads("at", ep.rank, shapeP, leafP, ep.dtypes, (k) => `in${first + k}`),
+    ...stridedLoads("at", ep.rank, shapeP, leafP, ep.dtypes, (k) => `in${first + k}`, small),
     ep.prelude,
     `  return ${ep.expr};`,
     `}`,
@@ -161,9 +169,9 @@ const stageSources = new Map<string, StageSource>();
 function cachedStageSource(s: Stage, reads: InputRead[]): StageSource {
   const part = (p?: PrologueShape) =>
     p ? `${p.dtypes}|${p.rank}|${helperId(p.helpers)}|${p.prelude}|${p.expr}` : "-";
-  const key = `${s.op}|${s.dtype}|${s.pairedInput}|${s.writeIndex}|${reads.map(readTag).join()}|${
-    part(s.prologue)
-  }|${part(s.epilogue)}`;
+  const key = `${s.op}|${s.dtype}|${s.pairedInput}|${s.writeIndex}|${s.small}|${
+    reads.map(readTag).join()
+  }|${part(s.prologue)}|${part(s.epilogue)}`;
   let src = stageSources.get(key);
   if (!src) stageSources.set(key, src = stageSource(s, reads));
   return src;
@@ -175,22 +183,27 @@ function stageSource(s: Stage, reads: InputRead[]): StageSource {
   // params: outer, R, inner, C, nChunks, oStart, jStart, jCount, inBase, outBase
   // [, prologue][, epilogue]
   const P = (i: number) => param(i);
-  const pro = s.prologue ? prologueFn(s.prologue, raw) : null;
+  const pro = s.prologue ? prologueFn(s.prologue, raw, s.small) : null;
   const read: DType[] = s.prologue
     ? s.prologue.dtypes
     : s.pairedInput
     ? [s.dtype, "i32"]
     : [s.dtype];
-  const epi = s.epilogue ? epilogueFn(s.epilogue, pro ? pro.params : 10, read.length) : null;
+  const epi = s.epilogue
+    ? epilogueFn(s.epilogue, pro ? pro.params : 10, read.length, s.small)
+    : null;
   const inputs = [...read, ...(s.epilogue?.dtypes ?? [])];
   const outDtype: DType = s.writeIndex ? "i32" : s.dtype;
   const body = `
   let inner = ${P(2)};
   let jCount = ${P(7)};
   if (t >= ${P(0)} * jCount * inner) { return; }
-  let i = t % inner;
-  let j = ${P(6)} + (t / inner) % jCount;
-  let o = ${P(5)} + t / (inner * jCount);
+  var rem = t;
+  var i = 0u;
+  var j = 0u;
+  { ${splitIndex("rem", "inner", s.small)} i = c; }
+  { ${splitIndex("rem", "jCount", s.small)} j = ${P(6)} + c; }
+  let o = ${P(5)} + rem;
   let R = ${P(1)};
   let r0 = j * ${P(3)};
   let r1 = min(R, r0 + ${P(3)});
@@ -334,6 +347,7 @@ export function runReduce(
         dtype,
         pairedInput: index !== null,
         writeIndex,
+        small: outer * r * inner <= SMALL_INDEX,
         prologue: pro && shape
           ? {
             dtypes: pro.leaves.map((l) => l.dtype),

@@ -15,7 +15,7 @@
 import { countAlloc, countFree, type Storage } from "../storage.ts";
 import { acquireDevice, type AdapterInfo } from "./device.ts";
 import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
-import { bindings } from "./wgsl.ts";
+import { bindings, pruneFunctions } from "./wgsl.ts";
 import { uniformBucket, uniformInputsEnabled } from "./input_reads.ts";
 
 /** A device buffer plus its byte size, refcounted by the tensors that view it. */
@@ -429,7 +429,8 @@ class Runtime {
     });
     dev.pushErrorScope("validation");
     const layout = dev.createBindGroupLayout({ label: src.label, entries });
-    const module = dev.createShaderModule({ label: src.label, code: src.code });
+    const code = pruneFunctions(src.code);
+    const module = dev.createShaderModule({ label: src.label, code });
     const pipeline = dev.createComputePipeline({
       label: src.label,
       layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -437,7 +438,7 @@ class Runtime {
     });
     this.#watch(dev.popErrorScope(), (m) => {
       this.#brokenLabels.add(src.label);
-      return `${src.label}: kernel failed to compile: ${m}\n${src.code}`;
+      return `${src.label}: kernel failed to compile: ${m}\n${code}`;
     });
     p = { id: this.#nextId++, pipeline, layout };
     this.#pipelines.set(src.code, p);

@@ -213,6 +213,46 @@ export function splitIndex(rem: string, d: string, small: boolean): string {
     : `let c = ${rem} % ${d}; ${rem} = ${rem} / ${d};`;
 }
 
+/**
+ * `code` without the functions its entry point never reaches. Kernels are assembled with the
+ * shared helper libraries (NaN tests, `pow_f`, `erf_f`, ...); WebGPU front ends parse, validate
+ * and translate every function before dropping unused ones, ~1.7 ms per kernel of the
+ * helpers alone on llvmpipe (a cold first call creates ~30 kernels on the JS thread).
+ */
+export function pruneFunctions(code: string): string {
+  // top-level items: a function runs from `fn` to the brace that closes its body
+  const items: { name: string | null; text: string }[] = [];
+  let i = 0;
+  while (i < code.length) {
+    const fnAt = code.indexOf("\nfn ", i - 1);
+    const start = fnAt < 0 ? code.length : fnAt + 1;
+    if (start > i) items.push({ name: null, text: code.slice(i, start) });
+    if (start >= code.length) break;
+    let depth = 0, j = code.indexOf("{", start);
+    for (; j < code.length; j++) {
+      if (code[j] === "{") depth++;
+      else if (code[j] === "}" && --depth === 0) break;
+    }
+    if (j >= code.length) return code; // not our generated layout: leave it whole
+    const name = /^fn\s+(\w+)/.exec(code.slice(start))![1];
+    items.push({ name, text: code.slice(start, j + 1) });
+    i = j + 1;
+  }
+  const bodies = new Map(items.filter((it) => it.name).map((it) => [it.name!, it.text]));
+  const calls = (text: string) => [...text.matchAll(/\b(\w+)\s*\(/g)].map((m) => m[1]);
+  // reachable from the entry point and from code outside functions
+  const reached = new Set<string>();
+  const todo = items.filter((it) => !it.name || it.name === "main").flatMap((it) => calls(it.text));
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (reached.has(f) || !bodies.has(f)) continue;
+    reached.add(f);
+    todo.push(...calls(bodies.get(f)!));
+  }
+  return items.filter((it) => !it.name || it.name === "main" || reached.has(it.name))
+    .map((it) => it.text).join("");
+}
+
 /** Bit pattern of an f32, for passing floats through the u32 parameter block. */
 export function f32Bits(x: number): number {
   const f = new Float32Array([x]);

@@ -331,10 +331,11 @@ function registersScalar(
  * B read as vec4 rows (N % 4 = 0): 4 columns per load into vec4 accumulators, A one scalar
  * per row and k step. Column quads are interleaved across the workgroup's x lanes (lane l
  * owns quads nQ + l + wx·q), so the lanes that llvmpipe runs as one SIMD vector read
- * consecutive vec4s of B. A is read as scalars, not as vec4 along K with the k loop unrolled
- * 4×: llvmpipe gathers a vec4 per lane at about the cost of four scalar loads, so it ran no
- * faster (1024³: 4.4 GFLOP/s then, 4.7 now) but took 5–7× longer to compile per load
- * (1024³ cold first call 3.1 → 1.2 s; the MAML step's per-task products ~40% less).
+ * consecutive vec4s of B. A is read as scalars, one k step per iteration, not as vec4 along K
+ * with the k loop unrolled 4×: llvmpipe gathers a vec4 per lane at about the cost of four
+ * scalars, so the unrolled loop ran no faster — slower, in fact (1024³ 4.4 → 4.7 GFLOP/s,
+ * 25×[10×40]·[40×40] 434–461 → 364 µs of GPU-thread time) — while its four copies of B's loads
+ * and products made the kernel slow to compile (1024³ cold first call 3.1 → 1.2 s).
  */
 function registersVec4(t: MatmulTiling, transA: boolean, mode: StoreMode): string[] {
   const Q = t.tn / 4;

@@ -7,8 +7,13 @@ Deno.test("pruneFunctions keeps what the entry point reaches, directly or throug
 @group(0) @binding(0) var<uniform> u: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${WGSL_HELPERS}
-fn unused(x: f32) -> f32 { if (x > 0.0) { return x; } return -x; }
+fn unused(x: f32) -> f32 {
+  // a comment with a brace {
+  if (x > 0.0) { return x; }
+  return -x;
+}
 fn clean(x: f32) -> f32 {
+  // a comment with a brace }
   if (is_nan(x)) { return 0.0; }
   return x;
 }

@@ -230,7 +230,8 @@ export function pruneFunctions(code: string): string {
     if (start >= code.length) break;
     let depth = 0, j = code.indexOf("{", start);
     for (; j < code.length; j++) {
-      if (code[j] === "{") depth++;
+      if (code[j] === "/" && code[j + 1] === "/") j = code.indexOf("\n", j) >>> 0; // a comment
+      else if (code[j] === "{") depth++;
       else if (code[j] === "}" && --depth === 0) break;
     }
     if (j >= code.length) return code; // not our generated layout: leave it whole

@@ -101,10 +101,14 @@ function fillsLargeTiles(m: number, n: number, work: number): boolean {
  * Small products (MAML-sized layers) on llvmpipe: a register block and workgroup shaped to
  * the matrix so almost no thread computes clamped duplicates — at these sizes the wasted
  * loads of a fixed 32×32 tile cost more than the work. Measured for [25,10,40]@[25,40,40]:
- * fixed 8×8 threads × 4×4 outputs 5.7 ms; fitted 5×2 threads × 5×8 outputs 1.1 ms.
+ * fixed 8×8 threads × 4×4 outputs 5.7 ms; fitted 5×2 threads × 5×8 outputs 1.1 ms. Rows of
+ * up to 64 columns take 4 per thread: as fast as 8 there (5×4 and 5×8 blocks: 400 and 404 µs
+ * of GPU-thread time per product above) and about a third of the compile time, which is most
+ * of a jitted MAML step's first call (2.72 → 2.33 s cold, alternating runs). Wider rows keep
+ * 8 (the 256-wide MAML variant ran ~7% slower with 4).
  */
 export function fittedTiling(m: number, n: number): MatmulTiling {
-  const tn = n % 8 === 0 ? 8 : n >= 4 ? 4 : n;
+  const tn = n % 8 === 0 && n > 64 ? 8 : n >= 4 ? 4 : n;
   // the row block: least padding first, then the larger block (more reuse per load)
   const candidates = [8, 6, 5, 4, 3, 2, 1].filter((t) => t * tn <= 64);
   let tm = 1, best = Infinity;

@@ -4,8 +4,12 @@
  * read per 10 steps), first-call time (tracing + compilation), dispatches per step and peak
  * live bytes; second- and first-order; 1 and 5 inner steps; and a wide variant.
  *
- *   deno run -A bench/maml_step.ts [--quick]
+ *   deno run -A bench/maml_step.ts [--quick] [--cold]
  *   deno run -A bench/maml_step.ts --profile   (GPU time per kernel of the vmap+jit step)
+ *
+ * First calls use Mesa's on-disk shader cache as left by earlier runs; `--cold` turns it off
+ * for this process, so they include compiling every kernel that an earlier row of the same run
+ * has not made (a fresh process running only the jitted step compiles all of its kernels).
  */
 import { parseArgs } from "node:util";
 import * as mg from "../mod.ts";
@@ -150,10 +154,20 @@ async function settled<T extends [Tensor, unknown]>(out: T): Promise<T> {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean" }, profile: { type: "boolean" } },
+    options: {
+      quick: { type: "boolean" },
+      profile: { type: "boolean" },
+      cold: { type: "boolean" },
+    },
   });
+  // read by Mesa when the device is created, so it must be set before init()
+  if (values.cold) Deno.env.set("MESA_SHADER_CACHE_DISABLE", "true");
   const info = await mg.init();
-  console.log(`adapter: ${info.description}, deno ${Deno.version.deno}`);
+  console.log(
+    `adapter: ${info.description}, deno ${Deno.version.deno}${
+      values.cold ? ", shader cache off (first calls compile every kernel)" : ""
+    }`,
+  );
   if (values.profile) {
     console.log(await profileMaml());
     Deno.exit(0);

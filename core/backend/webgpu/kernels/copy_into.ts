@@ -5,7 +5,7 @@
 import type { DType } from "../../../dtype.ts";
 import { sizeOf } from "../../../shape.ts";
 import type { GpuStorage } from "../runtime.ts";
-import { param } from "../wgsl.ts";
+import { param, splitIndex } from "../wgsl.ts";
 import { runSimple } from "./simple.ts";
 
 export function runCopyInto(
@@ -22,9 +22,7 @@ export function runCopyInto(
   const lines = [`  var rem = t;`, `  var o = ${param(1)};`];
   for (let d = rank - 1; d >= 0; d--) {
     lines.push(
-      `  { let c = rem % ${param(2 + d)}; rem = rem / ${param(2 + d)}; o = o + c * ${
-        param(2 + rank + d)
-      }; }`,
+      `  { ${splitIndex("rem", param(2 + d), false)} o = o + c * ${param(2 + rank + d)}; }`,
     );
   }
   lines.push(`  out[o] = in0(t);`);

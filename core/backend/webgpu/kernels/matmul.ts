@@ -178,9 +178,7 @@ function prologue(t: MatmulTiling): string[] {
 
 /** How a variant's block is stored: see `epilogue`. */
 interface StoreMode {
-  /** An elementwise epilogue runs per output (a loop of stores, not an unrolled block). */
-  fused: boolean;
-  /** Its leaves are addressed by row and column (`rowBase` once per row). */
+  /** The epilogue's leaves are addressed by row and column (`rowBase` once per row). */
   rows: boolean;
   /** A second product of the same block, `acc2` in the epilogue (its operands' transposes). */
   second: { transA: boolean; transB: boolean } | null;
@@ -502,7 +500,6 @@ function source(
   reads: MatmulReads,
 ): string {
   const mode: StoreMode = {
-    fused: epi !== null,
     rows: epi?.rows ?? false,
     second: epi?.second ?? null,
   };

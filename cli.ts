@@ -1,14 +1,16 @@
 /**
- * metagrad's command line.
- *
- *   deno run -A cli.ts demo [--steps N]   meta-train MAML on sinusoid regression
- *   deno run -A cli.ts kernels            matmul and softmax on the adapter vs the reference
- *   deno run -A cli.ts info               print the adapter and its limits
+ * metagrad's command line (`deno run -A cli.ts --help` prints the usage below).
  */
-import { parseArgs } from "node:util";
+import { choiceOption, numberOption, parseCommandLine } from "./core/command_line.ts";
 import * as mg from "./mod.ts";
 import { maml, type MamlState, metaTrain } from "./algorithms/mod.ts";
 import { sampleSinusoid } from "./envs/mod.ts";
+
+const USAGE = `usage: deno run -A cli.ts [command] [--steps N]
+
+  demo [--steps 2000]  meta-train MAML on sinusoid regression (the default command)
+  kernels              matmul and softmax on the adapter against the reference backend
+  info                 print the adapter and its limits`;
 
 /**
  * MAML on sinusoid regression (Finn et al. 2017: 1-40-40-1 MLP, K = 10, α = 0.01, one inner
@@ -103,22 +105,18 @@ async function printInfo(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { positionals, values } = parseArgs({
-    args: Deno.args,
+  const { positionals, values } = parseCommandLine(USAGE, {
     allowPositionals: true,
     options: { steps: { type: "string", default: "2000" } },
   });
-  const cmd = positionals[0] ?? "demo";
-  const steps = Number(values.steps);
-  if (!Number.isInteger(steps) || steps < 1) {
-    console.error(`--steps must be a positive integer, got ${values.steps}`);
-    Deno.exit(2);
-  }
+  const cmd = choiceOption(
+    "the command",
+    positionals[0] ?? "demo",
+    ["demo", "kernels", "info"],
+    USAGE,
+  );
+  const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
   if (cmd === "demo") await demo(steps);
   else if (cmd === "kernels") await kernels();
-  else if (cmd === "info") await printInfo();
-  else {
-    console.error(`unknown command ${JSON.stringify(cmd)}; use "demo", "kernels" or "info"`);
-    Deno.exit(2);
-  }
+  else await printInfo();
 }

@@ -1,14 +1,19 @@
 /**
- * `deno task bench:compare [record.json] [--baseline bench/baseline.json] [--tolerance 0.35]`:
- * compare a bench record (the newest in bench/results/ by default) with the committed
+ * `deno task bench:compare`: compare a bench record (the newest in bench/results/ by default) with the committed
  * baseline. Figures are compared as ratios to the calibration workload timed in the same
  * run, so a busier or slower machine does not read as a regression. Exits 1 when any figure
  * is worse than the baseline by more than the tolerance.
  */
-import { parseArgs } from "node:util";
+import { numberOption, parseCommandLine } from "../core/command_line.ts";
 import type { BenchRecord } from "./run.ts";
 
-const { values, positionals } = parseArgs({
+const USAGE =
+  `usage: deno task bench:compare [record.json] [--baseline bench/baseline.json] [--tolerance 0.35]
+
+  record.json  the record to check (default: the newest in bench/results/)
+  --tolerance  the fraction a calibrated figure may be worse than the baseline by`;
+
+const { values, positionals } = parseCommandLine(USAGE, {
   options: {
     baseline: { type: "string", default: "bench/baseline.json" },
     tolerance: { type: "string", default: "0.35" },
@@ -28,7 +33,7 @@ async function newestRecord(): Promise<string> {
 const path = positionals[0] ?? await newestRecord();
 const current: BenchRecord = JSON.parse(await Deno.readTextFile(path));
 const baseline: BenchRecord = JSON.parse(await Deno.readTextFile(values.baseline!));
-const tol = Number(values.tolerance);
+const tol = numberOption("--tolerance", values.tolerance, USAGE, { min: 0 });
 if (current.adapter !== baseline.adapter) {
   console.log(
     `note: adapters differ (baseline "${baseline.adapter}", now "${current.adapter}"); ratios still compare, loosely`,

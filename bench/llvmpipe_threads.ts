@@ -3,10 +3,8 @@
  * child process (Mesa reads the variable when the adapter is created), alternating, and the
  * table shows the dispatch-bound and compute-bound figures side by side. Software adapters
  * only; on a GPU the variable does nothing.
- *
- *   deno run -A bench/llvmpipe_threads.ts [--rounds 2]
  */
-import { parseArgs } from "node:util";
+import { numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import { benchMaml } from "./maml_step.ts";
 import { elementwiseAddGBs, matmulGflops, tinyOpChain } from "./measure.ts";
@@ -76,9 +74,13 @@ async function child(): Promise<Figures> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const usage = `usage: deno run -A bench/llvmpipe_threads.ts [--rounds 2]
+
+  --rounds  how many times each setting runs, alternating (--child is internal)`;
+  const { values } = parseCommandLine(usage, {
     options: { child: { type: "boolean" }, rounds: { type: "string", default: "2" } },
   });
+  const rounds = numberOption("--rounds", values.rounds, usage, { integer: true, min: 1 });
   if (values.child) {
     console.log(JSON.stringify(await child()));
     Deno.exit(0);
@@ -93,7 +95,7 @@ if (import.meta.main) {
     { name: "LP_NUM_THREADS=0", threads: "0" },
   ];
   const results: Figures[][] = settings.map(() => []);
-  for (let r = 0; r < Number(values.rounds); r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const [i, s] of settings.entries()) {
       const env: Record<string, string> = Deno.env.toObject();
       if (s.threads === null) delete env.LP_NUM_THREADS;

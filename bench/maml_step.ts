@@ -3,15 +3,13 @@
  * and vmap + jit. For each: meta-steps/s reading the loss every step and pipelined (one
  * read per 10 steps), first-call time (tracing + compilation), dispatches per step and peak
  * live bytes; second- and first-order; 1 and 5 inner steps; and a wide variant.
- *
- *   deno run -A bench/maml_step.ts [--quick] [--cold]
- *   deno run -A bench/maml_step.ts --profile   (GPU time per kernel of the vmap+jit step)
+ * `--help` lists the options (`--quick`, `--cold`, `--profile`).
  *
  * First calls use Mesa's on-disk shader cache as left by earlier runs; `--cold` turns it off
  * for this process, so they include compiling every kernel that an earlier row of the same run
  * has not made (a fresh process running only the jitted step compiles all of its kernels).
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { type RegressionBatch, sampleSinusoid } from "../envs/sinusoid.ts";
@@ -153,7 +151,12 @@ async function settled<T extends [Tensor, unknown]>(out: T): Promise<T> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
+  const usage = `usage: deno run -A bench/maml_step.ts [--quick] [--cold] [--profile]
+
+  --quick    second order with 1 inner step only
+  --cold     turn Mesa's shader cache off, so first calls compile every kernel
+  --profile  per-kernel GPU time of the second-order vmap+jit step instead`;
+  const { values } = parseCommandLine(usage, {
     options: {
       quick: { type: "boolean" },
       profile: { type: "boolean" },

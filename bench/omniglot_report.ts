@@ -3,19 +3,15 @@
  * held-out classes (seeded), a learner is meta-trained on episodes of the training classes
  * with 90° rotations as extra classes, and scored by 5-way 1-shot accuracy on episodes of the
  * held-out characters, mean ± 95% CI. Progress is checkpointed atomically every `--every`
- * episodes; rerunning the same command resumes from the checkpoint. Run by hand; results go
- * to README and bench/RESULTS.md.
- *
- *   deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
- *     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
- *   deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
- *     [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 10] [--meta-lr 1e-3]
- *     [--meta-lr-drops 2000:1e-3,4000:3e-4]   (meta-step:rate; the rate from that meta-step on)
- *     [--learned-lr none|perStep|perLayer|perStepPerLayer|perParameter]
- *     [--init-params run.safetensors]   (start from another run's meta-learned θ and batch-norm
- *                                        state; rates and optimiser start fresh)
+ * episodes; rerunning the same command resumes from the checkpoint. Run by hand (`--help` for
+ * the options); results go to README and bench/RESULTS.md.
  */
-import { parseArgs } from "node:util";
+import {
+  choiceOption,
+  exitWithUsage,
+  numberOption,
+  parseCommandLine,
+} from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
@@ -29,8 +25,27 @@ import {
 } from "../algorithms/mod.ts";
 import { loadOmniglot, sampleEpisodes, splitClasses } from "../envs/mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const LEARNED_LRS: readonly LearnedLr[] = [
+  "none",
+  "perStep",
+  "perLayer",
+  "perStepPerLayer",
+  "perParameter",
+];
+const USAGE = `usage:
+  deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
+    [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]
+  deno run -A bench/omniglot_report.ts --algo maml [--episodes 2000] [--meta-batch 8]
+    [--inner-steps 1] [--inner-lr 0.4] [--first-order] [--test-steps 10] [--meta-lr 1e-3]
+    [--meta-lr-drops 2000:1e-3,4000:3e-4] [--learned-lr ${LEARNED_LRS.join("|")}]
+    [--init-params run.safetensors]
+
+  --meta-lr-drops  meta-step:rate pairs; the rate holds from that meta-step on
+  --init-params    start from another run's meta-learned θ and batch-norm state (rates and
+                   optimiser start fresh)
+  --every          episodes between atomic checkpoints (default 50); rerun to resume`;
+
+const { values } = parseCommandLine(USAGE, {
   options: {
     algo: { type: "string", default: "protonet" },
     data: { type: "string" },
@@ -53,20 +68,32 @@ const { values } = parseArgs({
     out: { type: "string" },
   },
 });
-const algo = values.algo!;
-if (algo !== "protonet" && algo !== "maml") {
-  throw new Error(`--algo must be protonet or maml, got ${algo}`);
-}
+const algo = choiceOption("--algo", values.algo, ["protonet", "maml"], USAGE);
 const dataDir = values.data ?? Deno.env.get("OMNIGLOT_DIR");
-if (!dataDir) throw new Error("pass --data <folder with the Omniglot zips> or set OMNIGLOT_DIR");
+if (!dataDir) {
+  exitWithUsage("pass --data <folder with the Omniglot zips> or set OMNIGLOT_DIR", USAGE);
+}
 const isProto = algo === "protonet";
-const episodes = Number(values.episodes ?? (isProto ? 600 : 2000));
-const trainWays = Number(values["train-ways"] ?? (isProto ? 20 : 5));
-const trainQueries = Number(values["train-queries"] ?? (isProto ? 3 : 5));
-const metaBatch = isProto ? 1 : Number(values["meta-batch"]);
-const testTasks = Number(values["test-tasks"]);
-const testQueries = Number(values["test-queries"]);
-const every = Number(values.every);
+/** A positive integer option, with the algorithm's default when the option is absent. */
+const count = (name: keyof typeof values, fallback: number) => {
+  const text = values[name];
+  return numberOption(`--${name}`, typeof text === "string" ? text : String(fallback), USAGE, {
+    integer: true,
+    min: 1,
+  });
+};
+const episodes = count("episodes", isProto ? 600 : 2000);
+const trainWays = count("train-ways", isProto ? 20 : 5);
+const trainQueries = count("train-queries", isProto ? 3 : 5);
+const metaBatch = isProto ? 1 : count("meta-batch", 8);
+const testTasks = count("test-tasks", 400);
+const testQueries = count("test-queries", 5);
+const every = count("every", 50);
+const innerSteps = count("inner-steps", 1);
+const testSteps = count("test-steps", 10);
+const innerLr = numberOption("--inner-lr", values["inner-lr"], USAGE, { min: 0 });
+const metaLr = numberOption("--meta-lr", values["meta-lr"], USAGE, { min: 0 });
+const learnedLr = choiceOption("--learned-lr", values["learned-lr"], LEARNED_LRS, USAGE);
 const checkpointPath = values.checkpoint ?? `omniglot_${algo}.safetensors`;
 
 const info = await mg.init();
@@ -98,18 +125,20 @@ if (isProto) {
   const drops = (values["meta-lr-drops"] ?? "").split(",").filter((d) => d).map((d) => {
     const [at, rate] = d.split(":").map(Number);
     if (!Number.isInteger(at) || !(rate > 0)) {
-      throw new Error(`--meta-lr-drops takes meta-step:rate pairs such as 2000:1e-3, got ${d}`);
+      exitWithUsage(
+        `--meta-lr-drops takes meta-step:rate pairs such as 2000:1e-3, got ${d}`,
+        USAGE,
+      );
     }
     return { at, rate };
   });
-  const metaLr = Number(values["meta-lr"]);
   const m = maml({
     model,
     loss: "crossEntropy",
-    innerSteps: Number(values["inner-steps"]),
-    innerLr: Number(values["inner-lr"]),
+    innerSteps,
+    innerLr,
     firstOrder: values["first-order"],
-    learnedLr: learnedLr(values["learned-lr"]!),
+    learnedLr,
     // the schedule reads Adam's step count, which the checkpoint keeps across resumes
     metaOptimizer: mg.optim.adam(
       drops.length === 0 ? metaLr : mg.optim.schedules.piecewiseConstant(
@@ -120,15 +149,14 @@ if (isProto) {
   });
   learner = m as unknown as typeof learner;
   // Finn et al. meta-train Omniglot with 1 inner step and test with 10 (cbfinn/maml main.py)
-  const testSteps = Number(values["test-steps"] ?? 10);
   evaluate = (s, b) => m.evaluate(s as any, b, testSteps);
   config = {
     ways: 5,
     shots: 1,
     trainQueries,
     metaBatch,
-    innerSteps: Number(values["inner-steps"]),
-    innerLr: Number(values["inner-lr"]),
+    innerSteps,
+    innerLr,
     testSteps,
     firstOrder: values["first-order"],
     learnedLr: values["learned-lr"],
@@ -137,14 +165,6 @@ if (isProto) {
       drops.map((d) => `, ${d.rate} from meta-step ${d.at}`).join("")
     }`,
   };
-}
-
-function learnedLr(kind: string): LearnedLr {
-  const kinds: LearnedLr[] = ["none", "perStep", "perLayer", "perStepPerLayer", "perParameter"];
-  if (!kinds.includes(kind as LearnedLr)) {
-    throw new Error(`--learned-lr must be one of ${kinds.join(", ")}, got ${kind}`);
-  }
-  return kind as LearnedLr;
 }
 
 // resume from the checkpoint when one exists (written atomically, so never half a file)

@@ -1,10 +1,8 @@
 /**
  * `deno task bench`: run the core benchmarks on the default adapter, print a table and write
  * a JSON record to bench/results/<date>.json (or the path given with --out).
- *
- *   deno task bench [--out file.json] [--quick] [--conv4]
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import { benchMaml } from "./maml_step.ts";
 import {
@@ -28,7 +26,13 @@ export interface BenchRecord {
   notes: Record<string, number>;
 }
 
-const { values } = parseArgs({
+const USAGE = `usage: deno task bench [--out file.json] [--quick] [--conv4]
+
+  --out    where to write the JSON record (default bench/results/<date>.json)
+  --quick  fewer sizes and steps
+  --conv4  add the Conv-4 few-shot training step`;
+
+const { values } = parseCommandLine(USAGE, {
   options: { out: { type: "string" }, quick: { type: "boolean" }, conv4: { type: "boolean" } },
 });
 const info = await mg.init();

@@ -10,21 +10,21 @@
  * difference of the support gradient with the ReLU pattern held fixed: with the pattern fixed the
  * gradient is a polynomial in the weights, so the difference is exact to rounding (without
  * fixing it, a step that crosses a ReLU kink returns an O(1/ε) spike, which stalls Adam).
- *
- *   deno run -A bench/sinusoid_float64.ts [--steps 10000] [--seeds 0,1,2] [--first-order]
- *     [--init torch|glorot]
+ * `--help` lists the options.
  *
  * Training tasks come from this script's own generator (xorshift128+); scoring uses
  * metagrad's test sets of `bench/sinusoid_report.ts` (100 tasks, key 12345; 2,000 tasks, key
  * 54321), so the two scripts' figures are directly comparable.
  */
-import { parseArgs } from "node:util";
+import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
 import { summarize } from "../algorithms/mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const USAGE = `usage: deno run -A bench/sinusoid_float64.ts [--steps 10000] [--seeds 0,1,2]
+    [--first-order] [--init torch|glorot]`;
+
+const { values } = parseCommandLine(USAGE, {
   options: {
     steps: { type: "string", default: "10000" },
     seeds: { type: "string", default: "0" },
@@ -32,12 +32,12 @@ const { values } = parseArgs({
     init: { type: "string", default: "torch" },
   },
 });
-const steps = Number(values.steps);
-const seeds = values.seeds!.split(",").map(Number);
-const firstOrder = values["first-order"]!;
-if (!["torch", "glorot"].includes(values.init!)) {
-  throw new Error(`--init must be torch or glorot, got ${values.init}`);
-}
+const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
+const seeds = values.seeds.split(",").map((s) =>
+  numberOption("--seeds", s, USAGE, { integer: true, min: 0 })
+);
+const firstOrder = values["first-order"];
+const init = choiceOption("--init", values.init, ["torch", "glorot"], USAGE);
 
 const SIZES = [1, 40, 40, 1];
 const ALPHA = 0.01, TASKS = 25, K = 10, HVP_EPS = 1e-4;
@@ -214,7 +214,7 @@ async function metagradTasks(seed: number, tasks: number): Promise<Task[]> {
  */
 function checkMetaGradient(): void {
   const rand = generator(99);
-  const ps = initParams(rand, values.init!);
+  const ps = initParams(rand, init);
   const task = sampleTask(rand);
   const dir = ps.map((p) => p.map(() => 2 * rand() - 1));
   const metaLoss = (q: Params) =>
@@ -238,7 +238,7 @@ const wideTest = await metagradTasks(54321, 2000);
 const rows: string[] = [];
 for (const seed of seeds) {
   const rand = generator(seed);
-  let ps = initParams(rand, values.init!);
+  let ps = initParams(rand, init);
   const m = ps.map((p) => new Float64Array(p.length));
   const v = ps.map((p) => new Float64Array(p.length));
   const t0 = performance.now();
@@ -277,7 +277,7 @@ for (const seed of seeds) {
     }
   }
   rows.push(
-    `| ${firstOrder ? "first" : "second"} order, ${values.init} init | ${seed} | ${
+    `| ${firstOrder ? "first" : "second"} order, ${init} init | ${seed} | ${
       summary(scoreTasks(ps, test, 1))
     } | ${summary(scoreTasks(ps, wideTest, 1))} | ${summary(scoreTasks(ps, wideTest, 10))} | ${
       ((performance.now() - t0) / 1000).toFixed(0)

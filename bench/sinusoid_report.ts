@@ -2,18 +2,13 @@
  * Sinusoid acceptance report (issue #6): meta-train second-order MAML, first-order MAML and
  * Reptile (K = 10, meta-batch 25, Adam 1e-3 for MAML) and a joint-training baseline, then
  * score each on 100 new tasks by fine-tuning with k SGD steps at α = 0.01 (k = 1 and 10) and
- * measuring the query MSE, mean ± 95% CI. Run by hand; results go to README.
- *
- *   deno run -A bench/sinusoid_report.ts [--steps 10000] [--only maml2,maml1,reptile,joint]
- *     [--init glorot|torch|he|finn] (torch: U(±1/√fanIn) weights and biases, PyTorch's
- *                              default; he: N(0, 2/fanIn) weights, zero biases; finn: N(0, 0.01²)
- *                              truncated at ±2σ, zero biases, as in Finn et al.'s code)
- *     [--seeds 0,1,2]         (one training run per seed: init key(s), task stream key(7 + s))
+ * measuring the query MSE, mean ± 95% CI. Run by hand (`--help` for the options); results go
+ * to README.
  *
  * Besides the issue's 100 test tasks, every method is also scored on 2,000 more tasks so that
  * the test draw and run-to-run variance can be told apart.
  */
-import { parseArgs } from "node:util";
+import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import {
   maml,
@@ -26,8 +21,18 @@ import {
 } from "../algorithms/mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const METHODS = ["maml2", "maml1", "reptile", "joint"] as const;
+const INITS = ["glorot", "torch", "he", "finn"] as const;
+const USAGE = `usage: deno run -A bench/sinusoid_report.ts [--steps 10000]
+    [--only maml2,maml1,reptile,joint] [--init glorot|torch|he|finn] [--seeds 0,1,2] [--out f.json]
+
+  --init   torch: U(±1/√fanIn) weights and biases, PyTorch's default; he: N(0, 2/fanIn)
+           weights, zero biases; finn: N(0, 0.01²) truncated at ±2σ, zero biases, as in
+           Finn et al.'s code; glorot (default): Glorot-uniform weights, zero biases
+  --seeds  one training run per seed: init key(s), task stream key(7 + s)
+  --out    also write the scores as JSON`;
+
+const { values } = parseCommandLine(USAGE, {
   options: {
     steps: { type: "string", default: "10000" },
     only: { type: "string", default: "maml2,maml1,reptile,joint" },
@@ -36,21 +41,18 @@ const { values } = parseArgs({
     seeds: { type: "string", default: "0" },
   },
 });
-if (!["glorot", "torch", "he", "finn"].includes(values.init!)) {
-  throw new Error(`--init must be glorot, torch, he or finn, got ${values.init}`);
-}
-const steps = Number(values.steps);
-const which = values.only!.split(",");
-const seeds = values.seeds!.split(",").map(Number);
-if (seeds.some((s) => !Number.isInteger(s) || s < 0)) {
-  throw new Error(`--seeds must be non-negative integers, got ${values.seeds}`);
-}
+const init = choiceOption("--init", values.init, INITS, USAGE);
+const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
+const which = values.only.split(",").map((m) => choiceOption("--only", m, METHODS, USAGE));
+const seeds = values.seeds.split(",").map((s) =>
+  numberOption("--seeds", s, USAGE, { integer: true, min: 0 })
+);
 const info = await mg.init();
-const model = values.init === "torch"
+const model = init === "torch"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.fanInUniform, biasInit: mg.nn.fanInUniform })
-  : values.init === "he"
+  : init === "he"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.heNormal })
-  : values.init === "finn"
+  : init === "finn"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.truncatedNormal(0.01) })
   : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
@@ -160,7 +162,7 @@ for (const seed of seeds) {
 }
 
 console.log(
-  `\nadapter: ${info.description}; ${steps} meta-steps; 100 test tasks, K = 10; ${values.init} init`,
+  `\nadapter: ${info.description}; ${steps} meta-steps; 100 test tasks, K = 10; ${init} init`,
 );
 console.log(
   "| method | seed | 1 step, α = 0.01 | 10 steps, α = 0.01 | 32 steps, α = 0.02 | " +
@@ -177,6 +179,6 @@ for (const r of rows) {
 if (values.out) {
   await Deno.writeTextFile(
     values.out,
-    JSON.stringify({ adapter: info.description, steps, init: values.init, seeds, rows }, null, 2),
+    JSON.stringify({ adapter: info.description, steps, init, seeds, rows }, null, 2),
   );
 }

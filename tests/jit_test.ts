@@ -263,6 +263,55 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
   }
 });
 
+Deno.test("sums of few terms are computed inside the kernels that read them", async () => {
+  await mg.init();
+  const z = mg.random.normal(mg.random.key(11), [5, 7, 6]);
+  const u = mg.random.normal(mg.random.key(12), [7, 3]);
+  const v = mg.random.normal(mg.random.key(13), [3, 6]);
+  type F = (z: Tensor, u: Tensor, v: Tensor) => Tensor | Tensor[];
+  const cases: Array<[string, F, number]> = [
+    // read through a reshape that adds an axis of size 1, broadcast over the summed axis
+    ["Σ_j z · z + 1", (z) => mg.add(mg.mul(mg.reshape(mg.sum(z, [1]), [5, 1, 6]), z), 1), 1],
+    // over the leading axis, added in a product's epilogue (leaves by row and column)
+    ["u·v + Σ_i z", (z, u, v) => mg.add(mg.matmul(u, v), mg.sum(z, [0])), 1],
+    // the same, leaves by store index (the epilogue's last axis is not the product's N)
+    [
+      "reshape(u·v, [21, 2]) + reshape(Σ_i z, [21, 2])",
+      (z, u, v) =>
+        mg.add(mg.reshape(mg.matmul(u, v), [21, 2]), mg.reshape(mg.sum(z, [0]), [21, 2])),
+      2, // a reshape that splits axes is not inlined: the sum stays a kernel
+    ],
+    // two readers, one of them through a reshape: each sums as it reads
+    [
+      "exp(Σ_k z) / 2 and Σ_k z · z − 1, one kernel each",
+      (z) => {
+        const s = mg.sum(z, [2]); // [5, 7], 6 terms
+        return [mg.div(mg.exp(s), 2), mg.sub(mg.mul(mg.reshape(s, [5, 7, 1]), z), 1)];
+      },
+      2,
+    ],
+    // two axes at once: 21 terms inlined; 42 (over MAX_INLINE_SUM) stored
+    ["z · Σ_ij u + 1", (z, u) => mg.add(mg.mul(z, mg.sum(u, [0, 1])), 1), 1],
+    [
+      "z · Σ_jk z + 1 (42 terms)",
+      (z) => mg.add(mg.mul(z, mg.reshape(mg.sum(z, [1, 2]), [5, 1, 1])), 1),
+      2,
+    ],
+    // the sum is also a result: it is stored, and its readers read it
+    ["Σ_j z returned and read", (z) => [mg.sum(z, [1]), mg.exp(mg.sum(z, [1]))], 2],
+    // a product reads it as an operand: stored
+    ["(Σ_i z)ᵀ·u", (z, u) => mg.add(mg.matmul(mg.sum(z, [0]), u, { transposeA: true }), 1), 2],
+  ];
+  for (const [name, f, kernels] of cases) {
+    const jitted = mg.jit(f);
+    const lowered = jitted.lower(z, u, v);
+    if (lowered.kernels !== kernels) {
+      throw new Error(`${name}: ${lowered.kernels} kernels, expected ${kernels}\n${lowered.plan}`);
+    }
+    await assertTreesClose(jitted(z, u, v), f(z, u, v), name, { rtol: 1e-5, atol: 1e-5 });
+  }
+});
+
 Deno.test("two products of the same shape read by one kernel are computed in it", async () => {
   await mg.init();
   const r = (seed: number, shape: number[]) => mg.random.normal(mg.random.key(seed), shape);

@@ -3,7 +3,7 @@
  * fusion of elementwise chains into single kernels (WebGPU), and an executor that frees
  * each intermediate after its last use and sends a call's work in one submission.
  */
-import { broadcastStrides, sizeOf } from "../shape.ts";
+import { broadcastStrides, sizeOf, stridesOf } from "../shape.ts";
 import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
@@ -70,14 +70,28 @@ interface FusedCode {
 }
 
 /**
+ * A leaf that a kernel computes as it reads it: the sum of `input` over `axes` (one contiguous
+ * run, f32), seen through the leaf's shape (the sum's, with axes of size 1 added or dropped).
+ */
+interface SummedLeaf {
+  input: Var;
+  axes: number[];
+}
+
+/** Per leaf of a fused or epilogue kernel, whether it is read as a `SummedLeaf`. */
+interface LeafSums {
+  sums?: (SummedLeaf | undefined)[];
+}
+
+/**
  * One executable step: a primitive; a fused elementwise kernel computing `out`; a reduction
  * reading a fused expression; or a matmul storing through a fused epilogue.
  */
 type Step =
   | { kind: "eqn"; eqn: AnyEqn }
-  | ({ kind: "fused"; out: Var } & FusedCode)
+  | ({ kind: "fused"; out: Var } & FusedCode & LeafSums)
   | FusedReduce
-  | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode)
+  | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode & LeafSums)
   | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
 
 /** A reduction reading a fused elementwise expression (its prologue). */
@@ -89,6 +103,18 @@ const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
 
 /** Kernels of at most this many operations are recomputed inside their readers. */
 const MAX_REMAT_OPS = 2;
+
+/**
+ * Sums over at most this many elements per result, read only by fused or epilogue kernels,
+ * are computed inside those readers (`SummedLeaf`) when the readers load at most
+ * `MAX_INLINE_SUM_LOADS` terms in all. On llvmpipe a dispatch costs ~80–100 µs before any
+ * work, and a term loaded inside a reader 5–8 ns (one lane at a time, often in a kernel of a
+ * single workgroup). The second-order MAML step has 7 sums of 10 or 25 terms; inlining all of
+ * them (up to 100,000 terms in one reader) made its readers 1 ms per step slower and the step
+ * no faster; the 4 whose readers load ≤ 2,500 terms go for ~10 µs of loads each.
+ */
+const MAX_INLINE_SUM = 32;
+const MAX_INLINE_SUM_LOADS = 1 << 13;
 
 /** How a kernel group was formed: its equations, root, iteration shape and label. */
 interface GroupPlan {
@@ -245,6 +271,66 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       groupAt.delete(key);
       groups.delete(key);
       placed.add(g.root);
+    }
+  };
+
+  /**
+   * A plain sum of few terms per result (`MAX_INLINE_SUM`) whose every reader — directly or
+   * through reshapes that only add or drop axes of size 1 — is a fused or epilogue kernel
+   * reading it as a leaf: those kernels read its input and sum as they load, and the sum's
+   * own dispatch goes.
+   */
+  const inlineSums = () => {
+    // a kernel recomputed in several readers is a member of each
+    const groupsOf = new Map<Eqn, AnyEqn[]>();
+    for (const [key, g] of groups) {
+      for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
+    }
+    const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
+    for (const e of p.eqns) {
+      if (!free(e) || isMultiEqn(e) || !isFoldingReduce(e) || e.params.op !== "sum") continue;
+      const input = e.inputs[0];
+      const axes = e.params.axes as number[];
+      const extent = axes.reduce((n, a) => n * input.shape[a], 1);
+      if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
+      const views: Var[] = [e.out];
+      const viewEqns: Eqn[] = [];
+      const readers: { step: Extract<Step, LeafSums>; v: Var }[] = [];
+      let ok = true;
+      for (let i = 0; i < views.length && ok; i++) {
+        const v = views[i];
+        for (const c of consumers.get(v.id) ?? []) {
+          if (c === null || isMultiEqn(c)) {
+            ok = false;
+            break;
+          }
+          if (c.prim.name === "reshape" && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
+            views.push(c.out);
+            viewEqns.push(c);
+            continue;
+          }
+          const hosts = groupsOf.get(c) ?? [];
+          for (const host of hosts) {
+            const step = groupAt.get(host);
+            if (
+              !step || (step.kind !== "fused" && step.kind !== "matmulEpilogue") ||
+              !step.leaves.some((l) => l.id === v.id)
+            ) ok = false;
+            else if (!readers.some((r) => r.step === step && r.v === v)) readers.push({ step, v });
+          }
+          if (!ok || hosts.length === 0) {
+            ok = false;
+            break;
+          }
+        }
+      }
+      const loads = readers.reduce((n, r) => n + sizeOf(r.step.out.shape) * extent, 0);
+      if (!ok || readers.length === 0 || loads > MAX_INLINE_SUM_LOADS) continue;
+      for (const { step, v } of readers) {
+        (step.sums ??= [])[step.leaves.findIndex((l) => l.id === v.id)] = { input, axes };
+      }
+      placed.add(e);
+      for (const view of viewEqns) placed.add(view);
     }
   };
 
@@ -410,6 +496,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
   }
   rematerialize();
+  inlineSums();
   // constants still needed outside the kernels (by matmul, say) are computed as usual
   const neededOutside = (e: Eqn) =>
     [...consumers.get(e.out.id) ?? []].some((c) =>
@@ -427,6 +514,55 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     else steps.push({ kind: "eqn", eqn: e });
   }
   return steps;
+}
+
+/** Whether two shapes are the same once their axes of size 1 are dropped. */
+function sameNonUnitDims(a: readonly number[], b: readonly number[]): boolean {
+  const x = a.filter((d) => d !== 1), y = b.filter((d) => d !== 1);
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+/**
+ * How a kernel reads a `SummedLeaf` (`leaf` its shape) of the stored tensor of shape
+ * `inputShape` over a result of shape `shape`: the strides of the sum's first term, and its
+ * terms' count and spacing (the summed axes are one contiguous run of a row-major tensor).
+ */
+function summedRead(
+  sum: SummedLeaf,
+  inputShape: readonly number[],
+  leaf: Var,
+  shape: readonly number[],
+) {
+  const strides = stridesOf(inputShape);
+  const a0 = sum.axes[0], a1 = sum.axes[sum.axes.length - 1] + 1;
+  const kept = inputShape.flatMap((d, i) => (i < a0 || i >= a1) && d !== 1 ? [strides[i]] : []);
+  let next = 0;
+  const leafStrides = leaf.shape.map((d) => d === 1 ? 0 : kept[next++]);
+  const lead = shape.length - leaf.shape.length;
+  return {
+    strides: shape.map((_, i) => i < lead ? 0 : leafStrides[i - lead]),
+    sum: { extent: sizeOf(inputShape.slice(a0, a1)), stride: strides[a1 - 1] },
+  };
+}
+
+/** What a fused or epilogue kernel binds for its leaves: the tensors and how each is read. */
+function leafOperands(
+  s: FusedCode & LeafSums,
+  tensors: readonly Tensor[],
+  shape: readonly number[],
+) {
+  return tensors.map((t, i) => {
+    const sum = s.sums?.[i];
+    const read = sum
+      ? summedRead(sum, t.shape, s.leaves[i], shape)
+      : { strides: broadcastStrides(t.shape, shape) };
+    return { storage: t.storage as GpuStorage, dtype: s.leaves[i].dtype, ...read };
+  });
+}
+
+/** The values a fused or epilogue kernel's leaves are read from (a summed leaf's input). */
+function leafSources(s: FusedCode & LeafSums): Var[] {
+  return s.leaves.map((v, i) => s.sums?.[i]?.input ?? v);
 }
 
 /** A program ready to run on concrete tensors. */
@@ -496,7 +632,15 @@ export class Compiled {
       }
       const label = s.kind === "eqn" ? s.eqn.prim.name : s.label;
       const out = s.kind === "eqn" || s.kind === "fusedReduce" ? (s.eqn as Eqn).out : s.out;
-      lines.push(`${label}: ${varText(out)} ← ${stepInputs(s).map(varText).join(" ")}`);
+      // a leaf summed as it is read shows as Σ[axes] of the value it reads
+      const leafText = (f: FusedCode & LeafSums) =>
+        leafSources(f).map((v, k) => (f.sums?.[k] ? `Σ[${f.sums[k]!.axes}]` : "") + varText(v));
+      const reads = s.kind === "fused"
+        ? leafText(s)
+        : s.kind === "matmulEpilogue"
+        ? [...s.mm.inputs, ...(s.mm2?.inputs ?? [])].map(varText).concat(leafText(s))
+        : stepInputs(s).map(varText);
+      lines.push(`${label}: ${varText(out)} ← ${reads.join(" ")}`);
     }
     return lines.join("\n");
   }
@@ -605,8 +749,8 @@ export class Compiled {
           out = bind(e.prim, inputs.map(get), e.params, this.backend, this.#memos[i] ??= {});
           env.set(e.out.id, out);
         } else if (s.kind === "fused") {
-          inputs = s.leaves;
-          out = runFused(s, s.leaves.map(get), this.#memos[i] ??= {});
+          inputs = leafSources(s);
+          out = runFused(s, inputs.map(get), this.#memos[i] ??= {});
           env.set(s.out.id, out);
         } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
@@ -623,7 +767,7 @@ export class Compiled {
             s,
             s.mm.inputs.map(get),
             s.mm2?.inputs.map(get) ?? [],
-            s.leaves.map(get),
+            leafSources(s).map(get),
             this.#memos[i] ??= {},
           );
           env.set(s.out.id, out);
@@ -655,12 +799,7 @@ function runFused(
   memo: KernelMemo,
 ): Tensor {
   const storage = new GpuStorage(sizeOf(s.out.shape) * 4);
-  const operands = inputs.map((t, i) => ({
-    storage: t.storage as GpuStorage,
-    dtype: s.leaves[i].dtype,
-    strides: broadcastStrides(t.shape, s.out.shape),
-    offset: 0,
-  }));
+  const operands = leafOperands(s, inputs, s.out.shape).map((o) => ({ ...o, offset: 0 }));
   runtime.enqueueHolding(operands.map((o) => o.storage), () =>
     runElementwise(
       { label: s.label, expr: s.expr, prelude: s.prelude, helpers: ELEMENTWISE_HELPERS },
@@ -749,9 +888,10 @@ function stepOutputs(s: Step): readonly Var[] {
 function stepInputs(s: Step): readonly Var[] {
   if (s.kind === "eqn") return s.eqn.inputs;
   if (s.kind === "matmulEpilogue") {
-    return [...s.mm.inputs, ...(s.mm2?.inputs ?? []), ...s.leaves];
+    return [...s.mm.inputs, ...(s.mm2?.inputs ?? []), ...leafSources(s)];
   }
   if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...s.leaves];
+  if (s.kind === "fused") return leafSources(s);
   return s.leaves;
 }
 
@@ -771,12 +911,8 @@ function runMatmulEpilogue(
   });
   const [a, b] = ab.map(operand);
   const [a2, b2] = ab2.map(operand);
-  const leafOperands = leaves.map((t, i) => ({
-    storage: t.storage as GpuStorage,
-    dtype: s.leaves[i].dtype,
-    strides: broadcastStrides(t.shape, out.shape),
-  }));
-  const held = [a, b, ...(s.mm2 ? [a2, b2] : []), ...leafOperands].map((o) => o.storage);
+  const epilogueLeaves = leafOperands(s, leaves, out.shape);
+  const held = [a, b, ...(s.mm2 ? [a2, b2] : []), ...epilogueLeaves].map((o) => o.storage);
   runtime.enqueueHolding(held, () =>
     encodeMatmul(
       a,
@@ -785,7 +921,7 @@ function runMatmulEpilogue(
       // the matmul's own shape; the group's (`out`, maybe a reshape of it) orders the same
       { shape: s.mm.out.shape, dtype: "f32", storage },
       {
-        leaves: leafOperands,
+        leaves: epilogueLeaves,
         prelude: s.prelude,
         expr: s.expr,
         helpers: ELEMENTWISE_HELPERS,

@@ -274,11 +274,39 @@ export function stridedLayout(
 }
 
 /**
+ * A leaf read as the sum of `extent` elements `stride` apart from where its strides point: a
+ * small reduction computed inside the kernel that reads it (`jit` inlines sums of at most
+ * `MAX_INLINE_SUM` terms), so it costs loads instead of a dispatch of its own.
+ */
+export interface SummedRead {
+  extent: number;
+  stride: number;
+}
+
+/**
+ * `let v{k}` for leaf k at element index `at` through `load`: the element itself, or, when
+ * `sumP` (the parameter index of its extent, then its stride) is given, the sum of its terms.
+ */
+export function leafValue(
+  k: number,
+  d: DType,
+  at: string,
+  load: (index: string) => string,
+  sumP: number | null,
+): string {
+  if (sumP === null) return `  let v${k} = ${loadAs(d, load(at))};`;
+  return `  var v${k} = 0.0;\n  for (var r = 0u; r < ${param(sumP)}; r = r + 1u) { v${k} = v${k} + ${
+    load(`${at} + r * ${param(sumP + 1)}`)
+  }; }`;
+}
+
+/**
  * WGSL lines that load `v0..vN-1`: leaf k read at the element whose row-major index over a
- * (collapsed) shape is `linear`, through its loader `array(k)(index)`. The shape's dims sit in parameters `shapeP...`, leaf k's
- * base offset and strides in `leafP[k]...`; stride 0 broadcasts. `small`: the index space is at
- * most `SMALL_INDEX`. Shared by the fused elementwise kernels, reduction prologues and matmul
- * epilogues.
+ * (collapsed) shape is `linear`, through its loader `array(k)(index)`. The shape's dims sit in
+ * parameters `shapeP...`, leaf k's base offset and strides in `leafP[k]...`; stride 0
+ * broadcasts; `sumP[k]`, when not null, makes leaf k a `SummedRead` whose extent and stride sit
+ * there. `small`: the index space is at most `SMALL_INDEX`. Shared by the fused elementwise
+ * kernels, reduction prologues and matmul epilogues.
  */
 export function stridedLoads(
   linear: string,
@@ -288,6 +316,7 @@ export function stridedLoads(
   dtypes: readonly DType[],
   array: (k: number) => string,
   small: boolean,
+  sumP: readonly (number | null)[] = [],
 ): string[] {
   const lines = [`  var rem = ${linear};`];
   dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
@@ -299,6 +328,8 @@ export function stridedLoads(
     dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
     lines.push(`  }`);
   }
-  dtypes.forEach((d, k) => lines.push(`  let v${k} = ${loadAs(d, `${array(k)}(i${k})`)};`));
+  dtypes.forEach((d, k) =>
+    lines.push(leafValue(k, d, `i${k}`, (at) => `${array(k)}(${at})`, sumP[k] ?? null))
+  );
   return lines;
 }

@@ -26,6 +26,7 @@ import {
   storeAs,
   stridedLayout,
   stridedLoads,
+  type SummedRead,
   WGSL_HELPERS,
 } from "../wgsl.ts";
 
@@ -36,6 +37,8 @@ export interface StridedOperand {
   strides: number[];
   /** Element offset of output index 0. */
   offset: number;
+  /** Read as a sum of elements (f32 only; never in chunked launches). */
+  sum?: SummedRead;
 }
 
 export interface ElementwiseKernel {
@@ -72,6 +75,8 @@ interface ParamLayout {
   shapeP: number;
   inP: number[];
   extraP: number;
+  /** Per input, where its `SummedRead` extent and stride sit, or null. */
+  sumP: (number | null)[];
 }
 
 const sourceCache = new Map<string, { src: KernelSource; layout: ParamLayout }>();
@@ -85,13 +90,14 @@ function elementwiseSource(
   wg: number,
   reads: InputRead[],
   small: boolean,
+  summed: readonly boolean[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
   const key = `${small}|${helperId(helpers)}|${kernel.label}|${
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
-  }`;
+  }|${summed.map(Number).join("")}`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
@@ -101,13 +107,14 @@ function elementwiseSource(
   p = end;
   const extraP = p;
   p += kernel.extra?.length ?? 0;
+  const sumP = summed.map((on) => on ? (p += 2) - 2 : null);
   const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
   const lines: string[] = [];
   lines.push(`  for (var e = 0u; e < ${PER_THREAD}u; e = e + 1u) {`);
   lines.push(`  let li = t + e * ${param(threadsP)};`);
   lines.push(`  if (li >= ${param(countP)}) { return; }`);
   lines.push(`  let gi = li + ${param(startP)};`);
-  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small));
+  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small, sumP));
   if (kernel.prelude) lines.push(kernel.prelude);
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);
@@ -120,7 +127,7 @@ function elementwiseSource(
   const inputs = inputBindingCount(reads);
   const out = {
     src: { code, inputs, label: kernel.label },
-    layout: { p, countP, startP, threadsP, shapeP, inP, extraP },
+    layout: { p, countP, startP, threadsP, shapeP, inP, extraP, sumP },
   };
   sourceCache.set(key, out);
   return out;
@@ -156,6 +163,9 @@ export function runElementwise(
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
   const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
+  if (big && inputs.some((o) => o.sum)) {
+    throw new Error(`internal: ${kernel.label} reads a summed input in chunked launches`);
+  }
   // chunked launches bind ranges of their inputs, which only storage bindings allow
   const reads = big ? inputs.map(() => STORAGE_READ) : planReads(inputs.map((o) => o.storage));
   const { src, layout } = elementwiseSource(
@@ -166,8 +176,9 @@ export function runElementwise(
     wg,
     reads,
     n <= SMALL_INDEX,
+    inputs.map((o) => !!o.sum),
   );
-  const { p, countP, startP, threadsP, shapeP, inP, extraP } = layout;
+  const { p, countP, startP, threadsP, shapeP, inP, extraP, sumP } = layout;
 
   const chunk = big ? CHUNK_ELEMS : n;
   for (let s = 0; s < n; s += chunk) {
@@ -179,6 +190,9 @@ export function runElementwise(
     u[threadsP] = groups[0] * groups[1] * wg; // the grid stride between a thread's elements
     shape.forEach((d, i) => (u[shapeP + i] = d));
     extra.forEach((v, i) => (u[extraP + i] = v >>> 0));
+    inputs.forEach((o, k) => {
+      if (o.sum) [u[sumP[k]!], u[sumP[k]! + 1]] = [o.sum.extent, o.sum.stride];
+    });
     const binds = inputs.map((o, k) => {
       const st = collapsed.strides[k];
       st.forEach((v, i) => (u[inP[k] + 1 + i] = v >>> 0));

@@ -22,7 +22,7 @@ import {
   inputBindingCount,
   inputDecl,
   type InputRead,
-  loadAs,
+  leafValue,
   param,
   readBindings,
   readTag,
@@ -30,6 +30,7 @@ import {
   splitIndex,
   stridedLayout,
   stridedLoads,
+  type SummedRead,
   WGSL_HELPERS,
 } from "../wgsl.ts";
 import { broadcastStrides, collapseDims } from "../../../shape.ts";
@@ -420,7 +421,13 @@ function sharedTiles(
  * leaves are read through strides over the output shape.
  */
 export interface MatmulEpilogue {
-  leaves: { storage: GpuStorage; dtype: "f32" | "i32" | "u32" | "bool"; strides: number[] }[];
+  leaves: {
+    storage: GpuStorage;
+    dtype: "f32" | "i32" | "u32" | "bool";
+    strides: number[];
+    /** Read as a sum of elements (f32 only). */
+    sum?: SummedRead;
+  }[];
   /** Statements, then the stored value; they see `acc` and `v0..vN-1`. */
   prelude: string;
   expr: string;
@@ -431,6 +438,8 @@ export interface MatmulEpilogue {
 
 interface EpilogueShape {
   dtypes: MatmulEpilogue["leaves"][number]["dtype"][];
+  /** Which leaves are `SummedRead`s (their extents and strides are the last parameters). */
+  summed: boolean[];
   /**
    * Whether leaves are addressed by output row and column (the epilogue's last axis is the
    * product's columns): one index decomposition per row. Otherwise by the linear store index.
@@ -456,16 +465,23 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   const n = e.dtypes.length;
   const { shapeP, leafP, end } = stridedLayout(BASE_PARAMS, e.rank, n);
   const accs = e.second ? "acc: f32, acc2: f32" : "acc: f32";
+  // summed leaves' extents and strides follow the rest
+  const sumsFrom = (p: number) => {
+    const sumP = e.summed.map((on) => on ? (p += 2) - 2 : null);
+    return { sumP, params: p };
+  };
   if (!e.rows) {
+    const { sumP, params } = sumsFrom(end);
     const lines = [
       `fn store(i: u32, ${accs}) {`,
-      ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`, e.small),
+      ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`, e.small, sumP),
     ];
     lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
-    return { code: lines.join("\n"), params: end };
+    return { code: lines.join("\n"), params };
   }
   // params: the row shape, per leaf its base and row strides, then per leaf its column stride
   const colP = (k: number) => end + k;
+  const { sumP, params } = sumsFrom(end + n);
   const lines = [
     `fn rowBase(g: u32) -> array<u32, ${n}> {`,
     `  var rem = g;`,
@@ -482,10 +498,12 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   }
   lines.push(`  return o;`, `}`, `fn store(i: u32, ${accs}, rb: array<u32, ${n}>, c: u32) {`);
   e.dtypes.forEach((d, k) =>
-    lines.push(`  let v${k} = ${loadAs(d, `E${k}(rb[${k}] + c * ${param(colP(k))})`)};`)
+    lines.push(
+      leafValue(k, d, `rb[${k}] + c * ${param(colP(k))}`, (at) => `E${k}(${at})`, sumP[k]),
+    )
   );
   lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
-  return { code: lines.join("\n"), params: end + n };
+  return { code: lines.join("\n"), params };
 }
 
 /** Reads of A, B, a second product's A2 and B2, and the epilogue's leaves, in binding order. */
@@ -618,7 +636,7 @@ function cachedSource(
   reads: MatmulReads,
 ): string {
   const epiKey = epi
-    ? `${epi.small}|${epi.dtypes}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
+    ? `${epi.small}|${epi.dtypes}|${epi.summed.map(Number).join("")}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
       helperId(epi.helpers)
     }|${epi.prelude}|${epi.expr}`
     : "";
@@ -714,6 +732,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   const epi: EpilogueShape | null = epilogue && collapsed
     ? {
       dtypes: epilogue.leaves.map((l) => l.dtype),
+      summed: epilogue.leaves.map((l) => !!l.sum),
       rows,
       rank: collapsed.shape.length,
       second: second ? { transA: second.transA, transB: second.transB } : null,
@@ -749,6 +768,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
       ...collapsed.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)]),
     );
     if (rows) params.push(...epilogue!.leaves.map((l) => l.strides.at(-1)! >>> 0));
+    for (const l of epilogue!.leaves) if (l.sum) params.push(l.sum.extent, l.sum.stride);
   }
   // each sliced operand's window step and last window offset, in elements
   for (const r of reads) if (r.kind === "slices") params.push(r.stride / 4, r.last / 4);

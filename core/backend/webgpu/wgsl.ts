@@ -295,9 +295,9 @@ export function leafValue(
   sumP: number | null,
 ): string {
   if (sumP === null) return `  let v${k} = ${loadAs(d, load(at))};`;
-  return `  var v${k} = 0.0;\n  for (var r = 0u; r < ${param(sumP)}; r = r + 1u) { v${k} = v${k} + ${
-    load(`${at} + r * ${param(sumP + 1)}`)
-  }; }`;
+  const term = load(`${at} + r * ${param(sumP + 1)}`);
+  return `  var v${k} = 0.0;\n` +
+    `  for (var r = 0u; r < ${param(sumP)}; r = r + 1u) { v${k} = v${k} + ${term}; }`;
 }
 
 /**

@@ -636,7 +636,9 @@ function cachedSource(
   reads: MatmulReads,
 ): string {
   const epiKey = epi
-    ? `${epi.small}|${epi.dtypes}|${epi.summed.map(Number).join("")}|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
+    ? `${epi.small}|${epi.dtypes}|${
+      epi.summed.map(Number).join("")
+    }|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
       helperId(epi.helpers)
     }|${epi.prelude}|${epi.expr}`
     : "";

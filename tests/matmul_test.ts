@@ -257,4 +257,13 @@ Deno.test("matmul tiling choice: big tiles for batches of medium products on llv
   if (chooseTiling(10, 40, true, 40, 25).tm !== 5) throw new Error("MAML-sized");
   // tiles mostly empty (N = 45 of 256 columns) stay fitted
   if (chooseTiling(64, 45, false, 576, 8) === TILINGS.llvmpipeLarge) throw new Error("narrow N");
+  // a small product alone spreads its rows over at least 4 workgroups (llvmpipe's threads take
+  // whole workgroups); batched, one workgroup per product is enough
+  const groups = (t: ReturnType<typeof chooseTiling>, m: number, n: number, batch: number) =>
+    Math.ceil(n / (t.wx * t.tn)) * Math.ceil(m / (t.wy * t.tm)) * batch;
+  const alone = chooseTiling(40, 40, true, 250, 1);
+  if (groups(alone, 40, 40, 1) < 4) {
+    throw new Error(`one [40×40] product: ${JSON.stringify(alone)}`);
+  }
+  if (chooseTiling(40, 40, true, 10, 25).wy === 1) throw new Error("25 [40×40] products");
 });

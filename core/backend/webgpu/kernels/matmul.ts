@@ -84,7 +84,7 @@ export function chooseTiling(
   const deep = m >= 64 && n >= 256 && m * n * k >= 64 * 256 * 4096;
   if (vec4 && (m * n >= 512 * 512 || deep)) return TILINGS.llvmpipeLarge;
   if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return TILINGS.llvmpipeLarge;
-  return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n);
+  return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n, batch);
 }
 
 /**
@@ -107,8 +107,14 @@ function fillsLargeTiles(m: number, n: number, work: number): boolean {
  * of GPU-thread time per product above) and about a third of the compile time, which is most
  * of a jitted MAML step's first call (2.72 → 2.33 s cold, alternating runs). Wider rows keep
  * 8 (the 256-wide MAML variant ran ~7% slower with 4).
+ *
+ * llvmpipe hands whole workgroups to its threads, so a product of one workgroup runs on one
+ * core: rows are spread over smaller workgroups until there are `MIN_WORKGROUPS` (a MAML
+ * meta-gradient [40×250ᵀ]·[250×40] with a second product: one 10×5-thread workgroup 435 µs,
+ * five of 10×1 threads 325 µs). Columns are not split: a workgroup narrower than 8 lanes
+ * leaves the rest of llvmpipe's 8-lane batch idle.
  */
-export function fittedTiling(m: number, n: number): MatmulTiling {
+export function fittedTiling(m: number, n: number, batch = 1): MatmulTiling {
   const tn = n % 8 === 0 && n > 64 ? 8 : n >= 4 ? 4 : n;
   // the row block: least padding first, then the larger block (more reuse per load)
   const candidates = [8, 6, 5, 4, 3, 2, 1].filter((t) => t * tn <= 64);
@@ -118,9 +124,14 @@ export function fittedTiling(m: number, n: number): MatmulTiling {
     if (waste < best) [tm, best] = [t, waste];
   }
   const wx = Math.min(16, Math.ceil(n / tn));
-  const wy = Math.max(1, Math.min(Math.floor(256 / wx), 16, Math.ceil(m / tm)));
+  let wy = Math.max(1, Math.min(Math.floor(256 / wx), 16, Math.ceil(m / tm)));
+  const workgroups = (y: number) => Math.ceil(n / (wx * tn)) * Math.ceil(m / (y * tm)) * batch;
+  while (wy > 1 && workgroups(wy) < MIN_WORKGROUPS) wy--;
   return { kind: "registers", wx, wy, tm, tn, bk: 0 };
 }
+
+/** Workgroups a fitted tiling aims for, so both of a 2-core box's llvmpipe threads work. */
+const MIN_WORKGROUPS = 4;
 
 export interface MatmulArgs {
   a: GpuStorage;

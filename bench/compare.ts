@@ -1,10 +1,10 @@
 /**
- * `deno task bench:compare`: compare a bench record (the newest in bench/results/ by default) with the committed
- * baseline. Figures are compared as ratios to the calibration workload timed in the same
+ * `deno task bench:compare`: compare a bench record (the newest in bench/results/ by default)
+ * with the committed baseline. Figures are compared as ratios to the calibration workload timed in the same
  * run, so a busier or slower machine does not read as a regression. Exits 1 when any figure
  * is worse than the baseline by more than the tolerance.
  */
-import { numberOption, parseCommandLine } from "../core/command_line.ts";
+import { exitWithUsage, numberOption, parseCommandLine } from "../core/command_line.ts";
 import type { BenchRecord } from "./run.ts";
 
 const USAGE =
@@ -21,19 +21,34 @@ const { values, positionals } = parseCommandLine(USAGE, {
   allowPositionals: true,
 });
 
+// options first: a mistyped tolerance is reported before any file is read
+const tol = numberOption("--tolerance", values.tolerance, USAGE, { min: 0 });
+
 async function newestRecord(): Promise<string> {
   const names: string[] = [];
-  for await (const e of Deno.readDir("bench/results")) {
-    if (e.name.endsWith(".json")) names.push(e.name);
+  try {
+    for await (const e of Deno.readDir("bench/results")) {
+      if (e.name.endsWith(".json")) names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  if (!names.length) throw new Error("no records in bench/results/: run `deno task bench` first");
+  if (!names.length) {
+    exitWithUsage("no records in bench/results/: run `deno task bench` first", USAGE);
+  }
   return `bench/results/${names.sort().at(-1)}`;
 }
 
-const path = positionals[0] ?? await newestRecord();
-const current: BenchRecord = JSON.parse(await Deno.readTextFile(path));
-const baseline: BenchRecord = JSON.parse(await Deno.readTextFile(values.baseline!));
-const tol = numberOption("--tolerance", values.tolerance, USAGE, { min: 0 });
+async function readRecord(path: string): Promise<BenchRecord> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    exitWithUsage(`cannot read the record ${path}: ${e instanceof Error ? e.message : e}`, USAGE);
+  }
+}
+
+const current = await readRecord(positionals[0] ?? await newestRecord());
+const baseline = await readRecord(values.baseline);
 if (current.adapter !== baseline.adapter) {
   console.log(
     `note: adapters differ (baseline "${baseline.adapter}", now "${current.adapter}"); ratios still compare, loosely`,

@@ -41,7 +41,14 @@ Deno.test("command-line mistakes name the option and print the usage, exit 2", a
       /^--only must be one of maml2, maml1, reptile, joint; got "maml3"\n/,
     ],
     ["bench/sinusoid_float64.ts", ["--seeds", "0,x"], /^--seeds must be an integer ≥ 0, got "x"\n/],
+    // the tolerance is checked before any record is read (a fresh clone has none)
     ["bench/compare.ts", ["--tolerance=-1"], /^--tolerance must be a number ≥ 0, got "-1"\n/],
+    // a record that is not there is named
+    [
+      "bench/compare.ts",
+      ["no/such/record.json"],
+      /^cannot read the record no\/such\/record\.json: No such file/,
+    ],
   ];
   for (const [script, args, message] of cases) {
     const r = await runScript(script, args);

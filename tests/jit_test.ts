@@ -310,6 +310,9 @@ Deno.test("sums of few terms are computed inside the kernels that read them", as
     }
     await assertTreesClose(jitted(z, u, v), f(z, u, v), name, { rtol: 1e-5, atol: 1e-5 });
   }
+  // the plan shows what a kernel sums as it reads
+  const plan = mg.jit(cases[0][1]).lower(z, u, v).plan;
+  if (!/← .*Σ\[1\]\w+:f32\[5,7,6\]/.test(plan)) throw new Error(`no Σ[1] read in\n${plan}`);
 });
 
 Deno.test("two products of the same shape read by one kernel are computed in it", async () => {

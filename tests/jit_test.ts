@@ -274,12 +274,19 @@ Deno.test("sums of few terms are computed inside the kernels that read them", as
     ["Σ_j z · z + 1", (z) => mg.add(mg.mul(mg.reshape(mg.sum(z, [1]), [5, 1, 6]), z), 1), 1],
     // over the leading axis, added in a product's epilogue (leaves by row and column)
     ["u·v + Σ_i z", (z, u, v) => mg.add(mg.matmul(u, v), mg.sum(z, [0])), 1],
-    // the same, leaves by store index (the epilogue's last axis is not the product's N)
+    // leaves by store index (the epilogue's last axis, 1, is not the product's N)
+    [
+      "reshape(u·v, [7, 6, 1]) + reshape(Σ_i z, [7, 6, 1])",
+      (z, u, v) =>
+        mg.add(mg.reshape(mg.matmul(u, v), [7, 6, 1]), mg.reshape(mg.sum(z, [0]), [7, 6, 1])),
+      1,
+    ],
+    // through a reshape that splits an axis the sum stays a kernel of its own
     [
       "reshape(u·v, [21, 2]) + reshape(Σ_i z, [21, 2])",
       (z, u, v) =>
         mg.add(mg.reshape(mg.matmul(u, v), [21, 2]), mg.reshape(mg.sum(z, [0]), [21, 2])),
-      2, // a reshape that splits axes is not inlined: the sum stays a kernel
+      2,
     ],
     // two readers, one of them through a reshape: each sums as it reads
     [

@@ -295,7 +295,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
       const views: Var[] = [e.out];
       const viewEqns: Eqn[] = [];
-      const readers: { step: Extract<Step, LeafSums>; v: Var }[] = [];
+      const readers: { step: Extract<Step, { kind: "fused" | "matmulEpilogue" }>; v: Var }[] = [];
       let ok = true;
       for (let i = 0; i < views.length && ok; i++) {
         const v = views[i];

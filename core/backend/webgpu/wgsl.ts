@@ -283,6 +283,16 @@ export interface SummedRead {
   stride: number;
 }
 
+/** Parameter slots of the summed leaves (extent, then stride, each) from `start` on. */
+export function summedLayout(
+  summed: readonly boolean[],
+  start: number,
+): { sumP: (number | null)[]; end: number } {
+  let p = start;
+  const sumP = summed.map((on) => on ? (p += 2) - 2 : null);
+  return { sumP, end: p };
+}
+
 /**
  * `let v{k}` for leaf k at element index `at` through `load`: the element itself, or, when
  * `sumP` (the parameter index of its extent, then its stride) is given, the sum of its terms.

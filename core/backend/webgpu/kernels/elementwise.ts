@@ -26,6 +26,7 @@ import {
   storeAs,
   stridedLayout,
   stridedLoads,
+  summedLayout,
   type SummedRead,
   WGSL_HELPERS,
 } from "../wgsl.ts";
@@ -107,7 +108,8 @@ function elementwiseSource(
   p = end;
   const extraP = p;
   p += kernel.extra?.length ?? 0;
-  const sumP = summed.map((on) => on ? (p += 2) - 2 : null);
+  const { sumP, end: sumsEnd } = summedLayout(summed, p);
+  p = sumsEnd;
   const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
   const lines: string[] = [];
   lines.push(`  for (var e = 0u; e < ${PER_THREAD}u; e = e + 1u) {`);

@@ -30,6 +30,7 @@ import {
   splitIndex,
   stridedLayout,
   stridedLoads,
+  summedLayout,
   type SummedRead,
   WGSL_HELPERS,
 } from "../wgsl.ts";
@@ -477,12 +478,8 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   const { shapeP, leafP, end } = stridedLayout(BASE_PARAMS, e.rank, n);
   const accs = e.second ? "acc: f32, acc2: f32" : "acc: f32";
   // summed leaves' extents and strides follow the rest
-  const sumsFrom = (p: number) => {
-    const sumP = e.summed.map((on) => on ? (p += 2) - 2 : null);
-    return { sumP, params: p };
-  };
   if (!e.rows) {
-    const { sumP, params } = sumsFrom(end);
+    const { sumP, end: params } = summedLayout(e.summed, end);
     const lines = [
       `fn store(i: u32, ${accs}) {`,
       ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`, e.small, sumP),
@@ -492,7 +489,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   }
   // params: the row shape, per leaf its base and row strides, then per leaf its column stride
   const colP = (k: number) => end + k;
-  const { sumP, params } = sumsFrom(end + n);
+  const { sumP, end: params } = summedLayout(e.summed, end + n);
   const lines = [
     `fn rowBase(g: u32) -> array<u32, ${n}> {`,
     `  var rem = g;`,

@@ -545,17 +545,23 @@ function summedRead(
   };
 }
 
-/** What a fused or epilogue kernel binds for its leaves: the tensors and how each is read. */
+/** `summedRead` per summed leaf: its shapes are fixed, so a replayed call derives nothing. */
+const summedReads = new WeakMap<SummedLeaf, ReturnType<typeof summedRead>>();
+
+/**
+ * What a kernel binds for a group's leaves (fused, prologue or epilogue): the tensors and how
+ * each is read over `shape` — broadcast strides, or a `SummedLeaf`'s strides and terms.
+ */
 function leafOperands(
-  s: FusedCode & LeafSums,
+  s: { leaves: readonly Var[] } & LeafSums,
   tensors: readonly Tensor[],
   shape: readonly number[],
 ) {
   return tensors.map((t, i) => {
     const sum = s.sums?.[i];
-    const read = sum
-      ? summedRead(sum, t.shape, s.leaves[i], shape)
-      : { strides: broadcastStrides(t.shape, shape) };
+    let summed = sum && summedReads.get(sum);
+    if (sum && !summed) summedReads.set(sum, summed = summedRead(sum, t.shape, s.leaves[i], shape));
+    const read = summed ?? { strides: broadcastStrides(t.shape, shape) };
     return { storage: t.storage as GpuStorage, dtype: s.leaves[i].dtype, ...read };
   });
 }
@@ -812,15 +818,6 @@ function runFused(
   return new Tensor(s.out.shape, s.out.dtype, storage);
 }
 
-/** Operands read through strides over `shape` (a fused group's leaves). */
-function stridedLeaves(vars: readonly Var[], tensors: readonly Tensor[], shape: readonly number[]) {
-  return tensors.map((t, i) => ({
-    storage: t.storage as GpuStorage,
-    dtype: vars[i].dtype,
-    strides: broadcastStrides(t.shape, shape),
-  }));
-}
-
 /**
  * A reduction over one contiguous run of axes: of a fused prologue or of its stored input,
  * storing through `epilogue` (a group whose `acc` is the reduced value) when given.
@@ -840,7 +837,7 @@ function runReduction(
   const storage = new GpuStorage(sizeOf(out.shape) * 4);
   const read = s.kind === "fusedReduce"
     ? {
-      leaves: stridedLeaves(s.leaves, inputs, shape),
+      leaves: leafOperands(s, inputs, shape),
       prelude: s.prelude,
       expr: s.expr,
       helpers: ELEMENTWISE_HELPERS,
@@ -848,7 +845,7 @@ function runReduction(
     }
     : inputs[0].storage as GpuStorage;
   const epi = epilogue && {
-    leaves: stridedLeaves(epilogue.leaves, epilogueInputs, out.shape),
+    leaves: leafOperands(epilogue, epilogueInputs, out.shape),
     prelude: epilogue.prelude,
     expr: epilogue.expr,
     helpers: ELEMENTWISE_HELPERS,

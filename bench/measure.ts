@@ -39,15 +39,25 @@ export async function calibrationMs(): Promise<number> {
   }, 7);
 }
 
+/**
+ * Run `make` and wait for its results to be computed, then free them. Results are kept until
+ * the wait because eager elementwise ops are deferred: one disposed unread is never computed.
+ */
+async function computeAndFree(make: () => Tensor | Tensor[]): Promise<void> {
+  const out = make();
+  await mg.sync();
+  for (const t of [out].flat()) t.dispose();
+}
+
 export async function elementwiseAddGBs(n = 16 * 1024 * 1024): Promise<Figure> {
   const a = mg.ones([n]), b = mg.ones([n]);
-  mg.add(a, b).dispose();
-  await mg.sync();
+  await mg.sync(); // stored, so the adds below load them
+  await computeAndFree(() => mg.add(a, b));
   const reps = 5;
-  const ms = await timeMs(async () => {
-    for (let i = 0; i < reps; i++) mg.add(a, b).dispose();
-    await mg.sync();
-  }, 3) / reps;
+  const ms = await timeMs(
+    () => computeAndFree(() => Array.from({ length: reps }, () => mg.add(a, b))),
+    3,
+  ) / reps;
   a.dispose(), b.dispose();
   return {
     name: `add ${n / (1 << 20)}M f32`,
@@ -82,36 +92,47 @@ export async function matmulGflops(n: number): Promise<{ figure: Figure; firstCa
   };
 }
 
-/** Amortised cost of one tiny op inside a batch: a chain of 100 dependent adds on 64 floats. */
-export async function tinyOpChain(): Promise<{ figure: Figure; dispatches: number }> {
-  const x = mg.ones([64]);
-  const chain = () =>
-    mg.tidy(() => {
-      let y = x;
-      for (let i = 0; i < 100; i++) y = mg.add(y, x);
-      return y;
-    });
-  chain().dispose();
-  await mg.sync();
-  const d0 = mg.runtimeStats().dispatches;
-  chain().dispose();
-  const dispatches = mg.runtimeStats().dispatches - d0;
-  await mg.sync();
-  const rounds = 20;
-  const ms = await timeMs(async () => {
-    for (let r = 0; r < rounds; r++) chain().dispose();
-    await mg.sync();
-  }, 5);
-  x.dispose();
-  return {
-    figure: {
-      name: "tiny op (chain of 100)",
-      value: (ms * 1000) / (rounds * 100),
-      unit: "µs/op",
-      higherIsBetter: false,
-    },
-    dispatches,
-  };
+/**
+ * Amortised cost of one tiny op inside a batch: a chain of 100 dependent eager adds on 64
+ * floats, 20 chains per submission, every result computed. `fused: false` turns eager fusion
+ * off, so that each op dispatches its own kernel.
+ */
+export async function tinyOpChain(
+  { fused = true } = {},
+): Promise<{ figure: Figure; dispatches: number }> {
+  const wasFused = mg.eagerFusion();
+  mg.setEagerFusion(fused);
+  try {
+    const x = mg.random.normal(mg.random.key(3), [64]);
+    const chain = () =>
+      mg.tidy(() => {
+        let y = x;
+        for (let i = 0; i < 100; i++) y = mg.add(y, x);
+        return y;
+      });
+    const rounds = 20;
+    // steady state: a group is compiled fused once it has recurred enough (deferred.ts)
+    for (let i = 0; i < 5; i++) await computeAndFree(() => Array.from({ length: rounds }, chain));
+    const d0 = mg.runtimeStats().dispatches;
+    await computeAndFree(chain);
+    const dispatches = mg.runtimeStats().dispatches - d0;
+    const ms = await timeMs(
+      () => computeAndFree(() => Array.from({ length: rounds }, chain)),
+      5,
+    );
+    x.dispose();
+    return {
+      figure: {
+        name: fused ? "tiny op (chain of 100)" : "tiny op (chain of 100, unfused)",
+        value: (ms * 1000) / (rounds * 100),
+        unit: "µs/op",
+        higherIsBetter: false,
+      },
+      dispatches,
+    };
+  } finally {
+    mg.setEagerFusion(wasFused);
+  }
 }
 
 /** The same chain of 100 adds under jit: fused into one kernel. */

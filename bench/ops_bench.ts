@@ -10,10 +10,13 @@ const x1m = mg.ones([1 << 20]);
 const m256a = mg.random.normal(mg.random.key(1), [256, 256]);
 const m256b = mg.random.normal(mg.random.key(2), [256, 256]);
 const small = mg.ones([64]);
+await mg.sync(); // stored, so the ops below load them
 
+// Results are kept until the sync: an eager elementwise op disposed unread is never computed.
 Deno.bench("add 1M f32 + sync", { group: "elementwise" }, async () => {
-  mg.add(x1m, x1m).dispose();
+  const y = mg.add(x1m, x1m);
   await mg.sync();
+  y.dispose();
 });
 
 Deno.bench("sum 1M f32 + sync", { group: "reduce" }, async () => {
@@ -27,10 +30,11 @@ Deno.bench("matmul 256³ + sync", { group: "matmul" }, async () => {
 });
 
 Deno.bench("100 tiny adds + sync", { group: "dispatch" }, async () => {
-  mg.tidy(() => {
+  const y = mg.tidy(() => {
     let y = small;
     for (let i = 0; i < 100; i++) y = mg.add(y, small);
-    return null;
+    return y;
   });
   await mg.sync();
+  y.dispose();
 });

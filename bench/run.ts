@@ -53,8 +53,11 @@ for (const n of values.quick ? [256] : [256, 512, 1024]) {
 }
 const chain = await tinyOpChain();
 figures.push(chain.figure);
+const unfused = await tinyOpChain({ fused: false });
+figures.push(unfused.figure);
 figures.push(await tinyOpChainJit());
 notes["dispatches per chain of 100 adds"] = chain.dispatches;
+notes["dispatches per chain of 100 adds, unfused"] = unfused.dispatches;
 figures.push(await readbackMs());
 if (values.conv4) {
   // ~7 GFLOP per step through direct convolution kernels: tens of seconds on llvmpipe

@@ -10,6 +10,7 @@ import { RefStorage } from "./backend/reference/storage.ts";
 import { defaultBackend } from "./backend/select.ts";
 import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
+import { deferElementwise, shouldDefer } from "./backend/webgpu/deferred.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { ambientTrace, topTrace, withoutAmbientTrace } from "./tracer.ts";
@@ -75,6 +76,8 @@ export interface Primitive<P = Record<string, never>> {
    * primitives into one kernel with it.
    */
   fusion?(inputs: readonly Aval[], params: P, args: readonly string[]): string;
+  /** WGSL functions that `fusion`'s expressions may call. */
+  fusionHelpers?: string;
 }
 
 /**
@@ -168,6 +171,7 @@ export function bind<P>(
     }
     return new Tensor(out.shape, out.dtype, new RefStorage(result));
   }
+  if (!memo && shouldDefer(prim, inputs, out)) return deferElementwise(prim, inputs, params, out);
   const storages = inputs.map((t) => t.storage as GpuStorage);
   const outStorage = new GpuStorage(sizeOf(out.shape) * 4);
   try {

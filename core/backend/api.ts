@@ -5,6 +5,8 @@ import type { AdapterInfo } from "./webgpu/device.ts";
 import { runtime, type RuntimeStats } from "./webgpu/runtime.ts";
 import type { KernelTiming } from "./webgpu/profiler.ts";
 
+export { eagerFusion, setEagerFusion } from "./webgpu/deferred.ts";
+
 export type { AdapterInfo, BackendName, KernelTiming, RuntimeStats };
 
 /**
@@ -68,14 +70,15 @@ export function getBackend(): BackendName {
 /**
  * Counters of the WebGPU runtime: dispatches, submits, readbacks (and how many of them jit
  * staged early), compiled pipelines and device bytes. Differences between two snapshots
- * measure a computation.
+ * measure a computation (after `sync()`, which runs deferred elementwise ops).
  *
  * @example
  * ```ts
- * import { runtimeStats, ones } from "@metagrad/metagrad";
+ * import { ones, runtimeStats, sync } from "@metagrad/metagrad";
  * const before = runtimeStats().dispatches;
- * ones([4]).add(1);
- * console.log(runtimeStats().dispatches - before);
+ * const y = ones([4]).add(1).mul(2);
+ * await sync();
+ * console.log(runtimeStats().dispatches - before); // 1: the three ops ran as one kernel
  * ```
  */
 export function runtimeStats(): RuntimeStats {
@@ -84,12 +87,13 @@ export function runtimeStats(): RuntimeStats {
 
 /**
  * Submit queued GPU work and wait for it to finish (for timing; reads do this themselves).
+ * Deferred eager elementwise ops whose results are still held run first (`setEagerFusion`).
  *
  * @example
  * ```ts
  * import { sync, ones } from "@metagrad/metagrad";
- * ones([1024]).add(1);
- * await sync();
+ * const y = ones([1024]).add(1);
+ * await sync(); // y is computed
  * ```
  */
 export function sync(): Promise<void> {

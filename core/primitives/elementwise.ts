@@ -531,6 +531,7 @@ function makePrimitive(row: Row): Primitive {
       return res;
     },
     fusion: (inputs, _p, args) => row.wgsl([...args], valueInputs(inputs)[0].dtype),
+    fusionHelpers: WGSL_FUNCS,
     batch(inputs, batched) {
       // Broadcasting aligns from the right: give batched operands the full element rank so
       // their batch axis lines up in front.
@@ -575,6 +576,10 @@ export const elementwise: Record<string, Primitive> = Object.fromEntries(
 /** Names of the elementwise primitives (for tests that sweep all of them). */
 export const ELEMENTWISE_NAMES: readonly string[] = ROWS.map((r) => r.name);
 
+const CAST_HELPERS = `
+fn clamp_cast_i32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, -2147483648.0, 2147483520.0); }
+fn clamp_cast_u32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, 0.0, 4294967040.0); }`;
+
 /** cast(x, dtype): value conversion (f32→int truncates toward zero; anything→bool is x != 0). */
 export const cast: Primitive<{ dtype: DType }> = {
   name: "cast",
@@ -592,6 +597,7 @@ export const cast: Primitive<{ dtype: DType }> = {
     );
   },
   fusion: ([x], { dtype }, [v]) => castExpr(x.dtype, dtype, v),
+  fusionHelpers: CAST_HELPERS,
   webgpu([x], { dtype }, out) {
     runElementwise(
       {
@@ -619,10 +625,6 @@ function saturate(v: number, dtype: DType): number {
     ? Math.min(Math.max(t, -2147483648), 2147483520)
     : Math.min(Math.max(t, 0), 4294967040);
 }
-
-const CAST_HELPERS = `
-fn clamp_cast_i32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, -2147483648.0, 2147483520.0); }
-fn clamp_cast_u32(x: f32) -> f32 { if (is_nan(x)) { return 0.0; } return clamp(x, 0.0, 4294967040.0); }`;
 
 /** WGSL converting value `v` of dtype `from` to dtype `to`. */
 function castExpr(from: DType, to: DType, v: string): string {

@@ -18,6 +18,18 @@ import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
 import { bindings, pruneFunctions } from "./wgsl.ts";
 import { uniformBucket, uniformInputsEnabled } from "./input_reads.ts";
 
+/**
+ * Work recorded for a storage instead of encoded (a deferred elementwise op, `deferred.ts`):
+ * the runtime runs it before the storage is bound, read or copied, and at the next
+ * `flush`; a storage freed first drops it.
+ */
+export interface PendingWork {
+  /** Encode it now (the storage is no longer pending); then release what it holds. */
+  run(): void;
+  /** Release what it holds without encoding anything. */
+  drop(): void;
+}
+
 /** A device buffer plus its byte size, refcounted by the tensors that view it. */
 export class GpuStorage implements Storage {
   readonly backend = "webgpu" as const;
@@ -25,6 +37,10 @@ export class GpuStorage implements Storage {
   /** Which device (generation) the buffer belongs to; a lost device's buffers are unusable. */
   generation = 0;
   #refs = 1;
+  /** References held by pending work that reads this storage (part of the refs). */
+  #readers = 0;
+  /** What will compute this storage's value, while it is deferred. */
+  pending: PendingWork | null = null;
   /** Called when the host reads this storage (jit learns which outputs callers read). */
   onRead: (() => void) | null = null;
   constructor(readonly bytes: number) {
@@ -35,9 +51,28 @@ export class GpuStorage implements Storage {
   }
   release(): void {
     if (--this.#refs === 0) {
+      const work = this.pending;
+      if (work) {
+        this.pending = null;
+        runtime.forgetPending(this);
+        work.drop();
+      }
       countFree(this.bytes);
       runtime.releaseLater(this);
     }
+  }
+  /** A reference for pending work that will read this storage. */
+  holdForReader(): void {
+    this.#refs++;
+    this.#readers++;
+  }
+  releaseFromReader(): void {
+    this.#readers--;
+    this.release();
+  }
+  /** Whether something besides pending readers (a tensor, a running program) holds it. */
+  get heldOutside(): boolean {
+    return this.#refs > this.#readers;
   }
 }
 
@@ -133,6 +168,9 @@ class Runtime {
   /** Whether `stageForRead` stages (benchmarks and tests compare both ways). */
   stagedReads = true;
   #staged = new Map<GpuStorage, StagedRead>();
+  /** Storages whose values are pending work, in the order it was recorded. */
+  #pendingValues = new Set<GpuStorage>();
+  #runningPending = false;
   stats: RuntimeStats = {
     dispatches: 0,
     submits: 0,
@@ -145,6 +183,11 @@ class Runtime {
 
   get ready(): boolean {
     return this.device !== null;
+  }
+
+  /** Whether the device was lost (and `init()` not yet called again). */
+  get isLost(): boolean {
+    return this.#lost !== null;
   }
 
   /** Acquire the device once; concurrent callers share the promise. */
@@ -251,6 +294,8 @@ class Runtime {
     this.#pendingScopes = [];
     this.#errors = [];
     this.#staged.clear();
+    // their leaves lived on the lost device: using one now fails with that message
+    this.#pendingValues.clear();
     this.stats.poolBytes = 0;
     this.stats.deviceBytes = 0;
   }
@@ -309,12 +354,9 @@ class Runtime {
 
   /** Give `storage` a buffer. `forUpload` buffers must not be in use by the open batch. */
   allocBuffer(storage: GpuStorage, label: string, forUpload = false): GPUBuffer {
+    if (storage.pending) this.materialize(storage);
     if (storage.buffer) {
-      if (storage.generation !== this.#generation) {
-        throw new Error(
-          `${label}: this tensor lived on a WebGPU device that was lost; recreate it after init()`,
-        );
-      }
+      this.assertCurrent(storage, label);
       return storage.buffer;
     }
     storage.generation = this.#generation;
@@ -351,6 +393,15 @@ class Runtime {
     }
     storage.buffer = buf;
     return buf;
+  }
+
+  /** Throws when `storage`'s buffer belongs to a device that was lost. */
+  assertCurrent(storage: GpuStorage, label: string): void {
+    if (storage.buffer && storage.generation !== this.#generation) {
+      throw new Error(
+        `${label}: this tensor lived on a WebGPU device that was lost; recreate it after init()`,
+      );
+    }
   }
 
   freeBuffer(storage: GpuStorage): void {
@@ -457,6 +508,8 @@ class Runtime {
     output: Binding,
     workgroups: [number, number, number],
   ): void {
+    // before anything of this dispatch is recorded: pending inputs encode kernels of their own
+    for (const b of inputs) if (b.storage.pending) this.materialize(b.storage);
     const limits = this.info!.limits;
     for (let i = 0; i <= inputs.length; i++) {
       const b = i < inputs.length ? inputs[i] : output;
@@ -484,7 +537,7 @@ class Runtime {
     }
     const { id, pipeline, layout } = this.#pipelines.get(src.code) ??
       this.pipeline(src, inputs.map((b) => b.uniform === true));
-    if (this.#profiler?.full) this.flush();
+    if (this.#profiler?.full) this.#submit();
     if (!this.#encoder) this.#openBatch();
     const uOffset = this.#pushUniforms(uniforms);
     const arena = this.#arenaBuffer!;
@@ -524,7 +577,7 @@ class Runtime {
     pass.setBindGroup(0, group, [uOffset]);
     pass.dispatchWorkgroups(gx, gy, gz);
     this.stats.dispatches++;
-    if (++this.#batchDispatches >= BATCH_DISPATCHES && this.#holds === 0) this.flush();
+    if (++this.#batchDispatches >= BATCH_DISPATCHES && this.#holds === 0) this.#submit();
   }
 
   #idOf(buffer: GPUBuffer): number {
@@ -569,7 +622,7 @@ class Runtime {
     }
     let offset = Math.ceil(this.#arenaUsed / align) * align;
     if (offset + UNIFORM_WINDOW > ARENA_BYTES) {
-      this.flush();
+      this.#submit();
       this.#openBatch();
       offset = 0;
     }
@@ -611,7 +664,7 @@ class Runtime {
       this.#pass?.end(); // a copy is recorded outside compute passes
       this.#pass = null;
       this.#encoder.copyBufferToBuffer(src, 0, staging, 0, size);
-      this.flush();
+      this.#submit();
     } else {
       const enc = this.gpu.createCommandEncoder();
       enc.copyBufferToBuffer(src, 0, staging, 0, size);
@@ -625,8 +678,51 @@ class Runtime {
     return true;
   }
 
-  /** Submit the open batch, if any. */
+  // ---------------------------------------------------------------- pending work
+
+  /** Record that `storage`'s value is computed by `work` when first needed (`PendingWork`). */
+  defer(storage: GpuStorage, work: PendingWork): void {
+    storage.pending = work;
+    this.#pendingValues.add(storage);
+  }
+
+  /** Encode `storage`'s pending work now, if it has any. */
+  materialize(storage: GpuStorage): void {
+    const work = storage.pending;
+    if (!work) return;
+    storage.pending = null;
+    this.#pendingValues.delete(storage);
+    work.run();
+  }
+
+  /** `storage` was freed while pending (its work is dropped). */
+  forgetPending(storage: GpuStorage): void {
+    this.#pendingValues.delete(storage);
+  }
+
+  /**
+   * Encode the pending work whose values are still held, oldest first (so a later value reads
+   * an earlier one instead of recomputing it). Values held only by other pending work are
+   * computed inside it.
+   */
+  #runHeldPending(): void {
+    if (this.#runningPending) return;
+    this.#runningPending = true;
+    try {
+      for (const s of this.#pendingValues) if (s.heldOutside) this.materialize(s);
+    } finally {
+      this.#runningPending = false;
+    }
+  }
+
+  /** Encode the pending work still held (`defer`), then submit the open batch, if any. */
   flush(): void {
+    if (this.#pendingValues.size) this.#runHeldPending();
+    this.#submit();
+  }
+
+  /** Submit the open batch, if any. */
+  #submit(): void {
     if (!this.#encoder) return;
     this.#pass?.end();
     this.#profiler?.resolve(this.#encoder);

@@ -110,14 +110,16 @@ function elementwiseSource(
   p += kernel.extra?.length ?? 0;
   const { sumP, end: sumsEnd } = summedLayout(summed, p);
   p = sumsEnd;
-  const expr = kernel.expr.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
+  const extraParams = (text: string) =>
+    text.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
+  const expr = extraParams(kernel.expr);
   const lines: string[] = [];
   lines.push(`  for (var e = 0u; e < ${PER_THREAD}u; e = e + 1u) {`);
   lines.push(`  let li = t + e * ${param(threadsP)};`);
   lines.push(`  if (li >= ${param(countP)}) { return; }`);
   lines.push(`  let gi = li + ${param(startP)};`);
   lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small, sumP));
-  if (kernel.prelude) lines.push(kernel.prelude);
+  if (kernel.prelude) lines.push(extraParams(kernel.prelude));
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   lines.push(`  }`);
   const code = [

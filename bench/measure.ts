@@ -112,7 +112,7 @@ export async function tinyOpChain(
       });
     const rounds = 20;
     // steady state: a group is compiled fused once it has recurred enough (deferred.ts)
-    for (let i = 0; i < 5; i++) await computeAndFree(() => Array.from({ length: rounds }, chain));
+    for (let i = 0; i < 8; i++) await computeAndFree(() => Array.from({ length: rounds }, chain));
     const d0 = mg.runtimeStats().dispatches;
     await computeAndFree(chain);
     const dispatches = mg.runtimeStats().dispatches - d0;

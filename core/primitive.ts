@@ -27,6 +27,13 @@ export interface GpuOperand extends Aval {
 }
 
 /**
+ * Given to `fusion` by callers whose kernels are reused across calls (eager fusion): puts a
+ * u32 in the kernel's parameter block and returns its index, for the parameter's expression
+ * (`fromBits` in fill.ts). Without it, values are written into the source as literals.
+ */
+export type ParamSlot = (bits: number) => number;
+
+/**
  * A slot that a caller running the same call again (a jit step) passes to `webgpu`: the
  * primitive may keep there what it derives from shapes and params, and skip deriving it next
  * time. Only the storages may differ between calls that share a memo.
@@ -75,7 +82,12 @@ export interface Primitive<P = Record<string, never>> {
    * values' expressions (`args`, of each input's value type). jit fuses chains of such
    * primitives into one kernel with it.
    */
-  fusion?(inputs: readonly Aval[], params: P, args: readonly string[]): string;
+  fusion?(
+    inputs: readonly Aval[],
+    params: P,
+    args: readonly string[],
+    param?: ParamSlot,
+  ): string;
   /** WGSL functions that `fusion`'s expressions may call. */
   fusionHelpers?: string;
 }

@@ -46,8 +46,10 @@ export interface FullParams {
 
 export const full: Primitive<FullParams> = {
   name: "full",
-  // a constant is a literal inside a fused kernel: no buffer, no binding
-  fusion: (_inputs, p) => literal(p.value, p.dtype),
+  // a constant is a literal inside a fused kernel (no buffer, no binding), or a parameter
+  // where the kernel is reused for other values
+  fusion: (_inputs, p, _args, param) =>
+    param ? fromBits(p.dtype, param(bitsOf(p.value, p.dtype))) : literal(p.value, p.dtype),
   abstractEval(_inputs, p) {
     return { shape: p.shape, dtype: p.dtype };
   },

@@ -15,11 +15,9 @@
  * and scalar constants travel in the parameter block, so the kernels a loop makes repeat and
  * their pipelines are compiled once.
  */
-import type { DType } from "../../dtype.ts";
 import type { Aval, Primitive } from "../../primitive.ts";
 import { broadcastStrides, shapesEqual, sizeOf } from "../../shape.ts";
 import { Tensor } from "../../tensor.ts";
-import { bitsOf, fromBits, full } from "../../primitives/fill.ts";
 import { runElementwise, type StridedOperand } from "./kernels/elementwise.ts";
 import { GpuStorage, type PendingWork, runtime } from "./runtime.ts";
 
@@ -170,9 +168,9 @@ export function deferElementwise<P>(
     shape: t.shape,
     dtype: t.dtype,
   }));
-  // a tensor of a lost device is reported at the call, as by ops that dispatch at once
-  for (const i of ins) runtime.assertCurrent(i.storage, prim.name);
   for (const i of ins) {
+    // a tensor of a lost device is reported at the call, as by ops that dispatch at once
+    runtime.assertCurrent(i.storage, prim.name);
     // a view of a deferred value with another shape (a reshape) is read as stored
     if (i.storage.pending && !inlined(i)) runtime.materialize(i.storage);
   }
@@ -222,12 +220,10 @@ function encodeGroup(root: DeferredOp): void {
     order.push(w);
   };
   visit(root);
-  const out = { ...root.out, storage: root.self };
-  if (order.length === 1) {
-    // alone: the primitive's own kernel, shared with unfused calls
-    root.prim.webgpu(root.inputs, root.params as never, out);
-    return;
-  }
+  // alone: the primitive's own kernel, shared with unfused calls
+  const runAlone = () =>
+    root.prim.webgpu(root.inputs, root.params as never, { ...root.out, storage: root.self });
+  if (order.length === 1) return runAlone();
   const leaves: DeferredInput[] = [];
   const names = new Map<DeferredOp, string>();
   const extra: number[] = [];
@@ -238,20 +234,15 @@ function encodeGroup(root: DeferredOp): void {
     if (k < 0) k = leaves.push(i) - 1;
     return `v${k}`;
   };
+  // constants go in the parameter block, so other values reuse the kernel
+  const param = (bits: number) => extra.push(bits) - 1;
   for (const w of order) {
-    let expr: string;
-    if (w.prim === full) {
-      // a constant's value goes in the parameter block, so other values reuse the kernel
-      const p = w.params as { value: number; dtype: DType };
-      expr = fromBits(p.dtype, extra.push(bitsOf(p.value, p.dtype)) - 1);
-    } else {
-      const args = w.inputs.map((i) => {
-        const u = inlined(i);
-        return u ? names.get(u)! : leafName(i);
-      });
-      expr = w.prim.fusion!(w.inputs, w.params as never, args);
-      if (w.prim.fusionHelpers) helpers.add(w.prim.fusionHelpers);
-    }
+    const args = w.inputs.map((i) => {
+      const u = inlined(i);
+      return u ? names.get(u)! : leafName(i);
+    });
+    const expr = w.prim.fusion!(w.inputs, w.params as never, args, param);
+    if (w.prim.fusionHelpers) helpers.add(w.prim.fusionHelpers);
     const name = `f${names.size}`;
     names.set(w, name);
     stmts.push(`  let ${name} = ${expr};`);
@@ -266,8 +257,7 @@ function encodeGroup(root: DeferredOp): void {
   if (!worthCompiling(`${prelude}|${leaves.map((l) => l.dtype + l.shape.length)}`, order.length)) {
     // op by op, in dependency order: each then reads the ones before it as stored values
     for (const w of order) if (w !== root) runtime.materialize(w.self);
-    root.prim.webgpu(root.inputs, root.params as never, out);
-    return;
+    return runAlone();
   }
   const operands: StridedOperand[] = leaves.map((l) => ({
     storage: l.storage,
@@ -275,7 +265,7 @@ function encodeGroup(root: DeferredOp): void {
     strides: broadcastStrides(l.shape, root.out.shape),
     offset: 0,
   }));
-  const label = `fused[${order.filter((w) => w.prim !== full).map((w) => w.prim.name)}]`;
+  const label = `fused[${order.filter((w) => w.prim.name !== "full").map((w) => w.prim.name)}]`;
   runElementwise(
     {
       label,

@@ -105,7 +105,8 @@ export interface TrainOptions {
 /**
  * The meta-training loop: draw a batch from a fresh key each step, apply `metaStep`, free the
  * batch; the loss is read back only every `every` steps, so the device pipeline stays full.
- * Returns the final state.
+ * Returns the final state. A loss read as NaN or ±∞ stops the run with an error naming the step
+ * and the last finite loss: a diverged state only turns more steps into NaN.
  *
  * @example
  * ```ts
@@ -128,6 +129,7 @@ export async function metaTrain<S>(
   let state = init;
   let key = opts.key;
   const t0 = performance.now();
+  let lastFinite: { step: number; loss: number } | undefined;
   for (let i = 1; i <= opts.steps; i++) {
     const [next, kb] = mg.random.split(key);
     if (key !== opts.key) key.dispose();
@@ -139,6 +141,16 @@ export async function metaTrain<S>(
     for (const t of Object.values(batch)) t.dispose();
     if (i % every === 0 || i === opts.steps) {
       const loss = await m.loss.item();
+      if (!Number.isFinite(loss)) {
+        throw new Error(
+          `metaTrain: the meta-loss is ${loss} at step ${i} (` +
+            (lastFinite
+              ? `last finite read: ${lastFinite.loss} at step ${lastFinite.step}`
+              : "no finite read before it") +
+            "): training diverged; lower the inner or outer learning rate, or clip gradients",
+        );
+      }
+      lastFinite = { step: i, loss };
       const rate = i / ((performance.now() - t0) / 1000);
       opts.onProgress?.({
         step: i,

@@ -32,8 +32,14 @@ export interface ReptileConfig {
   innerLr?: number;
   /** The inner optimiser (default SGD with `innerLr`); its state starts fresh per task. */
   innerOptimizer?: GradientTransformation<any>;
-  /** The outer step size ε (default 0.1). */
+  /** The outer step size ε (default 0.1); ignored when `metaOptimizer` is given. */
   metaLr?: number;
+  /**
+   * The outer update, applied to the pseudo-gradient θ − φ (default `optim.sgd(metaLr)`, which
+   * is θ ← θ + ε·(φ − θ)). A schedule anneals ε as Nichol et al. do — `optim.sgd(
+   * optim.schedules.linearDecay(0.1, steps))` — and any optimizer (Adam, clipping) fits.
+   */
+  metaOptimizer?: GradientTransformation<any>;
   /** "batched" (vmap over the batch, one move toward the mean) or "serial" (default batched). */
   mode?: "batched" | "serial";
   /** Compile the meta-step with jit (default true). */
@@ -46,6 +52,8 @@ export interface ReptileState {
   params: unknown;
   /** The model's non-trainable state. */
   modelState: unknown;
+  /** The outer optimizer's state (its step count drives a schedule). */
+  opt: unknown;
 }
 
 /** A Reptile learner: `init`, a jitted `metaStep`, `adapt`, `evaluate`. */
@@ -67,7 +75,7 @@ export type ReptileLearner = MetaLearner<ReptileState>;
 export function reptile(config: ReptileConfig): ReptileLearner {
   const innerSteps = config.innerSteps ?? 5;
   const innerOpt = config.innerOptimizer ?? mg.optim.sgd(config.innerLr ?? 0.02);
-  const metaLr = config.metaLr ?? 0.1;
+  const metaOpt = config.metaOptimizer ?? mg.optim.sgd(config.metaLr ?? 0.1);
   const mode = config.mode ?? "batched";
   const classification = config.loss === "crossEntropy";
   if (!Number.isInteger(innerSteps) || innerSteps < 0) {
@@ -97,39 +105,43 @@ export function reptile(config: ReptileConfig): ReptileLearner {
     return { adapted, figures: classification ? [loss, mg.nn.accuracy(pred, task.yq)] : [loss] };
   };
 
-  const toward = (theta: unknown, phi: unknown) =>
-    mg.tree.map((t: Tensor, f: Tensor) => mg.add(t, mg.mul(mg.sub(f, t), metaLr)), theta, phi);
+  /** One outer step toward φ: the meta-optimizer applied to the pseudo-gradient θ − φ. */
+  const toward = (theta: unknown, phi: unknown, opt: unknown): [unknown, unknown] => {
+    const pseudoGradient = mg.tree.map((t: Tensor, f: Tensor) => mg.sub(t, f), theta, phi);
+    const [updates, next] = metaOpt.update(pseudoGradient, opt, theta);
+    return [mg.optim.applyUpdates(theta, updates), next];
+  };
 
   const step = (state: ReptileState, batch: TaskBatch): [ReptileState, MetaMetrics] => {
     const n = taskCount(batch, "reptile");
-    let params = state.params;
+    let params = state.params, opt = state.opt;
     let figures: Tensor[];
     if (mode === "batched") {
       const [adapted, outs] = mg.vmap((xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) => {
         const r = queryFigures(params, state.modelState, { xs, ys, xq, yq }, innerSteps);
         return [r.adapted, r.figures];
       })(batch.xs, batch.ys, batch.xq, batch.yq) as [unknown, Tensor[]];
-      params = toward(params, mg.tree.map((a: Tensor) => mg.mean(a, 0), adapted));
+      [params, opt] = toward(params, mg.tree.map((a: Tensor) => mg.mean(a, 0), adapted), opt);
       figures = outs.map((o) => mg.mean(o, 0));
     } else {
       const sums: Tensor[] = [];
       for (let i = 0; i < n; i++) {
         const r = queryFigures(params, state.modelState, taskAt(batch, i), innerSteps);
-        params = toward(params, r.adapted);
+        [params, opt] = toward(params, r.adapted, opt);
         r.figures.forEach((f, k) => (sums[k] = sums[k] ? mg.add(sums[k], f) : f));
       }
       figures = sums.map((s) => mg.div(s, n));
     }
     const metrics: MetaMetrics = { loss: figures[0] };
     if (classification) metrics.accuracy = figures[1];
-    return [{ params, modelState: state.modelState }, metrics];
+    return [{ params, modelState: state.modelState, opt }, metrics];
   };
   const metaStep = config.jit ?? true ? mg.jit(step, { donateArgnums: [0] }) : step;
 
   return {
     init(key) {
       const { params, state } = config.model.init(key);
-      return { params, modelState: state };
+      return { params, modelState: state, opt: metaOpt.init(params) };
     },
     metaStep: (state, batch) => metaStep(state, batch) as [ReptileState, MetaMetrics],
     adapt: (state, support, steps = innerSteps) =>

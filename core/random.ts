@@ -14,6 +14,7 @@ import {
   add,
   cast,
   cos,
+  div,
   equal,
   floor,
   less,
@@ -148,6 +149,38 @@ export function uniform(k: Tensor, shape: readonly number[], opts: UniformOption
   const lo = opts.minval ?? 0, hi = opts.maxval ?? 1;
   if (!(hi > lo)) throw new RangeError(`uniform: maxval (${hi}) must exceed minval (${lo})`);
   const u = unit(k, shape);
+  return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
+}
+
+/**
+ * `n` f32 samples in [minval, maxval) with exactly one in each of `n` equal-width strata (to f32
+ * rounding at their edges), in
+ * random order (stratified sampling; per dimension of a Latin hypercube when several are drawn
+ * with independent keys). Each sample alone is uniform, so the mean of any function over them is
+ * an unbiased estimate of its expectation, with lower variance than `uniform`'s independent draws:
+ * a test set whose parameters cannot all land in one end of the range.
+ *
+ * @example
+ * ```ts
+ * import { random } from "@metagrad/metagrad";
+ * const amplitudes = random.stratifiedUniform(random.key(0), 100, { minval: 0.1, maxval: 5 });
+ * ```
+ */
+export function stratifiedUniform(k: Tensor, n: number, opts: UniformOptions = {}): Tensor {
+  const lo = opts.minval ?? 0, hi = opts.maxval ?? 1;
+  if (!(hi > lo)) {
+    throw new RangeError(`stratifiedUniform: maxval (${hi}) must exceed minval (${lo})`);
+  }
+  if (!Number.isInteger(n) || n < 1 || n > 4096) {
+    throw new RangeError(
+      `stratifiedUniform: n must be an integer in 1..4096 (one random permutation of the ` +
+        `strata), got ${n}`,
+    );
+  }
+  const [kOrder, kOffset] = split(checkKey(k, "stratifiedUniform"), 2);
+  const stratum = cast(permutation(kOrder, n), "f32");
+  // (stratum + u)/n in [stratum/n, (stratum+1)/n); f32 rounding may reach 1 for large n
+  const u = minimum(div(add(stratum, unit(kOffset, [n])), n), 1 - 2 ** -24);
   return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
 }
 

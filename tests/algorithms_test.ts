@@ -11,12 +11,13 @@ import {
   matchingNet,
   mergeSummaries,
   metaSgd,
+  metaTrain,
   protoNet,
   reptile,
   summarize,
   type TaskBatch,
 } from "../algorithms/mod.ts";
-import { sampleEpisodes, sampleSinusoid } from "../envs/mod.ts";
+import { sampleEpisodes, sampleSinusoid, sinusoidParameters } from "../envs/mod.ts";
 import { assertAllClose, assertThrowsWith, assertTreesClose } from "./helpers.ts";
 
 const STRICT = { rtol: 1e-9, atol: 1e-12 };
@@ -174,6 +175,100 @@ Deno.test("Reptile: batched and serial updates equal their formulas", async () =
     }
     await assertTreesClose(next.params, expected, `reptile ${mode}`, STRICT);
   }
+  // a meta-optimizer with a schedule: ε = 0.5, then 0.25 (linear decay over 2 steps)
+  const annealed = reptile({
+    model: tiny(),
+    loss: "mse",
+    innerSteps: 2,
+    innerLr: 0.1,
+    metaOptimizer: mg.optim.sgd(mg.optim.schedules.linearDecay(0.5, 2)),
+    jit: false,
+  });
+  const copy = (t: unknown) => mg.tree.map((x: Tensor) => mg.add(x, 0), t);
+  let state = annealed.init(mg.random.key(1));
+  for (const epsilon of [0.5, 0.25]) {
+    const theta = copy(state.params);
+    const phis = [0, 1].map((i) =>
+      annealed.adapt(state, { xs: mg.slice(batch.xs, [i]), ys: mg.slice(batch.ys, [i]) })
+    );
+    const expected = mg.tree.map(
+      (t: Tensor, a: Tensor, b: Tensor) =>
+        mg.add(t, mg.mul(mg.sub(mg.div(mg.add(a, b), 2), t), epsilon)),
+      theta,
+      phis[0],
+      phis[1],
+    );
+    [state] = annealed.metaStep({ ...state, params: copy(theta) }, batch);
+    await assertTreesClose(state.params, expected, `reptile, ε = ${epsilon}`, STRICT);
+  }
+});
+
+/** Each task's amplitude and phase, recovered exactly from its points: y = a·sin x − b·cos x. */
+async function fitSinusoids(batch: TaskBatch, tasks: number, points: number) {
+  const x = [...await v(batch.xs), ...await v(batch.xq)];
+  const y = [...await v(batch.ys), ...await v(batch.yq)];
+  const half = x.length / 2;
+  return Array.from({ length: tasks }, (_, t) => {
+    let ss = 0, sc = 0, cc = 0, ys = 0, yc = 0; // normal equations of the 2-parameter fit
+    for (
+      const i of [...Array(points).keys()].flatMap((j) => [t * points + j, half + t * points + j])
+    ) {
+      const s = Math.sin(x[i]), c = -Math.cos(x[i]);
+      ss += s * s, sc += s * c, cc += c * c, ys += y[i] * s, yc += y[i] * c;
+    }
+    const det = ss * cc - sc * sc, a = (ys * cc - yc * sc) / det, b = (yc * ss - ys * sc) / det;
+    return {
+      amplitude: Math.hypot(a, b),
+      phase: Math.atan2(b, a),
+      x: x.slice(t * points, (t + 1) * points),
+    };
+  });
+}
+
+Deno.test("sinusoid tasks: y = A·sin(x − φ) in range; stratified amplitudes and phases fill their strata", async () => {
+  const tasks = 50, shots = 5;
+  const iid = await fitSinusoids(
+    sampleSinusoid(mg.random.key(9), { tasks, shots }),
+    tasks,
+    shots,
+  );
+  const strat = await fitSinusoids(
+    sampleSinusoid(mg.random.key(9), { tasks, shots, stratified: true }),
+    tasks,
+    shots,
+  );
+  for (const { amplitude, phase, x } of [...iid, ...strat]) {
+    if (
+      !(amplitude >= 0.1 - 1e-4 && amplitude < 5 + 1e-4 && phase > -1e-4 && phase < Math.PI + 1e-4)
+    ) {
+      throw new Error(`sinusoid task out of range: A = ${amplitude}, φ = ${phase}`);
+    }
+    if (x.some((xi) => xi < -5 || xi >= 5)) throw new Error("sinusoid inputs out of [−5, 5)");
+  }
+  // stratified: the i-th smallest amplitude (phase) lies in the i-th of 50 equal strata
+  const fills = (vals: number[], lo: number, hi: number) =>
+    vals.map((u) => ((u - lo) / (hi - lo)) * tasks).sort((p, q) => p - q)
+      .every((p, i) => p > i - 0.01 && p < i + 1.01);
+  if (
+    !fills(strat.map((t) => t.amplitude), 0.1, 5) || !fills(strat.map((t) => t.phase), 0, Math.PI)
+  ) {
+    throw new Error(
+      "stratified sinusoid tasks must put one amplitude and one phase in each stratum",
+    );
+  }
+  if (fills(iid.map((t) => t.amplitude), 0.1, 5)) {
+    throw new Error("independent draws came stratified");
+  }
+  const drawn = sinusoidParameters(mg.random.key(9), { tasks, shots, stratified: true });
+  assertAllClose(strat.map((t) => t.amplitude), await v(drawn.amplitude), { atol: 1e-4 });
+  assertAllClose(strat.map((t) => t.phase), await v(drawn.phase), { atol: 1e-4 });
+  // only the task parameters change: the points are the same draws
+  assertAllClose(strat.flatMap((t) => t.x), iid.flatMap((t) => t.x), STRICT);
+  assertThrowsWith(
+    () => sampleSinusoid(mg.random.key(0), { tasks: 5000, shots: 2, stratified: true }),
+    "sampleSinusoid",
+    "4096",
+  );
 });
 
 Deno.test("episode sampler: classes, labels, rotations, shuffling and errors", async () => {
@@ -405,4 +500,28 @@ Deno.test("meta-learners reject bad batches with clear errors", () => {
   assertAllClose([merged.mean, merged.ci95, merged.n], [direct.mean, direct.ci95, 7], {
     rtol: 1e-12,
   });
+});
+
+Deno.test("metaTrain stops a diverged run with the step and the last finite loss", async () => {
+  const learner = sgdLearner({ metaOptimizer: mg.optim.sgd(1e30) });
+  const steps: number[] = [];
+  let error: unknown;
+  try {
+    await metaTrain(learner.metaStep, learner.init(mg.random.key(0)), () => regression(), {
+      steps: 20,
+      key: mg.random.key(1),
+      every: 1,
+      onProgress: (p) => steps.push(p.step),
+    });
+  } catch (e) {
+    error = e;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    !/^metaTrain: the meta-loss is (NaN|-?Infinity) at step 2 \(last finite read: .+ at step 1\)/
+      .test(message)
+  ) {
+    throw new Error(`expected metaTrain to stop at step 2, got: ${message}`);
+  }
+  if (steps.join() !== "1") throw new Error(`progress after divergence: ${steps}`);
 });

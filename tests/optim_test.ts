@@ -116,6 +116,14 @@ Deno.test("learning-rate schedules", async () => {
     0.25,
   ], { rtol: 1e-12 });
   assertAllClose([await at(optim.schedules.constant(0.3), 7)], [0.3]);
+  const line = optim.schedules.linearDecay(0.1, 10, 0.02);
+  assertAllClose(
+    await Promise.all([0, 5, 10, 30].map((k) => at(line, k))),
+    [0.1, 0.06, 0.02, 0.02],
+    {
+      rtol: 1e-12,
+    },
+  );
   const drop = optim.schedules.piecewiseConstant([3, 2, 1], [2, 5]);
   assertAllClose(await Promise.all([0, 1, 2, 4, 5, 9].map((k) => at(drop, k))), [3, 3, 2, 2, 1, 1]);
   assertThrowsWith(

@@ -96,6 +96,30 @@ Deno.test("permutation is a permutation", async () => {
   assertThrowsWith(() => random.permutation(random.key(0), 5000), "permutation", "4096");
 });
 
+Deno.test("stratifiedUniform puts one sample in each stratum, in random order, on both backends", async () => {
+  for (const n of [1, 7, 100, 4096]) {
+    const [gpu, ref] = await both((backend) =>
+      random.stratifiedUniform(random.key(n, { backend }), n, { minval: -2, maxval: 3 })
+    );
+    assertAllClose(gpu, ref, { rtol: 0, atol: 1e-5 }, "stratifiedUniform");
+    if (gpu.some((v) => v < -2 || v >= 3)) throw new Error(`stratifiedUniform(${n}) out of range`);
+    // the i-th smallest lies in stratum i (to f32 rounding at the edges: 1% of a stratum)
+    const position = [...gpu].map((v) => ((v + 2) / 5) * n);
+    const sorted = [...position].sort((a, b) => a - b);
+    if (!sorted.every((v, i) => v > i - 0.01 && v < i + 1.01)) {
+      throw new Error(`stratifiedUniform(${n}) must fill each of its ${n} strata once`);
+    }
+    const strata = position.map(Math.floor);
+    if (n >= 7 && strata.every((v, i) => v === i)) throw new Error("strata must come shuffled");
+  }
+  assertThrowsWith(
+    () => random.stratifiedUniform(random.key(0), 5000),
+    "stratifiedUniform",
+    "4096",
+  );
+  assertThrowsWith(() => random.stratifiedUniform(random.key(0), 4, { maxval: -1 }), "maxval");
+});
+
 Deno.test("choice without replacement is the permutation's prefix, in O(n·count)", async () => {
   for (const backend of ["webgpu", "reference"] as const) {
     for (const [n, count] of [[1, 1], [7, 3], [776, 5], [776, 20], [20, 20], [13, 0]]) {

@@ -257,6 +257,7 @@ export function chain(...ts: GradientTransformation<any>[]): GradientTransformat
  * const lr = optim.schedules.cosineDecay(1e-3, 10_000);
  * const warm = optim.schedules.linearWarmup(1e-3, 500);
  * const drop = optim.schedules.piecewiseConstant([3e-3, 1e-3], [2000]);
+ * const anneal = optim.schedules.linearDecay(0.1, 10_000); // 0.1 → 0
  * ```
  */
 export const schedules = {
@@ -292,6 +293,9 @@ export const schedules = {
         values[0],
       );
   },
+  /** A straight line from value to `end` (default 0) over `steps`, then flat. */
+  linearDecay: (value: number, steps: number, end = 0) => (step: Tensor): Tensor =>
+    add(mul(minimum(div(step, steps), 1), end - value), value),
   /** From 0 up to value over `steps`, then `after` (a schedule of the steps since) or flat. */
   linearWarmup:
     (value: number, steps: number, after?: (step: Tensor) => Tensor | number) =>

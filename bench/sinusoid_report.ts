@@ -127,7 +127,11 @@ interface Row extends Scores {
 }
 const rows: Row[] = [];
 const failures: string[] = [];
-const fmt = (s: Summary) => `${s.mean.toFixed(3)} ± ${s.ci95.toFixed(3)}`;
+/** mean ± CI; "diverged" where the fine-tuning ran away (NaN or above 1,000 on these tasks). */
+const fmt = (s: Summary) =>
+  Number.isFinite(s.mean) && s.mean < 1e3
+    ? `${s.mean.toFixed(3)} ± ${s.ci95.toFixed(3)}`
+    : "diverged";
 const spread = (v: number[]) =>
   `${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(3)}, ${Math.min(...v).toFixed(3)}–${
     Math.max(...v).toFixed(3)

@@ -13,14 +13,14 @@
  * `--help` lists the options.
  *
  * Training tasks come from this script's own generator (xorshift128+); scoring uses
- * metagrad's test sets of `bench/sinusoid_report.ts` (100 tasks, key 12345, stratified and
- * independent; 4,096 stratified tasks, key 54321), so the two scripts' figures are directly
- * comparable.
+ * metagrad's test sets shared with `bench/sinusoid_report.ts` (`bench/sinusoid_test_sets.ts`),
+ * so the two scripts' figures are directly comparable.
  */
 import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
 import { summarize } from "../algorithms/mod.ts";
+import { TEST_SETS, type TestSet } from "./sinusoid_test_sets.ts";
 
 const USAGE = `usage: deno run -A bench/sinusoid_float64.ts [--steps 10000] [--seeds 0,1,2]
     [--first-order] [--init torch|glorot]`;
@@ -198,14 +198,15 @@ function summary(v: number[]): string {
 }
 
 /** metagrad's test tasks, read back to float64 (the same draws sinusoid_report scores on). */
-async function metagradTasks(seed: number, tasks: number, stratified = false): Promise<Task[]> {
-  const b = sampleSinusoid(mg.random.key(seed), { tasks, shots: K, stratified });
+async function metagradTasks({ key, opts }: TestSet): Promise<Task[]> {
+  const b = sampleSinusoid(mg.random.key(key), opts);
   const [xs, ys, xq, yq] = await Promise.all([b.xs, b.ys, b.xq, b.yq].map((t) => t.toFloat64()));
-  return Array.from({ length: tasks }, (_, i) => ({
-    xs: xs.slice(i * K, (i + 1) * K),
-    ys: ys.slice(i * K, (i + 1) * K),
-    xq: xq.slice(i * K, (i + 1) * K),
-    yq: yq.slice(i * K, (i + 1) * K),
+  const k = opts.shots; // queries default to the shots
+  return Array.from({ length: opts.tasks }, (_, i) => ({
+    xs: xs.slice(i * k, (i + 1) * k),
+    ys: ys.slice(i * k, (i + 1) * k),
+    xq: xq.slice(i * k, (i + 1) * k),
+    yq: yq.slice(i * k, (i + 1) * k),
   }));
 }
 
@@ -234,9 +235,9 @@ function checkMetaGradient(): void {
 
 checkMetaGradient();
 const info = await mg.init();
-const test = await metagradTasks(12345, 100, true);
-const iidTest = await metagradTasks(12345, 100);
-const wideTest = await metagradTasks(54321, 4096, true);
+const test = await metagradTasks(TEST_SETS.test);
+const iidTest = await metagradTasks(TEST_SETS.iidTest);
+const wideTest = await metagradTasks(TEST_SETS.wideTest);
 const rows: string[] = [];
 for (const seed of seeds) {
   const rand = generator(seed);

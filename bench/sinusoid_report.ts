@@ -5,7 +5,7 @@
  * measuring the query MSE, mean ± 95% CI. Run by hand (`--help` for the options); results go
  * to README.
  *
- * The issue's 100 test tasks are drawn stratified in amplitude and phase (see TEST_SETS); every
+ * The issue's 100 test tasks are drawn stratified in amplitude and phase (see `sinusoid_test_sets.ts`); every
  * method is also scored on the same 100 drawn independently, on 4,096 stratified tasks (the
  * expectation) and on 40 further draws of 100, so that the test draw and run-to-run variance can
  * be told apart.
@@ -22,6 +22,7 @@ import {
   type TaskBatch,
 } from "../algorithms/mod.ts";
 import { sampleSinusoid, sinusoidParameters } from "../envs/mod.ts";
+import { TEST_SETS, TEST_SHOTS } from "./sinusoid_test_sets.ts";
 
 const METHODS = ["maml2", "maml1", "reptile", "joint"] as const;
 const INITS = ["glorot", "torch", "he", "finn"] as const;
@@ -58,28 +59,17 @@ const model = init === "torch"
   ? mg.nn.mlp([1, 40, 40, 1], { init: mg.nn.truncatedNormal(0.01) })
   : mg.nn.sinusoidMlp();
 const ALPHA = 0.01;
-/**
- * Test sets. A set's mean squared amplitude scales every MSE on it, and 100 independent tasks put
- * it anywhere in about 8.5 ± 1.5: the earlier sessions' 100 tasks (key 12345, independent) sit
- * at 10.6, 24% harder than the distribution. Stratifying amplitude and phase removes that drift
- * but not the points' draw, so the expectation is taken on 4,096 stratified tasks, and the spread
- * a 100-task score has across draws on 40 further stratified sets of 100.
- */
-const TEST_SETS = {
-  "the issue's 100 tasks (stratified)": { key: 12345, tasks: 100, stratified: true },
-  "the same 100, drawn independently": { key: 12345, tasks: 100, stratified: false },
-  "4,096 stratified tasks": { key: 54321, tasks: 4096, stratified: true },
-};
-const [test, iidTest, wideTest] = Object.values(TEST_SETS).map(({ key, ...opts }) =>
-  sampleSinusoid(mg.random.key(key), { ...opts, shots: 10 })
+const [test, iidTest, wideTest] = Object.values(TEST_SETS).map(({ key, opts }) =>
+  sampleSinusoid(mg.random.key(key), opts)
 );
 const DRAWS = 40;
 const draws = Array.from(
   { length: DRAWS },
-  (_, i) => sampleSinusoid(mg.random.key(1000 + i), { tasks: 100, shots: 10, stratified: true }),
+  (_, i) =>
+    sampleSinusoid(mg.random.key(1000 + i), { tasks: 100, shots: TEST_SHOTS, stratified: true }),
 );
-for (const [name, { key, ...opts }] of Object.entries(TEST_SETS)) {
-  const { amplitude } = sinusoidParameters(mg.random.key(key), { ...opts, shots: 10 });
+for (const { name, key, opts } of Object.values(TEST_SETS)) {
+  const { amplitude } = sinusoidParameters(mg.random.key(key), opts);
   const meanSquare = await mg.mean(mg.square(amplitude)).item();
   console.log(
     `${name}: mean A² ${meanSquare.toFixed(2)} (distribution: ${

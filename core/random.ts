@@ -146,17 +146,21 @@ function unit(k: Tensor, shape: readonly number[]): Tensor {
  * ```
  */
 export function uniform(k: Tensor, shape: readonly number[], opts: UniformOptions = {}): Tensor {
+  const toRange = rangeMap("uniform", opts);
+  return toRange(unit(k, shape));
+}
+
+/** Checks [minval, maxval) and maps a [0, 1) sample into it. */
+function rangeMap(op: string, opts: UniformOptions): (u: Tensor) => Tensor {
   const lo = opts.minval ?? 0, hi = opts.maxval ?? 1;
-  if (!(hi > lo)) throw new RangeError(`uniform: maxval (${hi}) must exceed minval (${lo})`);
-  const u = unit(k, shape);
-  return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
+  if (!(hi > lo)) throw new RangeError(`${op}: maxval (${hi}) must exceed minval (${lo})`);
+  return (u) => lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
 }
 
 /**
  * `n` f32 samples in [minval, maxval) with exactly one in each of `n` equal-width strata (to f32
- * rounding at their edges), in
- * random order (stratified sampling; per dimension of a Latin hypercube when several are drawn
- * with independent keys). Each sample alone is uniform, so the mean of any function over them is
+ * rounding at their edges), in random order (stratified sampling; per dimension of a Latin
+ * hypercube when several are drawn with independent keys). Each sample alone is uniform, so the mean of any function over them is
  * an unbiased estimate of its expectation, with lower variance than `uniform`'s independent draws:
  * a test set whose parameters cannot all land in one end of the range.
  *
@@ -167,10 +171,7 @@ export function uniform(k: Tensor, shape: readonly number[], opts: UniformOption
  * ```
  */
 export function stratifiedUniform(k: Tensor, n: number, opts: UniformOptions = {}): Tensor {
-  const lo = opts.minval ?? 0, hi = opts.maxval ?? 1;
-  if (!(hi > lo)) {
-    throw new RangeError(`stratifiedUniform: maxval (${hi}) must exceed minval (${lo})`);
-  }
+  const toRange = rangeMap("stratifiedUniform", opts);
   if (!Number.isInteger(n) || n < 1 || n > 4096) {
     throw new RangeError(
       `stratifiedUniform: n must be an integer in 1..4096 (one random permutation of the ` +
@@ -180,8 +181,7 @@ export function stratifiedUniform(k: Tensor, n: number, opts: UniformOptions = {
   const [kOrder, kOffset] = split(checkKey(k, "stratifiedUniform"), 2);
   const stratum = cast(permutation(kOrder, n), "f32");
   // (stratum + u)/n in [stratum/n, (stratum+1)/n); f32 rounding may reach 1 for large n
-  const u = minimum(div(add(stratum, unit(kOffset, [n])), n), 1 - 2 ** -24);
-  return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
+  return toRange(minimum(div(add(stratum, unit(kOffset, [n])), n), 1 - 2 ** -24));
 }
 
 /**

@@ -38,11 +38,35 @@ export function addPinnedCheck(check: (t: Disposable) => boolean): void {
   pinChecks.push(check);
 }
 
+/** Tensors made inside each open `disposeOnThrow` call, innermost last. */
+const failFrames: Disposable[][] = [];
+
 /** Called by every new tensor. */
 export function track(t: Disposable, storage: Storage | null): void {
   tensorCounter.live++;
   if (storage) finalizer.register(t, storage, t);
   scopes.at(-1)?.add(t);
+  failFrames.at(-1)?.push(t);
+}
+
+/**
+ * Run an op's body; if it throws, dispose the tensors it made first (the scalars and casts
+ * of its operands), so a refused call leaves memory as it was. Costs an array per call; on
+ * success the tensors belong to the enclosing frame, as if made there.
+ */
+export function disposeOnThrow<T>(fn: () => T): T {
+  const made: Disposable[] = [];
+  failFrames.push(made);
+  try {
+    const result = fn();
+    failFrames.pop();
+    failFrames.at(-1)?.push(...made);
+    return result;
+  } catch (e) {
+    failFrames.pop();
+    for (const t of made) if (!t.isDisposed) t.dispose();
+    throw e;
+  }
 }
 
 /** Called by `dispose()`. */

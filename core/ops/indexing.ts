@@ -1,5 +1,6 @@
 /** Gather, scatter-add, one-hot and scans. */
 import { bind } from "../primitive.ts";
+import { disposeOnThrow } from "../memory.ts";
 import { cumsum as cumsumPrim } from "../primitives/cumsum.ts";
 import { scatterAdd as scatterPrim, take as takePrim } from "../primitives/gather.ts";
 import { fmtShape, normAxis } from "../shape.ts";
@@ -30,7 +31,7 @@ function indexTensor(idx: Tensor, op: string): Tensor {
  */
 export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const a = normAxis(axis, x.ndim, "take");
-  return bind(takePrim, [x, indexTensor(indices, "take")], { axis: a });
+  return disposeOnThrow(() => bind(takePrim, [x, indexTensor(indices, "take")], { axis: a }));
 }
 
 /**
@@ -45,7 +46,9 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
  */
 export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, size: number): Tensor {
   const a = normAxis(axis, updates.ndim, "scatterAdd");
-  return bind(scatterPrim, [updates, indexTensor(indices, "scatterAdd")], { axis: a, size });
+  return disposeOnThrow(() =>
+    bind(scatterPrim, [updates, indexTensor(indices, "scatterAdd")], { axis: a, size })
+  );
 }
 
 /**

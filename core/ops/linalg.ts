@@ -1,5 +1,6 @@
 /** Matrix products. */
 import { bind } from "../primitive.ts";
+import { disposeOnThrow } from "../memory.ts";
 import { matmul as matmulPrim } from "../primitives/matmul.ts";
 import { fmtShape } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
@@ -27,6 +28,10 @@ export interface MatmulOptions {
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  return disposeOnThrow(() => matmulOf(a, b, opts));
+}
+
+function matmulOf(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
   if (a.ndim === 0 || b.ndim === 0) {
     throw new RangeError(
       `matmul: scalar operand (${fmtShape(a.shape)} @ ${fmtShape(b.shape)}); use mul for scaling`,

@@ -4,6 +4,7 @@ import { bind } from "../primitive.ts";
 import { cast as castPrim, elementwise as E } from "../primitives/elementwise.ts";
 import { Tensor, type TensorLike } from "../tensor.ts";
 import { scalar } from "./creation.ts";
+import { disposeOnThrow } from "../memory.ts";
 
 function checkTensor(x: unknown, op: string): Tensor {
   if (x instanceof Tensor) return x;
@@ -50,10 +51,11 @@ function numeric(op: string, xs: TensorLike[]): Tensor[] {
   return ts[0].dtype === "bool" ? ts.map((t) => cast(t, "i32")) : ts;
 }
 
+// disposeOnThrow: the scalars and casts made for operands go if the op refuses them
 const bin = (name: string) => (a: TensorLike, b: TensorLike): Tensor =>
-  bind(E[name], numeric(name, [a, b]), {});
+  disposeOnThrow(() => bind(E[name], numeric(name, [a, b]), {}));
 const cmp = (name: string) => (a: TensorLike, b: TensorLike): Tensor =>
-  bind(E[name], operands(name, [a, b]), {});
+  disposeOnThrow(() => bind(E[name], operands(name, [a, b]), {}));
 const floatUnary = (name: string) => (x: Tensor): Tensor =>
   bind(E[name], [cast(checkTensor(x, name), "f32")], {});
 
@@ -124,7 +126,7 @@ export const minimum: (a: TensorLike, b: TensorLike) => Tensor = bin("minimum");
  * ```
  */
 export function pow(a: TensorLike, b: TensorLike): Tensor {
-  return bind(E.pow, operands("pow", [a, b], true), {});
+  return disposeOnThrow(() => bind(E.pow, operands("pow", [a, b], true), {}));
 }
 
 /**
@@ -178,7 +180,7 @@ export const greaterEqual: (a: TensorLike, b: TensorLike) => Tensor = cmp("ge");
 
 function logical(name: string) {
   return (a: TensorLike, b: TensorLike): Tensor =>
-    bind(E[name], operands(name, [a, b]).map((t) => cast(t, "bool")), {});
+    disposeOnThrow(() => bind(E[name], operands(name, [a, b]).map((t) => cast(t, "bool")), {}));
 }
 /**
  * Logical and (operands converted to bool). @example
@@ -217,13 +219,14 @@ export function logicalNot(x: Tensor): Tensor {
 }
 
 function bitwise(name: string) {
-  return (a: TensorLike, b: TensorLike): Tensor => {
-    const ts = operands(name, [a, b]);
-    if (ts[0].dtype === "f32") {
-      throw new TypeError(`${name}: needs integer or bool operands, got f32`);
-    }
-    return bind(E[name], ts, {});
-  };
+  return (a: TensorLike, b: TensorLike): Tensor =>
+    disposeOnThrow(() => {
+      const ts = operands(name, [a, b]);
+      if (ts[0].dtype === "f32") {
+        throw new TypeError(`${name}: needs integer or bool operands, got f32`);
+      }
+      return bind(E[name], ts, {});
+    });
 }
 /**
  * Bitwise and of integers. @example
@@ -277,6 +280,10 @@ export const shiftRight: (a: TensorLike, b: TensorLike) => Tensor = bitwise("shi
  * ```
  */
 export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
+  return disposeOnThrow(() => whereOf(cond, a, b));
+}
+
+function whereOf(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
   const anchor = [cond, a, b].find((x): x is Tensor => x instanceof Tensor);
   if (!anchor) throw new TypeError("where: needs at least one Tensor operand");
   const c = cond instanceof Tensor

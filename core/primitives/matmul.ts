@@ -148,6 +148,36 @@ export function encodeMatmul(
     );
     return { storage: st, stride: matSize, temp: true };
   };
+  const temps: GpuStorage[] = [];
+  const prepareTemp = (op: GpuOperand, own: readonly number[], matSize: number) => {
+    const prepared = prepare(op, own, matSize);
+    if (prepared.temp) temps.push(prepared.storage);
+    return prepared;
+  };
+  // the broadcast copies go whether the product is encoded or refused
+  try {
+    encodePrepared(a, b, p, out, d, nb, prepareTemp, epilogue, second, memo);
+  } finally {
+    for (const t of temps) t.release();
+  }
+}
+
+function encodePrepared(
+  a: GpuOperand,
+  b: GpuOperand,
+  p: MatmulParams,
+  out: Aval & { storage: GpuStorage },
+  d: ReturnType<typeof dims>,
+  nb: number,
+  prepare: (
+    op: GpuOperand,
+    own: readonly number[],
+    matSize: number,
+  ) => { storage: GpuStorage; stride: number },
+  epilogue?: MatmulEpilogue,
+  second?: { a: GpuOperand; b: GpuOperand; p: MatmulParams },
+  memo?: KernelMemo,
+): void {
   const pa = prepare(a, d.batchA, d.m * d.k);
   const pb = prepare(b, d.batchB, d.k * d.n);
   const d2 = second && dims(second.a, second.b, second.p);
@@ -188,5 +218,4 @@ export function encodeMatmul(
     epilogue,
     memo,
   );
-  for (const prepared of [pa, pb, pa2, pb2]) if (prepared?.temp) prepared.storage.release();
 }

@@ -5,6 +5,7 @@
  * batching rule, so the batch runs as one computation — no loop over examples.
  */
 import { fmtShape } from "../shape.ts";
+import { disposeOnThrow } from "../memory.ts";
 import { Tensor } from "../tensor.ts";
 import { newLevel, type Trace, Tracer } from "../tracer.ts";
 import type { MultiPrimitive, Primitive } from "../primitive.ts";
@@ -141,75 +142,86 @@ function leafAxes(spec: unknown, arg: unknown, where: string): (number | null)[]
  * ```
  */
 export function vmap(f: Fn, opts: VmapOptions = {}): Fn {
-  return (...args: unknown[]) => {
-    const inAxes = opts.inAxes === undefined ? 0 : opts.inAxes;
-    const perArg: unknown[] = Array.isArray(inAxes) ? [...inAxes] : args.map(() => inAxes);
-    if (perArg.length !== args.length) {
-      throw new TypeError(`vmap: inAxes has ${perArg.length} entries for ${args.length} arguments`);
-    }
-    // find the batch size and check it agrees everywhere
-    let size: number | null = null;
-    const plan = args.map((arg, i) => {
-      const axes = leafAxes(perArg[i], arg, `inAxes[${i}]`);
-      const [leaves] = flatten(arg);
-      axes.forEach((ax, j) => {
-        const leaf = leaves[j];
-        if (ax === null || ax === undefined) return;
-        if (!(leaf instanceof Tensor)) {
-          throw new TypeError(`vmap: argument ${i} leaf ${j} has a batch axis but is not a tensor`);
-        }
-        const a = ax < 0 ? ax + leaf.ndim : ax;
-        if (a < 0 || a >= leaf.ndim) {
-          throw new RangeError(
-            `vmap: batch axis ${ax} out of range for argument ${i} of shape ${
-              fmtShape(leaf.shape)
-            }`,
-          );
-        }
-        const n = leaf.shape[a];
-        if (size !== null && n !== size) {
-          throw new RangeError(
-            `vmap: inconsistent batch sizes ${size} and ${n} (argument ${i}, shape ${
-              fmtShape(leaf.shape)
-            }, axis ${a})`,
-          );
-        }
-        size = n;
-      });
-      return axes;
+  // a call that throws frees the batched values it made (disposeOnThrow)
+  return (...args: unknown[]) => disposeOnThrow(() => vmapCall(f, opts, args));
+}
+
+function vmapCall(f: Fn, opts: VmapOptions, args: unknown[]): unknown {
+  const inAxes = opts.inAxes === undefined ? 0 : opts.inAxes;
+  const perArg: unknown[] = Array.isArray(inAxes) ? [...inAxes] : args.map(() => inAxes);
+  if (perArg.length !== args.length) {
+    throw new TypeError(`vmap: inAxes has ${perArg.length} entries for ${args.length} arguments`);
+  }
+  // find the batch size and check it agrees everywhere
+  let size: number | null = null;
+  const plan = args.map((arg, i) => {
+    const axes = leafAxes(perArg[i], arg, `inAxes[${i}]`);
+    const [leaves] = flatten(arg);
+    axes.forEach((ax, j) => {
+      const leaf = leaves[j];
+      if (ax === null || ax === undefined) return;
+      if (!(leaf instanceof Tensor)) {
+        throw new TypeError(`vmap: argument ${i} leaf ${j} has a batch axis but is not a tensor`);
+      }
+      const a = ax < 0 ? ax + leaf.ndim : ax;
+      if (a < 0 || a >= leaf.ndim) {
+        throw new RangeError(
+          `vmap: batch axis ${ax} out of range for argument ${i} of shape ${fmtShape(leaf.shape)}`,
+        );
+      }
+      const n = leaf.shape[a];
+      if (size !== null && n !== size) {
+        throw new RangeError(
+          `vmap: inconsistent batch sizes ${size} and ${n} (argument ${i}, shape ${
+            fmtShape(leaf.shape)
+          }, axis ${a})`,
+        );
+      }
+      size = n;
     });
-    if (size === null) {
-      throw new TypeError("vmap: no argument has a batch axis (all inAxes are null)");
-    }
-    const trace = new BatchTrace(size);
-    const boxed = args.map((arg, i) => {
-      const [leaves, def] = flatten(arg);
-      return unflatten(
-        def,
-        leaves.map((leaf, j) => {
-          const ax = plan[i][j];
-          if (ax === null || ax === undefined || !(leaf instanceof Tensor)) return leaf;
-          return new BatchTracer(trace, moveAxis(leaf, ax, 0));
-        }),
-      );
-    });
-    const out = trace.run(() => f(...boxed));
-    const [outLeaves, outDef] = flatten(out);
-    const outAxes = opts.outAxes ?? 0;
-    const axes = typeof outAxes === "number"
-      ? outLeaves.map(() => outAxes)
-      : leafAxes(outAxes, out, "outAxes");
+    return axes;
+  });
+  if (size === null) {
+    throw new TypeError("vmap: no argument has a batch axis (all inAxes are null)");
+  }
+  const trace = new BatchTrace(size);
+  const boxed = args.map((arg, i) => {
+    const [leaves, def] = flatten(arg);
     return unflatten(
-      outDef,
-      outLeaves.map((leaf, j) => {
-        if (!(leaf instanceof Tensor)) return leaf;
-        // an output that does not depend on the batch is broadcast along it, as JAX does
-        const batchedValue = leaf instanceof BatchTracer && leaf.trace === trace
-          ? leaf.value
-          : broadcastTo(expandDims(leaf, 0), [size!, ...leaf.shape]);
-        const ax = axes[j] ?? 0;
-        return ax === 0 ? batchedValue : moveAxis(batchedValue, 0, ax);
+      def,
+      leaves.map((leaf, j) => {
+        const ax = plan[i][j];
+        if (ax === null || ax === undefined || !(leaf instanceof Tensor)) return leaf;
+        return new BatchTracer(trace, moveAxis(leaf, ax, 0));
       }),
     );
-  };
+  });
+  const out = trace.run(() => f(...boxed));
+  const [outLeaves, outDef] = flatten(out);
+  const outAxes = opts.outAxes ?? 0;
+  const axes = typeof outAxes === "number"
+    ? outLeaves.map(() => outAxes)
+    : leafAxes(outAxes, out, "outAxes");
+  return unflatten(
+    outDef,
+    outLeaves.map((leaf, j) => {
+      if (!(leaf instanceof Tensor)) return leaf;
+      // an output that does not depend on the batch is broadcast along it, as JAX does
+      const batchedValue = leaf instanceof BatchTracer && leaf.trace === trace
+        ? leaf.value
+        : broadcastTo(expandDims(leaf, 0), [size!, ...leaf.shape]);
+      const ax = axes[j] ?? 0;
+      const rank = batchedValue.ndim;
+      if (!Number.isInteger(ax) || ax < -rank || ax >= rank) {
+        throw new RangeError(
+          `vmap: outAxes ${ax} is out of range for output ${j}, which has rank ${
+            rank - 1
+          } per example (shape ${fmtShape(leaf.shape)}); the batch axis can go at ${-rank}…${
+            rank - 1
+          }`,
+        );
+      }
+      return ax === 0 ? batchedValue : moveAxis(batchedValue, 0, ax);
+    }),
+  );
 }

@@ -247,16 +247,24 @@ class Runtime {
    */
   enqueueHolding(storages: readonly GpuStorage[], work: () => void): void {
     for (const s of storages) s.retain();
+    // Exactly once: work that throws runs the inner release and then reaches the outer one;
+    // releasing twice would free a buffer its tensor still owns (the pool hands it out again).
+    let held = true;
+    const releaseAll = () => {
+      if (!held) return;
+      held = false;
+      for (const s of storages) s.release();
+    };
     try {
       this.enqueue(() => {
         try {
           work();
         } finally {
-          for (const s of storages) s.release();
+          releaseAll();
         }
       });
     } catch (e) {
-      for (const s of storages) s.release();
+      releaseAll();
       throw e;
     }
   }

@@ -712,19 +712,22 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   if (second && (!epilogue || t.kind !== "registers" || t.tm * t.tn > MAX_DUAL_BLOCK)) {
     // compute it on its own and read it as one more leaf of the epilogue
     const product = new GpuStorage(args.batch * args.m * args.n * 4);
-    runMatmul({ ...args, ...second, out: product, second: undefined });
-    const shape = epilogue ? epilogue.shape : [args.batch * args.m * args.n];
-    runMatmul({ ...args, second: undefined }, {
-      leaves: [
-        ...(epilogue?.leaves ?? []),
-        { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
-      ],
-      prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
-      expr: epilogue?.expr ?? "acc + acc2",
-      helpers: epilogue?.helpers ?? "",
-      shape,
-    });
-    product.release();
+    try {
+      runMatmul({ ...args, ...second, out: product, second: undefined });
+      const shape = epilogue ? epilogue.shape : [args.batch * args.m * args.n];
+      runMatmul({ ...args, second: undefined }, {
+        leaves: [
+          ...(epilogue?.leaves ?? []),
+          { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
+        ],
+        prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
+        expr: epilogue?.expr ?? "acc + acc2",
+        helpers: epilogue?.helpers ?? "",
+        shape,
+      });
+    } finally {
+      product.release();
+    }
     return;
   }
   // vec4 loads of B need whole quads along its rows and no transpose

@@ -61,7 +61,7 @@ export async function saveCheckpoint(
           } is a ${typeof leaf}; only tensors, numbers, strings and booleans can be saved`,
         );
       }
-      scalars[names[i]] = leaf;
+      scalars[names[i]] = encodeScalar(leaf);
       continue;
     }
     const data = await leaf.data();
@@ -231,17 +231,16 @@ export async function loadCheckpoint(path: string, opts: LoadOptions = {}): Prom
   }
   const { entries, metadata, dataStart } = parse(path, bytes);
   const byName = new Map(entries.map((e) => [e.name, e]));
-  let def: TreeDef | null = null;
+  let savedDef: TreeDef | null = null;
   let scalars: Record<string, unknown> = {};
-  if (opts.like !== undefined) {
-    def = flatten(opts.like)[1];
-  } else if (metadata[TREE_KEY]) {
+  if (metadata[TREE_KEY]) {
     try {
-      ({ def, scalars } = JSON.parse(metadata[TREE_KEY]));
+      ({ def: savedDef, scalars } = JSON.parse(metadata[TREE_KEY]));
     } catch {
       throw corrupt(path, `the ${TREE_KEY} metadata is not valid JSON`);
     }
   }
+  const def = opts.like !== undefined ? flatten(opts.like)[1] : savedDef;
   if (!def) {
     // a file from another tool: an object of tensors by name
     const tree: Record<string, Tensor> = {};
@@ -250,12 +249,21 @@ export async function loadCheckpoint(path: string, opts: LoadOptions = {}): Prom
   }
   const names = leafPaths(def);
   const likeLeaves = opts.like !== undefined ? flatten(opts.like)[0] : null;
+  const saved = savedDef ? nodesByPath(savedDef) : null;
   // validate everything first
+  if (likeLeaves) checkScalarsAgainstLike(path, def, likeLeaves, saved, scalars);
   names.forEach((name, i) => {
     const expected = likeLeaves?.[i];
     const e = byName.get(name);
     if (likeLeaves && !(expected instanceof Tensor)) return;
     if (!likeLeaves && name in scalars) return;
+    if (name in scalars) {
+      throw new Error(
+        `loadCheckpoint(${path}): ${JSON.stringify(name)} was saved as ${
+          kindOf(saved?.get(name), name, scalars)
+        } but the expected tree has a tensor there — nothing was loaded`,
+      );
+    }
     if (!e) {
       throw new Error(
         `loadCheckpoint(${path}): entry ${JSON.stringify(name)} is missing — nothing was loaded`,
@@ -274,11 +282,84 @@ export async function loadCheckpoint(path: string, opts: LoadOptions = {}): Prom
     }
   });
   const leaves = names.map((name, i) => {
-    if (likeLeaves && !(likeLeaves[i] instanceof Tensor)) return likeLeaves[i];
-    if (!likeLeaves && name in scalars) return scalars[name];
+    // a file from another tool saved no scalars: those of `like` stand
+    if (likeLeaves && !(likeLeaves[i] instanceof Tensor) && !saved) return likeLeaves[i];
+    if (name in scalars) return decodeScalar(scalars[name]);
     return materialise(bytes, dataStart, byName.get(name)!);
   });
   return { tree: unflatten(def, leaves), metadata };
+}
+
+/**
+ * Numbers JSON cannot hold (NaN, ±Infinity, −0) are saved as `{ "number": "NaN" }` and so
+ * on; strings and booleans as themselves.
+ */
+function encodeScalar(v: number | string | boolean | undefined): unknown {
+  if (typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))) {
+    return { number: Object.is(v, -0) ? "-0" : String(v) };
+  }
+  return v;
+}
+
+function decodeScalar(v: unknown): unknown {
+  if (v && typeof v === "object" && typeof (v as { number?: unknown }).number === "string") {
+    return Number((v as { number: string }).number);
+  }
+  return v;
+}
+
+/** The kind of value at each leaf and empty (null/undefined) node of a tree, by path. */
+function nodesByPath(def: TreeDef, prefix = "", out = new Map<string, TreeDef>()) {
+  if (def.kind === "leaf" || def.kind === "none") out.set(prefix || "value", def);
+  else if (def.kind === "array") {
+    def.children.forEach((c, i) => nodesByPath(c, prefix ? `${prefix}.${i}` : `${i}`, out));
+  } else {
+    def.children.forEach((c, i) =>
+      nodesByPath(c, prefix ? `${prefix}.${def.keys[i]}` : def.keys[i], out)
+    );
+  }
+  return out;
+}
+
+/** What a saved value is, for messages: a tensor, null, or its JS type. */
+function kindOf(def: TreeDef | undefined, name: string, scalars: Record<string, unknown>): string {
+  if (!def) return "absent";
+  if (def.kind === "none") return def.value === null ? "null" : "undefined";
+  if (!(name in scalars)) return "a tensor";
+  return `a ${typeof decodeScalar(scalars[name])}`;
+}
+
+/**
+ * With `like`, every non-tensor leaf and empty node of `like` must have been saved with the
+ * same type (numbers, strings, booleans, null); the saved value is what comes back.
+ */
+function checkScalarsAgainstLike(
+  path: string,
+  likeDef: TreeDef,
+  likeLeaves: readonly unknown[],
+  saved: Map<string, TreeDef> | null,
+  scalars: Record<string, unknown>,
+): void {
+  if (!saved) return; // another tool's file: only its tensors are checked
+  const want = new Map<string, string>();
+  leafPaths(likeDef).forEach((name, i) => {
+    const v = likeLeaves[i];
+    if (!(v instanceof Tensor)) want.set(name, `a ${typeof v}`);
+  });
+  for (const [name, node] of nodesByPath(likeDef)) {
+    if (node.kind === "none") want.set(name, node.value === null ? "null" : "undefined");
+  }
+  // null and undefined both say "nothing here"
+  const nothing = (k: string) => k === "null" || k === "undefined";
+  for (const [name, w] of want) {
+    const got = kindOf(saved.get(name), name, scalars);
+    if (got === w || (nothing(got) && nothing(w))) continue;
+    const was = got === "absent" ? "is not in the checkpoint" : `was saved as ${got}`;
+    throw new Error(
+      `loadCheckpoint(${path}): ${JSON.stringify(name)} ${was} but the expected tree has ${w} ` +
+        `there — nothing was loaded`,
+    );
+  }
 }
 
 function materialise(bytes: Uint8Array, dataStart: number, e: Entry): Tensor {

@@ -149,3 +149,66 @@ for (;;) await mg.saveCheckpoint(${JSON.stringify(path)}, big);`,
     if (e.name.startsWith("atomic.safetensors.tmp-")) await Deno.remove(`${dir}/${e.name}`); // the killed writer's leftover
   }
 });
+
+Deno.test("non-tensor leaves come back as saved, with or without like; a type that differs is named", async () => {
+  const path = `${dir}/scalars.safetensors`;
+  const saved = {
+    params: { w: mg.tensor([1, 2]) },
+    step: 100,
+    best: NaN,
+    lo: -Infinity,
+    hi: Infinity,
+    zero: -0,
+    name: "run",
+    done: true,
+    note: null,
+  };
+  await mg.saveCheckpoint(path, saved);
+  const like = {
+    params: { w: mg.zeros([2]) },
+    step: 0,
+    best: 0,
+    lo: 0,
+    hi: 0,
+    zero: 0,
+    name: "",
+    done: false,
+    note: null,
+  };
+  for (const opts of [{}, { like }]) {
+    const { tree } = await mg.loadCheckpoint(path, opts);
+    const what = JSON.stringify(Object.keys(opts));
+    if (tree.step !== 100 || tree.name !== "run" || tree.done !== true || tree.note !== null) {
+      throw new Error(`${what}: ${tree.step} ${tree.name} ${tree.done} ${tree.note}`);
+    }
+    if (!Number.isNaN(tree.best) || tree.lo !== -Infinity || tree.hi !== Infinity) {
+      throw new Error(`${what}: ${tree.best} ${tree.lo} ${tree.hi}`);
+    }
+    if (!Object.is(tree.zero, -0)) throw new Error(`${what}: -0 came back as ${tree.zero}`);
+    const w = await tree.params.w.data();
+    if (w[0] !== 1 || w[1] !== 2) throw new Error(`${what}: tensor ${w}`);
+  }
+  await assertRejectsWith(
+    mg.loadCheckpoint(path, { like: { ...like, step: "0" } }),
+    '"step"',
+    "saved as a number",
+    "a string",
+  );
+  await assertRejectsWith(
+    mg.loadCheckpoint(path, { like: { ...like, note: 0 } }),
+    '"note"',
+    "saved as null",
+    "a number",
+  );
+  await assertRejectsWith(
+    mg.loadCheckpoint(path, { like: { ...like, step: mg.zeros([1]) } }),
+    '"step"',
+    "saved as a number",
+    "a tensor",
+  );
+  await assertRejectsWith(
+    mg.loadCheckpoint(path, { like: { ...like, extra: 3 } }),
+    '"extra"',
+    "is not in the checkpoint",
+  );
+});

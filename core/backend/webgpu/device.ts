@@ -15,6 +15,20 @@ export interface AdapterInfo {
   isFallbackAdapter: boolean;
   /** "vulkan", "gl", ... as chosen by DENO_WEBGPU_BACKEND (empty when unset). */
   backendHint: string;
+  /**
+   * Whether this is Mesa's llvmpipe reached through wgpu's GL path — what Deno picks on Linux
+   * when the Vulkan driver is absent. From DENO_WEBGPU_BACKEND when set; otherwise told by the
+   * features the GL path offers there (ETC2 textures, no shader-f16; llvmpipe over Vulkan
+   * offers shader-f16 and no ETC2).
+   */
+  glPath: boolean;
+  /**
+   * Accumulators one invocation of a register-blocked kernel may keep (matmul's tm × tn). On
+   * llvmpipe's GL path a block of more than 320 compiles and validates, yet the first
+   * (tm·tn − 320) accumulators come back as zeros (16×32: 192 of every 512 outputs; measured
+   * with Mesa 22.3.6), so there it is 256 (16×16 blocks); elsewhere unbounded.
+   */
+  maxRegisterBlock: number;
   /** WebGPU features the adapter offers. */
   features: string[];
   /** The limits the device was created with (the adapter's maxima). */
@@ -66,14 +80,19 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   const device = await adapter.requestDevice({ requiredLimits: limits, requiredFeatures: wanted });
   const ai = adapter.info;
   const dl = device.limits; // what was granted, which is what validation uses
+  const isFallbackAdapter = Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter);
+  const backendHint = readEnv("DENO_WEBGPU_BACKEND");
+  const glPath = isFallbackAdapter && onGlPath(backendHint, adapter.features);
   return {
     device,
     info: {
       description: ai.description || ai.device || ai.vendor || "unknown adapter",
       vendor: ai.vendor,
       architecture: ai.architecture,
-      isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter),
-      backendHint: readEnv("DENO_WEBGPU_BACKEND"),
+      isFallbackAdapter,
+      backendHint,
+      glPath,
+      maxRegisterBlock: glPath ? 256 : Infinity,
       features: [...adapter.features],
       limits: {
         maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
@@ -89,6 +108,13 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
       },
     },
   };
+}
+
+/** Whether wgpu reached the adapter through its GL backend (see `AdapterInfo.glPath`). */
+function onGlPath(hint: string, features: GPUSupportedFeatures): boolean {
+  const first = hint.split(",")[0].trim().toLowerCase();
+  if (first) return first === "gl" || first === "gles" || first === "opengl";
+  return features.has("texture-compression-etc2") && !features.has("shader-f16");
 }
 
 function readEnv(name: string): string {

@@ -81,11 +81,19 @@ export function chooseTiling(
   batch = 1,
 ): MatmulTiling {
   if (override) return override;
-  if (!runtime.info!.isFallbackAdapter) return TILINGS.gpu;
+  const info = runtime.info!;
+  if (!info.isFallbackAdapter) return TILINGS.gpu;
+  // the 16×32 block only where the adapter computes that many accumulators correctly
+  const large = blockFits(TILINGS.llvmpipeLarge) ? TILINGS.llvmpipeLarge : TILINGS.llvmpipe;
   const deep = m >= 64 && n >= 256 && m * n * k >= 64 * 256 * 4096;
-  if (vec4 && (m * n >= 512 * 512 || deep)) return TILINGS.llvmpipeLarge;
-  if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return TILINGS.llvmpipeLarge;
+  if (vec4 && (m * n >= 512 * 512 || deep)) return large;
+  if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return large;
   return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n, batch);
+}
+
+/** Whether a register-blocked tiling's accumulators fit `AdapterInfo.maxRegisterBlock`. */
+export function blockFits(t: MatmulTiling): boolean {
+  return t.kind !== "registers" || t.tm * t.tn <= runtime.info!.maxRegisterBlock;
 }
 
 /**
@@ -708,6 +716,15 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   ) return;
   const vec4Able = args.n % 4 === 0 && args.k % 4 === 0 && !args.transA && !args.transB;
   const t = chooseTiling(args.m, args.n, vec4Able, args.k, args.batch);
+  if (!blockFits(t)) {
+    // a forced tiling (setMatmulTiling) the adapter would run into zeros
+    throw new RangeError(
+      `matmul: a ${t.tm}×${t.tn} register block keeps ${t.tm * t.tn} accumulators per ` +
+        `invocation, over the ${runtime.info!.maxRegisterBlock} this adapter computes correctly ` +
+        `(${runtime.info!.description}${runtime.info!.glPath ? " on the GL path" : ""}); ` +
+        `choose a smaller tiling`,
+    );
+  }
   const second = args.second;
   if (second && (!epilogue || t.kind !== "registers" || t.tm * t.tn > MAX_DUAL_BLOCK)) {
     // compute it on its own and read it as one more leaf of the epilogue

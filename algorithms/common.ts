@@ -4,6 +4,7 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
+import { describe, oneOf } from "../core/validate.ts";
 
 /**
  * A batch of tasks, tasks on the leading axis: support inputs `xs` and targets `ys`, query
@@ -202,9 +203,43 @@ export function mergeSummaries(parts: readonly Summary[]): Summary {
   return { mean, ci95: 1.96 * sd / Math.sqrt(n), n };
 }
 
+/** The task losses by name, for validation. */
+export const TASK_LOSSES: readonly TaskLoss[] = ["mse", "crossEntropy"];
+
+/**
+ * The checks every learner constructor shares: the options are an object, a model-like
+ * option is a module ({ init, apply }), the loss is a known name, and an optimizer option is
+ * a gradient transformation. Names the learner and the option.
+ */
+export function checkModule(m: unknown, name: string, where: string, example: string): void {
+  const o = m as { init?: unknown; apply?: unknown } | undefined;
+  if (o === undefined || o === null) {
+    throw new TypeError(`${where}: the option ${name} is required (a module, e.g. ${example})`);
+  }
+  if (typeof o !== "object" || typeof o.init !== "function" || typeof o.apply !== "function") {
+    throw new TypeError(
+      `${where}: ${name} must be a module with init and apply (e.g. ${example}), got ${
+        describe(m)
+      }`,
+    );
+  }
+}
+
+/** The task loss option: required, and one of `TASK_LOSSES`. */
+export function checkLoss(loss: unknown, where: string): TaskLoss {
+  if (loss === undefined) {
+    throw new TypeError(
+      `${where}: the option loss is required: "mse" (regression) or "crossEntropy" (i32 labels)`,
+    );
+  }
+  return oneOf(loss, TASK_LOSSES, "loss", where);
+}
+
 /** The loss of predictions against targets. */
 export function lossOf(kind: TaskLoss, pred: Tensor, target: Tensor): Tensor {
-  return kind === "mse" ? mg.nn.mse(pred, target) : mg.nn.softmaxCrossEntropy(pred, target);
+  if (kind === "mse") return mg.nn.mse(pred, target);
+  if (kind === "crossEntropy") return mg.nn.softmaxCrossEntropy(pred, target);
+  return oneOf(kind, TASK_LOSSES, "loss", "lossOf") as never; // throws: an unknown name
 }
 
 /** Number of tasks in a batch, after checking that its fields agree. */

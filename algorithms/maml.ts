@@ -12,7 +12,11 @@ import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { GradientTransformation } from "../core/optim/optim.ts";
 import type { Module } from "../core/nn/layers.ts";
+import { checkBoolean, checkFunction, checkNumber, checkOptions, oneOf } from "../core/validate.ts";
+import { checkTransformation } from "../core/optim/optim.ts";
 import {
+  checkLoss,
+  checkModule,
   evaluateTasks,
   lossOf,
   type MetaLearner,
@@ -98,21 +102,57 @@ export interface MamlLearner extends MetaLearner<MamlState> {
  * ```
  */
 export function maml(config: MamlConfig): MamlLearner {
+  return mamlFamily(config, "maml");
+}
+
+const MAML_OPTIONS = [
+  "model",
+  "loss",
+  "innerSteps",
+  "innerLr",
+  "firstOrder",
+  "learnedLr",
+  "adapt",
+  "metaOptimizer",
+  "taskLoop",
+  "jit",
+];
+const LEARNED_LRS: readonly LearnedLr[] = [
+  "none",
+  "perStep",
+  "perLayer",
+  "perStepPerLayer",
+  "perParameter",
+];
+
+/** The configuration checked and its defaults filled in (`where` names the constructor). */
+function mamlConfig(config: MamlConfig, where: string) {
+  checkOptions(config, where, MAML_OPTIONS);
+  if (config === undefined) throw new TypeError(`${where}: needs a configuration object`);
+  checkModule(config.model, "model", where, "nn.sinusoidMlp()");
   const cfg = {
-    innerSteps: config.innerSteps ?? 1,
-    innerLr: config.innerLr ?? 0.01,
-    firstOrder: config.firstOrder ?? false,
-    learnedLr: config.learnedLr ?? "none",
-    metaOptimizer: config.metaOptimizer ?? mg.optim.adam(1e-3),
-    taskLoop: config.taskLoop ?? "vmap",
-    jit: config.jit ?? true,
+    innerSteps: checkNumber(config.innerSteps ?? 1, "innerSteps", where, {
+      min: 0,
+      integer: true,
+    }),
+    innerLr: checkNumber(config.innerLr ?? 0.01, "innerLr", where, { min: 0 }),
+    firstOrder: checkBoolean(config.firstOrder ?? false, "firstOrder", where),
+    learnedLr: oneOf(config.learnedLr ?? "none", LEARNED_LRS, "learnedLr", where),
+    metaOptimizer: config.metaOptimizer === undefined
+      ? mg.optim.adam(1e-3)
+      : checkTransformation(config.metaOptimizer, `${where}: metaOptimizer`),
+    taskLoop: oneOf(config.taskLoop ?? "vmap", ["vmap", "loop"] as const, "taskLoop", where),
+    jit: checkBoolean(config.jit ?? true, "jit", where),
     model: config.model,
-    loss: config.loss,
+    loss: checkLoss(config.loss, where),
     adapt: config.adapt,
   };
-  if (!Number.isInteger(cfg.innerSteps) || cfg.innerSteps < 0) {
-    throw new RangeError(`maml: innerSteps must be a non-negative integer, got ${cfg.innerSteps}`);
-  }
+  if (cfg.adapt !== undefined) checkFunction(cfg.adapt, "adapt", where);
+  return cfg;
+}
+
+function mamlFamily(config: MamlConfig, where: string): MamlLearner {
+  const cfg = mamlConfig(config, where);
   const classification = cfg.loss === "crossEntropy";
 
   /** Indices (in flatten order) of the leaves the inner loop adapts. */
@@ -270,7 +310,8 @@ export function maml(config: MamlConfig): MamlLearner {
  * ```
  */
 export function metaSgd(config: Omit<MamlConfig, "learnedLr">): MamlLearner {
-  return maml({ ...config, learnedLr: "perParameter" });
+  checkOptions(config, "metaSgd", MAML_OPTIONS.filter((k) => k !== "learnedLr"));
+  return mamlFamily({ ...config, learnedLr: "perParameter" }, "metaSgd");
 }
 
 /**
@@ -287,5 +328,9 @@ export function metaSgd(config: Omit<MamlConfig, "learnedLr">): MamlLearner {
 export function anil(config: Omit<MamlConfig, "adapt">): MamlLearner {
   // the head: the last module of the sequential's parameter list that has parameters
   const top = (path: string) => path.split(".")[0];
-  return maml({ ...config, adapt: (path, all) => top(path) === top(all[all.length - 1]) });
+  checkOptions(config, "anil", MAML_OPTIONS.filter((k) => k !== "adapt"));
+  return mamlFamily(
+    { ...config, adapt: (path, all) => top(path) === top(all[all.length - 1]) },
+    "anil",
+  );
 }

@@ -8,10 +8,13 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
+import { checkBoolean, checkNumber, checkOptions, oneOf } from "../core/validate.ts";
+import { checkTransformation } from "../core/optim/optim.ts";
 import type { GradientTransformation } from "../core/optim/optim.ts";
 import type { Module } from "../core/nn/layers.ts";
 import { type LstmParams, runRecurrent } from "../core/nn/recurrent.ts";
 import {
+  checkModule,
   type EvalResult,
   evaluateTasks,
   type MetaMetrics,
@@ -66,11 +69,24 @@ interface Scorer {
   score(extra: unknown, zs: Tensor, ys: Tensor, zq: Tensor): Tensor;
 }
 
+const METRIC_OPTIONS = ["embedding", "ways", "optimizer", "taskLoop", "jit"];
+
+/** The options every metric learner shares, checked (`extra`: the learner's own keys). */
+function checkMetricConfig(cfg: MetricConfig, name: string, extra: string[] = []): void {
+  checkOptions(cfg, name, [...METRIC_OPTIONS, ...extra]);
+  if (cfg === undefined) throw new TypeError(`${name}: needs a configuration object`);
+  checkModule(cfg.embedding, "embedding", name, "nn.conv4({ inChannels: 1, imageSize: 28 })");
+  if (cfg.ways === undefined) {
+    throw new TypeError(`${name}: the option ways is required (classes per episode, e.g. 5)`);
+  }
+  checkNumber(cfg.ways, "ways", name, { min: 2, integer: true });
+  if (cfg.optimizer !== undefined) checkTransformation(cfg.optimizer, `${name}: optimizer`);
+  if (cfg.taskLoop !== undefined) oneOf(cfg.taskLoop, ["vmap", "loop"], "taskLoop", name);
+  if (cfg.jit !== undefined) checkBoolean(cfg.jit, "jit", name);
+}
+
 function metricLearner(cfg: MetricConfig, scorer: Scorer, name: string): MetricLearner {
   const { ways } = cfg;
-  if (!Number.isInteger(ways) || ways < 2) {
-    throw new RangeError(`${name}: ways must be an integer ≥ 2, got ${ways}`);
-  }
   const optimizer = cfg.optimizer ?? mg.optim.adam(1e-3);
   const embed = (params: unknown, modelState: unknown, x: Tensor) => {
     const [z] = cfg.embedding.apply(params, modelState, x, { train: true });
@@ -138,6 +154,7 @@ function prototypes(zs: Tensor, ys: Tensor, ways: number): Tensor {
  * ```
  */
 export function protoNet(config: MetricConfig): MetricLearner {
+  checkMetricConfig(config, "protoNet");
   return metricLearner(config, {
     initExtra: () => null,
     score(_extra, zs, ys, zq) {
@@ -178,7 +195,15 @@ function unit(z: Tensor): Tensor {
  * ```
  */
 export function matchingNet(config: MatchingConfig): MetricLearner {
+  checkMetricConfig(config, "matchingNet", ["fce"]);
   const fce = config.fce;
+  if (fce !== undefined) {
+    checkOptions(fce, "matchingNet: fce", ["features", "steps"]);
+    checkNumber(fce.features, "fce.features", "matchingNet", { min: 1, integer: true });
+    if (fce.steps !== undefined) {
+      checkNumber(fce.steps, "fce.steps", "matchingNet", { min: 1, integer: true });
+    }
+  }
   const steps = fce?.steps ?? 3;
   const cell = fce ? mg.nn.lstmCell(fce.features, fce.features) : null;
   type Extra = { fwd: LstmParams; bwd: LstmParams; att: LstmParams } | null;

@@ -5,9 +5,13 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
+import { checkBoolean, checkNumber, checkOptions, oneOf } from "../core/validate.ts";
+import { checkTransformation } from "../core/optim/optim.ts";
 import type { GradientTransformation } from "../core/optim/optim.ts";
 import type { Module } from "../core/nn/layers.ts";
 import {
+  checkLoss,
+  checkModule,
   evaluateTasks,
   lossOf,
   type MetaLearner,
@@ -73,11 +77,40 @@ export type ReptileLearner = MetaLearner<ReptileState>;
  * ```
  */
 export function reptile(config: ReptileConfig): ReptileLearner {
-  const innerSteps = config.innerSteps ?? 5;
-  const innerOpt = config.innerOptimizer ?? mg.optim.sgd(config.innerLr ?? 0.02);
-  const metaOpt = config.metaOptimizer ?? mg.optim.sgd(config.metaLr ?? 0.1);
-  const mode = config.mode ?? "batched";
-  const classification = config.loss === "crossEntropy";
+  const where = "reptile";
+  checkOptions(config, where, [
+    "model",
+    "loss",
+    "innerSteps",
+    "innerLr",
+    "innerOptimizer",
+    "metaLr",
+    "metaOptimizer",
+    "mode",
+    "jit",
+  ]);
+  if (config === undefined) throw new TypeError(`${where}: needs a configuration object`);
+  checkModule(config.model, "model", where, "nn.sinusoidMlp()");
+  const loss = checkLoss(config.loss, where);
+  const innerSteps = checkNumber(config.innerSteps ?? 5, "innerSteps", where, {
+    min: 1,
+    integer: true,
+  });
+  const optimizer = (given: unknown, lr: unknown, dflt: number, name: string, lrName: string) =>
+    given === undefined
+      ? mg.optim.sgd(checkNumber(lr ?? dflt, lrName, where, { min: 0 }))
+      : checkTransformation(given, `${where}: ${name}`);
+  const innerOpt = optimizer(
+    config.innerOptimizer,
+    config.innerLr,
+    0.02,
+    "innerOptimizer",
+    "innerLr",
+  );
+  const metaOpt = optimizer(config.metaOptimizer, config.metaLr, 0.1, "metaOptimizer", "metaLr");
+  const mode = oneOf(config.mode ?? "batched", ["batched", "serial"] as const, "mode", where);
+  if (config.jit !== undefined) checkBoolean(config.jit, "jit", where);
+  const classification = loss === "crossEntropy";
   if (!Number.isInteger(innerSteps) || innerSteps < 0) {
     throw new RangeError(`reptile: innerSteps must be a non-negative integer, got ${innerSteps}`);
   }

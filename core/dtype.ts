@@ -27,11 +27,55 @@ export function isInteger(d: DType): boolean {
   return d === "i32" || d === "u32";
 }
 
+/** A dtype by metagrad's name or a NumPy/JAX alias (`"float32"`, `"int32"`, ...). */
+export type DTypeLike = DType | "float32" | "int32" | "uint32" | "bool_" | "boolean";
+
+/** NumPy/JAX spellings accepted wherever a dtype is (`"float32"` means `"f32"`). */
+export const DTYPE_ALIASES: Readonly<Record<string, DType>> = {
+  float32: "f32",
+  int32: "i32",
+  uint32: "u32",
+  bool_: "bool",
+  boolean: "bool",
+};
+
+/**
+ * The dtype `d` names — one of `DTYPES` or a NumPy/JAX alias (`DTYPE_ALIASES`) — or a
+ * TypeError that lists them. Every dtype argument goes through here.
+ */
 export function assertDType(d: unknown, where: string): DType {
-  if (typeof d === "string" && (DTYPES as readonly string[]).includes(d)) return d as DType;
+  if (typeof d === "string") {
+    if ((DTYPES as readonly string[]).includes(d)) return d as DType;
+    const alias = DTYPE_ALIASES[d];
+    if (alias) return alias;
+  }
   throw new TypeError(
-    `${where}: unknown dtype ${JSON.stringify(d)}; use one of ${DTYPES.join(", ")}`,
+    `${where}: unknown dtype ${typeof d === "string" ? JSON.stringify(d) : String(d)}; use one of ${
+      DTYPES.join(", ")
+    } (or ${Object.keys(DTYPE_ALIASES).join(", ")})`,
   );
+}
+
+/** The values each integer dtype holds, for `checkFits`. */
+const INTEGER_RANGE: Partial<Record<DType, [number, number]>> = {
+  i32: [-(2 ** 31), 2 ** 31 - 1],
+  u32: [0, 2 ** 32 - 1],
+};
+
+/**
+ * Throws a RangeError when the host value `v` does not fit `dtype` — an integer out of range
+ * or NaN/±Infinity for i32 and u32, as JAX refuses out-of-range Python ints — instead of
+ * wrapping it. Fractions truncate toward zero, as a cast does.
+ */
+export function checkFits(v: number, dtype: DType, where: string): void {
+  const range = INTEGER_RANGE[dtype];
+  if (!range) return;
+  if (!Number.isFinite(v) || Math.trunc(v) < range[0] || Math.trunc(v) > range[1]) {
+    throw new RangeError(
+      `${where}: ${v} does not fit ${dtype} (${range[0]}…${range[1]}); use a wider range of ` +
+        `values, another dtype, or cast a tensor explicitly (cast wraps)`,
+    );
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
  * The tensor: a shape, a dtype and refcounted backend storage. Ops enqueue work and return
  * at once; only reading values (`data`, `array`, `item`) waits for the device.
  */
-import type { DType, TensorData } from "./dtype.ts";
+import type { DType, DTypeLike, TensorData } from "./dtype.ts";
 import { readFloat64, readStorage } from "./backend/select.ts";
 import type { BackendName, Storage } from "./backend/storage.ts";
 import { track, untrack } from "./memory.ts";
@@ -264,9 +264,12 @@ export class Tensor {
   matmul(b: Tensor): Tensor {
     return ops.matmul(this, b);
   }
-  /** Same values in a new shape (a view). */
-  reshape(shape: readonly number[]): Tensor {
-    return ops.reshape(this, shape);
+  /**
+   * Same values in a new shape (a view): `x.reshape([2, 3])`, or as NumPy takes it,
+   * `x.reshape(2, 3)` and `x.reshape(6)`.
+   */
+  reshape(shape: readonly number[] | number, ...more: number[]): Tensor {
+    return ops.reshape(this, typeof shape === "number" ? [shape, ...more] : shape);
   }
   /** Permute axes (reverse when omitted). */
   transpose(perm?: readonly number[]): Tensor {
@@ -293,7 +296,7 @@ export class Tensor {
     return ops.reshape(this, [this.size]);
   }
   /** Convert to another dtype. */
-  cast(dtype: DType): Tensor {
+  cast(dtype: DTypeLike): Tensor {
     return ops.cast(this, dtype);
   }
 }

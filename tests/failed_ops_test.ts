@@ -101,16 +101,19 @@ async function checkUntouched(c: FailingCall, backend: mg.BackendName): Promise<
 }
 
 for (const fusion of [true, false]) {
-  Deno.test(`a call that throws leaves its inputs and device memory as they were (WebGPU, eager fusion ${
-    fusion ? "on" : "off"
-  })`, async () => {
-    mg.setEagerFusion(fusion);
-    try {
-      for (const c of CALLS) await checkUntouched(c, "webgpu");
-    } finally {
-      mg.setEagerFusion(true);
-    }
-  });
+  Deno.test(
+    `a call that throws leaves its inputs and device memory as they were (WebGPU, eager fusion ${
+      fusion ? "on" : "off"
+    })`,
+    async () => {
+      mg.setEagerFusion(fusion);
+      try {
+        for (const c of CALLS) await checkUntouched(c, "webgpu");
+      } finally {
+        mg.setEagerFusion(true);
+      }
+    },
+  );
 }
 
 Deno.test("a call that throws leaves its inputs as they were (reference backend)", async () => {
@@ -146,7 +149,9 @@ Deno.test("binding-limit refusals of every unchunked family leave the operand in
   const info = await mg.init();
   const side = 6000;
   if (side * side * 4 <= info.limits.maxStorageBufferBindingSize) {
-    throw new Error(`binding limit ${info.limits.maxStorageBufferBindingSize}: the test needs it lower`);
+    throw new Error(
+      `binding limit ${info.limits.maxStorageBufferBindingSize}: the test needs it lower`,
+    );
   }
   for (const fusion of [true, false]) {
     mg.setEagerFusion(fusion);

@@ -106,7 +106,12 @@ export function gradCases(): Array<[string, Case[]]> {
   const INDEXING: Case[] = [
     ["take", (x) => mg.take(x, idx([2, 0, 2, -1]), 1), [t([3, 4], 100)]],
     ["scatterAdd", (u) => mg.scatterAdd(u, idx([0, 2, 0]), 0, 4), [t([3, 2], 101)]],
-    ["takeAlongAxis", (x) => mg.takeAlongAxis(x, idx([1, 0, 3])), [t([3, 4], 102)]],
+    ["pickAlongAxis", (x) => mg.pickAlongAxis(x, idx([1, 0, 3])), [t([3, 4], 102)]],
+    [
+      "takeAlongAxis",
+      (x) => mg.takeAlongAxis(x, mg.reshape(idx([1, 0, 3, 2, 2, -1]), [3, 2]), 1),
+      [t([3, 4], 103)],
+    ],
     ["cumsum", (x) => mg.cumsum(x, 1), [t([2, 5], 103)]],
     ["cumsum reverse", (x) => mg.cumsum(x, 0, true), [t([4, 2], 104)]],
   ];

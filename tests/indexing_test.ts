@@ -1,5 +1,12 @@
 import * as mg from "../mod.ts";
-import { assertAllClose, assertMatchesReference, host, type HostTensor } from "./helpers.ts";
+import {
+  assertAllClose,
+  assertMatchesReference,
+  assertThrowsWith,
+  host,
+  type HostTensor,
+  on,
+} from "./helpers.ts";
 
 const idx = (values: number[], shape = [values.length]): HostTensor => ({
   values,
@@ -70,9 +77,73 @@ Deno.test("oneHot and takeAlongAxis", async () => {
     0,
   ]);
   await assertMatchesReference(
-    "takeAlongAxis",
+    "pickAlongAxis",
     [host([4, 6], "f32", 8), idx([5, 0, 3, 3])],
-    (x, i) => mg.takeAlongAxis(x, i),
+    (x, i) => mg.pickAlongAxis(x, i),
+  );
+});
+
+/** NumPy's take_along_axis written out with loops over row-major indices (the oracle). */
+function takeAlongAxisLoops(
+  x: number[],
+  xs: number[],
+  ix: number[],
+  is: number[],
+  axis: number,
+): { values: number[]; shape: number[] } {
+  const shape = xs.map((d, k) => (k === axis ? is[k] : Math.max(d, is[k])));
+  const strides = (s: number[]) => s.map((_, k) => s.slice(k + 1).reduce((p, q) => p * q, 1));
+  const [sx, si] = [strides(xs), strides(is)];
+  const size = shape.reduce((p, q) => p * q, 1);
+  const values: number[] = [];
+  for (let flat = 0; flat < size; flat++) {
+    let rest = flat, at = 0, ati = 0;
+    const pos = shape.map((_, k) => {
+      const stride = shape.slice(k + 1).reduce((p, q) => p * q, 1);
+      const v = Math.floor(rest / stride);
+      rest %= stride;
+      return v;
+    });
+    pos.forEach((p, k) => (ati += (is[k] === 1 ? 0 : p) * si[k]));
+    let j = ix[ati];
+    if (j < 0) j += xs[axis];
+    pos.forEach((p, k) => (at += (k === axis ? j : xs[k] === 1 ? 0 : p) * sx[k]));
+    values.push(j >= 0 && j < xs[axis] ? x[at] : 0);
+  }
+  return { values, shape };
+}
+
+Deno.test("takeAlongAxis follows NumPy: indices of x's rank, any count per row, broadcasting", async () => {
+  const cases: [number[], number[], number][] = [
+    [[4, 6], [4, 1], -1], // the usual logp[..., None] pick, axis kept
+    [[4, 6], [4, 3], 1], // several per row, repeats and negatives
+    [[5, 3], [2, 3], 0], // along the first axis
+    [[2, 5, 3], [1, 4, 3], 1], // broadcasting over the leading axis
+  ];
+  let seed = 40;
+  for (const [xs, is, axis] of cases) {
+    const x = host(xs, "f32", seed++);
+    const a = axis < 0 ? axis + xs.length : axis;
+    const i = host(is, "i32", seed++, -xs[a], xs[a]);
+    const expected = takeAlongAxisLoops(x.values, xs, i.values, is, a);
+    for (const backend of ["webgpu", "reference"] as const) {
+      const got = mg.takeAlongAxis(on(x, backend), on(i, backend), axis);
+      if (got.shape.join() !== expected.shape.join()) {
+        throw new Error(`${xs}/${is}: shape [${got.shape}], expected [${expected.shape}]`);
+      }
+      assertAllClose(await got.toFloat64(), expected.values, {}, `${xs}/${is} ${backend}`);
+    }
+  }
+  assertThrowsWith(
+    () => mg.takeAlongAxis(mg.ones([4, 6]), mg.zeros([4], { dtype: "i32" })),
+    "takeAlongAxis",
+    "rank 2",
+    "pickAlongAxis",
+  );
+  assertThrowsWith(
+    () => mg.pickAlongAxis(mg.ones([4, 6]), mg.zeros([4, 1], { dtype: "i32" })),
+    "pickAlongAxis",
+    "use takeAlongAxis",
   );
 });
 

@@ -2,7 +2,7 @@
 import type { Tensor } from "../tensor.ts";
 import { abs, add, cast, equal, exp, log1p, mul, neg, relu, square, sub } from "../ops/math.ts";
 import { argmax, logSoftmax, mean, softmax, sum } from "../ops/reduce.ts";
-import { takeAlongAxis } from "../ops/indexing.ts";
+import { pickAlongAxis } from "../ops/indexing.ts";
 
 /**
  * Mean squared error. @example
@@ -28,7 +28,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const logp = logSoftmax(logits, -1);
   if (labels.dtype === "f32") return mean(neg(sum(mul(labels, logp), -1)));
-  return mean(neg(takeAlongAxis(logp, cast(labels, "i32"), -1)));
+  return mean(neg(pickAlongAxis(logp, cast(labels, "i32"), -1)));
 }
 
 /**
@@ -109,7 +109,7 @@ export function gaussianKl(muP: Tensor, logStdP: Tensor, muQ: Tensor, logStdQ: T
  * ```
  */
 export function categoricalLogProb(logits: Tensor, actions: Tensor): Tensor {
-  return takeAlongAxis(logSoftmax(logits, -1), cast(actions, "i32"), -1);
+  return pickAlongAxis(logSoftmax(logits, -1), cast(actions, "i32"), -1);
 }
 
 /**

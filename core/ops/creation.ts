@@ -1,5 +1,5 @@
 /** Creating tensors from host values and by fill patterns. */
-import { assertDType, type DType, roundToDType } from "../dtype.ts";
+import { assertDType, checkFits, type DType, type DTypeLike, roundToDType } from "../dtype.ts";
 import { defaultBackend, storageFromHost } from "../backend/select.ts";
 import type { BackendName } from "../backend/storage.ts";
 import { bind } from "../primitive.ts";
@@ -13,9 +13,58 @@ export type NestedInput = number | boolean | readonly NestedInput[];
 /** Options accepted by the creation functions. */
 export interface CreateOptions {
   /** Element type; inferred from the values when omitted (numbers → f32). */
-  dtype?: DType;
+  dtype?: DTypeLike;
   /** Backend to place the tensor on; the current default when omitted. */
   backend?: BackendName;
+}
+
+const CREATE_KEYS = ["dtype", "backend"];
+
+/** Creation options after `createOptions`: the dtype by its canonical name. */
+interface CheckedOptions {
+  dtype?: DType;
+  backend?: BackendName;
+}
+
+/**
+ * The options object of a creation function, checked: a dtype string stands for `{ dtype }`
+ * (as `jnp.zeros(shape, dtype)`), `shapeToo` lets `tensor(values, [2, 3])` pass a shape, and
+ * anything else — a misspelt key, a number — is a TypeError saying how to pass options.
+ */
+function createOptions<K extends string>(
+  opts: unknown,
+  op: string,
+  extraKeys: readonly K[] = [],
+): CheckedOptions & { [k in K]?: unknown } {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts === "string") return { dtype: assertDType(opts, op) };
+  if (Array.isArray(opts) && (extraKeys as readonly string[]).includes("shape")) {
+    return { shape: opts } as CheckedOptions & { [k in K]?: unknown };
+  }
+  if (typeof opts !== "object" || Array.isArray(opts)) {
+    throw new TypeError(
+      `${op}: options must be an object such as { dtype: "i32" }, got ${
+        Array.isArray(opts) ? `the array ${JSON.stringify(opts)}` : typeof opts
+      }${op === "tensor" ? "" : "; the shape is the first argument"}`,
+    );
+  }
+  const known = [...CREATE_KEYS, ...extraKeys];
+  for (const k of Object.keys(opts)) {
+    if (!known.includes(k)) {
+      throw new TypeError(`${op}: unknown option ${JSON.stringify(k)}; known: ${known.join(", ")}`);
+    }
+  }
+  const o = opts as CreateOptions;
+  return {
+    ...(o as Record<string, unknown>),
+    ...(o.dtype !== undefined ? { dtype: assertDType(o.dtype, op) } : {}),
+    ...(o.backend !== undefined ? { backend: assertBackend(o.backend, op) } : {}),
+  };
+}
+
+function assertBackend(b: unknown, op: string): BackendName {
+  if (b === "webgpu" || b === "reference") return b;
+  throw new TypeError(`${op}: unknown backend ${JSON.stringify(b)}; use "webgpu" or "reference"`);
 }
 
 /** Typed arrays `tensor()` accepts (8/16-bit integers are widened to 32 bits). */
@@ -93,8 +142,11 @@ function flattenNested(
  */
 export function tensor(
   values: NestedInput | HostArray,
-  opts: CreateOptions & { shape?: readonly number[] } = {},
+  options: CreateOptions & { shape?: readonly number[] } | readonly number[] = {},
 ): Tensor {
+  const opts = createOptions(options, "tensor", ["shape"]) as CheckedOptions & {
+    shape?: readonly number[];
+  };
   let shape: number[];
   let flat: ArrayLike<number>;
   let dtype: DType;
@@ -127,7 +179,10 @@ export function tensor(
     dtype = opts.dtype ?? (f.sawBool ? "bool" : "f32");
   }
   dtype = assertDType(dtype, "tensor");
-  const rounded = dtype === "f32" ? flat : Array.from(flat, (v) => roundToDType(v, dtype));
+  const rounded = dtype === "f32" ? flat : Array.from(flat, (v) => {
+    checkFits(v, dtype, "tensor");
+    return roundToDType(v, dtype);
+  });
   return new Tensor(
     shape,
     dtype,
@@ -147,10 +202,15 @@ export function tensor(
 export function full(
   shape: readonly number[],
   value: number | boolean,
-  opts: CreateOptions = {},
+  options: CreateOptions | DTypeLike = {},
 ): Tensor {
+  const opts = createOptions(options, "full");
   const s = assertValidShape(shape, "full");
   const dtype = assertDType(opts.dtype ?? (typeof value === "boolean" ? "bool" : "f32"), "full");
+  if (typeof value !== "number" && typeof value !== "boolean") {
+    throw new TypeError(`full: value must be a number or boolean, got ${typeof value}`);
+  }
+  checkFits(Number(value), dtype, "full");
   return bind(fullPrim, [], { shape: s, dtype, value: Number(value) }, opts.backend);
 }
 
@@ -163,7 +223,7 @@ export function full(
  * const z = zeros([3, 4]);
  * ```
  */
-export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+export function zeros(shape: readonly number[], opts: CreateOptions | DTypeLike = {}): Tensor {
   return full(shape, 0, opts);
 }
 
@@ -176,11 +236,12 @@ export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tenso
  * const o = ones([2, 2], { dtype: "i32" });
  * ```
  */
-export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+export function ones(shape: readonly number[], opts: CreateOptions | DTypeLike = {}): Tensor {
   return full(shape, 1, opts);
 }
 
-function likeOpts(x: Tensor, opts: CreateOptions): CreateOptions {
+function likeOpts(x: Tensor, options: CreateOptions | DTypeLike, op: string): CheckedOptions {
+  const opts = createOptions(options, op);
   return { dtype: opts.dtype ?? x.dtype, backend: opts.backend ?? x.backend };
 }
 
@@ -193,8 +254,8 @@ function likeOpts(x: Tensor, opts: CreateOptions): CreateOptions {
  * const z = zerosLike(ones([2, 3]));
  * ```
  */
-export function zerosLike(x: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(x.shape, 0, likeOpts(x, opts));
+export function zerosLike(x: Tensor, opts: CreateOptions | DTypeLike = {}): Tensor {
+  return full(x.shape, 0, likeOpts(x, opts, "zerosLike"));
 }
 
 /**
@@ -206,8 +267,8 @@ export function zerosLike(x: Tensor, opts: CreateOptions = {}): Tensor {
  * const o = onesLike(zeros([2, 3]));
  * ```
  */
-export function onesLike(x: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(x.shape, 1, likeOpts(x, opts));
+export function onesLike(x: Tensor, opts: CreateOptions | DTypeLike = {}): Tensor {
+  return full(x.shape, 1, likeOpts(x, opts, "onesLike"));
 }
 
 /**
@@ -219,8 +280,12 @@ export function onesLike(x: Tensor, opts: CreateOptions = {}): Tensor {
  * const f = fullLike(zeros([2]), 3);
  * ```
  */
-export function fullLike(x: Tensor, value: number | boolean, opts: CreateOptions = {}): Tensor {
-  return full(x.shape, value, likeOpts(x, opts));
+export function fullLike(
+  x: Tensor,
+  value: number | boolean,
+  opts: CreateOptions | DTypeLike = {},
+): Tensor {
+  return full(x.shape, value, likeOpts(x, opts, "fullLike"));
 }
 
 /**
@@ -234,13 +299,28 @@ export function fullLike(x: Tensor, value: number | boolean, opts: CreateOptions
  * const b = arange(0, 1, 0.25); // f32 [0, 0.25, 0.5, 0.75]
  * ```
  */
-export function arange(start: number, stop?: number, step = 1, opts: CreateOptions = {}): Tensor {
+export function arange(
+  start: number,
+  stop?: number,
+  step = 1,
+  options: CreateOptions | DTypeLike = {},
+): Tensor {
+  const opts = createOptions(options, "arange");
   if (stop === undefined) [start, stop] = [0, start];
+  for (const [name, v] of [["start", start], ["stop", stop], ["step", step]] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new TypeError(`arange: ${name} must be a finite number, got ${v}`);
+    }
+  }
   if (step === 0 || !Number.isFinite(step)) {
     throw new RangeError("arange: step must be a finite non-zero number");
   }
   const length = Math.max(0, Math.ceil((stop - start) / step));
   const dtype = opts.dtype ?? ([start, stop, step].every(Number.isInteger) ? "i32" : "f32");
+  if (length > 0) {
+    checkFits(start, dtype, "arange");
+    checkFits(start + (length - 1) * step, dtype, "arange");
+  }
   return bind(iota, [], { length, start, step, dtype }, opts.backend);
 }
 
@@ -257,8 +337,9 @@ export function linspace(
   start: number,
   stop: number,
   num: number,
-  opts: CreateOptions = {},
+  options: CreateOptions | DTypeLike = {},
 ): Tensor {
+  const opts = createOptions(options, "linspace");
   if (!Number.isInteger(num) || num < 0) {
     throw new RangeError(`linspace: num must be an integer ≥ 0, got ${num}`);
   }
@@ -275,7 +356,15 @@ export function linspace(
  * const i3 = eye(3);
  * ```
  */
-export function eye(n: number, m = n, k = 0, opts: CreateOptions = {}): Tensor {
+export function eye(n: number, m = n, k = 0, options: CreateOptions | DTypeLike = {}): Tensor {
+  const opts = createOptions(options, "eye");
+  for (const [name, v] of [["n", n], ["m", m], ["k", k]] as const) {
+    if (!Number.isInteger(v) || (name !== "k" && v < 0)) {
+      throw new RangeError(
+        `eye: ${name} must be an integer${name === "k" ? "" : " ≥ 0"}, got ${v}`,
+      );
+    }
+  }
   const values = new Float64Array(n * m);
   for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) values[i * m + i + k] = 1;
   const dtype = opts.dtype ?? "f32";

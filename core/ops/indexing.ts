@@ -7,7 +7,7 @@ import { fmtShape, normAxis } from "../shape.ts";
 import type { DType } from "../dtype.ts";
 import type { Tensor } from "../tensor.ts";
 import { arange } from "./creation.ts";
-import { cast, equal, mul } from "./math.ts";
+import { add, cast, equal, less, mul, where } from "./math.ts";
 import { sum } from "./reduce.ts";
 import { expandDims, reshape } from "./shape.ts";
 
@@ -52,27 +52,73 @@ export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, size:
 }
 
 /**
- * Pick one element per row: out[..., i] = x[..., i, idx[..., i]] along `axis` (the
- * log-probability of taken actions, the logit of the true class).
+ * Pick one element per row: out[..., i] = x[..., i, idx[..., i]] along `axis`, which is
+ * dropped (the log-probability of taken actions, the logit of the true class). `indices` has
+ * x's shape without `axis`. For NumPy's contract (indices of x's rank, axis kept) use
+ * `takeAlongAxis`.
+ *
+ * @example
+ * ```ts
+ * import { pickAlongAxis, tensor } from "@metagrad/metagrad";
+ * pickAlongAxis(tensor([[1, 2], [3, 4]]), tensor([1, 0], { dtype: "i32" })); // [2, 3]
+ * ```
+ */
+export function pickAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
+  const a = normAxis(axis, x.ndim, "pickAlongAxis");
+  const expected = x.shape.filter((_, i) => i !== a);
+  if (indices.ndim !== expected.length || indices.shape.some((d, i) => d !== expected[i])) {
+    throw new RangeError(
+      `pickAlongAxis: indices ${fmtShape(indices.shape)} must have x's shape ${
+        fmtShape(x.shape)
+      } without axis ${a}${
+        indices.ndim === x.ndim
+          ? "; for indices of x's rank (NumPy's take_along_axis) use takeAlongAxis"
+          : ""
+      }`,
+    );
+  }
+  return disposeOnThrow(() => {
+    const hot = oneHot(indices, x.shape[a], {
+      axis: a,
+      dtype: x.dtype === "f32" ? "f32" : "i32",
+    });
+    return sum(mul(x, hot), a);
+  });
+}
+
+/**
+ * NumPy's `take_along_axis` (and JAX's): `indices` has x's rank; along `axis` it holds any
+ * number of positions per row, and the other axes broadcast against x's. The result has the
+ * broadcast shape with indices' length along `axis`: out[..., j, ...] = x[..., idx[..., j,
+ * ...], ...]. Out-of-range indices give 0 (as a one-hot selection of nothing);
+ * negative ones count from the end. `pickAlongAxis` takes one index per row without the axis.
  *
  * @example
  * ```ts
  * import { takeAlongAxis, tensor } from "@metagrad/metagrad";
- * takeAlongAxis(tensor([[1, 2], [3, 4]]), tensor([1, 0], { dtype: "i32" })); // [2, 3]
+ * const logp = tensor([[-1, -2, -3], [-4, -5, -6]]);
+ * takeAlongAxis(logp, tensor([[2], [0]], { dtype: "i32" }), -1); // [[-3], [-4]]
+ * takeAlongAxis(logp, tensor([[0, 0, 1]], { dtype: "i32" }), 1); // [[-1, -1, -2], [-4, -4, -5]]
  * ```
  */
 export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
   const a = normAxis(axis, x.ndim, "takeAlongAxis");
-  const expected = x.shape.filter((_, i) => i !== a);
-  if (indices.ndim !== expected.length || indices.shape.some((d, i) => d !== expected[i])) {
+  if (indices.ndim !== x.ndim) {
     throw new RangeError(
-      `takeAlongAxis: indices ${fmtShape(indices.shape)} must have x's shape ${
+      `takeAlongAxis: indices ${fmtShape(indices.shape)} must have x's rank ${x.ndim} (x is ${
         fmtShape(x.shape)
-      } without axis ${a}`,
+      }), as in NumPy; add the axis with expandDims(indices, ${a}), or use pickAlongAxis for ` +
+        `one index per row without it`,
     );
   }
-  const hot = oneHot(indices, x.shape[a], { axis: a, dtype: x.dtype === "f32" ? "f32" : "i32" });
-  return sum(mul(x, hot), a);
+  const n = x.shape[a];
+  return disposeOnThrow(() => {
+    // wrap negative indices, then select with a one-hot axis inserted after `axis`
+    const idx = indexTensor(indices, "takeAlongAxis");
+    const wrapped = where(less(idx, 0), add(idx, n), idx);
+    const hot = oneHot(wrapped, n, { axis: a + 1, dtype: x.dtype === "f32" ? "f32" : "i32" });
+    return sum(mul(expandDims(x, a), hot), a + 1);
+  });
 }
 
 /** Options of `oneHot`. */

@@ -1,5 +1,13 @@
 /** Elementwise math with NumPy broadcasting and JAX-style weak typing of JS numbers. */
-import { type DType, isFloat, promoteTypes, weakNumberDType } from "../dtype.ts";
+import {
+  assertDType,
+  checkFits,
+  type DType,
+  type DTypeLike,
+  isFloat,
+  promoteTypes,
+  weakNumberDType,
+} from "../dtype.ts";
 import { bind } from "../primitive.ts";
 import { cast as castPrim, elementwise as E } from "../primitives/elementwise.ts";
 import { Tensor, type TensorLike } from "../tensor.ts";
@@ -20,9 +28,10 @@ function checkTensor(x: unknown, op: string): Tensor {
  * const i = cast(tensor([1.7, -1.7]), "i32"); // [1, -1]
  * ```
  */
-export function cast(x: Tensor, dtype: DType): Tensor {
+export function cast(x: Tensor, dtype: DTypeLike): Tensor {
   checkTensor(x, "cast");
-  return x.dtype === dtype ? x : bind(castPrim, [x], { dtype });
+  const d = assertDType(dtype, "cast");
+  return x.dtype === d ? x : bind(castPrim, [x], { dtype: d });
 }
 
 /** Operands as tensors of one dtype: numbers adopt the tensor's dtype when they fit. */
@@ -42,7 +51,11 @@ function operands(op: string, xs: TensorLike[], floatOnly = false): Tensor[] {
   }
   if (floatOnly && !isFloat(dtype)) dtype = "f32";
   const backend = tensors[0].backend;
-  return xs.map((x) => (x instanceof Tensor ? cast(x, dtype) : scalar(x, dtype, backend)));
+  return xs.map((x) => {
+    if (x instanceof Tensor) return cast(x, dtype);
+    checkFits(Number(x), dtype, op); // 2 ** 31 with an i32 tensor is refused, as JAX does
+    return scalar(x, dtype, backend);
+  });
 }
 
 /** Arithmetic on bools counts them as i32 (true + true = 2), as NumPy does. */

@@ -16,9 +16,16 @@ import type { Tensor } from "../tensor.ts";
  * ```ts
  * import { reshape, arange } from "@metagrad/metagrad";
  * reshape(arange(6), [2, -1]); // [[0, 1, 2], [3, 4, 5]]
+ * reshape(arange(6), 6); // a number is a 1-D shape
  * ```
  */
-export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+export function reshape(x: Tensor, shape: readonly number[] | number): Tensor {
+  if (typeof shape === "number") shape = [shape]; // reshape(x, 6), as NumPy takes it
+  if (!Array.isArray(shape)) {
+    throw new TypeError(
+      `reshape: shape must be a number or an array of numbers, got ${typeof shape}`,
+    );
+  }
   const s = [...shape];
   const inferred = s.filter((d) => d === -1).length;
   if (inferred > 1) {

@@ -10,6 +10,7 @@ import * as tree from "../tree.ts";
 import { full, zerosLike } from "../ops/creation.ts";
 import { add, cos, div, maximum, minimum, mul, pow, sqrt, sub, where } from "../ops/math.ts";
 import { sum } from "../ops/reduce.ts";
+import { checkNumber, checkOptions, describe } from "../validate.ts";
 
 /** A learning rate: a number, or a schedule mapping the (f32 scalar) step to a rate. */
 export type Schedule = number | ((step: Tensor) => Tensor | number);
@@ -24,6 +25,24 @@ export interface GradientTransformation<S = unknown> {
 
 const mapTree = (fn: (...xs: Tensor[]) => Tensor, ...trees: unknown[]): any =>
   tree.map(fn, trees[0], ...trees.slice(1));
+
+/**
+ * A learning rate checked at construction: a finite number ≥ 0, or a schedule function (NaN,
+ * ±Infinity and negative rates would only show up later as NaN parameters).
+ */
+function checkSchedule(lr: unknown, where: string): Schedule {
+  if (typeof lr === "function") return lr as Schedule;
+  if (typeof lr === "number") return checkNumber(lr, "the learning rate", where, { min: 0 });
+  throw new TypeError(
+    `${where}: the learning rate must be a number ≥ 0 or a schedule (step) => rate, got ${
+      describe(lr)
+    }`,
+  );
+}
+
+/** A decay rate in [0, 1). */
+const decayRate = (v: unknown, name: string, where: string) =>
+  checkNumber(v, name, where, { min: 0, max: 1, exclusiveMax: true });
 
 function rateAt(lr: Schedule, step: Tensor): Tensor | number {
   return typeof lr === "number" ? lr : lr(step);
@@ -69,7 +88,9 @@ export function sgd(
   lr: Schedule,
   opts: { momentum?: number; nesterov?: boolean } = {},
 ): GradientTransformation<{ step: Tensor; velocity: unknown }> {
-  const mu = opts.momentum ?? 0;
+  checkSchedule(lr, "optim.sgd");
+  checkOptions(opts, "optim.sgd", ["momentum", "nesterov"]);
+  const mu = decayRate(opts.momentum ?? 0, "momentum", "optim.sgd");
   return {
     init: (params) => ({
       step: counter(params),
@@ -108,7 +129,13 @@ function adamLike(
   opts: AdamOptions,
   weightDecay: number,
 ): GradientTransformation<{ step: Tensor; m: unknown; v: unknown }> {
-  const b1 = opts.b1 ?? 0.9, b2 = opts.b2 ?? 0.999, eps = opts.eps ?? 1e-8;
+  const where = weightDecay ? "optim.adamw" : "optim.adam";
+  checkSchedule(lr, where);
+  checkOptions(opts, where, ["b1", "b2", "eps", "weightDecay"]);
+  const b1 = decayRate(opts.b1 ?? 0.9, "b1", where);
+  const b2 = decayRate(opts.b2 ?? 0.999, "b2", where);
+  const eps = checkNumber(opts.eps ?? 1e-8, "eps", where, { min: 0 });
+  checkNumber(weightDecay, "weightDecay", where, { min: 0 });
   return {
     init: (params) => ({
       step: counter(params),
@@ -185,7 +212,10 @@ export function rmsprop(
   lr: Schedule,
   opts: { decay?: number; eps?: number } = {},
 ): GradientTransformation<{ step: Tensor; nu: unknown }> {
-  const decay = opts.decay ?? 0.9, eps = opts.eps ?? 1e-8;
+  checkSchedule(lr, "optim.rmsprop");
+  checkOptions(opts, "optim.rmsprop", ["decay", "eps"]);
+  const decay = decayRate(opts.decay ?? 0.9, "decay", "optim.rmsprop");
+  const eps = checkNumber(opts.eps ?? 1e-8, "eps", "optim.rmsprop", { min: 0 });
   return {
     init: (params) => ({ step: counter(params), nu: mapTree((p) => zerosLike(p), params) }),
     update(grads, state) {
@@ -214,6 +244,7 @@ export function globalNorm(t: unknown): Tensor {
  * ```
  */
 export function clipByGlobalNorm(maxNorm: number): GradientTransformation<null> {
+  checkNumber(maxNorm, "maxNorm", "optim.clipByGlobalNorm", { min: 0, exclusiveMin: true });
   return {
     init: () => null,
     update(grads) {
@@ -234,6 +265,7 @@ export function clipByGlobalNorm(maxNorm: number): GradientTransformation<null> 
  * ```
  */
 export function chain(...ts: GradientTransformation<any>[]): GradientTransformation<unknown[]> {
+  ts.forEach((t, i) => checkTransformation(t, `optim.chain: argument ${i}`));
   return {
     init: (params) => ts.map((t) => t.init(params)),
     update(grads, state, params) {
@@ -247,6 +279,26 @@ export function chain(...ts: GradientTransformation<any>[]): GradientTransformat
     },
   };
 }
+
+/** Throws unless `t` is a gradient transformation (an object with init and update). */
+export function checkTransformation(t: unknown, where: string): GradientTransformation<any> {
+  const o = t as Partial<GradientTransformation>;
+  if (
+    !o || typeof o !== "object" || typeof o.init !== "function" || typeof o.update !== "function"
+  ) {
+    throw new TypeError(
+      `${where}: expected an optimizer ({ init, update }, e.g. optim.adam(1e-3)), got ${
+        describe(t)
+      }`,
+    );
+  }
+  return t as GradientTransformation<any>;
+}
+
+/** Schedule arguments: finite rates, and step counts that are positive integers. */
+const rateArg = (v: unknown, name: string, where: string) => checkNumber(v, name, where);
+const stepsArg = (v: unknown, name: string, where: string) =>
+  checkNumber(v, name, where, { min: 1, integer: true });
 
 /**
  * Learning-rate schedules: functions of the f32 step tensor.
@@ -262,16 +314,25 @@ export function chain(...ts: GradientTransformation<any>[]): GradientTransformat
  */
 export const schedules = {
   /** A fixed rate. */
-  constant: (value: number) => (_step: Tensor): number => value,
-  /** value · factor^(step / every). */
-  exponentialDecay: (value: number, factor: number, every = 1) => (step: Tensor): Tensor =>
-    mul(pow(factor, div(step, every)), value),
-  /** Half a cosine from value down to value·alpha over `steps`, then flat. */
-  cosineDecay: (value: number, steps: number, alpha = 0) => (step: Tensor): Tensor => {
-    const t = minimum(div(step, steps), 1);
-    const c = mul(add(cos(mul(t, Math.PI)), 1), 0.5);
-    return mul(add(mul(c, 1 - alpha), alpha), value);
+  constant: (value: number) => {
+    rateArg(value, "value", "schedules.constant");
+    return (_step: Tensor): number => value;
   },
+  /** value · factor^(step / every). */
+  exponentialDecay: (value: number, factor: number, every = 1) => {
+    rateArg(value, "value", "schedules.exponentialDecay");
+    checkNumber(factor, "factor", "schedules.exponentialDecay", { min: 0, exclusiveMin: true });
+    checkNumber(every, "every", "schedules.exponentialDecay", { min: 0, exclusiveMin: true });
+    return (step: Tensor): Tensor => mul(pow(factor, div(step, every)), value);
+  },
+  /** Half a cosine from value down to value·alpha over `steps`, then flat. */
+  cosineDecay: (value: number, steps: number, alpha = 0) => {
+    rateArg(value, "value", "schedules.cosineDecay");
+    stepsArg(steps, "steps", "schedules.cosineDecay");
+    rateArg(alpha, "alpha", "schedules.cosineDecay");
+    return (step: Tensor): Tensor => cosine(step, value, steps, alpha);
+  },
+
   /**
    * values[0] until boundaries[0], then values[1] until boundaries[1], …: a learning-rate drop
    * at given steps (the step count lives in the optimizer state, so a resumed run keeps it).
@@ -280,6 +341,8 @@ export const schedules = {
     values: readonly number[],
     boundaries: readonly number[],
   ): (step: Tensor) => Tensor | number => {
+    values.forEach((v, i) => rateArg(v, `values[${i}]`, "schedules.piecewiseConstant"));
+    boundaries.forEach((b, i) => rateArg(b, `boundaries[${i}]`, "schedules.piecewiseConstant"));
     const increasing = boundaries.every((b, i) => i === 0 || b > boundaries[i - 1]);
     if (values.length !== boundaries.length + 1 || !increasing) {
       throw new RangeError(
@@ -294,15 +357,28 @@ export const schedules = {
       );
   },
   /** A straight line from value to `end` (default 0) over `steps`, then flat. */
-  linearDecay: (value: number, steps: number, end = 0) => (step: Tensor): Tensor =>
-    add(mul(minimum(div(step, steps), 1), end - value), value),
+  linearDecay: (value: number, steps: number, end = 0) => {
+    rateArg(value, "value", "schedules.linearDecay");
+    stepsArg(steps, "steps", "schedules.linearDecay");
+    rateArg(end, "end", "schedules.linearDecay");
+    return (step: Tensor): Tensor => add(mul(minimum(div(step, steps), 1), end - value), value);
+  },
   /** From 0 up to value over `steps`, then `after` (a schedule of the steps since) or flat. */
-  linearWarmup:
-    (value: number, steps: number, after?: (step: Tensor) => Tensor | number) =>
-    (step: Tensor): Tensor => {
+  linearWarmup: (value: number, steps: number, after?: (step: Tensor) => Tensor | number) => {
+    rateArg(value, "value", "schedules.linearWarmup");
+    stepsArg(steps, "steps", "schedules.linearWarmup");
+    return (step: Tensor): Tensor => {
       const warm = mul(minimum(div(add(step, 1), steps), 1), value);
       if (!after) return warm;
       const rest = after(maximum(sub(step, steps), 0));
       return where(step.lt(steps), warm, rest);
-    },
+    };
+  },
 };
+
+/** cosineDecay's value at `step`. */
+function cosine(step: Tensor, value: number, steps: number, alpha: number): Tensor {
+  const t = minimum(div(step, steps), 1);
+  const c = mul(add(cos(mul(t, Math.PI)), 1), 0.5);
+  return mul(add(mul(c, 1 - alpha), alpha), value);
+}

@@ -5,6 +5,7 @@
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { describe, oneOf } from "../core/validate.ts";
+import { collectMade } from "../core/memory.ts";
 
 /**
  * A batch of tasks, tasks on the leading axis: support inputs `xs` and targets `ys`, query
@@ -106,6 +107,9 @@ export interface TrainOptions {
 /**
  * The meta-training loop: draw a batch from a fresh key each step, apply `metaStep`, free the
  * batch; the loss is read back only every `every` steps, so the device pipeline stays full.
+ * Ownership of a batch: the tensors `sample` makes during its call belong to the loop and are
+ * freed after the step; tensors it returns that existed before the call (a fixed or cached
+ * batch) stay the caller's and are never freed here.
  * Returns the final state. A loss read as NaN or ±∞ stops the run with an error naming the step
  * and the last finite loss: a diverged state only turns more steps into NaN.
  *
@@ -135,11 +139,12 @@ export async function metaTrain<S>(
     const [next, kb] = mg.random.split(key);
     if (key !== opts.key) key.dispose();
     key = next;
-    const batch = sample(kb);
+    const { result: batch, made } = collectMade(() => sample(kb));
     kb.dispose();
     const [s, m] = metaStep(state, batch);
     state = s;
-    for (const t of Object.values(batch)) t.dispose();
+    // the tensors the sampler made for this step go now; ones it returned from a cache stay
+    for (const t of Object.values(batch)) if (made.has(t)) t.dispose();
     if (i % every === 0 || i === opts.steps) {
       const loss = await m.loss.item();
       if (!Number.isFinite(loss)) {

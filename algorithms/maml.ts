@@ -276,7 +276,7 @@ function mamlFamily(config: MamlConfig, where: string): MamlLearner {
     if (classification) metrics.accuracy = (aux as Tensor[])[0];
     return [{ params: next.params, modelState: state.modelState, lrs: next.lrs, opt }, metrics];
   };
-  const metaStep = cfg.jit ? mg.jit(step, { donateArgnums: [0] }) : step;
+  const metaStep = cfg.jit ? mg.jit(step, { donateArgnums: [0], name: `${where}.metaStep` }) : step;
 
   return {
     config: cfg,

@@ -119,7 +119,9 @@ function metricLearner(cfg: MetricConfig, scorer: Scorer, name: string): MetricL
     const params = mg.optim.applyUpdates(state.params, updates);
     return [{ params, modelState: state.modelState, opt }, { loss: l, accuracy: acc as Tensor }];
   };
-  const metaStep = cfg.jit ?? true ? mg.jit(step, { donateArgnums: [0] }) : step;
+  const metaStep = cfg.jit ?? true
+    ? mg.jit(step, { donateArgnums: [0], name: `${name}.metaStep` })
+    : step;
   return {
     init(key) {
       const [k1, k2] = mg.random.split(key);

@@ -169,7 +169,9 @@ export function reptile(config: ReptileConfig): ReptileLearner {
     if (classification) metrics.accuracy = figures[1];
     return [{ params, modelState: state.modelState, opt }, metrics];
   };
-  const metaStep = config.jit ?? true ? mg.jit(step, { donateArgnums: [0] }) : step;
+  const metaStep = config.jit ?? true
+    ? mg.jit(step, { donateArgnums: [0], name: "reptile.metaStep" })
+    : step;
 
   return {
     init(key) {

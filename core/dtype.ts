@@ -104,6 +104,16 @@ export function weakNumberDType(value: number, other: DType): DType {
   return other;
 }
 
+/**
+ * dtype a weakly typed scalar (a JS number jit traced: i32 if it was an integer, else f32)
+ * takes beside a tensor of dtype `other`: integers adopt an integer or float dtype (and count
+ * bools as i32), floats make f32.
+ */
+export function weakTensorDType(weak: DType, other: DType): DType {
+  if (weak === "f32" || other === "f32") return "f32";
+  return other === "bool" ? "i32" : other;
+}
+
 /** Round a float64 value to the dtype's value set (wrapping integers as 32-bit hardware does). */
 export function roundToDType(v: number, d: DType): number {
   switch (d) {

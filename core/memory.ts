@@ -55,13 +55,23 @@ export function track(t: Disposable, storage: Storage | null): void {
  * success the tensors belong to the enclosing frame, as if made there.
  */
 export function disposeOnThrow<T>(fn: () => T): T {
+  return collectMade(fn).result;
+}
+
+/**
+ * Run `fn` and return its result with the tensors made while it ran (so a caller can tell a
+ * callback's fresh tensors, which it may free, from ones the callback returned from a cache).
+ * If `fn` throws, those tensors are disposed. The tensors also count as made by any
+ * enclosing `collectMade`.
+ */
+export function collectMade<T>(fn: () => T): { result: T; made: Set<Disposable> } {
   const made: Disposable[] = [];
   failFrames.push(made);
   try {
     const result = fn();
     failFrames.pop();
     failFrames.at(-1)?.push(...made);
-    return result;
+    return { result, made: new Set(made) };
   } catch (e) {
     failFrames.pop();
     for (const t of made) if (!t.isDisposed) t.dispose();

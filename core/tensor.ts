@@ -36,6 +36,14 @@ export type TensorLike = Tensor | number | boolean;
  * console.log(await x.matmul(x).array()); // [[7, 10], [15, 22]]
  * ```
  */
+/** Tensors handed over to a jitted function (`donateArgnums`), and to which one. */
+const donations = new WeakMap<Tensor, string>();
+
+/** @internal Record that `t` was donated to `to` (named in the error of a later use). */
+export function noteDonation(t: Tensor, to: string): void {
+  donations.set(t, to);
+}
+
 export class Tensor {
   /** Size of each axis. */
   readonly shape: readonly number[];
@@ -69,6 +77,14 @@ export class Tensor {
     return this.storage.backend;
   }
 
+  /**
+   * Weakly typed: a JS number that jit traced as a scalar. In arithmetic it takes the other
+   * operand's dtype as the number would (JAX's weak types); concrete tensors never are.
+   */
+  get weak(): boolean {
+    return false;
+  }
+
   /** True after `dispose()` (directly or by `tidy`). */
   get isDisposed(): boolean {
     return this.#storage === null;
@@ -77,9 +93,14 @@ export class Tensor {
   /** @internal The backend storage; throws if disposed. */
   get storage(): Storage {
     if (!this.#storage) {
+      const donatedTo = donations.get(this);
       throw new ReferenceError(
-        `a ${this.dtype}${fmtShape(this.shape)} tensor was used after it was disposed ` +
-          `(by dispose() or a tidy scope); return it from tidy or wrap it in keep()`,
+        donatedTo
+          ? `a ${this.dtype}${fmtShape(this.shape)} tensor was used after it was donated to ` +
+            `${donatedTo}, which reused its memory for its results; use the results it ` +
+            `returned (the new state) instead, or leave that argument out of donateArgnums`
+          : `a ${this.dtype}${fmtShape(this.shape)} tensor was used after it was disposed ` +
+            `(by dispose() or a tidy scope); return it from tidy or wrap it in keep()`,
       );
     }
     return this.#storage;

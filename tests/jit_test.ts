@@ -376,7 +376,9 @@ Deno.test("jit traces once per signature; static arguments; printable programs",
   await f(a, 2).data();
   await f(mg.tensor([4, 5, 6]), 2).data();
   if (count.traces !== 1) throw new Error(`retraced for the same signature (${count.traces})`);
-  await f(a, 3).data(); // a new static value
+  await f(a, 3).data(); // a new JS number: traced as a scalar, no retrace
+  if ((count.traces as number) !== 1) throw new Error(`a new number retraced (${count.traces})`);
+  await f(a, 0.5).data(); // a fraction: a weak f32 scalar instead of i32, one more program
   await f(mg.tensor([1, 2]), 2).data(); // a new shape
   if ((count.traces as number) !== 3) throw new Error(`expected 3 traces, got ${count.traces}`);
   const g = mg.jit((x: Tensor, n: number) => (n > 0 ? mg.exp(x) : mg.log(x)), {
@@ -432,4 +434,65 @@ Deno.test("jit nests with grad, vmap and itself, and inlines under other transfo
       z.data();
       return z;
     })(c), "inside jit");
+});
+
+Deno.test("jit traces JS numbers as weak scalars: new values reuse the program, dtypes follow eager", async () => {
+  await mg.init();
+  let traces = 0;
+  const step = mg.jit((w: Tensor, g: Tensor, lr: number) => {
+    traces++;
+    return mg.sub(w, mg.mul(g, lr));
+  });
+  const w = mg.tensor([1, 2, 3]), g = mg.tensor([0.5, 1, 2]);
+  const pipelines = mg.runtimeStats().pipelinesCompiled;
+  await step(w, g, 0.1).data(); // compiles once
+  const afterFirst = mg.runtimeStats().pipelinesCompiled;
+  for (let k = 0; k < 30; k++) {
+    const lr = 0.1 * 0.9 ** k; // a schedule: a new value every call
+    assertAllClose(
+      await step(w, g, lr).toFloat64(),
+      [1, 2, 3].map((v, i) => v - [0.5, 1, 2][i] * lr),
+      {
+        rtol: 1e-6,
+      },
+      `lr ${lr}`,
+    );
+  }
+  if (traces !== 1) throw new Error(`${traces} traces for 31 learning rates`);
+  if (mg.runtimeStats().pipelinesCompiled !== afterFirst) {
+    throw new Error(
+      `new pipelines after the first call (${pipelines} → ${afterFirst} → ${mg.runtimeStats().pipelinesCompiled})`,
+    );
+  }
+  // weak typing: an integer number keeps an i32 tensor i32, as in eager code
+  const inc = mg.jit((x: Tensor, n: number) => mg.add(x, n));
+  const i = mg.tensor([1, 2], { dtype: "i32" });
+  for (const n of [3, -7]) {
+    const r = inc(i, n);
+    if (r.dtype !== mg.add(i, n).dtype) throw new Error(`dtype ${r.dtype} vs eager`);
+    assertAllClose(await r.toFloat64(), [1 + n, 2 + n], { rtol: 0, atol: 0 }, `n ${n}`);
+  }
+  // a traced number used as a JS number is a clear error naming staticArgnums
+  const bad = mg.jit((x: Tensor, n: number) => (n > 0 ? mg.exp(x) : x));
+  assertThrowsWith(() => bad(w, 1), "staticArgnums");
+  const badShape = mg.jit((x: Tensor, n: number) => mg.reshape(x, [n]));
+  assertThrowsWith(() => badShape(w, 3), "staticArgnums");
+});
+
+Deno.test("jit keeps at most 32 programs per function and warns once when it keeps retracing", async () => {
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (m: string) => warnings.push(m);
+  try {
+    const f = mg.jit(function shapes(x: Tensor) {
+      return mg.mul(x, 2);
+    });
+    for (let n = 1; n <= 40; n++) f(mg.ones([n])).dispose();
+    if (warnings.length !== 1 || !warnings[0].includes("jit(shapes): traced 16 times")) {
+      throw new Error(`expected one retrace warning, got ${JSON.stringify(warnings)}`);
+    }
+    assertAllClose(await f(mg.ones([2])).toFloat64(), [2, 2]); // evicted, traced again: still right
+  } finally {
+    console.warn = warn;
+  }
 });

@@ -4,11 +4,13 @@
  * submission, each intermediate freed after its last use.
  */
 import { keep } from "../memory.ts";
-import { Tensor } from "../tensor.ts";
+import { noteDonation, Tensor } from "../tensor.ts";
 import { Tracer } from "../tracer.ts";
 import { flatten, type TreeDef, unflatten } from "../tree.ts";
 import type { Fn } from "../autodiff/api.ts";
 import { defaultBackend } from "../backend/select.ts";
+import type { DType } from "../dtype.ts";
+import { full } from "../ops/creation.ts";
 import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "./compile.ts";
 import { eqnOutputs, type Program, programText, type Var } from "./ir.ts";
 import { ForeignTracerError, JitTrace, JitTracer } from "./jit_trace.ts";
@@ -17,8 +19,9 @@ import { ForeignTracerError, JitTrace, JitTracer } from "./jit_trace.ts";
 export interface JitOptions {
   /**
    * Arguments that are not traced but baked into the program (Python-style constants: sizes,
-   * flags, step counts); a new value compiles a new program. JS numbers and other non-tensor
-   * leaves of any argument are always treated this way.
+   * flags, loop counts); a new value compiles a new program. JS numbers in other arguments
+   * are traced as weakly typed scalars (as JAX does), so a learning rate that changes every
+   * call reuses one program; strings, booleans and other non-tensor leaves are static.
    */
   staticArgnums?: readonly number[];
   /**
@@ -27,6 +30,8 @@ export interface JitOptions {
    * does not hold old and new state at once. Using a donated tensor afterwards is an error.
    */
   donateArgnums?: readonly number[];
+  /** The function's name in messages (default: f's own name). */
+  name?: string;
 }
 
 /** One equation of a lowered program. */
@@ -72,17 +77,26 @@ interface Entry {
 
 const INLINE = Symbol("inline");
 
+/**
+ * The dtype a JS number argument is traced as (a weak scalar): i32 for an integer i32 holds,
+ * f32 otherwise. Part of the signature; its value is not, so new values reuse the program.
+ */
+function weakDType(x: number): DType {
+  return Number.isInteger(x) && x >= -(2 ** 31) && x < 2 ** 31 ? "i32" : "f32";
+}
+
 function signature(args: readonly unknown[], staticArgnums: readonly number[]): string {
   return JSON.stringify(args.map((arg, i) => {
     if (staticArgnums.includes(i)) return ["static", safeJson(arg)];
     const [leaves, def] = flatten(arg);
     return [
       def,
-      leaves.map((
-        l,
-      ) => (l instanceof Tensor
-        ? `${l.dtype}[${l.shape.join(",")}]@${l.backend}`
-        : ["v", safeJson(l)])
+      leaves.map((l) =>
+        l instanceof Tensor
+          ? `${l.dtype}[${l.shape.join(",")}]@${l.backend}`
+          : typeof l === "number"
+          ? ["weak", weakDType(l)]
+          : ["v", safeJson(l)]
       ),
     ];
   }));
@@ -112,6 +126,7 @@ function traceProgram(
     return unflatten(
       lf[1],
       lf[0].map((l) => {
+        if (typeof l === "number") return trace.input([], weakDType(l), true);
         if (!(l instanceof Tensor)) return l;
         tensorsIn.push(l);
         return trace.input(l.shape, l.dtype);
@@ -123,6 +138,11 @@ function traceProgram(
     out = trace.run(() => f(...traced));
   } catch (e) {
     if (e instanceof ForeignTracerError) return INLINE; // closes over another transformation's values
+    const numbers = leavesOf.some((l) => l?.[0].some((x) => typeof x === "number"));
+    if (numbers && e instanceof Error && !e.message.includes("staticArgnums")) {
+      e.message += " (jit traces JS number arguments as scalars, as JAX does: one that sets a " +
+        "shape, a count or control flow must be listed in staticArgnums)";
+    }
     throw e;
   }
   const [leaves, outDef] = flatten(out);
@@ -161,12 +181,25 @@ function traceProgram(
 export function jit(f: Fn, opts: JitOptions = {}): Jitted {
   const staticArgnums = opts.staticArgnums ?? [];
   const cache = new Map<string, Entry | typeof INLINE>();
+  let traces = 0;
   const lookup = (args: readonly unknown[]) => {
     const key = signature(args, staticArgnums);
     let entry = cache.get(key);
-    if (!entry) cache.set(key, entry = traceProgram(f, args, staticArgnums));
+    if (entry) {
+      // least recently used last out: a hit moves to the end of the map's order
+      cache.delete(key);
+      cache.set(key, entry);
+      return entry;
+    }
+    entry = traceProgram(f, args, staticArgnums);
+    cache.set(key, entry);
+    if (cache.size > MAX_PROGRAMS) cache.delete(cache.keys().next().value!);
+    if (++traces === RETRACE_WARNING) warnRetracing(f, staticArgnums, traces);
     return entry;
   };
+  const donationTarget = `${
+    opts.name ?? `jit(${f.name || "an anonymous function"})`
+  } (donateArgnums ${JSON.stringify(opts.donateArgnums ?? [])})`;
   const jitted = ((...args: unknown[]) => {
     const tracerIn = args.some((a, i) =>
       !staticArgnums.includes(i) && flatten(a)[0].some((l) => l instanceof Tracer)
@@ -176,15 +209,28 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
     if (entry === INLINE) return f(...args);
     const donate = opts.donateArgnums ?? [];
     const donated: boolean[] = [];
+    const backend = entry.compiled.backend;
     const inputs = args.flatMap((a, i) => {
       if (staticArgnums.includes(i)) return [];
-      const ts = flatten(a)[0].filter((l): l is Tensor => l instanceof Tensor);
-      for (let n = 0; n < ts.length; n++) donated.push(donate.includes(i));
+      const ts: Tensor[] = [];
+      for (const l of flatten(a)[0]) {
+        if (l instanceof Tensor) {
+          ts.push(l);
+          donated.push(donate.includes(i));
+        } else if (typeof l === "number") {
+          // a traced JS number: a scalar made for this call, which the program frees
+          ts.push(full([], l, { dtype: weakDType(l), backend }));
+          donated.push(true);
+        }
+      }
       return ts;
     });
     // a tensor passed twice (donated and not) must not be freed under the other use
     inputs.forEach((t, n) => {
       if (donated[n] && inputs.some((u, m) => u === t && !donated[m])) donated[n] = false;
+    });
+    inputs.forEach((t, n) => {
+      if (donated[n]) noteDonation(t, donationTarget);
     });
     const outs = entry.compiled.runOwned(inputs, donated);
     return unflatten(
@@ -216,6 +262,22 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
     };
   };
   return jitted;
+}
+
+/** Programs one jitted function keeps (least recently used dropped first). */
+const MAX_PROGRAMS = 32;
+/** Traces of one jitted function after which it warns, once, that it keeps retracing. */
+const RETRACE_WARNING = 16;
+
+function warnRetracing(f: Fn, staticArgnums: readonly number[], traces: number): void {
+  console.warn(
+    `metagrad jit(${f.name || "an anonymous function"}): traced ${traces} times — each new ` +
+      `signature compiles a new program. Argument shapes, dtypes or pytree structure keep ` +
+      `changing${
+        staticArgnums.length ? `, or the static arguments ${JSON.stringify(staticArgnums)} do` : ""
+      }; JS numbers are traced as scalars and do not retrace. The last ${MAX_PROGRAMS} ` +
+      `programs are kept.`,
+  );
 }
 
 /**

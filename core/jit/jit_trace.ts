@@ -13,8 +13,23 @@ import { newLevel, popAmbientTrace, pushAmbientTrace, type Trace, Tracer } from 
 import type { AnyEqn, Var } from "./ir.ts";
 
 export class JitTracer extends Tracer {
-  constructor(readonly trace: JitTrace, readonly v: Var) {
+  constructor(readonly trace: JitTrace, readonly v: Var, readonly weakNumber = false) {
     super(v.shape, v.dtype);
+  }
+
+  /** A JS number argument traced as a scalar: it takes the other operand's dtype, as a number does. */
+  override get weak(): boolean {
+    return this.weakNumber;
+  }
+
+  /** JS arithmetic or comparison on a traced number would be NaN or false without a word. */
+  override valueOf(): never {
+    throw new TypeError(
+      `jit: a traced ${this.weakNumber ? "JS number argument" : "value"} was used as a JS ` +
+        `number (arithmetic, a comparison, a shape or a loop count); jit traces JS numbers as ` +
+        `scalars so new values reuse the program — compute with ops (mg.mul(x, lr)), or list ` +
+        `the argument in staticArgnums to have it as a JS number (a new value then compiles anew)`,
+    );
   }
 
   override get primal(): null {
@@ -91,10 +106,10 @@ export class JitTrace implements Trace {
     return { id: this.#nextId++, shape: [...shape], dtype, constant };
   }
 
-  input(shape: readonly number[], dtype: DType): JitTracer {
+  input(shape: readonly number[], dtype: DType, weakNumber = false): JitTracer {
     const v = this.newVar(shape, dtype);
     this.inputs.push(v);
-    return new JitTracer(this, v);
+    return new JitTracer(this, v, weakNumber);
   }
 
   /** Outside values the function read, in first-use order, with their input variables. */

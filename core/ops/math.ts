@@ -7,6 +7,7 @@ import {
   isFloat,
   promoteTypes,
   weakNumberDType,
+  weakTensorDType,
 } from "../dtype.ts";
 import { bind } from "../primitive.ts";
 import { cast as castPrim, elementwise as E } from "../primitives/elementwise.ts";
@@ -38,9 +39,14 @@ export function cast(x: Tensor, dtype: DTypeLike): Tensor {
 function operands(op: string, xs: TensorLike[], floatOnly = false): Tensor[] {
   const tensors = xs.filter((x): x is Tensor => x instanceof Tensor);
   if (tensors.length === 0) throw new TypeError(`${op}: needs at least one Tensor operand`);
-  let dtype = tensors[0].dtype;
-  for (const t of tensors.slice(1)) dtype = promoteTypes(dtype, t.dtype, op);
+  // weak scalars (JS numbers jit traced) adopt the others' dtype, as numbers do
+  const strong = tensors.filter((t) => !t.weak);
+  let dtype = (strong[0] ?? tensors[0]).dtype;
+  for (const t of strong.slice(1)) dtype = promoteTypes(dtype, t.dtype, op);
   for (const x of xs) {
+    if (x instanceof Tensor && x.weak) {
+      dtype = promoteTypes(dtype, weakTensorDType(x.dtype, dtype), op);
+    }
     if (typeof x === "number") dtype = promoteTypes(dtype, weakNumberDType(x, dtype), op);
     else if (typeof x === "boolean") dtype = promoteTypes(dtype, "bool", op);
     else if (!(x instanceof Tensor)) {

@@ -21,7 +21,7 @@ import { assertAllClose, assertThrowsWith } from "./helpers.ts";
 const model = () => mg.nn.mlp([1, 8, 1], { activation: mg.tanh });
 
 for (const backend of ["webgpu", "reference"] as const) {
-  Deno.test(`creation functions take a shape where NumPy puts it, and refuse what they cannot read (${backend})`, async () => {
+  Deno.test(`creation functions take a shape where NumPy puts it, and refuse what they cannot read (${backend})`, () => {
     const t = mg.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
     if (t.shape.join() !== "2,3") throw new Error(`shape [${t.shape}]`);
     const on = mg.tensor([1, 2, 3, 4], { shape: [2, 2], backend });
@@ -91,7 +91,7 @@ for (const backend of ["webgpu", "reference"] as const) {
   });
 }
 
-Deno.test("reshape takes numbers as NumPy does, and says what it takes otherwise", async () => {
+Deno.test("reshape takes numbers as NumPy does, and says what it takes otherwise", () => {
   const x = mg.arange(6);
   if (x.reshape(6).shape.join() !== "6") throw new Error("reshape(6)");
   if (x.reshape(2, 3).shape.join() !== "2,3") throw new Error("reshape(2, 3)");

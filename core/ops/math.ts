@@ -2,7 +2,6 @@
 import {
   assertDType,
   checkFits,
-  type DType,
   type DTypeLike,
   isFloat,
   promoteTypes,

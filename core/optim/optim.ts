@@ -314,19 +314,19 @@ const stepsArg = (v: unknown, name: string, where: string) =>
  */
 export const schedules = {
   /** A fixed rate. */
-  constant: (value: number) => {
+  constant: (value: number): (step: Tensor) => number => {
     rateArg(value, "value", "schedules.constant");
     return (_step: Tensor): number => value;
   },
   /** value · factor^(step / every). */
-  exponentialDecay: (value: number, factor: number, every = 1) => {
+  exponentialDecay: (value: number, factor: number, every = 1): (step: Tensor) => Tensor => {
     rateArg(value, "value", "schedules.exponentialDecay");
     checkNumber(factor, "factor", "schedules.exponentialDecay", { min: 0, exclusiveMin: true });
     checkNumber(every, "every", "schedules.exponentialDecay", { min: 0, exclusiveMin: true });
     return (step: Tensor): Tensor => mul(pow(factor, div(step, every)), value);
   },
   /** Half a cosine from value down to value·alpha over `steps`, then flat. */
-  cosineDecay: (value: number, steps: number, alpha = 0) => {
+  cosineDecay: (value: number, steps: number, alpha = 0): (step: Tensor) => Tensor => {
     rateArg(value, "value", "schedules.cosineDecay");
     stepsArg(steps, "steps", "schedules.cosineDecay");
     rateArg(alpha, "alpha", "schedules.cosineDecay");
@@ -357,14 +357,18 @@ export const schedules = {
       );
   },
   /** A straight line from value to `end` (default 0) over `steps`, then flat. */
-  linearDecay: (value: number, steps: number, end = 0) => {
+  linearDecay: (value: number, steps: number, end = 0): (step: Tensor) => Tensor => {
     rateArg(value, "value", "schedules.linearDecay");
     stepsArg(steps, "steps", "schedules.linearDecay");
     rateArg(end, "end", "schedules.linearDecay");
     return (step: Tensor): Tensor => add(mul(minimum(div(step, steps), 1), end - value), value);
   },
   /** From 0 up to value over `steps`, then `after` (a schedule of the steps since) or flat. */
-  linearWarmup: (value: number, steps: number, after?: (step: Tensor) => Tensor | number) => {
+  linearWarmup: (
+    value: number,
+    steps: number,
+    after?: (step: Tensor) => Tensor | number,
+  ): (step: Tensor) => Tensor => {
     rateArg(value, "value", "schedules.linearWarmup");
     stepsArg(steps, "steps", "schedules.linearWarmup");
     return (step: Tensor): Tensor => {

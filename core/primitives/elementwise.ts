@@ -125,17 +125,23 @@ fn sigmoid_f(x: f32) -> f32 {
   let e = exp(-abs(x));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }
-fn tanh_f(x: f32) -> f32 { return select(tanh(x), sign(x), abs(x) > 10.0); }
+// NaN explicitly: Mesa's GL path returns -1 for tanh(NaN)
+fn tanh_f(x: f32) -> f32 { return select(select(tanh(x), sign(x), abs(x) > 10.0), x, is_nan(x)); }
+// Floor division on magnitudes in u32: GLSL leaves / and % of negative integers undefined
+// (Mesa's GL path floors some of them), and u32 also holds |−2³¹|. Wraps as two's complement.
 fn div_i(a: i32, b: i32) -> i32 {
   if (b == 0) { return a; }
-  let q = a / b;
-  let r = a % b;
-  return select(q, q - 1, r != 0 && ((r < 0) != (b < 0)));
+  let ua = select(bitcast<u32>(a), 0u - bitcast<u32>(a), a < 0);
+  let ub = select(bitcast<u32>(b), 0u - bitcast<u32>(b), b < 0);
+  let q = ua / ub;
+  let neg = (a < 0) != (b < 0);
+  // a negative quotient with a remainder rounds down: its magnitude grows by one
+  let m = select(q, q + select(0u, 1u, ua - q * ub != 0u), neg);
+  return select(bitcast<i32>(m), bitcast<i32>(0u - m), neg);
 }
 fn mod_i(a: i32, b: i32) -> i32 {
   if (b == 0) { return 0; }
-  let r = a % b;
-  return select(r, r + b, r != 0 && ((r < 0) != (b < 0)));
+  return bitcast<i32>(bitcast<u32>(a) - bitcast<u32>(div_i(a, b)) * bitcast<u32>(b));
 }
 fn div_u(a: u32, b: u32) -> u32 { return select(a / b, a, b == 0u); }
 fn mod_u(a: u32, b: u32) -> u32 { return select(a % b, 0u, b == 0u); }

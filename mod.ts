@@ -14,7 +14,7 @@
  */
 export { Tensor } from "./core/tensor.ts";
 export type { NestedArray, TensorLike } from "./core/tensor.ts";
-export type { DType, TensorData, TypedArrayFor } from "./core/dtype.ts";
+export type { DType, DTypeLike, TensorData, TypedArrayFor } from "./core/dtype.ts";
 export type { Tree, TreeDef } from "./core/tree.ts";
 export { keep, memory, resetPeakMemory, tidy } from "./core/memory.ts";
 export type { Disposable, MemoryInfo } from "./core/memory.ts";
@@ -53,7 +53,7 @@ export {
   valueAndGrad,
   vjp,
 } from "./core/autodiff/api.ts";
-export type { Argnums, Fn, GradOptions } from "./core/autodiff/api.ts";
+export type { Argnums, Fn, GradOptions, GradsOf } from "./core/autodiff/api.ts";
 export { checkGrads } from "./core/autodiff/check_grads.ts";
 export { vmap } from "./core/vmap/vmap.ts";
 export { jit, makeJaxpr } from "./core/jit/jit.ts";

@@ -49,9 +49,9 @@ function checkKey(key: Tensor, op: string): Tensor {
  *
  * @example
  * ```ts
- * import { key, uniform } from "@metagrad/metagrad";
- * const k = key(0);
- * const u = uniform(k, [3]);
+ * import { random } from "@metagrad/metagrad";
+ * const k = random.key(0);
+ * const u = random.uniform(k, [3]);
  * ```
  */
 export function key(seed: number, opts: { backend?: BackendName } = {}): Tensor {
@@ -67,8 +67,8 @@ export function key(seed: number, opts: { backend?: BackendName } = {}): Tensor 
  *
  * @example
  * ```ts
- * import { key, split } from "@metagrad/metagrad";
- * const [k1, k2] = split(key(0));
+ * import { random } from "@metagrad/metagrad";
+ * const [k1, k2] = random.split(random.key(0));
  * ```
  */
 export function split(k: Tensor, num = 2): Tensor[] {
@@ -81,8 +81,8 @@ export function split(k: Tensor, num = 2): Tensor[] {
  *
  * @example
  * ```ts
- * import { key, splitStacked } from "@metagrad/metagrad";
- * splitStacked(key(0), 25).shape; // [25, 2]
+ * import { random } from "@metagrad/metagrad";
+ * random.splitStacked(random.key(0), 25).shape; // [25, 2]
  * ```
  */
 export function splitStacked(k: Tensor, num = 2): Tensor {
@@ -97,8 +97,8 @@ export function splitStacked(k: Tensor, num = 2): Tensor {
  *
  * @example
  * ```ts
- * import { key, foldIn } from "@metagrad/metagrad";
- * const k7 = foldIn(key(0), 7);
+ * import { random } from "@metagrad/metagrad";
+ * const k7 = random.foldIn(random.key(0), 7);
  * ```
  */
 export function foldIn(k: Tensor, data: number): Tensor {
@@ -111,8 +111,8 @@ export function foldIn(k: Tensor, data: number): Tensor {
 /**
  * Uniform random u32 bits. @example
  * ```ts
- * import { key, randomBits } from "@metagrad/metagrad";
- * randomBits(key(1), [4]);
+ * import { random } from "@metagrad/metagrad";
+ * random.randomBits(random.key(1), [4]);
  * ```
  */
 export function randomBits(k: Tensor, shape: readonly number[]): Tensor {
@@ -141,8 +141,8 @@ function unit(k: Tensor, shape: readonly number[]): Tensor {
  *
  * @example
  * ```ts
- * import { key, uniform } from "@metagrad/metagrad";
- * const phase = uniform(key(0), [25], { minval: 0, maxval: Math.PI });
+ * import { random } from "@metagrad/metagrad";
+ * const phase = random.uniform(random.key(0), [25], { minval: 0, maxval: Math.PI });
  * ```
  */
 export function uniform(k: Tensor, shape: readonly number[], opts: UniformOptions = {}): Tensor {
@@ -189,8 +189,8 @@ export function stratifiedUniform(k: Tensor, n: number, opts: UniformOptions = {
  *
  * @example
  * ```ts
- * import { key, normal } from "@metagrad/metagrad";
- * const w = normal(key(0), [40, 40], { std: 0.1 });
+ * import { random } from "@metagrad/metagrad";
+ * const w = random.normal(random.key(0), [40, 40], { std: 0.1 });
  * ```
  */
 export function normal(
@@ -212,8 +212,8 @@ export function normal(
  *
  * @example
  * ```ts
- * import { key, bernoulli } from "@metagrad/metagrad";
- * const mask = bernoulli(key(0), 0.9, [128]);
+ * import { random } from "@metagrad/metagrad";
+ * const mask = random.bernoulli(random.key(0), 0.9, [128]);
  * ```
  */
 export function bernoulli(k: Tensor, p: number | Tensor, shape: readonly number[]): Tensor {
@@ -226,8 +226,8 @@ export function bernoulli(k: Tensor, p: number | Tensor, shape: readonly number[
  *
  * @example
  * ```ts
- * import { key, categorical, tensor } from "@metagrad/metagrad";
- * const actions = categorical(key(0), tensor([[0, 1, 2], [2, 1, 0]])); // i32 [2]
+ * import { random, tensor } from "@metagrad/metagrad";
+ * const actions = random.categorical(random.key(0), tensor([[0, 1, 2], [2, 1, 0]])); // i32 [2]
  * ```
  */
 export function categorical(k: Tensor, logits: Tensor, axis = -1): Tensor {
@@ -241,8 +241,8 @@ export function categorical(k: Tensor, logits: Tensor, axis = -1): Tensor {
  *
  * @example
  * ```ts
- * import { key, randint } from "@metagrad/metagrad";
- * const labels = randint(key(0), [10], 0, 5);
+ * import { random } from "@metagrad/metagrad";
+ * const labels = random.randint(random.key(0), [10], 0, 5);
  * ```
  */
 export function randint(
@@ -268,8 +268,8 @@ export function randint(
  *
  * @example
  * ```ts
- * import { key, permutation } from "@metagrad/metagrad";
- * const order = permutation(key(0), 10);
+ * import { random } from "@metagrad/metagrad";
+ * const order = random.permutation(random.key(0), 10);
  * ```
  */
 export function permutation(k: Tensor, n: number): Tensor {

@@ -26,6 +26,14 @@ export type NestedArray = number | boolean | NestedArray[];
 /** Anything ops accept where a tensor is expected: a tensor or a JS number/boolean. */
 export type TensorLike = Tensor | number | boolean;
 
+/** Tensors handed over to a jitted function (`donateArgnums`), and to which one. */
+const donations = new WeakMap<Tensor, string>();
+
+/** @internal Record that `t` was donated to `to` (named in the error of a later use). */
+export function noteDonation(t: Tensor, to: string): void {
+  donations.set(t, to);
+}
+
 /**
  * An n-dimensional array on a backend (WebGPU by default).
  *
@@ -36,14 +44,6 @@ export type TensorLike = Tensor | number | boolean;
  * console.log(await x.matmul(x).array()); // [[7, 10], [15, 22]]
  * ```
  */
-/** Tensors handed over to a jitted function (`donateArgnums`), and to which one. */
-const donations = new WeakMap<Tensor, string>();
-
-/** @internal Record that `t` was donated to `to` (named in the error of a later use). */
-export function noteDonation(t: Tensor, to: string): void {
-  donations.set(t, to);
-}
-
 export class Tensor {
   /** Size of each axis. */
   readonly shape: readonly number[];

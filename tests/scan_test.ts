@@ -91,7 +91,7 @@ for (const backend of ["reference", "webgpu"] as const) {
       };
       const scanned = loss(mg.scan);
       const plain = loss(((f: any, i: any, x: any) => unrolled(f, i, x)) as typeof mg.scan);
-      const args = [randn([5, 5], 1, 0.5), randn([2, 5], 4), xs];
+      const args: [Tensor, Tensor, Tensor] = [randn([5, 5], 1, 0.5), randn([2, 5], 4), xs];
       const argnums = [0, 1, 2];
       await assertTreesClose(
         mg.valueAndGrad(scanned, { argnums })(...args),
@@ -130,7 +130,11 @@ for (const backend of ["reference", "webgpu"] as const) {
         return [mg.stack(outs.map((o) => o[0])), mg.stack(outs.map((o) => o[1]))];
       };
       for (const axes of [[0, 0, 0], [0, null, null], [null, 0, null], [null, null, 0]]) {
-        const args = [ws, h0s, xss].map((t, i) => (axes[i] === null ? mg.slice(t, [0]) : t));
+        const args = [ws, h0s, xss].map((t, i) => (axes[i] === null ? mg.slice(t, [0]) : t)) as [
+          Tensor,
+          Tensor,
+          Tensor,
+        ];
         await assertTreesClose(
           mg.vmap(run, { inAxes: axes })(...args),
           perExample(axes),

@@ -32,7 +32,7 @@ async function bothWays(
     try {
       const xs = make(); // made in this mode, so their buffers suit it
       reads = planReads(xs.map((x) => x.storage as GpuStorage)).map((r) => r.kind);
-      const y = f(...xs);
+      const y = f(...(xs as [Tensor, Tensor, Tensor]));
       results.push(Array.from(await y.data()));
       y.dispose();
       xs.forEach((x) => x.dispose());
@@ -211,7 +211,7 @@ Deno.test({
         .sum([0]).add(mg.sum(plain[0], [1]).sum()).data(),
     );
     for (const xs of [windowed, plain, windowed, plain]) {
-      const y = f(...xs);
+      const y = f(...(xs as [Tensor, Tensor, Tensor]));
       const got = Array.from(await y.data()) as number[];
       y.dispose();
       assert.equal(got.length, expected.length);

@@ -108,6 +108,10 @@ function argList(argnums: Argnums, n: number, op: string): number[] {
  * const [dx] = back(tensor([1, 1])); // cos(x)
  * ```
  */
+export function vjp<A extends any[], R>(
+  f: (...args: A) => R,
+  ...primals: A
+): [R, (cotangent: R) => A];
 export function vjp(f: Fn, ...primals: unknown[]): [any, (cotangent: unknown) => any[]] {
   const trace = new GradTrace();
   const which = primals.map((_, i) => i);
@@ -188,9 +192,35 @@ function valueAndGradImpl(f: Fn, opts: GradOptions, op: string, keepValue: boole
  * const g = grad(loss)(tensor([1, 2, 3])); // [2, 4, 6]
  * ```
  */
+export function grad<A extends any[]>(
+  f: (...args: A) => Tensor,
+  opts?: { argnums?: 0; hasAux?: false },
+): (...args: A) => A[0];
+/** `grad` with these options (see the first signature). */
+export function grad<A extends any[], const N extends number>(
+  f: (...args: A) => Tensor,
+  opts: { argnums: N; hasAux?: false },
+): (...args: A) => A[N];
+/** `grad` with these options (see the first signature). */
+export function grad<A extends any[], const N extends readonly number[]>(
+  f: (...args: A) => Tensor,
+  opts: { argnums: N; hasAux?: false },
+): (...args: A) => GradsOf<A, N>;
+/** `grad` with these options (see the first signature). */
+export function grad<A extends any[], Aux>(
+  f: (...args: A) => [Tensor, Aux],
+  opts: { argnums?: 0; hasAux: true },
+): (...args: A) => [A[0], Aux];
+/** `grad` of an untyped function. */
+export function grad(f: Fn, opts?: GradOptions): (...args: any[]) => any;
 export function grad(f: Fn, opts: GradOptions = {}): (...args: any[]) => any {
   return valueAndGradImpl(f, opts, "grad", false);
 }
+
+/** The gradients `argnums` (a list) selects: a tuple of those arguments' types. */
+export type GradsOf<A extends any[], N extends readonly number[]> = {
+  -readonly [K in keyof N]: N[K] extends number ? A[N[K]] : never;
+};
 
 /**
  * Like `grad`, but returns `[value, grads]` (or `[[value, aux], grads]` with hasAux).
@@ -201,6 +231,27 @@ export function grad(f: Fn, opts: GradOptions = {}): (...args: any[]) => any {
  * const [loss, g] = valueAndGrad((w: any) => mean(square(w)))(tensor([3, 4]));
  * ```
  */
+export function valueAndGrad<A extends any[]>(
+  f: (...args: A) => Tensor,
+  opts?: { argnums?: 0; hasAux?: false },
+): (...args: A) => [Tensor, A[0]];
+/** `valueAndGrad` with these options (see the first signature). */
+export function valueAndGrad<A extends any[], const N extends number>(
+  f: (...args: A) => Tensor,
+  opts: { argnums: N; hasAux?: false },
+): (...args: A) => [Tensor, A[N]];
+/** `valueAndGrad` with these options (see the first signature). */
+export function valueAndGrad<A extends any[], const N extends readonly number[]>(
+  f: (...args: A) => Tensor,
+  opts: { argnums: N; hasAux?: false },
+): (...args: A) => [Tensor, GradsOf<A, N>];
+/** `valueAndGrad` with these options (see the first signature). */
+export function valueAndGrad<A extends any[], Aux>(
+  f: (...args: A) => [Tensor, Aux],
+  opts: { argnums?: 0; hasAux: true },
+): (...args: A) => [[Tensor, Aux], A[0]];
+/** `valueAndGrad` of an untyped function. */
+export function valueAndGrad(f: Fn, opts?: GradOptions): (...args: any[]) => [any, any];
 export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...args: any[]) => [any, any] {
   return valueAndGradImpl(f, opts, "valueAndGrad", true) as (...args: any[]) => [any, any];
 }
@@ -258,6 +309,11 @@ export function linearize(f: Fn, ...primals: unknown[]): [any, (...tangents: unk
  * const [y, dy] = jvp((x: any) => sin(x), [tensor([0.5])], [tensor([1])]); // dy = cos(0.5)
  * ```
  */
+export function jvp<A extends any[], R>(
+  f: (...args: A) => R,
+  primals: readonly [...A],
+  tangents: readonly [...A],
+): [R, R];
 export function jvp(f: Fn, primals: readonly unknown[], tangents: readonly unknown[]): [any, any] {
   return tidy(() => {
     const [out, jvpFn] = linearize(f, ...primals);
@@ -287,6 +343,7 @@ function treeDot(a: unknown, b: unknown): Tensor {
  * hvp((x: any) => sum(pow(x, 3)), tensor([1, 2]), tensor([1, 0])); // [6, 0]
  * ```
  */
+export function hvp<X>(f: (x: X) => Tensor, x: X, v: X): X;
 export function hvp(f: Fn, x: unknown, v: unknown): any {
   return grad((y: unknown) => treeDot(grad(f)(y), stopGradient(v)))(x);
 }
@@ -385,19 +442,19 @@ function tensorSlots(tree: unknown) {
  * grad((x: any) => sum(ste(x)))(tensor([3, 0.5])); // [1, 1]
  * ```
  */
-export function customVjp(
-  f: Fn,
-  fwd: (...args: any[]) => [any, any],
-  bwd: (residuals: any, cotangent: any) => any[],
-): Fn {
-  return (...args: unknown[]) => {
+export function customVjp<F extends Fn>(
+  f: F,
+  fwd: (...args: Parameters<F>) => [ReturnType<F>, any],
+  bwd: (residuals: any, cotangent: ReturnType<F>) => any[],
+): F {
+  return ((...args: unknown[]) => {
     const inArgs = tensorSlots(args);
     const trace = innermostGradTrace(inArgs.tensors);
     if (!trace) return f(...args);
     const batching = vmapAbove(inArgs.tensors, trace.level);
     if (batching) return batchedCustomVjp(batching, f, fwd, bwd, args);
     const primalArgs = inArgs.rebuild(inArgs.tensors.map((t) => trace.unbox(t))) as unknown[];
-    const [out, residuals] = fwd(...primalArgs);
+    const [out, residuals] = fwd(...(primalArgs as Parameters<F>));
     const outSlots = tensorSlots(out);
     const [resLeaves] = flatten(residuals);
     const boxed = trace.record(
@@ -405,7 +462,7 @@ export function customVjp(
       outSlots.tensors,
       (cts) => {
         const ctTree = outSlots.rebuild(cts.map((c, i) => c ?? zerosLike(outSlots.tensors[i])));
-        const gradArgs = bwd(residuals, ctTree);
+        const gradArgs = bwd(residuals, ctTree as ReturnType<F>);
         if (!Array.isArray(gradArgs) || gradArgs.length !== args.length) {
           throw new TypeError(
             `customVjp: bwd must return one cotangent per argument (${args.length}), got ${gradArgs?.length}`,
@@ -433,7 +490,7 @@ export function customVjp(
       resLeaves.filter((r): r is Tensor => r instanceof Tensor),
     );
     return outSlots.rebuild(boxed);
-  };
+  }) as F;
 }
 
 /** The innermost vmap among `xs` when it is inside the differentiation at `level`. */
@@ -503,8 +560,8 @@ function batchedCustomVjp(
  * grad((x: any) => sum(block(x)))(tensor([0.5]));
  * ```
  */
-export function checkpoint(f: Fn): Fn {
-  return (...args: unknown[]) => {
+export function checkpoint<F extends Fn>(f: F): F {
+  return ((...args: unknown[]) => {
     const inArgs = tensorSlots(args);
     const trace = innermostGradTrace(inArgs.tensors);
     if (!trace) return f(...args);
@@ -519,7 +576,7 @@ export function checkpoint(f: Fn): Fn {
         return back(cts.map((c, i) => c ?? zerosLike(outSlots.tensors[i]))) as (Tensor | null)[];
       }));
     return outSlots.rebuild(boxed);
-  };
+  }) as F;
 }
 
 /** True for values being traced by a transformation (no concrete storage of their own). */

@@ -61,12 +61,11 @@ export interface Lowered {
   plan: string;
 }
 
-/** A jitted function: call it like f; `lower` shows what it compiles to. */
-export interface Jitted {
-  (...args: any[]): any;
+/** A jitted function: call it like f (same argument and result types); `lower` shows what it compiles to. */
+export type Jitted<F extends Fn = Fn> = F & {
   /** Trace (or fetch from the cache) the program for these arguments. */
-  lower(...args: unknown[]): Lowered;
-}
+  lower(...args: Parameters<F>): Lowered;
+};
 
 interface Entry {
   compiled: Compiled;
@@ -178,7 +177,7 @@ function traceProgram(
  * console.log(f.lower(tensor([0, 1])).text);
  * ```
  */
-export function jit(f: Fn, opts: JitOptions = {}): Jitted {
+export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
   const staticArgnums = opts.staticArgnums ?? [];
   const cache = new Map<string, Entry | typeof INLINE>();
   let traces = 0;
@@ -237,8 +236,8 @@ export function jit(f: Fn, opts: JitOptions = {}): Jitted {
       entry.outDef,
       entry.outLeaves.map((l) => ("value" in l ? l.value : outs[l.out])),
     );
-  }) as Jitted;
-  jitted.lower = (...args: unknown[]) => {
+  }) as Jitted<F>;
+  jitted.lower = (...args: Parameters<F>) => {
     const entry = lookup(args);
     if (entry === INLINE) {
       throw new TypeError(

@@ -141,9 +141,9 @@ function leafAxes(spec: unknown, arg: unknown, where: string): (number | null)[]
  * vmap(grad((w: any, x: any) => sum(square(w.mul(x)))), { inAxes: [null, 0] })(tensor([1, 1]), xs);
  * ```
  */
-export function vmap(f: Fn, opts: VmapOptions = {}): Fn {
+export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): F {
   // a call that throws frees the batched values it made (disposeOnThrow)
-  return (...args: unknown[]) => disposeOnThrow(() => vmapCall(f, opts, args));
+  return ((...args: unknown[]) => disposeOnThrow(() => vmapCall(f, opts, args))) as F;
 }
 
 function vmapCall(f: Fn, opts: VmapOptions, args: unknown[]): unknown {

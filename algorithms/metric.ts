@@ -226,7 +226,7 @@ export function matchingNet(config: MatchingConfig): MetricLearner {
           );
         }
         // support in context: g(x_i) = z_i + forward LSTM state + backward LSTM state
-        const zero = cell.initialState([]);
+        const zero = cell.initialState([], zs.backend); // on the inputs' backend, not the default
         const [, fwd] = runRecurrent(cell, x.fwd, zero, zs, { timeMajor: true });
         const [, bwd] = runRecurrent(cell, x.bwd, zero, zs, { timeMajor: true, reverse: true });
         g = mg.add(mg.add(zs, fwd), bwd);

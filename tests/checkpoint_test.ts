@@ -133,11 +133,30 @@ for (;;) await mg.saveCheckpoint(${JSON.stringify(path)}, big);`,
   }).spawn();
   const reader = child.stdout.getReader();
   await reader.read(); // "ready": it is about to write
-  await new Promise((r) => setTimeout(r, 150));
+  // kill only while a save is under way: once its temporary file exists and holds bytes
+  const partial = async () => {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.name.startsWith("atomic.safetensors.tmp-")) continue;
+      const size = await Deno.stat(`${dir}/${e.name}`).then((s) => s.size, () => 0);
+      if (size > 0) return e.name;
+    }
+    return null;
+  };
+  const deadline = Date.now() + 20_000;
+  while (!(await partial())) {
+    if (Date.now() > deadline) throw new Error("the saver never started writing");
+    await new Promise((r) => setTimeout(r, 2));
+  }
   child.kill("SIGKILL");
   await child.status;
   reader.releaseLock();
   await child.stdout.cancel().catch(() => {});
+  // the killed writer left its temporary file: the kill landed mid-save
+  const leftovers: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.startsWith("atomic.safetensors.tmp-")) leftovers.push(e.name);
+  }
+  if (leftovers.length === 0) throw new Error("no temporary file left: the kill missed the save");
   // whichever save last completed, the file is whole: either the previous tree or the big one
   const { tree } = await mg.loadCheckpoint(path);
   const w = tree.w as Tensor;
@@ -145,9 +164,7 @@ for (;;) await mg.saveCheckpoint(${JSON.stringify(path)}, big);`,
   if (w.size === 3 && (await w.toFloat64()).join() !== "1,2,3") {
     throw new Error("previous checkpoint damaged");
   }
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith("atomic.safetensors.tmp-")) await Deno.remove(`${dir}/${e.name}`); // the killed writer's leftover
-  }
+  for (const name of leftovers) await Deno.remove(`${dir}/${name}`);
 });
 
 Deno.test("non-tensor leaves come back as saved, with or without like; a type that differs is named", async () => {

@@ -2,6 +2,13 @@ import * as mg from "../mod.ts";
 import { chooseTiling, setMatmulTiling, TILINGS } from "../core/backend/webgpu/kernels/matmul.ts";
 import type { Tensor } from "../mod.ts";
 import { assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
+import { runtime } from "../core/backend/webgpu/runtime.ts";
+
+const info = await mg.init();
+/** 16×32 register blocks compute correctly here (not on llvmpipe's GL path: AdapterInfo). */
+const largeBlocks = info.maxRegisterBlock >= 512;
+/** llvmpipe's GL path compiles big kernels 10–30× slower than Vulkan (DESIGN: platform facts). */
+const slowCompiles = info.glPath;
 
 const SHAPES: Array<[readonly number[], readonly number[]]> = [
   [[1, 1], [1, 1]],
@@ -19,8 +26,11 @@ const SHAPES: Array<[readonly number[], readonly number[]]> = [
 // The large llvmpipe tiling only runs with vec4-able shapes (N, K multiples of 4); it has its
 // own test below, since forcing it onto odd shapes would compile a needlessly huge kernel.
 for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvmpipeLarge")) {
-  Deno.test(`matmul (${name} tiling) matches the reference on odd and batched shapes`, async () => {
-    await mg.init();
+  Deno.test({
+    name: `matmul (${name} tiling) matches the reference on odd and batched shapes`,
+    // the GL path compiles the shared-memory tiles for ~2 min; Vulkan runs this test
+    ignore: name === "gpu" && slowCompiles,
+  }, async () => {
     setMatmulTiling(tiling);
     try {
       let seed = 1;
@@ -123,8 +133,11 @@ Deno.test("matmul (per-shape default tiling, fitted for small products) on odd a
   }
 });
 
-Deno.test("matmul epilogues under jit store every column of partial blocks, in every tiling", async () => {
-  await mg.init();
+Deno.test({
+  name: "matmul epilogues under jit store every column of partial blocks, in every tiling",
+  // ~60 forced-tiling kernels: 3.5 min to compile on the GL path; Vulkan runs this test
+  ignore: slowCompiles,
+}, async () => {
   // the epilogue loops over rows, column quads and components with bounds the compiler cannot
   // see through: N = 1, 2, 3 (blocks narrower than a quad), 6 and 13 (partial last quads),
   // 24 (vec4 loads of B); a bias read by row and column, transposes, and a second product
@@ -188,8 +201,10 @@ Deno.test("matmul errors name the op and both shapes", () => {
   );
 });
 
-Deno.test("matmul (llvmpipeLarge vec4 tiling) on vec4-able shapes with edge tiles and batches", async () => {
-  await mg.init();
+Deno.test({
+  name: "matmul (llvmpipeLarge vec4 tiling) on vec4-able shapes with edge tiles and batches",
+  ignore: !largeBlocks,
+}, async () => {
   setMatmulTiling(TILINGS.llvmpipeLarge);
   try {
     const cases: Array<[number[], number[]]> = [[[37, 44], [44, 132]], [[3, 20, 8], [3, 8, 260]], [[
@@ -217,8 +232,10 @@ Deno.test("matmul (llvmpipeLarge vec4 tiling) on vec4-able shapes with edge tile
   );
 });
 
-Deno.test("matmul (llvmpipeLarge tiling) with transposes, odd K and N, batched edge tiles", async () => {
-  await mg.init();
+Deno.test({
+  name: "matmul (llvmpipeLarge tiling) with transposes, odd K and N, batched edge tiles",
+  ignore: !largeBlocks,
+}, async () => {
   setMatmulTiling(TILINGS.llvmpipeLarge);
   try {
     // scalar loads (N or K not multiples of 4, or transposed operands) on 16×32 register blocks
@@ -241,12 +258,11 @@ Deno.test("matmul (llvmpipeLarge tiling) with transposes, odd K and N, batched e
   }
 });
 
-Deno.test("matmul tiling choice: big tiles for batches of medium products on llvmpipe", async () => {
-  const info = await mg.init();
-  if (!info.isFallbackAdapter) {
-    console.log("skipped: the tiling choice under test is the software adapter's");
-    return;
-  }
+Deno.test({
+  name: "matmul tiling choice: big tiles for batches of medium products on llvmpipe",
+  // the choice under test is the software adapter's, with 16×32 blocks allowed
+  ignore: !info.isFallbackAdapter || info.maxRegisterBlock < 512,
+}, () => {
   // per-task convolutions under vmap: 8 tasks × [64×576]·[576×980]
   if (chooseTiling(64, 980, true, 576, 8) !== TILINGS.llvmpipeLarge) {
     throw new Error("grouped conv");
@@ -266,4 +282,45 @@ Deno.test("matmul tiling choice: big tiles for batches of medium products on llv
     throw new Error(`one [40×40] product: ${JSON.stringify(alone)}`);
   }
   if (chooseTiling(40, 40, true, 10, 25).wy === 1) throw new Error("25 [40×40] products");
+});
+
+Deno.test("big products match the reference on every adapter path (the GL path returned zeros)", async () => {
+  // [520×300]·[300×516] chose 16×32 register blocks, of which llvmpipe's GL path computed the
+  // first 192 accumulators of every 512 as zeros
+  await assertMatchesReference(
+    "520×300·300×516",
+    [host([520, 300], "f32", 400), host([300, 516], "f32", 401)],
+    (a, b) => mg.matmul(a, b),
+    { rtol: 1e-4, atol: 1e-3 },
+  );
+  await assertMatchesReference(
+    "8 × [64×96]·[96×260] (batched, large blocks on llvmpipe over Vulkan)",
+    [host([8, 64, 96], "f32", 402), host([8, 96, 260], "f32", 403)],
+    (a, b) => mg.matmul(a, b),
+    { rtol: 1e-4, atol: 1e-3 },
+  );
+});
+
+Deno.test("a register block over what the adapter computes correctly is never chosen, and forcing one raises", async () => {
+  const limit = runtime.info!.maxRegisterBlock;
+  (runtime.info as { maxRegisterBlock: number }).maxRegisterBlock = 256; // as on the GL path
+  try {
+    if (info.isFallbackAdapter) {
+      const t = chooseTiling(1024, 1024, true, 1024, 1);
+      if (t.tm * t.tn > 256) throw new Error(`chose ${t.tm}×${t.tn} blocks`);
+    }
+    setMatmulTiling(TILINGS.llvmpipeLarge);
+    try {
+      assertThrowsWith(
+        () => mg.matmul(mg.ones([64, 8]), mg.ones([8, 256])),
+        "matmul",
+        "512 accumulators",
+        "256",
+      );
+    } finally {
+      setMatmulTiling(null);
+    }
+  } finally {
+    (runtime.info as { maxRegisterBlock: number }).maxRegisterBlock = limit;
+  }
 });

@@ -1,8 +1,7 @@
 /**
  * A short end-to-end check on the default adapter: matmul, broadcasting, a reduction and the
- * PRNG against the reference backend. `tests/smoke_test.ts` runs it in the suite; CI runs it as a
- * script on the GL path (`DENO_WEBGPU_BACKEND=gl deno run -A tests/smoke.ts`), because under
- * `deno test` the GL driver's libEGL can abort the process at exit (see tests/run_suite.ts).
+ * PRNG against the reference backend. `tests/smoke_test.ts` runs it in the suite and in
+ * `deno task test:gl`; as a script (`deno run -A tests/smoke.ts`) it checks an adapter by hand.
  */
 import * as mg from "../mod.ts";
 import { assertAllClose } from "./helpers.ts";

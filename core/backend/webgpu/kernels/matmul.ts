@@ -82,18 +82,42 @@ export function chooseTiling(
 ): MatmulTiling {
   if (override) return override;
   const info = runtime.info!;
-  if (!info.isFallbackAdapter) return TILINGS.gpu;
+  if (!info.isFallbackAdapter) return tilingFits(TILINGS.gpu) ? TILINGS.gpu : TILINGS.llvmpipeSmall;
   // the 16×32 block only where the adapter computes that many accumulators correctly
-  const large = blockFits(TILINGS.llvmpipeLarge) ? TILINGS.llvmpipeLarge : TILINGS.llvmpipe;
+  const large = tilingFits(TILINGS.llvmpipeLarge) ? TILINGS.llvmpipeLarge : TILINGS.llvmpipe;
   const deep = m >= 64 && n >= 256 && m * n * k >= 64 * 256 * 4096;
   if (vec4 && (m * n >= 512 * 512 || deep)) return large;
   if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return large;
   return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n, batch);
 }
 
-/** Whether a register-blocked tiling's accumulators fit `AdapterInfo.maxRegisterBlock`. */
-export function blockFits(t: MatmulTiling): boolean {
-  return t.kind !== "registers" || t.tm * t.tn <= runtime.info!.maxRegisterBlock;
+/**
+ * Why a tiling does not fit the adapter, or null when it does: its accumulators per
+ * invocation (`AdapterInfo.maxRegisterBlock`), invocations per workgroup, and shared tiles
+ * within the workgroup memory limit (which WebGPU implementations do not all validate).
+ */
+export function tilingMisfit(t: MatmulTiling): string | null {
+  const info = runtime.info!;
+  const where = `${info.description}${info.glPath ? " on the GL path" : ""}`;
+  if (t.tm * t.tn > info.maxRegisterBlock) {
+    return `a ${t.tm}×${t.tn} register block keeps ${t.tm * t.tn} accumulators per invocation, ` +
+      `over the ${info.maxRegisterBlock} this adapter computes correctly (${where})`;
+  }
+  if (t.wx * t.wy > info.limits.maxComputeInvocationsPerWorkgroup) {
+    return `${t.wx}×${t.wy} invocations per workgroup exceed the adapter's ` +
+      `${info.limits.maxComputeInvocationsPerWorkgroup}`;
+  }
+  const shared = t.kind === "shared" ? 4 * t.bk * (t.wy * t.tm + t.wx * t.tn) : 0;
+  if (shared > info.limits.maxComputeWorkgroupStorageSize) {
+    return `shared tiles of ${shared} bytes exceed the adapter's ` +
+      `${info.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
+  }
+  return null;
+}
+
+/** Whether a tiling fits the adapter (`tilingMisfit`). */
+export function tilingFits(t: MatmulTiling): boolean {
+  return tilingMisfit(t) === null;
 }
 
 /**
@@ -716,14 +740,10 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   ) return;
   const vec4Able = args.n % 4 === 0 && args.k % 4 === 0 && !args.transA && !args.transB;
   const t = chooseTiling(args.m, args.n, vec4Able, args.k, args.batch);
-  if (!blockFits(t)) {
-    // a forced tiling (setMatmulTiling) the adapter would run into zeros
-    throw new RangeError(
-      `matmul: a ${t.tm}×${t.tn} register block keeps ${t.tm * t.tn} accumulators per ` +
-        `invocation, over the ${runtime.info!.maxRegisterBlock} this adapter computes correctly ` +
-        `(${runtime.info!.description}${runtime.info!.glPath ? " on the GL path" : ""}); ` +
-        `choose a smaller tiling`,
-    );
+  const misfit = tilingMisfit(t);
+  if (misfit) {
+    // a forced tiling (setMatmulTiling) the adapter would run into zeros or refuse late
+    throw new RangeError(`matmul: ${misfit}; choose a smaller tiling`);
   }
   const second = args.second;
   if (second && (!epilogue || t.kind !== "registers" || t.tm * t.tn > MAX_DUAL_BLOCK)) {

@@ -107,8 +107,9 @@ function takeAlongAxisLoops(
     pos.forEach((p, k) => (ati += (is[k] === 1 ? 0 : p) * si[k]));
     let j = ix[ati];
     if (j < 0) j += xs[axis];
+    j = Math.min(Math.max(j, 0), xs[axis] - 1); // out of range: clamped, as take does
     pos.forEach((p, k) => (at += (k === axis ? j : xs[k] === 1 ? 0 : p) * sx[k]));
-    values.push(j >= 0 && j < xs[axis] ? x[at] : 0);
+    values.push(x[at]);
   }
   return { values, shape };
 }
@@ -124,7 +125,7 @@ Deno.test("takeAlongAxis follows NumPy: indices of x's rank, any count per row, 
   for (const [xs, is, axis] of cases) {
     const x = host(xs, "f32", seed++);
     const a = axis < 0 ? axis + xs.length : axis;
-    const i = host(is, "i32", seed++, -xs[a], xs[a]);
+    const i = host(is, "i32", seed++, -xs[a] - 2, xs[a] + 2); // some out of range
     const expected = takeAlongAxisLoops(x.values, xs, i.values, is, a);
     for (const backend of ["webgpu", "reference"] as const) {
       const got = mg.takeAlongAxis(on(x, backend), on(i, backend), axis);

@@ -301,7 +301,7 @@ Deno.test("big products match the reference on every adapter path (the GL path r
   );
 });
 
-Deno.test("a register block over what the adapter computes correctly is never chosen, and forcing one raises", async () => {
+Deno.test("a register block over what the adapter computes correctly is never chosen, and forcing one raises", () => {
   const limit = runtime.info!.maxRegisterBlock;
   (runtime.info as { maxRegisterBlock: number }).maxRegisterBlock = 256; // as on the GL path
   try {

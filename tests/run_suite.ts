@@ -82,6 +82,7 @@ async function glSuite(): Promise<number> {
   }
   const { code } = await child.status;
   // deno's summary: "ok | 53 passed | 0 failed | 2 ignored (19s)"
+  // deno-lint-ignore no-control-regex -- colour codes
   const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
   const passedClean = /(^|\n)ok \| \d+ passed \| 0 failed/.test(plain);
   if (code === 134 && passedClean) {

@@ -7,9 +7,18 @@ import { fmtShape, normAxis } from "../shape.ts";
 import type { DType } from "../dtype.ts";
 import type { Tensor } from "../tensor.ts";
 import { arange } from "./creation.ts";
-import { add, cast, equal, less, mul, where } from "./math.ts";
+import { add, cast, clip, equal, less, mul, where } from "./math.ts";
 import { sum } from "./reduce.ts";
 import { expandDims, reshape } from "./shape.ts";
+
+/**
+ * Indices into an axis of length n as `take` reads them: negative ones count from the end,
+ * and out-of-range ones clamp to the nearest end (JAX's gather in "clip" mode).
+ */
+function clampIndices(indices: Tensor, n: number, op: string): Tensor {
+  const idx = indexTensor(indices, op);
+  return clip(where(less(idx, 0), add(idx, n), idx), 0, n - 1);
+}
 
 function indexTensor(idx: Tensor, op: string): Tensor {
   if (idx.dtype === "f32" || idx.dtype === "bool") {
@@ -78,7 +87,7 @@ export function pickAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
     );
   }
   return disposeOnThrow(() => {
-    const hot = oneHot(indices, x.shape[a], {
+    const hot = oneHot(clampIndices(indices, x.shape[a], "pickAlongAxis"), x.shape[a], {
       axis: a,
       dtype: x.dtype === "f32" ? "f32" : "i32",
     });
@@ -90,8 +99,8 @@ export function pickAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
  * NumPy's `take_along_axis` (and JAX's): `indices` has x's rank; along `axis` it holds any
  * number of positions per row, and the other axes broadcast against x's. The result has the
  * broadcast shape with indices' length along `axis`: out[..., j, ...] = x[..., idx[..., j,
- * ...], ...]. Out-of-range indices give 0 (as a one-hot selection of nothing);
- * negative ones count from the end. `pickAlongAxis` takes one index per row without the axis.
+ * ...], ...]. Negative indices count from the end and out-of-range ones clamp, as in `take`.
+ * `pickAlongAxis` takes one index per row without the axis.
  *
  * @example
  * ```ts
@@ -113,10 +122,9 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
   }
   const n = x.shape[a];
   return disposeOnThrow(() => {
-    // wrap negative indices, then select with a one-hot axis inserted after `axis`
-    const idx = indexTensor(indices, "takeAlongAxis");
-    const wrapped = where(less(idx, 0), add(idx, n), idx);
-    const hot = oneHot(wrapped, n, { axis: a + 1, dtype: x.dtype === "f32" ? "f32" : "i32" });
+    // select with a one-hot axis inserted after `axis`
+    const idx = clampIndices(indices, n, "takeAlongAxis");
+    const hot = oneHot(idx, n, { axis: a + 1, dtype: x.dtype === "f32" ? "f32" : "i32" });
     return sum(mul(expandDims(x, a), hot), a + 1);
   });
 }

@@ -117,7 +117,16 @@ const MAML_OPTIONS = [
   "taskLoop",
   "jit",
 ];
-const LEARNED_LRS: readonly LearnedLr[] = [
+/**
+ * Every `learnedLr` mode, for validation and command lines.
+ *
+ * @example
+ * ```ts
+ * import { LEARNED_LRS } from "@metagrad/metagrad/algorithms";
+ * console.log(LEARNED_LRS.join("|")); // none|perStep|perLayer|perStepPerLayer|perParameter
+ * ```
+ */
+export const LEARNED_LRS: readonly LearnedLr[] = [
   "none",
   "perStep",
   "perLayer",

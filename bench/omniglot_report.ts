@@ -15,7 +15,7 @@ import {
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
-  type LearnedLr,
+  LEARNED_LRS,
   maml,
   mergeSummaries,
   type MetaMetrics,
@@ -25,13 +25,6 @@ import {
 } from "../algorithms/mod.ts";
 import { loadOmniglot, sampleEpisodes, splitClasses } from "../envs/mod.ts";
 
-const LEARNED_LRS: readonly LearnedLr[] = [
-  "none",
-  "perStep",
-  "perLayer",
-  "perStepPerLayer",
-  "perParameter",
-];
 const USAGE = `usage:
   deno run -A bench/omniglot_report.ts --algo protonet [--episodes 600] [--train-ways 20]
     [--train-queries 3] [--test-tasks 400] [--data $OMNIGLOT_DIR] [--checkpoint f] [--out f]

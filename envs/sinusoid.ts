@@ -100,7 +100,7 @@ export function sampleSinusoid(key: Tensor, opts: SinusoidOptions): RegressionBa
   const { tasks, shots } = opts, queries = opts.queries ?? shots;
   const x = random.uniform(keys[2], [tasks, shots + queries, 1], { minval: -5, maxval: 5 });
   const y = mul(amplitude, sin(sub(x, phase)));
-  const [xs, xq] = split(x, [shots, queries], 1);
-  const [ys, yq] = split(y, [shots, queries], 1);
+  const [xs, xq] = split(x, [shots], 1);
+  const [ys, yq] = split(y, [shots], 1);
   return { xs, ys, xq, yq };
 }

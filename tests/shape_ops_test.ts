@@ -106,3 +106,27 @@ Deno.test("expandDims and squeeze", async () => {
   assertThrowsWith(() => mg.squeeze(mg.zeros([2, 3]), 0), "squeeze", "size 2");
   assertAllClose(await mg.squeeze(mg.ones([1, 2])).toFloat64(), [1, 1]);
 });
+
+Deno.test("split follows NumPy: a count of equal pieces, or the indices to cut at", async () => {
+  const x = mg.arange(6);
+  const pieces = (ps: mg.Tensor[]) => Promise.all(ps.map(async (p) => [...await p.data()]));
+  const same = (got: number[][], want: number[][], what: string) => {
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      throw new Error(`${what}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    }
+  };
+  same(await pieces(mg.split(x, 3)), [[0, 1], [2, 3], [4, 5]], "3 pieces");
+  same(await pieces(mg.split(x, [1, 4])), [[0], [1, 2, 3], [4, 5]], "cut at 1 and 4");
+  same(await pieces(mg.split(x, [2])), [[0, 1], [2, 3, 4, 5]], "cut at 2");
+  same(await pieces(mg.split(x, [-2])), [[0, 1, 2, 3], [4, 5]], "a negative index");
+  same(await pieces(mg.split(x, [4, 9])), [[0, 1, 2, 3], [4, 5], []], "past the end: empty");
+  const m = mg.reshape(mg.arange(12), [2, 6]);
+  same(await pieces(mg.split(m, [5], 1)), [[0, 1, 2, 3, 4, 6, 7, 8, 9, 10], [5, 11]], "axis 1");
+  assertThrowsWith(() => mg.split(x, [1.5]), "split", "positions to cut at");
+  // the other NumPy-named ops flatten without an axis, as NumPy and JAX do
+  const m2 = mg.tensor([[1, 5, 2], [7, 0, 3]]);
+  same(await pieces([mg.take(m2, mg.tensor([1, 3], { dtype: "i32" }))]), [[5, 7]], "take");
+  same(await pieces([mg.cumsum(m2)]), [[1, 6, 8, 15, 15, 18]], "cumsum");
+  same(await pieces([mg.repeat(m2, 2)]), [[1, 1, 5, 5, 2, 2, 7, 7, 0, 0, 3, 3]], "repeat");
+  assertThrowsWith(() => mg.split(x, 4), "split", "4 equal pieces");
+});

@@ -29,7 +29,8 @@ function indexTensor(idx: Tensor, op: string): Tensor {
 
 /**
  * Gather along an axis: the result has x's shape with that axis replaced by the indices'
- * shape. Negative indices count from the end; out-of-range indices are clamped.
+ * shape; without an axis, from the flattened x (as NumPy's and JAX's `take`). Negative indices
+ * count from the end; out-of-range indices are clamped.
  *
  * @example
  * ```ts
@@ -38,7 +39,8 @@ function indexTensor(idx: Tensor, op: string): Tensor {
  * take(table, tensor([2, 0], { dtype: "i32" }), 0); // [[5, 6], [1, 2]]
  * ```
  */
-export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
+export function take(x: Tensor, indices: Tensor, axis?: number): Tensor {
+  if (axis === undefined) return take(reshape(x, [x.size]), indices, 0); // NumPy: flattened
   const a = normAxis(axis, x.ndim, "take");
   return disposeOnThrow(() => bind(takePrim, [x, indexTensor(indices, "take")], { axis: a }));
 }
@@ -160,8 +162,8 @@ export function oneHot(labels: Tensor, depth: number, opts: OneHotOptions = {}):
 }
 
 /**
- * Inclusive cumulative sum along an axis; `reverse` sums from the end (suffix sums, as
- * discounted returns need).
+ * Inclusive cumulative sum along an axis — without one, of the flattened tensor, as NumPy's and
+ * JAX's `cumsum`; `reverse` sums from the end (suffix sums, as discounted returns need).
  *
  * @example
  * ```ts
@@ -170,7 +172,8 @@ export function oneHot(labels: Tensor, depth: number, opts: OneHotOptions = {}):
  * cumsum(tensor([1, 2, 3]), 0, true); // [6, 5, 3]
  * ```
  */
-export function cumsum(x: Tensor, axis = -1, reverse = false): Tensor {
+export function cumsum(x: Tensor, axis?: number, reverse = false): Tensor {
+  if (axis === undefined) return cumsum(reshape(x, [x.size]), 0, reverse); // NumPy: flattened
   const a = normAxis(axis, x.ndim, "cumsum");
   const src = x.dtype === "bool" ? cast(x, "i32") : x;
   return bind(cumsumPrim, [src], { axis: a, reverse });

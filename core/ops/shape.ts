@@ -244,36 +244,43 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
 }
 
 /**
- * Split into pieces along an axis: a count of equal pieces, or the sizes of each.
+ * Split into pieces along an axis, as NumPy's `split`: a count of equal pieces, or the indices
+ * at which to cut (`[2, 5]` gives `x[:2]`, `x[2:5]`, `x[5:]`; indices past the end give empty
+ * pieces, as in NumPy).
  *
  * @example
  * ```ts
  * import { split, arange } from "@metagrad/metagrad";
  * const [a, b] = split(arange(6), 2); // [0,1,2] and [3,4,5]
+ * const [c, d, e] = split(arange(6), [1, 4]); // [0], [1,2,3], [4,5]
  * ```
  */
 export function split(x: Tensor, sections: number | readonly number[], axis = 0): Tensor[] {
   const a = normAxis(axis, x.ndim, "split");
   const n = x.shape[a];
-  let sizes: number[];
+  let cuts: number[];
   if (typeof sections === "number") {
     if (!Number.isInteger(sections) || sections < 1 || n % sections !== 0) {
       throw new RangeError(
         `split: axis ${a} of size ${n} cannot be split into ${sections} equal pieces`,
       );
     }
-    sizes = new Array(sections).fill(n / sections);
-  } else {
-    sizes = [...sections];
-    if (sizes.reduce((p, q) => p + q, 0) !== n) {
-      throw new RangeError(`split: sizes ${JSON.stringify(sizes)} do not sum to ${n}`);
+    cuts = Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
+  } else if (Array.isArray(sections)) {
+    if (sections.some((c) => !Number.isInteger(c))) {
+      throw new RangeError(
+        `split: indices must be integers, got ${JSON.stringify(sections)} (a list holds the ` +
+          `positions to cut at, as in NumPy, not the pieces' sizes)`,
+      );
     }
+    cuts = sections.map((c) => Math.min(Math.max(c < 0 ? c + n : c, 0), n));
+  } else {
+    throw new TypeError(`split: sections must be a number or an array of indices`);
   }
-  let at = 0;
-  return sizes.map((s) => {
+  const bounds = [0, ...cuts, n];
+  return bounds.slice(0, -1).map((start, i) => {
     const spec: SliceSpec[] = x.shape.map(() => null);
-    spec[a] = [at, at + s];
-    at += s;
+    spec[a] = [start, Math.max(start, bounds[i + 1])];
     return slice(x, spec);
   });
 }
@@ -320,15 +327,21 @@ export function tile(x: Tensor, reps: readonly number[]): Tensor {
 }
 
 /**
- * Repeat each element `repeats` times along an axis (NumPy's repeat).
+ * Repeat each element `repeats` times along an axis (NumPy's repeat: without an axis, of the
+ * flattened tensor).
  *
  * @example
  * ```ts
  * import { repeat, tensor } from "@metagrad/metagrad";
  * repeat(tensor([1, 2]), 2, 0); // [1, 1, 2, 2]
+ * repeat(tensor([[1, 2], [3, 4]]), 2); // [1, 1, 2, 2, 3, 3, 4, 4]
  * ```
  */
-export function repeat(x: Tensor, repeats: number, axis = 0): Tensor {
+export function repeat(x: Tensor, repeats: number, axis?: number): Tensor {
+  if (!Number.isInteger(repeats) || repeats < 0) {
+    throw new RangeError(`repeat: repeats must be an integer ≥ 0, got ${repeats}`);
+  }
+  if (axis === undefined) return repeat(reshape(x, [x.size]), repeats, 0);
   const a = normAxis(axis, x.ndim, "repeat");
   const e = expandDims(x, a + 1);
   const target = [...e.shape];

@@ -1,0 +1,142 @@
+/**
+ * The environment interface every RL environment implements: pure functions of explicit keys,
+ * states and tasks, one environment per call, batched with `vmap`, stepped with `scan`,
+ * compiled with `jit` — so a batch of whole rollouts is one submission and nothing is read
+ * back until a learner wants a number (the gymnax design). Written for meta-learning: the task
+ * (a bandit's arm probabilities, a goal) is an explicit argument, drawn by `sampleTasks`.
+ */
+import type { Tensor } from "../core/tensor.ts";
+import * as random from "../core/random.ts";
+import { where } from "../core/ops/math.ts";
+import { map as mapTree } from "../core/tree.ts";
+import { fmtShape } from "../core/shape.ts";
+
+/** Discrete actions 0 … n − 1 (an i32 scalar per environment). */
+export interface DiscreteSpace {
+  kind: "discrete";
+  /** Number of actions. */
+  n: number;
+}
+
+/** Continuous actions: an f32 tensor of `shape` within [low, high] elementwise. */
+export interface BoxSpace {
+  kind: "box";
+  /** Shape of one action. */
+  shape: readonly number[];
+  /** Lower bound of every element. */
+  low: number;
+  /** Upper bound of every element. */
+  high: number;
+}
+
+/** What an environment's actions are. */
+export type ActionSpace = DiscreteSpace | BoxSpace;
+
+/** What `reset` returns: the first observation and the state to step from. */
+export interface ResetResult<S> {
+  /** Observation, `observationShape`, f32. */
+  obs: Tensor;
+  /** The environment's state (a pytree of tensors). */
+  state: S;
+}
+
+/** What `step` returns. */
+export interface StepResult<S> {
+  /** Observation after the step, f32 of `observationShape`. */
+  obs: Tensor;
+  /** The next state. */
+  state: S;
+  /** Reward of the step, an f32 scalar. */
+  reward: Tensor;
+  /** Whether the episode ended at this step (terminated or cut at the time limit), bool scalar. */
+  done: Tensor;
+}
+
+/**
+ * A reinforcement-learning environment as pure single-environment functions. S is the state
+ * pytree, T the task pytree. Batch with `vmap` (over keys, states, actions and tasks); no
+ * function reads values back.
+ */
+export interface Environment<S = unknown, T = unknown> {
+  /** Name for messages, e.g. "CartPole-v1". */
+  readonly name: string;
+  /** Shape of one observation (f32). */
+  readonly observationShape: readonly number[];
+  /** The action space. */
+  readonly actionSpace: ActionSpace;
+  /** Steps after which an episode ends (time limit). */
+  readonly maxSteps: number;
+  /** `n` tasks, a pytree whose leaves have a leading axis n (an empty object for one task). */
+  sampleTasks(key: Tensor, n: number): T;
+  /** A fresh episode of `task`. */
+  reset(key: Tensor, task: T): ResetResult<S>;
+  /** One step from `state` with `action` (i32 scalar, or f32 of the box's shape). */
+  step(key: Tensor, state: S, action: Tensor, task: T): StepResult<S>;
+}
+
+/**
+ * Continuing rollouts: when a step ends its episode, the returned state and observation are a
+ * fresh episode's (reset with a key derived from the step's), while reward and done are the
+ * finished step's — as gymnax's auto-reset does. Pure and batchable like the environment.
+ *
+ * @example
+ * ```ts
+ * import { random, tensor } from "@metagrad/metagrad";
+ * import { autoReset, cartPole } from "@metagrad/metagrad/envs";
+ * const env = autoReset(cartPole());
+ * const task = env.sampleTasks(random.key(0), 1);
+ * const { state } = env.reset(random.key(1), task);
+ * const next = env.step(random.key(2), state, tensor(1, { dtype: "i32" }), task);
+ * ```
+ */
+export function autoReset<S, T>(env: Environment<S, T>): Environment<S, T> {
+  return {
+    ...env,
+    name: env.name,
+    step(key, state, action, task) {
+      const [kStep, kReset] = random.split(key);
+      const next = env.step(kStep, state, action, task);
+      const fresh = env.reset(kReset, task);
+      const pick = (a: Tensor, b: Tensor) => where(next.done, a, b);
+      return {
+        obs: pick(fresh.obs, next.obs),
+        state: mapTree(pick, fresh.state, next.state) as S,
+        reward: next.reward,
+        done: next.done,
+      };
+    },
+  };
+}
+
+/**
+ * Throws a clear error unless `action` fits `env`'s action space for one environment: an i32
+ * scalar for a discrete space, an f32 tensor of the box's shape otherwise. Values are not read
+ * (that would stall the device): discrete actions outside 0 … n − 1 are clamped, box actions
+ * clipped, as each environment's docs say.
+ */
+export function checkAction(env: { name: string; actionSpace: ActionSpace }, action: Tensor): void {
+  const space = env.actionSpace;
+  if (space.kind === "discrete") {
+    if (action.ndim !== 0 || (action.dtype !== "i32" && action.dtype !== "u32")) {
+      throw new TypeError(
+        `${env.name}.step: a discrete action is an i32 scalar per environment, got ` +
+          `${action.dtype}${fmtShape(action.shape)} (vmap the step over environments; cast ` +
+          `sampled actions with cast(a, "i32"))`,
+      );
+    }
+    return;
+  }
+  if (action.dtype !== "f32" || action.shape.join() !== space.shape.join()) {
+    throw new TypeError(
+      `${env.name}.step: an action is f32${fmtShape(space.shape)} per environment, got ` +
+        `${action.dtype}${fmtShape(action.shape)}`,
+    );
+  }
+}
+
+/** Throws unless `n` is a positive integer count of tasks. */
+export function checkTaskCount(n: number, where: string): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`${where}.sampleTasks: n must be a positive integer, got ${n}`);
+  }
+}

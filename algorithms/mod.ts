@@ -9,3 +9,7 @@ export * from "./reptile.ts";
 export * from "./metric.ts";
 export type { ApplyContext, Module } from "../core/nn/layers.ts";
 export type { GradientTransformation } from "../core/optim/optim.ts";
+export * from "./rl/returns.ts";
+export * from "./rl/distributions.ts";
+export * from "./rl/actor_critic.ts";
+export * from "./rl/ppo.ts";

@@ -1,0 +1,118 @@
+/**
+ * Actor-critic MLPs for an environment's spaces: a policy network (logits over discrete
+ * actions, or Gaussian means with a learned state-independent log-std) and a separate value
+ * network, both tanh MLPs with orthogonal initialisation — PPO's usual architecture (√2 gain
+ * in hidden layers, 0.01 on the policy's output, 1 on the value's).
+ */
+import * as mg from "../../mod.ts";
+import type { Tensor } from "../../mod.ts";
+import type { Module } from "../../core/nn/layers.ts";
+import type { ActionSpace } from "../../envs/env.ts";
+import type { Policy } from "../../envs/rollout.ts";
+import { checkNumber } from "../../core/validate.ts";
+import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts";
+
+/** Parameters of an actor-critic: the two networks and, for box actions, the log-std. */
+export interface ActorCriticParams {
+  actor: unknown;
+  critic: unknown;
+  /** Log standard deviation per action dimension (box actions only). */
+  logStd?: Tensor;
+}
+
+/** Options of `actorCritic`. */
+export interface ActorCriticOptions {
+  /** Hidden widths of both networks (default [64, 64]). */
+  hidden?: readonly number[];
+  /** Hidden activation (default tanh). */
+  activation?: (x: Tensor) => Tensor;
+  /** Initial log-std of a Gaussian policy (default 0). */
+  initLogStd?: number;
+}
+
+/** An actor-critic for one environment's spaces. */
+export interface ActorCritic {
+  /** Fresh parameters. */
+  init(key: Tensor): ActorCriticParams;
+  /** The action distributions and values [B] of observations [B, ...obs]. */
+  apply(params: ActorCriticParams, obs: Tensor): { dist: ActionDist; value: Tensor };
+  /** As a rollout policy: sampled actions with their log-probabilities and values. */
+  policy: Policy<ActorCriticParams>;
+}
+
+/** A tanh MLP (dense and activation layers, all stateless) and its state: one null per layer. */
+function network(
+  sizes: readonly number[],
+  act: (x: Tensor) => Tensor,
+  outGain: number,
+): { module: Module; state: null[] } {
+  const layers: Module[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const last = i + 2 === sizes.length;
+    layers.push(
+      mg.nn.dense(sizes[i], sizes[i + 1], { init: mg.nn.orthogonal(last ? outGain : Math.SQRT2) }),
+    );
+    if (!last) layers.push(mg.nn.fn(act));
+  }
+  return { module: mg.nn.sequential(...layers), state: layers.map(() => null) };
+}
+
+/**
+ * An actor-critic for observations of `observationShape` (flattened) and `actionSpace`.
+ *
+ * @example
+ * ```ts
+ * import { random, zeros } from "@metagrad/metagrad";
+ * import { actorCritic } from "@metagrad/metagrad/algorithms";
+ * const ac = actorCritic([4], { kind: "discrete", n: 2 });
+ * const params = ac.init(random.key(0));
+ * const { dist, value } = ac.apply(params, zeros([8, 4])); // logits [8, 2], value [8]
+ * ```
+ */
+export function actorCritic(
+  observationShape: readonly number[],
+  actionSpace: ActionSpace,
+  opts: ActorCriticOptions = {},
+): ActorCritic {
+  const hidden = opts.hidden ?? [64, 64];
+  hidden.forEach((h, i) =>
+    checkNumber(h, `hidden[${i}]`, "actorCritic", { min: 1, integer: true })
+  );
+  const act = opts.activation ?? mg.tanh;
+  const inputs = observationShape.reduce((a, b) => a * b, 1);
+  const outputs = actionSpace.kind === "discrete"
+    ? actionSpace.n
+    : actionSpace.shape.reduce((a, b) => a * b, 1);
+  const actor = network([inputs, ...hidden, outputs], act, 0.01);
+  const critic = network([inputs, ...hidden, 1], act, 1);
+  const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "actorCritic");
+  const apply = (params: ActorCriticParams, obs: Tensor) => {
+    const x = mg.reshape(obs, [obs.shape[0], inputs]);
+    const [out] = actor.module.apply(params.actor, actor.state, x);
+    const [v] = critic.module.apply(params.critic, critic.state, x);
+    const value = mg.reshape(v, [obs.shape[0]]);
+    const dist: ActionDist = actionSpace.kind === "discrete"
+      ? { kind: "categorical", logits: out }
+      : { kind: "gaussian", mean: out, logStd: params.logStd! };
+    return { dist, value };
+  };
+  return {
+    init(key) {
+      const [ka, kc] = mg.random.split(key);
+      const params: ActorCriticParams = {
+        actor: actor.module.init(ka).params,
+        critic: critic.module.init(kc).params,
+      };
+      if (actionSpace.kind === "box") {
+        params.logStd = mg.full([outputs], initLogStd, { backend: key.backend });
+      }
+      return params;
+    },
+    apply,
+    policy(params, obs, key) {
+      const { dist, value } = apply(params, obs);
+      const action = sampleAction(dist, key);
+      return { action, logProb: actionLogProb(dist, action), value };
+    },
+  };
+}

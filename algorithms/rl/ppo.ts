@@ -1,0 +1,304 @@
+/**
+ * Proximal policy optimisation (Schulman et al. 2017) as one pure, jittable update: roll the
+ * environments forward `numSteps` under the current policy (a `scan`), compute GAE(λ)
+ * advantages (a reverse `scan`), then `epochs` passes of `minibatches` clipped-surrogate
+ * gradient steps over the shuffled batch (a `scan` too) — so an update is one program and one
+ * submission, and several seeds train at once under `vmap`. Defaults are purejaxrl's CartPole
+ * settings.
+ */
+import * as mg from "../../mod.ts";
+import type { Tensor } from "../../mod.ts";
+import type { Environment } from "../../envs/env.ts";
+import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
+import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts";
+import type { GradientTransformation } from "../../core/optim/optim.ts";
+import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
+import { actionEntropy, actionLogProb } from "./distributions.ts";
+import { gae } from "./returns.ts";
+
+/** Configuration of `ppo` (defaults: purejaxrl's CartPole-v1 settings). */
+export interface PpoConfig {
+  /** The environment (its task is drawn once per seed from the init key). */
+  env: Environment<any, any>;
+  /** Parallel environments (default 4). */
+  numEnvs?: number;
+  /** Steps per environment per update (default 128). */
+  numSteps?: number;
+  /** Environment steps in all, for the learning-rate annealing (default 500,000). */
+  totalSteps?: number;
+  /** Passes over each batch (default 4). */
+  epochs?: number;
+  /** Minibatches per pass (default 4; must divide numEnvs × numSteps). */
+  minibatches?: number;
+  /** Adam learning rate (default 2.5e-4). */
+  lr?: number;
+  /** Anneal the learning rate linearly to 0 over the updates (default true). */
+  anneal?: boolean;
+  /** Discount (default 0.99). */
+  gamma?: number;
+  /** GAE λ (default 0.95). */
+  lambda?: number;
+  /** Surrogate and value clip ε (default 0.2). */
+  clip?: number;
+  /** Entropy bonus coefficient (default 0.01). */
+  entCoef?: number;
+  /** Value loss coefficient (default 0.5). */
+  vfCoef?: number;
+  /** Global gradient-norm clip (default 0.5). */
+  maxGradNorm?: number;
+  /** Hidden widths of the tanh actor and critic (default [64, 64]). */
+  hidden?: readonly number[];
+}
+
+/** Everything a PPO run carries between updates (all tensors: it vmaps over seeds). */
+export interface PpoState {
+  params: ActorCriticParams;
+  opt: unknown;
+  envs: EnvBatch<unknown>;
+  tasks: unknown;
+  key: Tensor;
+  /** Return of each environment's episode so far [numEnvs]. */
+  episodeReturn: Tensor;
+  /** Return of each environment's last finished episode [numEnvs] (0 before one finishes). */
+  lastReturn: Tensor;
+}
+
+/** What one update reports (device scalars: read them when needed). */
+export interface PpoMetrics {
+  /** Mean over environments of the last finished episode's return. */
+  episodeReturn: Tensor;
+  /** Episodes that finished during this update's rollout. */
+  episodes: Tensor;
+  /** The last minibatch's total loss. */
+  loss: Tensor;
+  /** Its mean approximate KL between the rollout policy and the updated one. */
+  approxKl: Tensor;
+}
+
+/** A PPO learner. */
+export interface Ppo {
+  /** The configuration, defaults filled in. */
+  readonly config: Readonly<Required<Omit<PpoConfig, "env">>> & { env: Environment<any, any> };
+  /** Updates in `totalSteps` environment steps. */
+  readonly updates: number;
+  /** The networks. */
+  readonly network: ActorCritic;
+  /** A fresh run from a key (networks, optimizer, environments, task). */
+  init(key: Tensor): PpoState;
+  /** One update: rollout, advantages, epochs of minibatch steps. Pure; jit or vmap it. */
+  update(state: PpoState): [PpoState, PpoMetrics];
+}
+
+const PPO_OPTIONS = [
+  "env",
+  "numEnvs",
+  "numSteps",
+  "totalSteps",
+  "epochs",
+  "minibatches",
+  "lr",
+  "anneal",
+  "gamma",
+  "lambda",
+  "clip",
+  "entCoef",
+  "vfCoef",
+  "maxGradNorm",
+  "hidden",
+];
+
+/**
+ * PPO with a clipped surrogate, clipped value loss, entropy bonus, per-minibatch advantage
+ * normalisation, global-norm gradient clipping and a linearly annealed Adam learning rate.
+ *
+ * @example
+ * ```ts
+ * import { jit, random } from "@metagrad/metagrad";
+ * import { ppo } from "@metagrad/metagrad/algorithms";
+ * import { cartPole } from "@metagrad/metagrad/envs";
+ * const learner = ppo({ env: cartPole(), totalSteps: 5_120 });
+ * const update = jit(learner.update, { donateArgnums: [0] });
+ * let state = learner.init(random.key(0));
+ * for (let i = 0; i < learner.updates; i++) [state] = update(state);
+ * ```
+ */
+export function ppo(config: PpoConfig): Ppo {
+  const where = "ppo";
+  checkOptions(config, where, PPO_OPTIONS);
+  if (!config?.env || typeof config.env.step !== "function") {
+    throw new TypeError(`${where}: the option env is required (an environment, e.g. cartPole())`);
+  }
+  const int = (v: unknown, name: string, dflt: number) =>
+    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
+  const unit = (v: unknown, name: string, dflt: number) =>
+    checkNumber(v ?? dflt, name, where, { min: 0, max: 1 });
+  const cfg = {
+    env: config.env,
+    numEnvs: int(config.numEnvs, "numEnvs", 4),
+    numSteps: int(config.numSteps, "numSteps", 128),
+    totalSteps: int(config.totalSteps, "totalSteps", 500_000),
+    epochs: int(config.epochs, "epochs", 4),
+    minibatches: int(config.minibatches, "minibatches", 4),
+    lr: checkNumber(config.lr ?? 2.5e-4, "lr", where, { min: 0 }),
+    anneal: checkBoolean(config.anneal ?? true, "anneal", where),
+    gamma: unit(config.gamma, "gamma", 0.99),
+    lambda: unit(config.lambda, "lambda", 0.95),
+    clip: checkNumber(config.clip ?? 0.2, "clip", where, { min: 0 }),
+    entCoef: checkNumber(config.entCoef ?? 0.01, "entCoef", where, { min: 0 }),
+    vfCoef: checkNumber(config.vfCoef ?? 0.5, "vfCoef", where, { min: 0 }),
+    maxGradNorm: checkNumber(config.maxGradNorm ?? 0.5, "maxGradNorm", where, {
+      min: 0,
+      exclusiveMin: true,
+    }),
+    hidden: config.hidden ?? [64, 64],
+  };
+  const env = cfg.env;
+  const batch = cfg.numEnvs * cfg.numSteps;
+  if (batch % cfg.minibatches !== 0) {
+    throw new RangeError(
+      `${where}: minibatches (${cfg.minibatches}) must divide numEnvs × numSteps (${batch})`,
+    );
+  }
+  const updates = Math.max(1, Math.floor(cfg.totalSteps / batch));
+  const stepsPerUpdate = cfg.epochs * cfg.minibatches;
+  const net = actorCritic(env.observationShape, env.actionSpace, { hidden: cfg.hidden });
+  // purejaxrl: lr · (1 − ⌊count / (epochs · minibatches)⌋ / updates), count = optimizer steps
+  const rate = cfg.anneal
+    ? (step: Tensor) =>
+      mg.mul(mg.sub(1, mg.div(mg.floor(mg.div(step, stepsPerUpdate)), updates)), cfg.lr)
+    : cfg.lr;
+  const optimizer: GradientTransformation<any> = mg.optim.chain(
+    mg.optim.clipByGlobalNorm(cfg.maxGradNorm),
+    mg.optim.adam(rate, { eps: 1e-5 }),
+  );
+
+  type Batch = {
+    obs: Tensor;
+    action: Tensor;
+    logProb: Tensor;
+    value: Tensor;
+    advantage: Tensor;
+    target: Tensor;
+  };
+
+  const loss = (params: ActorCriticParams, b: Batch) => {
+    const { dist, value } = net.apply(params, b.obs);
+    const logProb = actionLogProb(dist, b.action);
+    const logRatio = mg.sub(logProb, b.logProb);
+    const ratio = mg.exp(logRatio);
+    const adv = mg.div(
+      mg.sub(b.advantage, mg.mean(b.advantage)),
+      mg.add(mg.std(b.advantage), 1e-8),
+    );
+    const surrogate = mg.minimum(
+      mg.mul(ratio, adv),
+      mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),
+    );
+    const clippedValue = mg.add(b.value, mg.clip(mg.sub(value, b.value), -cfg.clip, cfg.clip));
+    const valueLoss = mg.mul(
+      mg.mean(
+        mg.maximum(mg.square(mg.sub(value, b.target)), mg.square(mg.sub(clippedValue, b.target))),
+      ),
+      0.5,
+    );
+    const entropy = mg.mean(actionEntropy(dist));
+    const total = mg.add(
+      mg.sub(mg.neg(mg.mean(surrogate)), mg.mul(entropy, cfg.entCoef)),
+      mg.mul(valueLoss, cfg.vfCoef),
+    );
+    // (k3 estimator of KL(old ‖ new): (r − 1) − log r)
+    const approxKl = mg.mean(mg.sub(mg.sub(ratio, 1), logRatio));
+    return [total, approxKl] as [Tensor, Tensor];
+  };
+  const lossAndGrad = mg.valueAndGrad(loss, { hasAux: true });
+
+  const update = (s: PpoState): [PpoState, PpoMetrics] => {
+    const [key, kRoll, kShuffle] = mg.random.split(s.key, 3);
+    const [envs, tr] = rolloutFrom(env, net.policy, s.params, s.envs, s.tasks, kRoll, cfg.numSteps);
+    const lastValue = net.apply(s.params, envs.obs).value;
+    const { advantages, targets } = gae(
+      tr.reward,
+      tr.value!,
+      tr.done,
+      lastValue,
+      cfg.gamma,
+      cfg.lambda,
+    );
+    // episode bookkeeping: returns of the episodes that finished in this rollout
+    const [[episodeReturn, lastReturn]] = mg.scan(
+      (c: [Tensor, Tensor], x: { r: Tensor; d: Tensor }) => {
+        const ret = mg.add(c[0], x.r);
+        return [[mg.where(x.d, 0, ret), mg.where(x.d, ret, c[1])], null] as [
+          [Tensor, Tensor],
+          null,
+        ];
+      },
+      [s.episodeReturn, s.lastReturn] as [Tensor, Tensor],
+      { r: tr.reward, d: tr.done },
+    );
+    // the batch, flattened over time and environments, shuffled once per epoch
+    const flat = (t: Tensor) => mg.reshape(t, [batch, ...t.shape.slice(2)]);
+    const data: Batch = {
+      obs: flat(tr.obs),
+      action: flat(tr.action),
+      logProb: flat(tr.logProb!),
+      value: flat(tr.value!),
+      advantage: flat(advantages),
+      target: flat(targets),
+    };
+    const order = mg.reshape(
+      mg.vmap((k: Tensor) => mg.random.permutation(k, batch))(
+        mg.random.splitStacked(kShuffle, cfg.epochs),
+      ),
+      [stepsPerUpdate, batch / cfg.minibatches],
+    );
+    type Carry = { params: ActorCriticParams; opt: unknown; loss: Tensor; kl: Tensor };
+    const [trained] = mg.scan(
+      (c: Carry, idx: Tensor) => {
+        const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 0), data) as Batch;
+        const [[total, kl], grads] = lossAndGrad(c.params, mb);
+        const [updates_, opt] = optimizer.update(grads, c.opt, c.params);
+        const params = mg.optim.applyUpdates(c.params, updates_);
+        return [{ params, opt, loss: total, kl }, null];
+      },
+      { params: s.params, opt: s.opt, loss: mg.zeros([]), kl: mg.zeros([]) } as Carry,
+      order,
+    );
+    const next: PpoState = {
+      params: trained.params,
+      opt: trained.opt,
+      envs,
+      tasks: s.tasks,
+      key,
+      episodeReturn,
+      lastReturn,
+    };
+    return [next, {
+      episodeReturn: mg.mean(lastReturn),
+      episodes: mg.sum(mg.cast(tr.done, "f32")),
+      loss: trained.loss,
+      approxKl: trained.kl,
+    }];
+  };
+
+  return {
+    config: cfg,
+    updates,
+    network: net,
+    init(key) {
+      const [kNet, kTask, kEnv, kRun] = mg.random.split(key, 4);
+      const params = net.init(kNet);
+      const tasks = env.sampleTasks(kTask, 1);
+      return {
+        params,
+        opt: optimizer.init(params),
+        envs: resetEnvs(env, tasks, kEnv, cfg.numEnvs),
+        tasks,
+        key: kRun,
+        episodeReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
+        lastReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
+      };
+    },
+    update,
+  };
+}

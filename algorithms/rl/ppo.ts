@@ -50,6 +50,69 @@ export interface PpoConfig {
   hidden?: readonly number[];
 }
 
+/** A batch of PPO's training data: the rollout's observations, actions and their statistics. */
+export interface PpoBatch {
+  /** Observations [N, ...obs]. */
+  obs: Tensor;
+  /** Actions taken [N] or [N, ...action]. */
+  action: Tensor;
+  /** Their log-probabilities under the rollout policy [N]. */
+  logProb: Tensor;
+  /** The rollout critic's values [N]. */
+  value: Tensor;
+  /** GAE advantages [N]. */
+  advantage: Tensor;
+  /** Value targets (advantage + value) [N]. */
+  target: Tensor;
+}
+
+/**
+ * PPO's loss on a batch: −E[min(r·Â, clip(r, 1 ± ε)·Â)] with the advantages normalised over the
+ * batch, + vfCoef · ½E[max((V − R)², (V_clip − R)²)] with V_clip = V_old + clip(V − V_old, ±ε),
+ * − entCoef · E[entropy]; with the approximate KL (E[(r − 1) − log r]) beside it.
+ *
+ * @example
+ * ```ts
+ * import { random, zeros, ones } from "@metagrad/metagrad";
+ * import { actorCritic, ppoLoss } from "@metagrad/metagrad/algorithms";
+ * const net = actorCritic([4], { kind: "discrete", n: 2 });
+ * const batch = { obs: zeros([8, 4]), action: zeros([8], { dtype: "i32" }), logProb: zeros([8]),
+ *   value: zeros([8]), advantage: random.normal(random.key(1), [8]), target: ones([8]) };
+ * const [loss, approxKl] = ppoLoss(net, net.init(random.key(0)), batch,
+ *   { clip: 0.2, vfCoef: 0.5, entCoef: 0.01 });
+ * ```
+ */
+export function ppoLoss(
+  net: ActorCritic,
+  params: ActorCriticParams,
+  b: PpoBatch,
+  cfg: { clip: number; vfCoef: number; entCoef: number },
+): [Tensor, Tensor] {
+  const { dist, value } = net.apply(params, b.obs);
+  const logProb = actionLogProb(dist, b.action);
+  const logRatio = mg.sub(logProb, b.logProb);
+  const ratio = mg.exp(logRatio);
+  const adv = mg.div(mg.sub(b.advantage, mg.mean(b.advantage)), mg.add(mg.std(b.advantage), 1e-8));
+  const surrogate = mg.minimum(
+    mg.mul(ratio, adv),
+    mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),
+  );
+  const clippedValue = mg.add(b.value, mg.clip(mg.sub(value, b.value), -cfg.clip, cfg.clip));
+  const valueLoss = mg.mul(
+    mg.mean(
+      mg.maximum(mg.square(mg.sub(value, b.target)), mg.square(mg.sub(clippedValue, b.target))),
+    ),
+    0.5,
+  );
+  const entropy = mg.mean(actionEntropy(dist));
+  const total = mg.add(
+    mg.sub(mg.neg(mg.mean(surrogate)), mg.mul(entropy, cfg.entCoef)),
+    mg.mul(valueLoss, cfg.vfCoef),
+  );
+  const approxKl = mg.mean(mg.sub(mg.sub(ratio, 1), logRatio));
+  return [total, approxKl];
+}
+
 /** Everything a PPO run carries between updates (all tensors: it vmaps over seeds). */
 export interface PpoState {
   params: ActorCriticParams;
@@ -172,44 +235,7 @@ export function ppo(config: PpoConfig): Ppo {
     mg.optim.adam(rate, { eps: 1e-5 }),
   );
 
-  type Batch = {
-    obs: Tensor;
-    action: Tensor;
-    logProb: Tensor;
-    value: Tensor;
-    advantage: Tensor;
-    target: Tensor;
-  };
-
-  const loss = (params: ActorCriticParams, b: Batch) => {
-    const { dist, value } = net.apply(params, b.obs);
-    const logProb = actionLogProb(dist, b.action);
-    const logRatio = mg.sub(logProb, b.logProb);
-    const ratio = mg.exp(logRatio);
-    const adv = mg.div(
-      mg.sub(b.advantage, mg.mean(b.advantage)),
-      mg.add(mg.std(b.advantage), 1e-8),
-    );
-    const surrogate = mg.minimum(
-      mg.mul(ratio, adv),
-      mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),
-    );
-    const clippedValue = mg.add(b.value, mg.clip(mg.sub(value, b.value), -cfg.clip, cfg.clip));
-    const valueLoss = mg.mul(
-      mg.mean(
-        mg.maximum(mg.square(mg.sub(value, b.target)), mg.square(mg.sub(clippedValue, b.target))),
-      ),
-      0.5,
-    );
-    const entropy = mg.mean(actionEntropy(dist));
-    const total = mg.add(
-      mg.sub(mg.neg(mg.mean(surrogate)), mg.mul(entropy, cfg.entCoef)),
-      mg.mul(valueLoss, cfg.vfCoef),
-    );
-    // (k3 estimator of KL(old ‖ new): (r − 1) − log r)
-    const approxKl = mg.mean(mg.sub(mg.sub(ratio, 1), logRatio));
-    return [total, approxKl] as [Tensor, Tensor];
-  };
+  const loss = (params: ActorCriticParams, b: PpoBatch) => ppoLoss(net, params, b, cfg);
   const lossAndGrad = mg.valueAndGrad(loss, { hasAux: true });
 
   const update = (s: PpoState): [PpoState, PpoMetrics] => {
@@ -238,7 +264,7 @@ export function ppo(config: PpoConfig): Ppo {
     );
     // the batch, flattened over time and environments, shuffled once per epoch
     const flat = (t: Tensor) => mg.reshape(t, [batch, ...t.shape.slice(2)]);
-    const data: Batch = {
+    const data: PpoBatch = {
       obs: flat(tr.obs),
       action: flat(tr.action),
       logProb: flat(tr.logProb!),
@@ -255,7 +281,7 @@ export function ppo(config: PpoConfig): Ppo {
     type Carry = { params: ActorCriticParams; opt: unknown; loss: Tensor; kl: Tensor };
     const [trained] = mg.scan(
       (c: Carry, idx: Tensor) => {
-        const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 0), data) as Batch;
+        const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 0), data) as PpoBatch;
         const [[total, kl], grads] = lossAndGrad(c.params, mb);
         const [updates_, opt] = optimizer.update(grads, c.opt, c.params);
         const params = mg.optim.applyUpdates(c.params, updates_);

@@ -1,0 +1,265 @@
+/**
+ * The RL learners' parts against hand computations on both backends: discounted returns and
+ * GAE (loops written out), the action distributions (closed forms, sampling frequencies), PPO's
+ * loss (the clipped objective spelt out element by element), the jitted donating PPO update on
+ * WebGPU against the plain float64 one, and a short CartPole run that must learn.
+ */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import {
+  actionEntropy,
+  actionKl,
+  actionLogProb,
+  actorCritic,
+  discountedReturns,
+  gae,
+  ppo,
+  ppoLoss,
+  sampleAction,
+} from "../algorithms/mod.ts";
+import { cartPole, pendulum } from "../envs/mod.ts";
+import { assertAllClose, assertThrowsWith, assertTreesClose, randomValues } from "./helpers.ts";
+
+const T = 7, Bn = 5;
+const host = (seed: number, lo = -2, hi = 2) => randomValues([T, Bn], "f32", seed, lo, hi);
+const rewards = host(1), values = host(2), last = randomValues([Bn], "f32", 3);
+const dones = randomValues([T, Bn], "f32", 4, 0, 1).map((v) => (v < 0.25 ? 1 : 0));
+
+/** GAE and returns with plain loops over time, per environment (float64). */
+function handGae(gamma: number, lambda: number) {
+  const adv = new Array(T * Bn).fill(0), ret = new Array(T * Bn).fill(0);
+  for (let b = 0; b < Bn; b++) {
+    let nextValue = last[b], nextAdv = 0, nextRet = last[b];
+    for (let t = T - 1; t >= 0; t--) {
+      const i = t * Bn + b, keep = 1 - dones[i];
+      const delta = rewards[i] + gamma * nextValue * keep - values[i];
+      adv[i] = delta + gamma * lambda * keep * nextAdv;
+      ret[i] = rewards[i] + gamma * keep * nextRet;
+      [nextValue, nextAdv, nextRet] = [values[i], adv[i], ret[i]];
+    }
+  }
+  return { adv, ret };
+}
+
+for (const backend of ["webgpu", "reference"] as const) {
+  Deno.test(`discounted returns and GAE equal loops written out (${backend})`, async () => {
+    mg.setBackend(backend);
+    try {
+      const r = mg.tensor(rewards, { shape: [T, Bn] }), v = mg.tensor(values, { shape: [T, Bn] });
+      const d = mg.tensor(dones.map((x) => x === 1), { shape: [T, Bn] });
+      const l = mg.tensor(last);
+      const { adv, ret } = handGae(0.97, 0.9);
+      const g = gae(r, v, d, l, 0.97, 0.9);
+      assertAllClose(await g.advantages.toFloat64(), adv, { rtol: 1e-5, atol: 1e-5 }, "GAE");
+      assertAllClose(
+        await g.targets.toFloat64(),
+        adv.map((a, i) => a + values[i]),
+        { rtol: 1e-5, atol: 1e-5 },
+        "targets",
+      );
+      assertAllClose(await discountedReturns(r, d, l, 0.97).toFloat64(), ret, {
+        rtol: 1e-5,
+        atol: 1e-5,
+      }, "returns");
+      // λ = 1 is the discounted return minus the value; λ = 0 the one-step TD error
+      const one = await gae(r, v, d, l, 0.97, 1).advantages.toFloat64();
+      assertAllClose(one, ret.map((x, i) => x - values[i]), { rtol: 1e-5, atol: 1e-5 }, "λ = 1");
+      assertThrowsWith(() => gae(r, v, d, mg.zeros([3]), 0.9, 0.9), "gae", "bootstrap", "[5]");
+      assertThrowsWith(() => gae(r, v, d, l, 1.5, 0.9), "gae", "gamma");
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+
+  Deno.test(`action distributions: closed forms and sampling frequencies (${backend})`, async () => {
+    mg.setBackend(backend);
+    try {
+      const logits = [[0.5, -1, 2], [0, 0, 0]];
+      const cat = { kind: "categorical" as const, logits: mg.tensor(logits) };
+      const probs = logits.map((row) => {
+        const z = row.reduce((a, x) => a + Math.exp(x), 0);
+        return row.map((x) => Math.exp(x) / z);
+      });
+      const a = mg.tensor([2, 1], { dtype: "i32" });
+      assertAllClose(
+        await actionLogProb(cat, a).toFloat64(),
+        [
+          Math.log(probs[0][2]),
+          Math.log(probs[1][1]),
+        ],
+        { rtol: 1e-5 },
+        "categorical log-prob",
+      );
+      assertAllClose(
+        await actionEntropy(cat).toFloat64(),
+        probs.map((p) => -p.reduce((s, x) => s + x * Math.log(x), 0)),
+        { rtol: 1e-5 },
+        "categorical entropy",
+      );
+      const q = { kind: "categorical" as const, logits: mg.tensor([[0, 0, 0], [1, 0, -1]]) };
+      const qz = [[0, 0, 0], [1, 0, -1]].map((row) => {
+        const z = row.reduce((s, x) => s + Math.exp(x), 0);
+        return row.map((x) => Math.exp(x) / z);
+      });
+      assertAllClose(
+        await actionKl(cat, q).toFloat64(),
+        probs.map((p, i) => p.reduce((s, x, j) => s + x * Math.log(x / qz[i][j]), 0)),
+        { rtol: 1e-5, atol: 1e-7 },
+        "categorical KL",
+      );
+      // sampling frequencies of row 0 over 4,000 draws (batched rows)
+      const many = {
+        kind: "categorical" as const,
+        logits: mg.broadcastTo(mg.tensor([logits[0]]), [4000, 3]),
+      };
+      const draws = await sampleAction(many, mg.random.key(5)).toFloat64();
+      const freq = [0, 1, 2].map((k) => draws.filter((x) => x === k).length / 4000);
+      assertAllClose(freq, probs[0], { atol: 0.03 }, "categorical frequencies");
+      // diagonal Gaussian: log N, entropy and KL in closed form; sample mean and spread
+      const g = {
+        kind: "gaussian" as const,
+        mean: mg.tensor([[0.5, -1]]),
+        logStd: mg.tensor([0.2, -0.3]),
+      };
+      const x = mg.tensor([[1, 0]]);
+      const s = [Math.exp(0.2), Math.exp(-0.3)];
+      const logN = [1 - 0.5, 0 + 1].reduce(
+        (acc, d, i) => acc - 0.5 * (d / s[i]) ** 2 - Math.log(s[i]) - 0.5 * Math.log(2 * Math.PI),
+        0,
+      );
+      assertAllClose(await actionLogProb(g, x).toFloat64(), [logN], { rtol: 1e-5 }, "log N");
+      assertAllClose(
+        await actionEntropy(g).toFloat64(),
+        [s.reduce((acc, si) => acc + Math.log(si) + 0.5 * (1 + Math.log(2 * Math.PI)), 0)],
+        { rtol: 1e-5 },
+        "Gaussian entropy",
+      );
+      const h = { kind: "gaussian" as const, mean: mg.tensor([[0, 0]]), logStd: mg.tensor([0, 0]) };
+      const kl = [0.5, -1].reduce(
+        (acc, m, i) => acc + 0.5 * (s[i] ** 2 + m ** 2 - 1) - Math.log(s[i]),
+        0,
+      );
+      assertAllClose(await actionKl(g, h).toFloat64(), [kl], { rtol: 1e-5 }, "Gaussian KL");
+      const wide = { ...g, mean: mg.broadcastTo(g.mean, [4000, 2]) };
+      const xs = await sampleAction(wide, mg.random.key(6)).toFloat64();
+      for (let d = 0; d < 2; d++) {
+        const col = [...xs].filter((_, i) => i % 2 === d);
+        const mean = col.reduce((p, v) => p + v) / col.length;
+        const sd = Math.sqrt(col.reduce((p, v) => p + (v - mean) ** 2, 0) / col.length);
+        assertAllClose([mean, sd], [[0.5, -1][d], s[d]], { atol: 0.06 }, `Gaussian dim ${d}`);
+      }
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  });
+}
+
+Deno.test("PPO's loss equals the clipped objective spelt out", async () => {
+  mg.setBackend("reference");
+  try {
+    const net = actorCritic([3], { kind: "discrete", n: 2 }, { hidden: [5] });
+    const params = net.init(mg.random.key(0));
+    const N = 6;
+    const obs = mg.tensor(randomValues([N, 3], "f32", 7), { shape: [N, 3] });
+    const action = mg.tensor([0, 1, 1, 0, 1, 0], { dtype: "i32" });
+    const oldLogProb = mg.tensor(randomValues([N], "f32", 8, -1.2, -0.3));
+    const oldValue = mg.tensor(randomValues([N], "f32", 9));
+    const advantage = mg.tensor(randomValues([N], "f32", 10));
+    const target = mg.tensor(randomValues([N], "f32", 11));
+    const batch = { obs, action, logProb: oldLogProb, value: oldValue, advantage, target };
+    const cfg = { clip: 0.2, vfCoef: 0.5, entCoef: 0.01 };
+    const [loss, kl] = ppoLoss(net, params, batch, cfg);
+    // by hand, from the network's outputs
+    const { dist, value } = net.apply(params, obs);
+    const logits = await (dist as { logits: Tensor }).logits.toFloat64();
+    const v = await value.toFloat64();
+    const [acts, lp0, v0, adv, tgt] = await Promise.all(
+      [action, oldLogProb, oldValue, advantage, target].map((t) => t.toFloat64()),
+    );
+    const meanA = adv.reduce((p, x) => p + x) / N;
+    const sdA = Math.sqrt(adv.reduce((p, x) => p + (x - meanA) ** 2, 0) / N);
+    let surrogate = 0, valueLoss = 0, entropy = 0, approx = 0;
+    for (let i = 0; i < N; i++) {
+      const l = [logits[2 * i], logits[2 * i + 1]];
+      const z = Math.log(Math.exp(l[0]) + Math.exp(l[1]));
+      const logp = l[acts[i]] - z;
+      const r = Math.exp(logp - lp0[i]);
+      const a = (adv[i] - meanA) / (sdA + 1e-8);
+      surrogate += Math.min(r * a, Math.min(Math.max(r, 0.8), 1.2) * a) / N;
+      const vc = v0[i] + Math.min(Math.max(v[i] - v0[i], -0.2), 0.2);
+      valueLoss += 0.5 * Math.max((v[i] - tgt[i]) ** 2, (vc - tgt[i]) ** 2) / N;
+      entropy += -[0, 1].reduce((p, k) => p + Math.exp(l[k] - z) * (l[k] - z), 0) / N;
+      approx += (r - 1 - (logp - lp0[i])) / N;
+    }
+    assertAllClose(
+      [await loss.item(), await kl.item()],
+      [-surrogate + 0.5 * valueLoss - 0.01 * entropy, approx],
+      { rtol: 1e-6, atol: 1e-9 }, // (scalar constants such as 1 ± ε are f32 on the reference backend too)
+      "PPO loss",
+    );
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+/** The same tree with every tensor copied onto `backend`. */
+async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T> {
+  const [leaves, def] = mg.tree.flatten(tree);
+  const copies = await Promise.all(
+    leaves.map(async (l) =>
+      l instanceof mg.Tensor
+        ? mg.tensor(await l.toFloat64(), { shape: l.shape, dtype: l.dtype, backend })
+        : l
+    ),
+  );
+  return mg.tree.unflatten(def, copies);
+}
+
+Deno.test("PPO: the jitted, donating update on WebGPU equals the plain float64 one (CartPole, Pendulum)", async () => {
+  await mg.init();
+  for (const env of [cartPole(), pendulum()]) {
+    const config = { env, numEnvs: 2, numSteps: 16, epochs: 2, minibatches: 2, hidden: [8] };
+    mg.setBackend("reference");
+    const plain = ppo(config);
+    let refState = plain.init(mg.random.key(3));
+    mg.setBackend("webgpu");
+    const compiled = ppo(config);
+    const update = mg.jit(compiled.update, { donateArgnums: [0] });
+    let gpuState = await onBackend(refState, "webgpu");
+    for (let u = 1; u <= 2; u++) {
+      mg.setBackend("reference");
+      const [r, rm] = plain.update(refState);
+      mg.setBackend("webgpu");
+      const [g, gm] = update(gpuState);
+      // sampled actions are identical bits; continuous dynamics drift at f32 rounding
+      await assertTreesClose(g, r, `${env.name}: state after update ${u}`, {
+        rtol: 2e-3,
+        atol: 2e-4,
+      });
+      await assertTreesClose(gm, rm, `${env.name}: metrics of update ${u}`, {
+        rtol: 2e-3,
+        atol: 2e-4,
+      });
+      [refState, gpuState] = [r, g];
+    }
+  }
+});
+
+Deno.test("PPO on CartPole learns: 30 updates lift the mean episode return well above random", async () => {
+  const learner = ppo({ env: cartPole(), totalSteps: 4 * 128 * 30 });
+  const update = mg.jit(learner.update, { donateArgnums: [0] });
+  let state = learner.init(mg.random.key(0));
+  let metrics;
+  for (let i = 0; i < learner.updates; i++) [state, metrics] = update(state);
+  const ret = await metrics!.episodeReturn.item();
+  // a random policy's episodes last ~22 steps
+  if (!(ret > 60)) throw new Error(`mean episode return ${ret} after 30 updates`);
+});
+
+Deno.test("PPO refuses bad configurations clearly", () => {
+  assertThrowsWith(() => ppo({} as never), "ppo", "env", "required");
+  assertThrowsWith(() => ppo({ env: cartPole(), lr: NaN }), "ppo", "lr");
+  assertThrowsWith(() => ppo({ env: cartPole(), minibatches: 3 }), "ppo", "divide");
+  assertThrowsWith(() => ppo({ env: cartPole(), gamma: 1.5 }), "ppo", "gamma");
+  assertThrowsWith(() => ppo({ env: cartPole(), numEnv: 4 } as never), "ppo", '"numEnv"');
+});

@@ -13,3 +13,7 @@ export * from "./rl/returns.ts";
 export * from "./rl/distributions.ts";
 export * from "./rl/actor_critic.ts";
 export * from "./rl/ppo.ts";
+export * from "./rl/conjugate_gradient.ts";
+export * from "./rl/linear_baseline.ts";
+export * from "./rl/ravel.ts";
+export * from "./rl/trpo.ts";

@@ -496,3 +496,24 @@ Deno.test("jit keeps at most 32 programs per function and warns once when it kee
     console.warn = warn;
   }
 });
+
+Deno.test("jit: small kernels read by several kernels, and fused groups of 60 ops, match eager", async () => {
+  // (the plan-order and let-name faults these shapes suggest were found in TRPO's update, whose
+  // test in rl_test.ts reproduces both; these smaller programs guard the same paths)
+  await mg.init();
+  const x = mg.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]]);
+  const y = mg.tensor([[1, 2, 3], [4, 5, 6]]);
+  const shared = (a: Tensor, b: Tensor) => {
+    const m = mg.mul(mg.exp(a), 2);
+    return [mg.sum(mg.mul(m, b), 1), mg.add(m, b), mg.mul(mg.exp(a), b)];
+  };
+  await assertTreesClose(mg.jit(shared)(x, y), shared(x, y), "shared small kernels", {
+    rtol: 1e-6,
+  });
+  const long = (a: Tensor) => {
+    let z = a;
+    for (let i = 0; i < 20; i++) z = mg.mul(mg.sin(mg.add(z, a)), 0.75);
+    return z;
+  };
+  await assertTreesClose(mg.jit(long)(x), long(x), "a 60-op group", { rtol: 1e-5 });
+});

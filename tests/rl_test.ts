@@ -11,13 +11,17 @@ import {
   actionKl,
   actionLogProb,
   actorCritic,
+  conjugateGradient,
   discountedReturns,
+  fitLinearBaseline,
   gae,
   ppo,
   ppoLoss,
+  ravelTree,
   sampleAction,
+  trpo,
 } from "../algorithms/mod.ts";
-import { cartPole, pendulum } from "../envs/mod.ts";
+import { cartPole, pendulum, pointNavigation } from "../envs/mod.ts";
 import { assertAllClose, assertThrowsWith, assertTreesClose, randomValues } from "./helpers.ts";
 
 const T = 7, Bn = 5;
@@ -262,4 +266,116 @@ Deno.test("PPO refuses bad configurations clearly", () => {
   assertThrowsWith(() => ppo({ env: cartPole(), minibatches: 3 }), "ppo", "divide");
   assertThrowsWith(() => ppo({ env: cartPole(), gamma: 1.5 }), "ppo", "gamma");
   assertThrowsWith(() => ppo({ env: cartPole(), numEnv: 4 } as never), "ppo", '"numEnv"');
+});
+
+/** Solve A x = b (n×n, row-major) by Gaussian elimination with partial pivoting, in float64. */
+function solve(a: number[], b: number[], n: number): number[] {
+  const m = a.map((v) => v), x = b.map((v) => v);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r * n + c]) > Math.abs(m[p * n + c])) p = r;
+    for (let k = 0; k < n; k++) [m[c * n + k], m[p * n + k]] = [m[p * n + k], m[c * n + k]];
+    [x[c], x[p]] = [x[p], x[c]];
+    for (let r = c + 1; r < n; r++) {
+      const f = m[r * n + c] / m[c * n + c];
+      for (let k = c; k < n; k++) m[r * n + k] -= f * m[c * n + k];
+      x[r] -= f * x[c];
+    }
+  }
+  for (let r = n - 1; r >= 0; r--) {
+    let s = x[r];
+    for (let k = r + 1; k < n; k++) s -= m[r * n + k] * x[k];
+    x[r] = s / m[r * n + r];
+  }
+  return x;
+}
+
+Deno.test("conjugate gradient solves a Fisher system to 1e-3 against an explicit matrix; the linear baseline equals a float64 ridge solve", async () => {
+  mg.setBackend("reference");
+  try {
+    // a small Gaussian policy: F = ∇² mean KL(π_old ‖ π_θ) at θ_old, as TRPO uses it
+    const net = actorCritic([2], { kind: "box", shape: [2], low: -1, high: 1 }, {
+      hidden: [4],
+      critic: false,
+    });
+    const params = net.init(mg.random.key(1));
+    const obs = mg.random.normal(mg.random.key(2), [32, 2]);
+    const [theta, unravel] = ravelTree(params);
+    const old = net.apply(params, obs).dist;
+    const meanKl = (v: Tensor) => mg.mean(actionKl(old, net.apply(unravel(v), obs).dist));
+    const n = theta.size;
+    const damping = 0.1;
+    const fisher = await mg.hessian(meanKl)(theta).toFloat64();
+    const dense = [...fisher].map((v, i) => v + (i % (n + 1) === 0 ? damping : 0));
+    const g = mg.random.normal(mg.random.key(3), [n]);
+    const exact = solve(dense, [...await g.toFloat64()], n);
+    const fvp = (v: Tensor) => mg.add(mg.hvp(meanKl, theta, v), mg.mul(v, damping));
+    const x = await conjugateGradient(fvp, g, { iterations: n }).toFloat64();
+    const err = Math.hypot(...x.map((v, i) => v - exact[i])) / Math.hypot(...exact);
+    if (!(err < 1e-3)) throw new Error(`CG relative error ${err}`);
+
+    // the linear feature baseline: the ridge normal equations solved in float64 by hand
+    const T = 6, B = 3, d = 2, k = 2 * d + 4;
+    const o = mg.random.normal(mg.random.key(4), [T, B, d]);
+    const steps = mg.random.randint(mg.random.key(5), [T, B], 0, 50);
+    const returns = mg.random.normal(mg.random.key(6), [T, B]);
+    const w = await fitLinearBaseline(o, steps, returns, 1e-3).toFloat64();
+    const [ov, sv, rv] = await Promise.all([o, steps, returns].map((t) => t.toFloat64()));
+    const rows = Array.from({ length: T * B }, (_, i) => {
+      const ob = [...ov.slice(i * d, (i + 1) * d)].map((v) => Math.min(Math.max(v, -10), 10));
+      const t = sv[i] / 100;
+      return [...ob, ...ob.map((v) => v * v), t, t * t, t * t * t, 1];
+    });
+    const gram = Array.from(
+      { length: k * k },
+      (_, i) =>
+        rows.reduce((s, r) => s + r[Math.floor(i / k)] * r[i % k], 0) +
+        (i % (k + 1) === 0 ? 1e-3 : 0),
+    );
+    const rhs = Array.from({ length: k }, (_, j) => rows.reduce((s, r, i) => s + r[j] * rv[i], 0));
+    assertAllClose(w, solve(gram, rhs, k), { rtol: 1e-6, atol: 1e-8 }, "baseline weights");
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+Deno.test("TRPO: the jitted update on WebGPU equals the plain float64 one, and no step exceeds the KL bound", async () => {
+  await mg.init();
+  const config = {
+    env: pointNavigation(),
+    tasks: { goal: mg.tensor([[0.3, -0.4]], { backend: "reference" }) },
+    numEnvs: 4,
+    numSteps: 20,
+    hidden: [8],
+    maxKl: 0.01,
+  };
+  mg.setBackend("reference");
+  const plain = trpo(config);
+  let refState = plain.init(mg.random.key(5));
+  mg.setBackend("webgpu");
+  const compiled = trpo({ ...config, tasks: await onBackend(config.tasks, "webgpu") });
+  const update = mg.jit(compiled.update, { donateArgnums: [0] });
+  let gpuState = await onBackend(refState, "webgpu");
+  for (let u = 1; u <= 3; u++) {
+    mg.setBackend("reference");
+    const [r, rm] = plain.update(refState);
+    mg.setBackend("webgpu");
+    const [g, gm] = update(gpuState);
+    // the first update from identical parameters: f32 against float64 through CG. (Later ones
+    // start from parameters already a rounding apart, which CG on a Fisher matrix amplifies.)
+    if (u === 1) {
+      await assertTreesClose(g.params, r.params, "TRPO params after one update", {
+        rtol: 2e-3,
+        atol: 2e-4,
+      });
+    }
+    for (const [m, where] of [[rm, "reference"], [gm, "webgpu"]] as const) {
+      const kl = await m.kl.item(), fraction = await m.stepFraction.item();
+      if (kl > 0.01 * 1.001) throw new Error(`${where} update ${u}: KL ${kl} over the bound`);
+      if (fraction > 0 && !((await m.improvement.item()) > 0)) {
+        throw new Error(`${where} update ${u}: a step accepted without improvement`);
+      }
+    }
+    [refState, gpuState] = [r, g];
+  }
 });

@@ -15,7 +15,8 @@ import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts
 /** Parameters of an actor-critic: the two networks and, for box actions, the log-std. */
 export interface ActorCriticParams {
   actor: unknown;
-  critic: unknown;
+  /** The value network's parameters (absent with `critic: false`). */
+  critic?: unknown;
   /** Log standard deviation per action dimension (box actions only). */
   logStd?: Tensor;
 }
@@ -28,6 +29,11 @@ export interface ActorCriticOptions {
   activation?: (x: Tensor) => Tensor;
   /** Initial log-std of a Gaussian policy (default 0). */
   initLogStd?: number;
+  /**
+   * Whether to build the value network (default true); without it (TRPO with a fitted
+   * baseline) `apply`'s values are zeros and the parameters have no `critic`.
+   */
+  critic?: boolean;
 }
 
 /** An actor-critic for one environment's spaces. */
@@ -84,13 +90,14 @@ export function actorCritic(
     ? actionSpace.n
     : actionSpace.shape.reduce((a, b) => a * b, 1);
   const actor = network([inputs, ...hidden, outputs], act, 0.01);
-  const critic = network([inputs, ...hidden, 1], act, 1);
+  const critic = opts.critic === false ? null : network([inputs, ...hidden, 1], act, 1);
   const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "actorCritic");
   const apply = (params: ActorCriticParams, obs: Tensor) => {
     const x = mg.reshape(obs, [obs.shape[0], inputs]);
     const [out] = actor.module.apply(params.actor, actor.state, x);
-    const [v] = critic.module.apply(params.critic, critic.state, x);
-    const value = mg.reshape(v, [obs.shape[0]]);
+    const value = critic
+      ? mg.reshape(critic.module.apply(params.critic, critic.state, x)[0], [obs.shape[0]])
+      : mg.zeros([obs.shape[0]], { backend: obs.backend });
     const dist: ActionDist = actionSpace.kind === "discrete"
       ? { kind: "categorical", logits: out }
       : { kind: "gaussian", mean: out, logStd: params.logStd! };
@@ -99,10 +106,8 @@ export function actorCritic(
   return {
     init(key) {
       const [ka, kc] = mg.random.split(key);
-      const params: ActorCriticParams = {
-        actor: actor.module.init(ka).params,
-        critic: critic.module.init(kc).params,
-      };
+      const params: ActorCriticParams = { actor: actor.module.init(ka).params };
+      if (critic) params.critic = critic.module.init(kc).params;
       if (actionSpace.kind === "box") {
         params.logStd = mg.full([outputs], initLogStd, { backend: key.backend });
       }

@@ -14,7 +14,7 @@ import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts"
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { actionEntropy, actionLogProb } from "./distributions.ts";
-import { gae } from "./returns.ts";
+import { gae, trackEpisodeReturns } from "./returns.ts";
 
 /** Configuration of `ppo` (defaults: purejaxrl's CartPole-v1 settings). */
 export interface PpoConfig {
@@ -251,17 +251,10 @@ export function ppo(config: PpoConfig): Ppo {
       cfg.lambda,
     );
     // episode bookkeeping: returns of the episodes that finished in this rollout
-    const [[episodeReturn, lastReturn]] = mg.scan(
-      (c: [Tensor, Tensor], x: { r: Tensor; d: Tensor }) => {
-        const ret = mg.add(c[0], x.r);
-        return [[mg.where(x.d, 0, ret), mg.where(x.d, ret, c[1])], null] as [
-          [Tensor, Tensor],
-          null,
-        ];
-      },
-      [s.episodeReturn, s.lastReturn] as [Tensor, Tensor],
-      { r: tr.reward, d: tr.done },
-    );
+    const episodes = trackEpisodeReturns(tr.reward, tr.done, {
+      running: s.episodeReturn,
+      last: s.lastReturn,
+    });
     // the batch, flattened over time and environments, shuffled once per epoch
     const flat = (t: Tensor) => mg.reshape(t, [batch, ...t.shape.slice(2)]);
     const data: PpoBatch = {
@@ -296,11 +289,11 @@ export function ppo(config: PpoConfig): Ppo {
       envs,
       tasks: s.tasks,
       key,
-      episodeReturn,
-      lastReturn,
+      episodeReturn: episodes.running,
+      lastReturn: episodes.last,
     };
     return [next, {
-      episodeReturn: mg.mean(lastReturn),
+      episodeReturn: mg.mean(episodes.last),
       episodes: mg.sum(mg.cast(tr.done, "f32")),
       loss: trained.loss,
       approxKl: trained.kl,

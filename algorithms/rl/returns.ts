@@ -103,3 +103,43 @@ export function gae(
   );
   return { advantages, targets: mg.add(advantages, values) };
 }
+
+/** Running and last finished episode returns per environment, [B] each. */
+export interface EpisodeReturns {
+  /** Return of each environment's episode so far. */
+  running: Tensor;
+  /** Return of each environment's last finished episode (0 before one finishes). */
+  last: Tensor;
+}
+
+/**
+ * Carry episode returns through a trajectory's rewards and dones [T, B]: what learners report
+ * as the mean episodic return without reading anything back mid-training.
+ *
+ * @example
+ * ```ts
+ * import { tensor, zeros } from "@metagrad/metagrad";
+ * import { trackEpisodeReturns } from "@metagrad/metagrad/algorithms";
+ * const r = trackEpisodeReturns(tensor([[1], [2], [3]]), tensor([[false], [true], [false]]), {
+ *   running: zeros([1]), last: zeros([1]),
+ * }); // running [3], last [3]
+ * ```
+ */
+export function trackEpisodeReturns(
+  rewards: Tensor,
+  dones: Tensor,
+  start: EpisodeReturns,
+): EpisodeReturns {
+  const [end] = mg.scan(
+    (c: EpisodeReturns, x: { r: Tensor; d: Tensor }) => {
+      const ret = mg.add(c.running, x.r);
+      return [{ running: mg.where(x.d, 0, ret), last: mg.where(x.d, ret, c.last) }, null] as [
+        EpisodeReturns,
+        null,
+      ];
+    },
+    start,
+    { r: rewards, d: dones },
+  );
+  return end;
+}

@@ -211,7 +211,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         const prod = producer.get(v.id);
         return prod && members.has(prod as Eqn) ? names.get(v.id)! : leaf(v);
       });
-      const name = `f${names.size}`;
+      // e0, e1, …: `f16` and `f32` would shadow WGSL type names (a group of 33 ops broke)
+      const name = `e${names.size}`;
       names.set(e.out.id, name);
       stmts.push(`  let ${name} = ${e.prim.fusion!(e.inputs, e.params, args)};`);
     }
@@ -229,8 +230,12 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
    * costs ~55 µs before any work.
    */
   const rematerialize = () => {
-    const groupOf = new Map<Eqn, AnyEqn>(); // member → key of its group
-    for (const [key, g] of groups) for (const m of g.members) groupOf.set(m, key);
+    // member → keys of every group it is computed in: a kernel already recomputed in several
+    // readers is a member of each, and each of them reads what it reads
+    const groupsOf = new Map<Eqn, AnyEqn[]>();
+    for (const [key, g] of groups) {
+      for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
+    }
     for (const [key, g] of [...groups]) {
       const step = groupAt.get(key)!;
       if (step.kind !== "fused" || step.leaves.length > 1) continue;
@@ -239,11 +244,12 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       const hosts = new Set<AnyEqn>();
       if (
         !readers.every((c) => {
-          const host = c && groupOf.get(c as Eqn);
-          if (!host || host === key || !broadcastsInto(g.root.out, groups.get(host)!.shape)) {
-            return false;
+          const keys = c ? groupsOf.get(c as Eqn) ?? [] : [];
+          if (keys.length === 0) return false;
+          for (const host of keys) {
+            if (host === key || !broadcastsInto(g.root.out, groups.get(host)!.shape)) return false;
+            hosts.add(host);
           }
-          hosts.add(host);
           return true;
         })
       ) continue;
@@ -255,12 +261,10 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         emitted.set(h, out);
       }
       if (emitted.size !== hosts.size) continue;
+      for (const m of g.members) groupsOf.set(m, [...emitted.keys()]);
       for (const [h, out] of emitted) {
         const hg = groups.get(h)!;
-        for (const m of g.members) {
-          hg.members.add(m);
-          groupOf.set(m, h);
-        }
+        for (const m of g.members) hg.members.add(m);
         Object.assign(groupAt.get(h)!, {
           leaves: out.leaves,
           prelude: out.prelude,
@@ -572,6 +576,26 @@ function leafSources(s: FusedCode & LeafSums): Var[] {
 }
 
 /** A program ready to run on concrete tensors. */
+/**
+ * Every step reads only program inputs, constants and values earlier steps made: a plan that
+ * breaks this would fail mid-call ("used before it was computed"), so it fails at compile time
+ * with the step named.
+ */
+function checkPlanOrder(p: Program, steps: readonly Step[]): void {
+  const made = new Set<number>(p.inputs.map((v) => v.id));
+  steps.forEach((s, i) => {
+    for (const v of stepInputs(s)) {
+      if (!v.constant && !made.has(v.id)) {
+        const label = s.kind === "eqn" ? s.eqn.prim.name : `${s.kind} ${s.label}`;
+        throw new Error(
+          `internal: jit plan step ${i} (${label}) reads ${varText(v)} before any step makes it`,
+        );
+      }
+    }
+    for (const v of stepOutputs(s)) made.add(v.id);
+  });
+}
+
 export class Compiled {
   readonly steps: Step[];
   /** The program as run: on WebGPU, rewritten (`simplify`) so more of it fuses. */
@@ -601,6 +625,7 @@ export class Compiled {
     // (~0.7 s for 16×16 tiles), so only small products — fitted tilings, fast to compile — get one.
     const maxEpilogueElems = runtime.info?.isFallbackAdapter ? 256 * 256 - 1 : Infinity;
     this.steps = planSteps(program, backend === "webgpu", maxLeaves, maxEpilogueElems);
+    checkPlanOrder(program, this.steps);
     this.steps.forEach((s, i) => {
       const ins = stepInputs(s);
       for (const v of ins) this.#lastUse.set(v.id, i);

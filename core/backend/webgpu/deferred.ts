@@ -243,7 +243,8 @@ function encodeGroup(root: DeferredOp): void {
     });
     const expr = w.prim.fusion!(w.inputs, w.params as never, args, param);
     if (w.prim.fusionHelpers) helpers.add(w.prim.fusionHelpers);
-    const name = `f${names.size}`;
+    // e0, e1, …: `f16` and `f32` would shadow WGSL type names (a group of 33 ops broke)
+    const name = `e${names.size}`;
     names.set(w, name);
     stmts.push(`  let ${name} = ${expr};`);
   }

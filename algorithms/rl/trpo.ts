@@ -1,0 +1,258 @@
+/**
+ * Trust-region policy optimisation (Schulman et al. 2015) as one pure, jittable update: roll
+ * the environments forward, fit the linear feature baseline to the returns, compute GAE(λ)
+ * advantages, then take the natural-gradient step — conjugate gradient on Fisher-vector
+ * products (Hessian-vector products of the mean KL) — scaled to the KL bound and shrunk by a
+ * backtracking line search until the KL bound holds and the surrogate improves. Every
+ * candidate of the line search is evaluated in the same program; the first acceptable one is
+ * selected without reading anything back.
+ */
+import * as mg from "../../mod.ts";
+import type { Tensor } from "../../mod.ts";
+import type { Environment } from "../../envs/env.ts";
+import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
+import { checkNumber, checkOptions } from "../../core/validate.ts";
+import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
+import { type ActionDist, actionKl, actionLogProb } from "./distributions.ts";
+import { gae, trackEpisodeReturns } from "./returns.ts";
+import { episodeSteps, fitLinearBaseline, linearBaselineValues } from "./linear_baseline.ts";
+import { conjugateGradient } from "./conjugate_gradient.ts";
+import { ravelTree } from "./ravel.ts";
+
+/** Configuration of `trpo`. */
+export interface TrpoConfig {
+  /** The environment. */
+  env: Environment<any, any>;
+  /**
+   * Fixed tasks (a task pytree with a leading axis that divides numEnvs), e.g. one goal;
+   * default: one task drawn by `env.sampleTasks` from the init key.
+   */
+  tasks?: unknown;
+  /** Parallel environments (default 20). */
+  numEnvs?: number;
+  /** Steps per environment per update (default: the environment's episode length). */
+  numSteps?: number;
+  /** Discount (default 0.99). */
+  gamma?: number;
+  /** GAE λ (default 0.97). */
+  lambda?: number;
+  /** The KL bound δ of a step (default 0.01). */
+  maxKl?: number;
+  /** Conjugate-gradient iterations (default 10). */
+  cgIterations?: number;
+  /** Damping added to the Fisher matrix (default 0.1). */
+  damping?: number;
+  /** Line-search halvings tried (default 10). */
+  backtracks?: number;
+  /** Hidden widths of the tanh policy (default [64, 64]). */
+  hidden?: readonly number[];
+  /** Initial log-std of a Gaussian policy (default 0). */
+  initLogStd?: number;
+}
+
+/** What a TRPO run carries between updates. */
+export interface TrpoState {
+  params: ActorCriticParams;
+  envs: EnvBatch<unknown>;
+  tasks: unknown;
+  key: Tensor;
+  /** Steps since each environment's episode began [numEnvs] (the baseline's time feature). */
+  steps: Tensor;
+  episodeReturn: Tensor;
+  lastReturn: Tensor;
+}
+
+/** What one update reports (device scalars). */
+export interface TrpoMetrics {
+  /** Mean over environments of the last finished episode's return. */
+  episodeReturn: Tensor;
+  /** KL(old ‖ new) of the step taken (0 when the line search rejected every candidate). */
+  kl: Tensor;
+  /** The surrogate's improvement. */
+  improvement: Tensor;
+  /** The fraction of the full natural step taken (0: rejected). */
+  stepFraction: Tensor;
+}
+
+/** A TRPO learner. */
+export interface Trpo {
+  readonly config: Readonly<Required<Omit<TrpoConfig, "env" | "tasks">>> & TrpoConfig;
+  readonly network: ActorCritic;
+  init(key: Tensor): TrpoState;
+  update(state: TrpoState): [TrpoState, TrpoMetrics];
+}
+
+const TRPO_OPTIONS = [
+  "env",
+  "tasks",
+  "numEnvs",
+  "numSteps",
+  "gamma",
+  "lambda",
+  "maxKl",
+  "cgIterations",
+  "damping",
+  "backtracks",
+  "hidden",
+  "initLogStd",
+];
+
+/**
+ * TRPO with a linear feature baseline and GAE.
+ *
+ * @example
+ * ```ts
+ * import { jit, random, tensor } from "@metagrad/metagrad";
+ * import { trpo } from "@metagrad/metagrad/algorithms";
+ * import { pointNavigation } from "@metagrad/metagrad/envs";
+ * const learner = trpo({ env: pointNavigation(), tasks: { goal: tensor([[0.3, -0.2]]) } });
+ * const update = jit(learner.update, { donateArgnums: [0] });
+ * let state = learner.init(random.key(0));
+ * [state] = update(state);
+ * ```
+ */
+export function trpo(config: TrpoConfig): Trpo {
+  const where = "trpo";
+  checkOptions(config, where, TRPO_OPTIONS);
+  if (!config?.env || typeof config.env.step !== "function") {
+    throw new TypeError(`${where}: the option env is required (an environment)`);
+  }
+  const env = config.env;
+  const int = (v: unknown, name: string, dflt: number) =>
+    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
+  const cfg = {
+    ...config,
+    numEnvs: int(config.numEnvs, "numEnvs", 20),
+    numSteps: int(config.numSteps, "numSteps", env.maxSteps),
+    gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
+    lambda: checkNumber(config.lambda ?? 0.97, "lambda", where, { min: 0, max: 1 }),
+    maxKl: checkNumber(config.maxKl ?? 0.01, "maxKl", where, { min: 0, exclusiveMin: true }),
+    cgIterations: int(config.cgIterations, "cgIterations", 10),
+    damping: checkNumber(config.damping ?? 0.1, "damping", where, { min: 0 }),
+    backtracks: int(config.backtracks, "backtracks", 10),
+    hidden: config.hidden ?? [64, 64],
+    initLogStd: checkNumber(config.initLogStd ?? 0, "initLogStd", where),
+  };
+  const net = actorCritic(env.observationShape, env.actionSpace, {
+    hidden: cfg.hidden,
+    initLogStd: cfg.initLogStd,
+    critic: false,
+  });
+  const distOf = (p: ActorCriticParams, obs: Tensor): ActionDist => net.apply(p, obs).dist;
+
+  const update = (s: TrpoState): [TrpoState, TrpoMetrics] => {
+    const [key, kRoll] = mg.random.split(s.key);
+    const [envs, tr] = rolloutFrom(env, net.policy, s.params, s.envs, s.tasks, kRoll, cfg.numSteps);
+    // the baseline: refitted to this batch's returns, then its values for GAE
+    const steps = episodeSteps(tr.done, s.steps);
+    const nextSteps = mg.where(tr.done, 0, mg.add(steps, 1));
+    const lastSteps = mg.slice(nextSteps, [-1]);
+    const finalReturns = mg.zeros([cfg.numEnvs], { backend: key.backend });
+    const returns = discounted(tr.reward, tr.done, finalReturns);
+    const w = fitLinearBaseline(tr.obs, steps, returns);
+    const values = linearBaselineValues(w, tr.obs, steps);
+    const lastValue = mg.reshape(
+      linearBaselineValues(w, mg.expandDims(envs.obs, 0), mg.expandDims(lastSteps, 0)),
+      [cfg.numEnvs],
+    );
+    const { advantages } = gae(tr.reward, values, tr.done, lastValue, cfg.gamma, cfg.lambda);
+    const n = cfg.numEnvs * cfg.numSteps;
+    const flat = (t: Tensor) => mg.reshape(t, [n, ...t.shape.slice(2)]);
+    const obs = flat(tr.obs), action = flat(tr.action), oldLogProb = flat(tr.logProb!);
+    const adv0 = flat(advantages);
+    const adv = mg.div(mg.sub(adv0, mg.mean(adv0)), mg.add(mg.std(adv0), 1e-8));
+
+    // the policy's parameters as one vector (the critic's absent: policy only)
+    const [theta, unravel] = ravelTree(s.params);
+    const oldDist = distOf(s.params, obs);
+    const surrogate = (v: Tensor) =>
+      mg.mean(
+        mg.mul(mg.exp(mg.sub(actionLogProb(distOf(unravel(v), obs), action), oldLogProb)), adv),
+      );
+    const meanKl = (v: Tensor) => mg.mean(actionKl(oldDist, distOf(unravel(v), obs)));
+    const g = mg.grad(surrogate)(theta);
+    const fisher = (v: Tensor) => mg.add(mg.hvp(meanKl, theta, v), mg.mul(v, cfg.damping));
+    const direction = conjugateGradient(fisher, g, { iterations: cfg.cgIterations });
+    const shs = mg.sum(mg.mul(direction, fisher(direction)));
+    const fullStep = mg.mul(direction, mg.sqrt(mg.div(2 * cfg.maxKl, mg.maximum(shs, 1e-12))));
+    const before = surrogate(theta);
+    // backtracking: fractions 1, ½, ¼, …; the first with KL ≤ δ and an improvement wins
+    let fraction: Tensor = mg.zeros([], { backend: key.backend });
+    let found: Tensor = mg.zeros([], { dtype: "bool", backend: key.backend });
+    for (let k = 0; k < cfg.backtracks; k++) {
+      const f = 0.5 ** k;
+      const candidate = mg.add(theta, mg.mul(fullStep, f));
+      const ok = mg.logicalAnd(
+        mg.lessEqual(meanKl(candidate), cfg.maxKl),
+        mg.greater(mg.sub(surrogate(candidate), before), 0),
+      );
+      const take = mg.logicalAnd(ok, mg.logicalNot(found));
+      fraction = mg.where(take, f, fraction);
+      found = mg.logicalOr(found, ok);
+    }
+    const thetaNext = mg.add(theta, mg.mul(fullStep, fraction));
+    const params = unravel(thetaNext);
+    const episodes = trackEpisodeReturns(tr.reward, tr.done, {
+      running: s.episodeReturn,
+      last: s.lastReturn,
+    });
+    const next: TrpoState = {
+      params,
+      envs,
+      tasks: s.tasks,
+      key,
+      steps: lastSteps,
+      episodeReturn: episodes.running,
+      lastReturn: episodes.last,
+    };
+    return [next, {
+      episodeReturn: mg.mean(episodes.last),
+      kl: meanKl(thetaNext),
+      improvement: mg.sub(surrogate(thetaNext), before),
+      stepFraction: fraction,
+    }];
+  };
+
+  /** Discounted returns within the batch (episodes cut at its end count what they got). */
+  const discounted = (r: Tensor, d: Tensor, last: Tensor) => {
+    const keep = mg.sub(1, mg.cast(d, "f32"));
+    return mg.scan(
+      (next: Tensor, x: { r: Tensor; k: Tensor }) => {
+        const g = mg.add(x.r, mg.mul(mg.mul(next, x.k), cfg.gamma));
+        return [g, g] as [Tensor, Tensor];
+      },
+      last,
+      { r, k: keep },
+      { reverse: true },
+    )[1];
+  };
+
+  return {
+    config: cfg,
+    network: net,
+    init(key) {
+      const [kNet, kTask, kEnv, kRun] = mg.random.split(key, 4);
+      const tasks = cfg.tasks ?? env.sampleTasks(kTask, 1);
+      return {
+        params: net.init(kNet),
+        envs: resetEnvs(env, tasks, kEnv, cfg.numEnvs / taskRows(tasks, cfg.numEnvs)),
+        tasks,
+        key: kRun,
+        steps: mg.zeros([cfg.numEnvs], { dtype: "i32", backend: key.backend }),
+        episodeReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
+        lastReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
+      };
+    },
+    update,
+  };
+}
+
+/** The number of tasks in a task pytree (1 for `{}`), checked to divide the environments. */
+function taskRows(tasks: unknown, numEnvs: number): number {
+  const leaves = mg.tree.leaves<Tensor>(tasks);
+  const n = leaves.length ? leaves[0].shape[0] : 1;
+  if (numEnvs % n !== 0) {
+    throw new RangeError(`trpo: ${n} tasks do not divide numEnvs = ${numEnvs}`);
+  }
+  return n;
+}

@@ -7,11 +7,14 @@ import type { DType } from "./dtype.ts";
 import type { BackendName } from "./backend/storage.ts";
 import { bind } from "./primitive.ts";
 import { randomBits as bitsPrim } from "./primitives/random_bits.ts";
-import { assertValidShape } from "./shape.ts";
+import { assertValidShape, fmtShape } from "./shape.ts";
+import { describe } from "./validate.ts";
 import { Tensor } from "./tensor.ts";
-import { tensor } from "./ops/creation.ts";
+import { arange, full, tensor } from "./ops/creation.ts";
 import {
   add,
+  bitwiseOr,
+  bitwiseXor,
   cast,
   cos,
   div,
@@ -25,6 +28,7 @@ import {
   minimum,
   mul,
   neg,
+  shiftLeft,
   shiftRight,
   sqrt,
   sub,
@@ -32,13 +36,18 @@ import {
 } from "./ops/math.ts";
 import { argmax, min, sum } from "./ops/reduce.ts";
 import { reshape, slice, stack } from "./ops/shape.ts";
-import { arange } from "./ops/creation.ts";
 import { scatterAdd } from "./ops/indexing.ts";
 
 function checkKey(key: Tensor, op: string): Tensor {
   if (!(key instanceof Tensor) || key.dtype !== "u32" || key.ndim !== 1 || key.shape[0] !== 2) {
+    const got = key instanceof Tensor
+      ? `${key.dtype}${fmtShape(key.shape)}`
+      : Array.isArray(key)
+      ? `an array of ${(key as unknown[]).length} (a JS array of keys: use splitStacked(key, n) ` +
+        `for a [n, 2] tensor that vmap and scan can take)`
+      : describe(key);
     throw new TypeError(
-      `${op}: expected a key (u32 tensor of shape [2] from key(seed) or split), got ${String(key)}`,
+      `${op}: expected a key (u32 tensor of shape [2] from key(seed) or split), got ${got}`,
     );
   }
   return key;
@@ -93,20 +102,56 @@ export function splitStacked(k: Tensor, num = 2): Tensor {
 }
 
 /**
- * A new key from `key` and an integer (e.g. a step or task index).
+ * A new key from `key` and an integer (e.g. a step or task index): a JS number, or an i32/u32
+ * scalar tensor — a step counter inside `scan`, an index under `vmap` — which gives the same
+ * key as the number would.
  *
  * @example
  * ```ts
- * import { random } from "@metagrad/metagrad";
+ * import { random, tensor } from "@metagrad/metagrad";
  * const k7 = random.foldIn(random.key(0), 7);
+ * const same = random.foldIn(random.key(0), tensor(7, { dtype: "i32" })); // equal bits
  * ```
  */
-export function foldIn(k: Tensor, data: number): Tensor {
+export function foldIn(k: Tensor, data: number | Tensor): Tensor {
+  if (data instanceof Tensor) return foldInTensor(checkKey(k, "foldIn"), data);
   if (!Number.isInteger(data) || data < 0 || data >= 2 ** 32) {
-    throw new RangeError(`foldIn: data must be a u32 integer, got ${data}`);
+    throw new RangeError(`foldIn: data must be a u32 integer, got ${describe(data)}`);
   }
   return bind(bitsPrim, [checkKey(k, "foldIn")], { shape: [2], tag: 2, offset: data });
 }
+
+/**
+ * foldIn with the integer as a tensor (a step index inside scan, a task index under vmap): the
+ * same Threefry-2x32 block as the number would give, written with u32 ops so it traces, fuses
+ * and batches like any other elementwise code.
+ */
+function foldInTensor(k: Tensor, data: Tensor): Tensor {
+  if (data.ndim !== 0 || (data.dtype !== "i32" && data.dtype !== "u32")) {
+    throw new TypeError(
+      `foldIn: data must be an integer scalar (i32 or u32), got ${data.dtype}${
+        fmtShape(data.shape)
+      }`,
+    );
+  }
+  const k0 = slice(k, [0]), k1 = slice(k, [1]);
+  const ks = [k0, k1, bitwiseXor(bitwiseXor(k0, k1), 0x1bd11bda)];
+  const rotl = (x: Tensor, r: number) => bitwiseOr(shiftLeft(x, r), shiftRight(x, 32 - r));
+  let x0 = add(cast(data, "u32"), k0),
+    x1 = add(full([], 2, { dtype: "u32", backend: k.backend }), k1);
+  for (let i = 0; i < 5; i++) {
+    for (const r of THREEFRY_ROTATIONS[i % 2]) {
+      x0 = add(x0, x1);
+      x1 = bitwiseXor(rotl(x1, r), x0);
+    }
+    x0 = add(x0, ks[(i + 1) % 3]);
+    x1 = add(add(x1, ks[(i + 2) % 3]), i + 1);
+  }
+  return stack([x0, x1]);
+}
+
+/** Threefry-2x32's rotation constants (as in the randomBits primitive). */
+const THREEFRY_ROTATIONS = [[13, 15, 26, 6], [17, 29, 16, 24]];
 
 /**
  * Uniform random u32 bits. @example

@@ -156,3 +156,36 @@ Deno.test("key misuse gives a clear error", () => {
   assertThrowsWith(() => random.uniform(mg.zeros([2]), [3]), "randomBits", "key", "u32");
   assertThrowsWith(() => random.key(-1), "key", "seed");
 });
+
+Deno.test("foldIn takes a traced integer: inside scan and vmap it gives the number's key", async () => {
+  for (const backend of ["webgpu", "reference"] as const) {
+    const k = mg.random.key(42, { backend });
+    const expected = await Promise.all(
+      [0, 1, 7, 2 ** 31 + 5].map((i) => mg.random.foldIn(k, i).toFloat64()),
+    );
+    const direct = await mg.random.foldIn(k, mg.tensor(7, { dtype: "i32", backend })).toFloat64();
+    assertAllClose(direct, expected[2], { rtol: 0, atol: 0 }, `${backend}: tensor 7`);
+    const big = mg.tensor([2 ** 31 + 5], { dtype: "u32", backend }).reshape([]);
+    assertAllClose(await mg.random.foldIn(k, big).toFloat64(), expected[3], { rtol: 0, atol: 0 });
+    // a step counter inside scan, under jit
+    const keys = mg.jit((key: mg.Tensor) =>
+      mg.scan(
+        (i: mg.Tensor) => [mg.add(i, 1), mg.random.foldIn(key, i)] as [mg.Tensor, mg.Tensor],
+        mg.tensor(0, { dtype: "i32", backend }),
+        null,
+        { length: 2 },
+      )[1]
+    )(k);
+    assertAllClose(await keys.toFloat64(), [...expected[0], ...expected[1]], { rtol: 0, atol: 0 });
+    // an index under vmap
+    const idx = mg.tensor([1, 7], { dtype: "i32", backend });
+    const batched = mg.vmap((i: mg.Tensor) => mg.random.foldIn(k, i))(idx);
+    assertAllClose(await batched.toFloat64(), [...expected[1], ...expected[2]], {
+      rtol: 0,
+      atol: 0,
+    });
+  }
+  assertThrowsWith(() => mg.random.foldIn(mg.random.key(0), mg.tensor(1.5)), "foldIn", "integer");
+  const many = mg.random.split(mg.random.key(0), 3);
+  assertThrowsWith(() => mg.random.uniform(many as never, [2]), "an array of 3", "splitStacked");
+});

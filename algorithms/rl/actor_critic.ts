@@ -44,6 +44,8 @@ export interface ActorCritic {
   apply(params: ActorCriticParams, obs: Tensor): { dist: ActionDist; value: Tensor };
   /** As a rollout policy: sampled actions with their log-probabilities and values. */
   policy: Policy<ActorCriticParams>;
+  /** The deterministic policy for evaluation: the most likely action (argmax, or the mean). */
+  greedyPolicy: Policy<ActorCriticParams>;
 }
 
 /** A tanh MLP (dense and activation layers, all stateless) and its state: one null per layer. */
@@ -114,6 +116,11 @@ export function actorCritic(
       return params;
     },
     apply,
+    greedyPolicy(params, obs) {
+      const { dist, value } = apply(params, obs);
+      const action = dist.kind === "categorical" ? mg.argmax(dist.logits, -1) : dist.mean;
+      return { action: dist.kind === "categorical" ? mg.cast(action, "i32") : action, value };
+    },
     policy(params, obs, key) {
       const { dist, value } = apply(params, obs);
       const action = sampleAction(dist, key);

@@ -75,6 +75,7 @@ function bandit<T>(
         state: { t },
         reward: payoff(key, action, task),
         done: greaterEqual(t, horizon),
+        terminated: full([], false, { backend: key.backend }),
       };
     },
   };

@@ -114,6 +114,7 @@ export function cartPole(): Environment<CartPoleState, Record<string, never>> {
         state: next,
         reward: full([], 1, { backend: s.x.backend }),
         done: logicalOr(fell, greaterEqual(next.t, c.maxSteps)),
+        terminated: fell,
       };
     },
   };

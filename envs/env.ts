@@ -50,6 +50,11 @@ export interface StepResult<S> {
   reward: Tensor;
   /** Whether the episode ended at this step (terminated or cut at the time limit), bool scalar. */
   done: Tensor;
+  /**
+   * Whether it ended because the task did (a fallen pole), not the time limit: value targets
+   * bootstrap through a time limit but not through a termination. Bool scalar.
+   */
+  terminated: Tensor;
 }
 
 /**
@@ -103,6 +108,7 @@ export function autoReset<S, T>(env: Environment<S, T>): Environment<S, T> {
         state: mapTree(pick, fresh.state, next.state) as S,
         reward: next.reward,
         done: next.done,
+        terminated: next.terminated,
       };
     },
   };

@@ -80,6 +80,7 @@ export function pendulum(): Environment<PendulumState, Record<string, never>> {
         state: next,
         reward: neg(cost),
         done: greaterEqual(next.t, c.maxSteps),
+        terminated: full([], false, { backend: s.t.backend }),
       };
     },
   };

@@ -103,7 +103,13 @@ export function pointNavigation(
         ? neg(distance)
         : where(lessEqual(distance, radius), sub(2, distance), 0);
       const t = add(state.t, 1);
-      return { obs: pos, state: { pos, t }, reward: r, done: greaterEqual(t, horizon) };
+      return {
+        obs: pos,
+        state: { pos, t },
+        reward: r,
+        done: greaterEqual(t, horizon),
+        terminated: full([], false, { backend: t.backend }),
+      };
     },
   };
   return env;

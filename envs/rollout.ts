@@ -45,6 +45,8 @@ export interface Trajectory {
   reward: Tensor;
   /** Whether each step ended its episode [T, B] (the next observation is then a new episode's). */
   done: Tensor;
+  /** Whether it ended by termination rather than the time limit [T, B] (see `StepResult`). */
+  terminated: Tensor;
   /** The policy's log-probabilities of its actions [T, B], when it gives them. */
   logProb?: Tensor;
   /** The policy's value estimates [T, B], when it gives them. */
@@ -150,8 +152,15 @@ export function rolloutFrom<S, T, P>(
         state: S;
         reward: Tensor;
         done: Tensor;
+        terminated: Tensor;
       };
-      const record: Trajectory = { obs: c.obs, action: out.action, reward: r.reward, done: r.done };
+      const record: Trajectory = {
+        obs: c.obs,
+        action: out.action,
+        reward: r.reward,
+        done: r.done,
+        terminated: r.terminated,
+      };
       if (out.logProb) record.logProb = out.logProb;
       if (out.value) record.value = out.value;
       return [{ state: r.state, obs: r.obs, key: next }, record];

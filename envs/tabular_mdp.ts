@@ -93,6 +93,7 @@ export function tabularMdp(
         state: { s, t },
         reward: add(mean, random.normal(kReward, [])),
         done: greaterEqual(t, horizon),
+        terminated: full([], false, { backend: key.backend }),
       };
     },
   };

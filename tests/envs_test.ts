@@ -38,6 +38,7 @@ interface Transition {
   obs: number[];
   reward: number;
   done: boolean;
+  terminated: boolean;
 }
 
 /** What the oracle computes; `skipDone` when a threshold is within rounding of the state. */
@@ -46,6 +47,8 @@ interface Expected {
   obs: number[];
   reward: number;
   done: boolean;
+  /** Ended by the task rather than the time limit (default false). */
+  terminated?: boolean;
   skipDone?: boolean;
 }
 
@@ -80,6 +83,7 @@ function cartPoleOracle(s: Record<string, number[]>, a: number[]): Expected {
     obs: n,
     reward: 1,
     done: Math.abs(n[0]) > 2.4 || Math.abs(n[2]) > thr || t >= 500,
+    terminated: Math.abs(n[0]) > 2.4 || Math.abs(n[2]) > thr,
     skipDone: Math.abs(Math.abs(n[0]) - 2.4) < 1e-5 || Math.abs(Math.abs(n[2]) - thr) < 1e-6,
   };
 }
@@ -215,6 +219,7 @@ async function transitions(
             obs: Tensor;
             reward: Tensor;
             done: Tensor;
+            terminated: Tensor;
           };
           const fresh = reset(mg.random.splitStacked(kR, B), tasks) as { state: unknown };
           const restarted = mg.tree.map(
@@ -231,6 +236,7 @@ async function transitions(
             obs: out.obs,
             reward: out.reward,
             done: out.done,
+            terminated: out.terminated,
           };
           return [{ state: restarted, key: next }, record];
         },
@@ -249,6 +255,7 @@ async function transitions(
       [r.action, r.keys, r.obs].map(async (x: Tensor) => [...await flat(x).toFloat64()]),
     );
     const rewards = [...await r.reward.toFloat64()], dones = [...await r.done.toFloat64()];
+    const terminals = [...await r.terminated.toFloat64()];
     const taskRows = one ? [] : await perEnv(tasks, B);
     const aSize = actions.length / (T * B), oSize = obs.length / (T * B);
     return Array.from({ length: T * B }, (_, i) => ({
@@ -260,6 +267,7 @@ async function transitions(
       obs: obs.slice(i * oSize, (i + 1) * oSize),
       reward: rewards[i],
       done: dones[i] !== 0,
+      terminated: terminals[i] !== 0,
     }));
   } finally {
     mg.setBackend("webgpu");
@@ -299,6 +307,11 @@ for (const [name, make, oracle, usesDraws] of CASES) {
         assertAllClose(tr.obs, e.obs, { rtol: 1e-5, atol: 1e-5 }, `${what}: obs`);
         assertAllClose([tr.reward], [e.reward], { rtol: 1e-5, atol: 1e-5 }, `${what}: reward`);
         if (tr.done !== e.done) throw new Error(`${what}: done ${tr.done}, expected ${e.done}`);
+        if (tr.terminated !== (e.terminated ?? false)) {
+          throw new Error(
+            `${what}: terminated ${tr.terminated}, expected ${e.terminated ?? false}`,
+          );
+        }
         doneChecked++;
         if (e.done) ended++;
       }

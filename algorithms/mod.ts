@@ -17,3 +17,5 @@ export * from "./rl/conjugate_gradient.ts";
 export * from "./rl/linear_baseline.ts";
 export * from "./rl/ravel.ts";
 export * from "./rl/trpo.ts";
+export * from "./rl/replay_buffer.ts";
+export * from "./rl/sac.ts";

@@ -11,6 +11,7 @@ import {
   actionKl,
   actionLogProb,
   actorCritic,
+  addTransitions,
   conjugateGradient,
   discountedReturns,
   fitLinearBaseline,
@@ -18,7 +19,10 @@ import {
   ppo,
   ppoLoss,
   ravelTree,
+  replayBuffer,
+  sac,
   sampleAction,
+  sampleTransitions,
   trpo,
 } from "../algorithms/mod.ts";
 import { cartPole, pendulum, pointNavigation } from "../envs/mod.ts";
@@ -378,4 +382,82 @@ Deno.test("TRPO: the jitted update on WebGPU equals the plain float64 one, and n
     }
     [refState, gpuState] = [r, g];
   }
+});
+
+Deno.test("replay buffer: a ring of transitions written and sampled on the device, like a list by hand", async () => {
+  for (const backend of ["webgpu", "reference"] as const) {
+    mg.setBackend(backend);
+    try {
+      let buf = replayBuffer({ x: mg.zeros([2]), r: mg.zeros([]) }, 5);
+      const expected: number[][] = [];
+      let position = 0;
+      for (const [n, base] of [[3, 10], [4, 20], [2, 30]]) {
+        const rows = Array.from({ length: n }, (_, i) => [base + i, -(base + i)]);
+        buf = addTransitions(buf, {
+          x: mg.tensor(rows),
+          r: mg.tensor(rows.map((r) => r[0] / 10)),
+        });
+        for (const row of rows) {
+          expected[position] = row;
+          position = (position + 1) % 5;
+        }
+      }
+      assertAllClose(await buf.data.x.toFloat64(), expected.flat(), { rtol: 0, atol: 0 }, "rows");
+      if ((await buf.position.item()) !== position || (await buf.size.item()) !== 5) {
+        throw new Error(
+          `${backend}: position ${await buf.position.item()} size ${await buf.size.item()}`,
+        );
+      }
+      // samples come from the filled rows only, each a stored (x, r) pair
+      const small = addTransitions(replayBuffer({ x: mg.zeros([2]), r: mg.zeros([]) }, 8), {
+        x: mg.tensor([[1, -1], [2, -2], [3, -3]]),
+        r: mg.tensor([0.1, 0.2, 0.3]),
+      });
+      const s = sampleTransitions(small, mg.random.key(3), 300);
+      const xs = await s.x.toFloat64(), rs = await s.r.toFloat64();
+      const seen = new Set<number>();
+      for (let i = 0; i < 300; i++) {
+        if (![1, 2, 3].includes(xs[2 * i]) || xs[2 * i + 1] !== -xs[2 * i]) {
+          throw new Error(`${backend}: sampled row ${xs[2 * i]}, ${xs[2 * i + 1]}`);
+        }
+        assertAllClose([rs[i]], [xs[2 * i] / 10], { rtol: 1e-6 }, "pairs stay together");
+        seen.add(xs[2 * i]);
+      }
+      if (seen.size !== 3) throw new Error(`${backend}: only rows ${[...seen]} sampled`);
+    } finally {
+      mg.setBackend("webgpu");
+    }
+  }
+  assertThrowsWith(
+    () => addTransitions(replayBuffer({ x: mg.zeros([2]) }, 4), { x: mg.zeros([5, 2]) }),
+    "addTransitions",
+    "5 transitions",
+  );
+});
+
+Deno.test("SAC: the jitted training chunk on WebGPU equals the plain float64 one", async () => {
+  await mg.init();
+  const config = { env: pendulum(), hidden: [8], batchSize: 16, bufferSize: 64 };
+  mg.setBackend("reference");
+  const plain = sac(config);
+  let refState = plain.explore(plain.init(mg.random.key(2)), 20);
+  mg.setBackend("webgpu");
+  const compiled = sac(config);
+  const train = mg.jit(compiled.train, { staticArgnums: [1], donateArgnums: [0] });
+  let gpuState = await onBackend(refState, "webgpu");
+  mg.setBackend("reference");
+  const [r, rm] = plain.train(refState, 3);
+  mg.setBackend("webgpu");
+  const [g, gm] = train(gpuState, 3);
+  await assertTreesClose(g.params, r.params, "SAC networks after 3 steps", {
+    rtol: 2e-3,
+    atol: 2e-4,
+  });
+  await assertTreesClose(g.target, r.target, "SAC targets", { rtol: 2e-3, atol: 2e-4 });
+  // (the losses are differences of similar terms, so their f32 rounding shows more)
+  await assertTreesClose(gm, rm, "SAC metrics", { rtol: 2e-2, atol: 2e-3 });
+  [refState, gpuState] = [r, g];
+  // the temperature moves toward the entropy target; the buffer holds 20 + 3 transitions
+  if ((await g.buffer.size.item()) !== 23) throw new Error("buffer size");
+  assertThrowsWith(() => sac({ env: cartPole() }), "sac", "discrete");
 });

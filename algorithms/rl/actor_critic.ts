@@ -48,8 +48,20 @@ export interface ActorCritic {
   greedyPolicy: Policy<ActorCriticParams>;
 }
 
-/** A tanh MLP (dense and activation layers, all stateless) and its state: one null per layer. */
-function network(
+/**
+ * An MLP of dense layers with orthogonal initialisation (gain √2 inside, `outGain` on the last
+ * layer) and `act` between them, with its state (one null per layer: nothing is stateful), so
+ * callers can apply it without an init at hand.
+ *
+ * @example
+ * ```ts
+ * import { random, tanh, zeros } from "@metagrad/metagrad";
+ * import { denseNetwork } from "@metagrad/metagrad/algorithms";
+ * const q = denseNetwork([5, 64, 1], tanh, 1);
+ * const [y] = q.module.apply(q.module.init(random.key(0)).params, q.state, zeros([8, 5])); // [8, 1]
+ * ```
+ */
+export function denseNetwork(
   sizes: readonly number[],
   act: (x: Tensor) => Tensor,
   outGain: number,
@@ -91,8 +103,8 @@ export function actorCritic(
   const outputs = actionSpace.kind === "discrete"
     ? actionSpace.n
     : actionSpace.shape.reduce((a, b) => a * b, 1);
-  const actor = network([inputs, ...hidden, outputs], act, 0.01);
-  const critic = opts.critic === false ? null : network([inputs, ...hidden, 1], act, 1);
+  const actor = denseNetwork([inputs, ...hidden, outputs], act, 0.01);
+  const critic = opts.critic === false ? null : denseNetwork([inputs, ...hidden, 1], act, 1);
   const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "actorCritic");
   const apply = (params: ActorCriticParams, obs: Tensor) => {
     const x = mg.reshape(obs, [obs.shape[0], inputs]);

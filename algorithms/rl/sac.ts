@@ -1,0 +1,385 @@
+/**
+ * Soft actor-critic (Haarnoja et al. 2018, with learned temperature) for box actions: a
+ * tanh-squashed Gaussian policy, twin Q networks with Polyak-averaged targets, and a replay
+ * buffer on the device. One `train` call runs `steps` environment steps, each followed by one
+ * gradient step, as a `scan` — so a chunk of training is one program and one submission.
+ * Time limits are not terminations: targets bootstrap through them (`StepResult.terminated`).
+ */
+import * as mg from "../../mod.ts";
+import type { Tensor } from "../../mod.ts";
+import { autoReset, type BoxSpace, type Environment } from "../../envs/env.ts";
+import { type EnvBatch, resetEnvs } from "../../envs/rollout.ts";
+import { checkNumber, checkOptions } from "../../core/validate.ts";
+import type { GradientTransformation } from "../../core/optim/optim.ts";
+import { denseNetwork } from "./actor_critic.ts";
+import {
+  addTransitions,
+  type ReplayBuffer,
+  replayBuffer,
+  sampleTransitions,
+} from "./replay_buffer.ts";
+import { trackEpisodeReturns } from "./returns.ts";
+
+/** Configuration of `sac`. */
+export interface SacConfig {
+  /** The environment (box actions). */
+  env: Environment<any, any>;
+  /** Parallel environments (default 1). */
+  numEnvs?: number;
+  /** Replay capacity in transitions (default 100,000). */
+  bufferSize?: number;
+  /** Transitions per gradient step (default 256). */
+  batchSize?: number;
+  /** Adam learning rate of the actor, the critics and the temperature (default 3e-4). */
+  lr?: number;
+  /** Discount (default 0.99). */
+  gamma?: number;
+  /** Polyak rate of the target critics (default 0.005). */
+  tau?: number;
+  /** Hidden widths of the ReLU actor and critics (default [256, 256]). */
+  hidden?: readonly number[];
+  /** Entropy target (default −(action dimensions)). */
+  targetEntropy?: number;
+  /** Initial temperature α (default 1). */
+  initAlpha?: number;
+}
+
+interface Networks {
+  actor: unknown;
+  q1: unknown;
+  q2: unknown;
+}
+
+/** Everything a SAC run carries (all tensors). */
+export interface SacState {
+  params: Networks;
+  /** Target critics. */
+  target: { q1: unknown; q2: unknown };
+  logAlpha: Tensor;
+  opt: { actor: unknown; critic: unknown; alpha: unknown };
+  buffer: ReplayBuffer<Transition>;
+  envs: EnvBatch<unknown>;
+  tasks: unknown;
+  key: Tensor;
+  episodeReturn: Tensor;
+  lastReturn: Tensor;
+}
+
+/** One stored transition (leaves per environment). */
+export interface Transition {
+  obs: Tensor;
+  action: Tensor;
+  reward: Tensor;
+  nextObs: Tensor;
+  /** 1 where the episode terminated (no bootstrap), else 0. */
+  terminal: Tensor;
+}
+
+/** What a training chunk reports (device scalars, from its last step). */
+export interface SacMetrics {
+  /** Mean over environments of the last finished episode's return. */
+  episodeReturn: Tensor;
+  criticLoss: Tensor;
+  actorLoss: Tensor;
+  alpha: Tensor;
+}
+
+/** A SAC learner. */
+export interface Sac {
+  readonly config: Readonly<Required<Omit<SacConfig, "env">>> & { env: Environment<any, any> };
+  init(key: Tensor): SacState;
+  /**
+   * `steps` environment steps with actions drawn uniformly (before learning starts), stored in
+   * the buffer; no gradient steps.
+   */
+  explore(state: SacState, steps: number): SacState;
+  /** `steps` environment steps from the policy, each followed by one gradient step. */
+  train(state: SacState, steps: number): [SacState, SacMetrics];
+  /** Mean action (tanh of the mean, scaled) for observations [B, ...obs]: for evaluation. */
+  act(params: Networks, obs: Tensor): Tensor;
+}
+
+const SAC_OPTIONS = [
+  "env",
+  "numEnvs",
+  "bufferSize",
+  "batchSize",
+  "lr",
+  "gamma",
+  "tau",
+  "hidden",
+  "targetEntropy",
+  "initAlpha",
+];
+
+/**
+ * SAC for an environment with a box action space.
+ *
+ * @example
+ * ```ts
+ * import { jit, random } from "@metagrad/metagrad";
+ * import { sac } from "@metagrad/metagrad/algorithms";
+ * import { pendulum } from "@metagrad/metagrad/envs";
+ * const learner = sac({ env: pendulum(), hidden: [64, 64], batchSize: 64 });
+ * let state = learner.init(random.key(0));
+ * state = jit(learner.explore, { staticArgnums: [1] })(state, 200);
+ * const [next, metrics] = jit(learner.train, { staticArgnums: [1] })(state, 100);
+ * ```
+ */
+export function sac(config: SacConfig): Sac {
+  const where = "sac";
+  checkOptions(config, where, SAC_OPTIONS);
+  if (!config?.env || typeof config.env.step !== "function") {
+    throw new TypeError(`${where}: the option env is required (an environment with box actions)`);
+  }
+  const env = config.env;
+  if (env.actionSpace.kind !== "box") {
+    throw new TypeError(
+      `${where}: ${env.name} has discrete actions; SAC here needs a box action space`,
+    );
+  }
+  const space = env.actionSpace as BoxSpace;
+  const actDim = space.shape.reduce((a, b) => a * b, 1);
+  const obsDim = env.observationShape.reduce((a, b) => a * b, 1);
+  const int = (v: unknown, name: string, dflt: number) =>
+    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
+  const cfg = {
+    env,
+    numEnvs: int(config.numEnvs, "numEnvs", 1),
+    bufferSize: int(config.bufferSize, "bufferSize", 100_000),
+    batchSize: int(config.batchSize, "batchSize", 256),
+    lr: checkNumber(config.lr ?? 3e-4, "lr", where, { min: 0 }),
+    gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
+    tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),
+    hidden: config.hidden ?? [256, 256],
+    targetEntropy: checkNumber(config.targetEntropy ?? -actDim, "targetEntropy", where),
+    initAlpha: checkNumber(config.initAlpha ?? 1, "initAlpha", where, {
+      min: 0,
+      exclusiveMin: true,
+    }),
+  };
+  const scale = (space.high - space.low) / 2, center = (space.high + space.low) / 2;
+  const actor = denseNetwork([obsDim, ...cfg.hidden, 2 * actDim], mg.relu, 1);
+  const critic = denseNetwork([obsDim + actDim, ...cfg.hidden, 1], mg.relu, 1);
+  const adam = (): GradientTransformation<any> => mg.optim.adam(cfg.lr);
+  const [actorOpt, criticOpt, alphaOpt] = [adam(), adam(), adam()];
+  const continuing = autoReset(env);
+  const stepAll = mg.vmap((k: Tensor, s: unknown, a: Tensor, t: unknown) =>
+    continuing.step(k, s, a, t)
+  );
+
+  const flatObs = (o: Tensor) => mg.reshape(o, [o.shape[0], obsDim]);
+  /** The squashed Gaussian: actions in the box and their log-probabilities [B]. */
+  const policy = (p: unknown, obs: Tensor, key: Tensor) => {
+    const [out] = actor.module.apply(p, actor.state, flatObs(obs));
+    const mean = mg.slice(out, [null, [0, actDim]]);
+    const logStd = mg.clip(mg.slice(out, [null, [actDim, 2 * actDim]]), -5, 2);
+    const u = mg.add(mean, mg.mul(mg.exp(logStd), mg.random.normal(key, mean.shape)));
+    const squashed = mg.tanh(u);
+    const logProb = mg.sub(
+      mg.nn.gaussianLogProb(u, mean, logStd),
+      mg.sum(mg.log(mg.add(mg.mul(mg.sub(1, mg.square(squashed)), scale), 1e-6)), -1),
+    );
+    return { action: mg.add(mg.mul(squashed, scale), center), logProb };
+  };
+  const q = (p: unknown, obs: Tensor, action: Tensor) =>
+    mg.reshape(
+      critic.module.apply(
+        p,
+        critic.state,
+        mg.concat([flatObs(obs), mg.reshape(action, [action.shape[0], actDim])], -1),
+      )[0],
+      [obs.shape[0]],
+    );
+
+  /** One environment step of every environment with `actions`, its transitions stored. */
+  const envStep = (s: SacState, actions: Tensor, key: Tensor): SacState => {
+    const r = stepAll(mg.random.splitStacked(key, cfg.numEnvs), s.envs.state, actions, s.tasks) as {
+      obs: Tensor;
+      state: unknown;
+      reward: Tensor;
+      done: Tensor;
+      terminated: Tensor;
+    };
+    // the next observation of a finished episode is the new episode's; a terminal transition
+    // does not bootstrap, so which one is stored does not matter then. After a time limit the
+    // stored next observation is the reset one — a small bias SAC implementations accept.
+    const buffer = addTransitions(s.buffer, {
+      obs: s.envs.obs,
+      action: actions,
+      reward: r.reward,
+      nextObs: r.obs,
+      terminal: mg.cast(r.terminated, "f32"),
+    });
+    const ep = trackEpisodeReturns(mg.expandDims(r.reward, 0), mg.expandDims(r.done, 0), {
+      running: s.episodeReturn,
+      last: s.lastReturn,
+    });
+    return {
+      ...s,
+      buffer,
+      envs: { state: r.state, obs: r.obs },
+      episodeReturn: ep.running,
+      lastReturn: ep.last,
+    };
+  };
+
+  const gradientStep = (
+    s: SacState,
+    key: Tensor,
+  ): [SacState, Omit<SacMetrics, "episodeReturn">] => {
+    const [kSample, kNext, kNow] = mg.random.split(key, 3);
+    const b = sampleTransitions(s.buffer, kSample, cfg.batchSize);
+    const alpha = mg.exp(s.logAlpha);
+    // critic targets: r + γ(1 − terminal)(min target Q(s', a') − α log π(a'|s')), a' ~ π(s')
+    const next = policy(s.params.actor, b.nextObs, kNext);
+    const qNext = mg.minimum(
+      q(s.target.q1, b.nextObs, next.action),
+      q(s.target.q2, b.nextObs, next.action),
+    );
+    const y = mg.stopGradient(
+      mg.add(
+        b.reward,
+        mg.mul(
+          mg.mul(mg.sub(1, b.terminal), cfg.gamma),
+          mg.sub(qNext, mg.mul(next.logProb, alpha)),
+        ),
+      ),
+    );
+    const criticLoss = (c: { q1: unknown; q2: unknown }) =>
+      mg.add(
+        mg.mean(mg.square(mg.sub(q(c.q1, b.obs, b.action), y))),
+        mg.mean(mg.square(mg.sub(q(c.q2, b.obs, b.action), y))),
+      );
+    const critics = { q1: s.params.q1, q2: s.params.q2 };
+    const [cLoss, cGrads] = mg.valueAndGrad(criticLoss)(critics);
+    const [cUpdates, cOpt] = criticOpt.update(cGrads, s.opt.critic, critics);
+    const newCritics = mg.optim.applyUpdates(critics, cUpdates);
+    // actor: E[α log π(a|s) − min Q(s, a)] with a reparameterised, against the updated critics
+    const actorLoss = (pa: unknown) => {
+      const now = policy(pa, b.obs, kNow);
+      const qNow = mg.minimum(
+        q(newCritics.q1, b.obs, now.action),
+        q(newCritics.q2, b.obs, now.action),
+      );
+      return [mg.mean(mg.sub(mg.mul(now.logProb, mg.stopGradient(alpha)), qNow)), now.logProb] as [
+        Tensor,
+        Tensor,
+      ];
+    };
+    const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
+    const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);
+    const newActor = mg.optim.applyUpdates(s.params.actor, aUpdates);
+    // temperature: −log α · E[log π + target entropy]
+    const entropyGap = mg.stopGradient(mg.mean(mg.add(logProb, cfg.targetEntropy)));
+    const alphaGrad = mg.neg(entropyGap); // d/d log α of −log α · gap
+    const [alUpdates, alOpt] = alphaOpt.update(alphaGrad, s.opt.alpha, s.logAlpha);
+    const logAlpha = mg.optim.applyUpdates(s.logAlpha, alUpdates) as Tensor;
+    const polyak = (t: unknown, c: unknown) =>
+      mg.tree.map(
+        (a: Tensor, b2: Tensor) => mg.add(mg.mul(a, 1 - cfg.tau), mg.mul(b2, cfg.tau)),
+        t,
+        c,
+      );
+    return [
+      {
+        ...s,
+        params: { actor: newActor, q1: newCritics.q1, q2: newCritics.q2 },
+        target: { q1: polyak(s.target.q1, newCritics.q1), q2: polyak(s.target.q2, newCritics.q2) },
+        logAlpha,
+        opt: { actor: aOpt, critic: cOpt, alpha: alOpt },
+      },
+      { criticLoss: cLoss, actorLoss: aLoss, alpha: mg.exp(logAlpha) },
+    ];
+  };
+
+  const checkSteps = (steps: number, what: string) =>
+    checkNumber(steps, "steps", `${where}.${what}`, { min: 1, integer: true });
+
+  return {
+    config: cfg,
+    init(key) {
+      const [ka, k1, k2, kTask, kEnv, kRun] = mg.random.split(key, 6);
+      const params: Networks = {
+        actor: actor.module.init(ka).params,
+        q1: critic.module.init(k1).params,
+        q2: critic.module.init(k2).params,
+      };
+      const tasks = env.sampleTasks(kTask, 1);
+      const envs = resetEnvs(env, tasks, kEnv, cfg.numEnvs);
+      const backend = key.backend;
+      const example: Transition = {
+        obs: mg.zeros([obsDim], { backend }),
+        action: mg.zeros([...space.shape], { backend }),
+        reward: mg.zeros([], { backend }),
+        nextObs: mg.zeros([obsDim], { backend }),
+        terminal: mg.zeros([], { backend }),
+      };
+      const logAlpha = mg.full([], Math.log(cfg.initAlpha), { backend });
+      return {
+        params,
+        target: {
+          q1: mg.tree.map((t: Tensor) => mg.add(t, 0), params.q1),
+          q2: mg.tree.map((t: Tensor) => mg.add(t, 0), params.q2),
+        },
+        logAlpha,
+        opt: {
+          actor: actorOpt.init(params.actor),
+          critic: criticOpt.init({ q1: params.q1, q2: params.q2 }),
+          alpha: alphaOpt.init(logAlpha),
+        },
+        buffer: replayBuffer(example, cfg.bufferSize),
+        envs: { state: envs.state, obs: mg.reshape(envs.obs, [cfg.numEnvs, obsDim]) },
+        tasks,
+        key: kRun,
+        episodeReturn: mg.zeros([cfg.numEnvs], { backend }),
+        lastReturn: mg.zeros([cfg.numEnvs], { backend }),
+      };
+    },
+    explore(state, steps) {
+      checkSteps(steps, "explore");
+      return mg.scan(
+        (s: SacState) => {
+          const [key, kAct, kEnv] = mg.random.split(s.key, 3);
+          const actions = mg.random.uniform(kAct, [cfg.numEnvs, ...space.shape], {
+            minval: space.low,
+            maxval: space.high,
+          });
+          return [{ ...envStep(s, actions, kEnv), key }, null] as [SacState, null];
+        },
+        state,
+        null,
+        { length: steps },
+      )[0];
+    },
+    train(state, steps) {
+      checkSteps(steps, "train");
+      const [last, metrics] = mg.scan(
+        (s: SacState) => {
+          const [key, kAct, kEnv, kGrad] = mg.random.split(s.key, 4);
+          const { action } = policy(s.params.actor, s.envs.obs, kAct);
+          const stepped = envStep(s, mg.reshape(action, [cfg.numEnvs, ...space.shape]), kEnv);
+          const [trained, m] = gradientStep(stepped, kGrad);
+          return [{ ...trained, key }, m] as [SacState, Omit<SacMetrics, "episodeReturn">];
+        },
+        state,
+        null,
+        { length: steps },
+      );
+      return [last, {
+        episodeReturn: mg.mean(last.lastReturn),
+        criticLoss: mg.slice(metrics.criticLoss, [-1]),
+        actorLoss: mg.slice(metrics.actorLoss, [-1]),
+        alpha: mg.slice(metrics.alpha, [-1]),
+      }];
+    },
+    act(params, obs) {
+      const [out] = actor.module.apply(params.actor, actor.state, flatObs(obs));
+      const mean = mg.slice(out, [null, [0, actDim]]);
+      return mg.reshape(mg.add(mg.mul(mg.tanh(mean), scale), center), [
+        obs.shape[0],
+        ...space.shape,
+      ]);
+    },
+  };
+}

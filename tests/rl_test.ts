@@ -7,6 +7,8 @@
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
+  a2c,
+  a2cLoss,
   actionEntropy,
   actionKl,
   actionLogProb,
@@ -162,7 +164,7 @@ for (const backend of ["webgpu", "reference"] as const) {
   });
 }
 
-Deno.test("PPO's loss equals the clipped objective spelt out", async () => {
+Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () => {
   mg.setBackend("reference");
   try {
     const net = actorCritic([3], { kind: "discrete", n: 2 }, { hidden: [5] });
@@ -199,6 +201,19 @@ Deno.test("PPO's loss equals the clipped objective spelt out", async () => {
       entropy += -[0, 1].reduce((p, k) => p + Math.exp(l[k] - z) * (l[k] - z), 0) / N;
       approx += (r - 1 - (logp - lp0[i])) / N;
     }
+    // A2C's: the plain policy gradient on raw advantages and a squared value error
+    let pg = 0, mse = 0;
+    for (let i = 0; i < N; i++) {
+      const l = [logits[2 * i], logits[2 * i + 1]];
+      const z = Math.log(Math.exp(l[0]) + Math.exp(l[1]));
+      pg -= (l[acts[i]] - z) * adv[i] / N;
+      mse += (v[i] - tgt[i]) ** 2 / N;
+    }
+    const [a2cValue] = a2cLoss(net, params, batch, { vfCoef: 0.5, entCoef: 0.01 });
+    assertAllClose([await a2cValue.item()], [pg + 0.5 * mse - 0.01 * entropy], {
+      rtol: 1e-6,
+      atol: 1e-9,
+    }, "A2C loss");
     assertAllClose(
       [await loss.item(), await kl.item()],
       [-surrogate + 0.5 * valueLoss - 0.01 * entropy, approx],
@@ -223,15 +238,15 @@ async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T> {
   return mg.tree.unflatten(def, copies);
 }
 
-Deno.test("PPO: the jitted, donating update on WebGPU equals the plain float64 one (CartPole, Pendulum)", async () => {
+Deno.test("PPO and A2C: the jitted, donating update on WebGPU equals the plain float64 one (CartPole, Pendulum)", async () => {
   await mg.init();
-  for (const env of [cartPole(), pendulum()]) {
+  for (const [env, learner] of [[cartPole(), ppo], [pendulum(), ppo], [cartPole(), a2c]] as const) {
     const config = { env, numEnvs: 2, numSteps: 16, epochs: 2, minibatches: 2, hidden: [8] };
     mg.setBackend("reference");
-    const plain = ppo(config);
+    const plain = learner(config);
     let refState = plain.init(mg.random.key(3));
     mg.setBackend("webgpu");
-    const compiled = ppo(config);
+    const compiled = learner(config);
     const update = mg.jit(compiled.update, { donateArgnums: [0] });
     let gpuState = await onBackend(refState, "webgpu");
     for (let u = 1; u <= 2; u++) {

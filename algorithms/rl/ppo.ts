@@ -186,7 +186,93 @@ const PPO_OPTIONS = [
  * ```
  */
 export function ppo(config: PpoConfig): Ppo {
-  const where = "ppo";
+  return onPolicy(config, "ppo", PPO_DEFAULTS);
+}
+
+/** An on-policy learner's defaults (PPO's are purejaxrl's; A2C's Stable-Baselines3's). */
+interface OnPolicyDefaults {
+  numEnvs: number;
+  numSteps: number;
+  epochs: number;
+  minibatches: number;
+  lr: number;
+  anneal: boolean;
+  lambda: number;
+  entCoef: number;
+}
+
+const PPO_DEFAULTS: OnPolicyDefaults = {
+  numEnvs: 4,
+  numSteps: 128,
+  epochs: 4,
+  minibatches: 4,
+  lr: 2.5e-4,
+  anneal: true,
+  lambda: 0.95,
+  entCoef: 0.01,
+};
+
+const A2C_DEFAULTS: OnPolicyDefaults = {
+  numEnvs: 16,
+  numSteps: 5,
+  epochs: 1,
+  minibatches: 1,
+  lr: 7e-4,
+  anneal: false,
+  lambda: 1,
+  entCoef: 0,
+};
+
+/**
+ * A2C (Mnih et al. 2016, synchronous): the same rollout, GAE and bookkeeping as `ppo`, but one
+ * gradient step per rollout on the vanilla policy gradient −E[log π(a|s)·Â] + vfCoef·E[(V − R)²]
+ * − entCoef·E[entropy], with RMSProp (decay 0.99, ε 1e-5). Defaults are Stable-Baselines3's
+ * (16 × 5 steps, lr 7e-4, λ = 1); `epochs`, `minibatches` and `clip` have no effect.
+ *
+ * @example
+ * ```ts
+ * import { jit, random } from "@metagrad/metagrad";
+ * import { a2c } from "@metagrad/metagrad/algorithms";
+ * import { cartPole } from "@metagrad/metagrad/envs";
+ * const learner = a2c({ env: cartPole(), totalSteps: 8_000 });
+ * const update = jit(learner.update, { donateArgnums: [0] });
+ * let state = learner.init(random.key(0));
+ * [state] = update(state);
+ * ```
+ */
+export function a2c(config: PpoConfig): Ppo {
+  return onPolicy({ ...config, epochs: 1, minibatches: 1 }, "a2c", A2C_DEFAULTS);
+}
+
+/**
+ * A2C's loss on a batch: −E[log π(a|s)·Â] + vfCoef·E[(V − R)²] − entCoef·E[entropy] (advantages
+ * not normalised), with 0 beside it where PPO reports its approximate KL.
+ *
+ * @example
+ * ```ts
+ * import { random, zeros, ones } from "@metagrad/metagrad";
+ * import { a2cLoss, actorCritic } from "@metagrad/metagrad/algorithms";
+ * const net = actorCritic([4], { kind: "discrete", n: 2 });
+ * const batch = { obs: zeros([8, 4]), action: zeros([8], { dtype: "i32" }), logProb: zeros([8]),
+ *   value: zeros([8]), advantage: random.normal(random.key(1), [8]), target: ones([8]) };
+ * const [loss] = a2cLoss(net, net.init(random.key(0)), batch, { vfCoef: 0.5, entCoef: 0 });
+ * ```
+ */
+export function a2cLoss(
+  net: ActorCritic,
+  params: ActorCriticParams,
+  b: PpoBatch,
+  cfg: { vfCoef: number; entCoef: number },
+): [Tensor, Tensor] {
+  const { dist, value } = net.apply(params, b.obs);
+  const pg = mg.neg(mg.mean(mg.mul(actionLogProb(dist, b.action), b.advantage)));
+  const valueLoss = mg.mean(mg.square(mg.sub(value, b.target)));
+  const entropy = mg.mean(actionEntropy(dist));
+  const total = mg.add(mg.sub(pg, mg.mul(entropy, cfg.entCoef)), mg.mul(valueLoss, cfg.vfCoef));
+  return [total, mg.zeros([], { backend: total.backend })];
+}
+
+function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults): Ppo {
   checkOptions(config, where, PPO_OPTIONS);
   if (!config?.env || typeof config.env.step !== "function") {
     throw new TypeError(`${where}: the option env is required (an environment, e.g. cartPole())`);
@@ -197,17 +283,17 @@ export function ppo(config: PpoConfig): Ppo {
     checkNumber(v ?? dflt, name, where, { min: 0, max: 1 });
   const cfg = {
     env: config.env,
-    numEnvs: int(config.numEnvs, "numEnvs", 4),
-    numSteps: int(config.numSteps, "numSteps", 128),
+    numEnvs: int(config.numEnvs, "numEnvs", d.numEnvs),
+    numSteps: int(config.numSteps, "numSteps", d.numSteps),
     totalSteps: int(config.totalSteps, "totalSteps", 500_000),
-    epochs: int(config.epochs, "epochs", 4),
-    minibatches: int(config.minibatches, "minibatches", 4),
-    lr: checkNumber(config.lr ?? 2.5e-4, "lr", where, { min: 0 }),
-    anneal: checkBoolean(config.anneal ?? true, "anneal", where),
+    epochs: int(config.epochs, "epochs", d.epochs),
+    minibatches: int(config.minibatches, "minibatches", d.minibatches),
+    lr: checkNumber(config.lr ?? d.lr, "lr", where, { min: 0 }),
+    anneal: checkBoolean(config.anneal ?? d.anneal, "anneal", where),
     gamma: unit(config.gamma, "gamma", 0.99),
-    lambda: unit(config.lambda, "lambda", 0.95),
+    lambda: unit(config.lambda, "lambda", d.lambda),
     clip: checkNumber(config.clip ?? 0.2, "clip", where, { min: 0 }),
-    entCoef: checkNumber(config.entCoef ?? 0.01, "entCoef", where, { min: 0 }),
+    entCoef: checkNumber(config.entCoef ?? d.entCoef, "entCoef", where, { min: 0 }),
     vfCoef: checkNumber(config.vfCoef ?? 0.5, "vfCoef", where, { min: 0 }),
     maxGradNorm: checkNumber(config.maxGradNorm ?? 0.5, "maxGradNorm", where, {
       min: 0,
@@ -232,10 +318,13 @@ export function ppo(config: PpoConfig): Ppo {
     : cfg.lr;
   const optimizer: GradientTransformation<any> = mg.optim.chain(
     mg.optim.clipByGlobalNorm(cfg.maxGradNorm),
-    mg.optim.adam(rate, { eps: 1e-5 }),
+    where === "ppo"
+      ? mg.optim.adam(rate, { eps: 1e-5 })
+      : mg.optim.rmsprop(rate, { decay: 0.99, eps: 1e-5 }),
   );
 
-  const loss = (params: ActorCriticParams, b: PpoBatch) => ppoLoss(net, params, b, cfg);
+  const loss = (params: ActorCriticParams, b: PpoBatch) =>
+    where === "ppo" ? ppoLoss(net, params, b, cfg) : a2cLoss(net, params, b, cfg);
   const lossAndGrad = mg.valueAndGrad(loss, { hasAux: true });
 
   const update = (s: PpoState): [PpoState, PpoMetrics] => {

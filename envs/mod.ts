@@ -13,3 +13,4 @@ export * from "./bandits.ts";
 export * from "./tabular_mdp.ts";
 export * from "./point_navigation.ts";
 export * from "./rollout.ts";
+export * from "./host.ts";

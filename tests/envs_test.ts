@@ -15,15 +15,19 @@ import {
   cartPole,
   type Environment,
   gaussianBandit,
+  HostEnvBatch,
+  hostRollout,
+  type HostSimulator,
   pendulum,
   pointNavigation,
+  type Policy,
   randomPolicy,
   resetEnvs,
   rollout,
   rolloutFrom,
   tabularMdp,
 } from "../envs/mod.ts";
-import { assertAllClose, assertThrowsWith } from "./helpers.ts";
+import { assertAllClose, assertRejectsWith, assertThrowsWith } from "./helpers.ts";
 
 const B = 8, T = 125;
 
@@ -439,4 +443,70 @@ Deno.test("environments and rollouts refuse wrong actions and policies clearly",
   assertThrowsWith(() => bernoulliBandit({ arms: 0 }), "bernoulliBandit", "arms");
   // autoReset keeps the interface
   if (autoReset(env).name !== "CartPole-v1") throw new Error("autoReset renamed the env");
+});
+
+Deno.test("host environments: a JS CartPole stepped from the host matches the device CartPole", async () => {
+  await mg.init();
+  const B = 4, steps = 12;
+  const env = cartPole();
+  const tasks = env.sampleTasks(mg.random.key(0), 1);
+  const start = resetEnvs(env, tasks, mg.random.key(1), B);
+  const s0 = await start.obs.toFloat64();
+  // a balancing policy as ops, the same function on both paths: push toward the pole's lean
+  const lean: Policy<null> = (_p, obs) => ({
+    action: mg.cast(
+      mg.greater(mg.add(mg.slice(obs, [null, 2]), mg.mul(mg.slice(obs, [null, 3]), 0.5)), 0),
+      "i32",
+    ),
+  });
+  // the host simulators: the float64 oracle's equations, starting from the device's reset states
+  const hostCartPole = (i: number): HostSimulator => {
+    let s = {
+      x: [s0[4 * i]],
+      xDot: [s0[4 * i + 1]],
+      theta: [s0[4 * i + 2]],
+      thetaDot: [s0[4 * i + 3]],
+      t: [0],
+    };
+    return {
+      reset: () => [s.x[0], s.xDot[0], s.theta[0], s.thetaDot[0]],
+      step(a) {
+        const e = cartPoleOracle(s, [a as number]);
+        s = e.next as typeof s;
+        return { obs: e.obs, reward: e.reward, done: e.done, terminated: e.terminated };
+      },
+    };
+  };
+  const batch = new HostEnvBatch(
+    {
+      name: "host CartPole",
+      observationShape: [4],
+      actionSpace: env.actionSpace,
+      make: hostCartPole,
+    },
+    B,
+  );
+  const host = await hostRollout(batch, lean, null, mg.random.key(2), steps);
+  const [, device] = rolloutFrom(env, lean, null, start, tasks, mg.random.key(2), steps);
+  const [hd, dd] = [await host.done.toFloat64(), await device.done.toFloat64()];
+  if (hd.some((d) => d) || dd.some((d) => d)) {
+    throw new Error("the balancing policy let a pole fall");
+  }
+  assertAllClose(await host.obs.toFloat64(), await device.obs.toFloat64(), {
+    rtol: 1e-4,
+    atol: 1e-5,
+  }, "observations");
+  assertAllClose(await host.action.toFloat64(), await device.action.toFloat64(), {
+    rtol: 0,
+    atol: 0,
+  }, "actions");
+  // clear errors for a simulator that returns the wrong observation size or a NaN reward
+  const broken = new HostEnvBatch({
+    name: "broken",
+    observationShape: [2],
+    actionSpace: { kind: "discrete", n: 2 },
+    make: () => ({ reset: () => [0, 0], step: () => ({ obs: [0], reward: NaN, done: false }) }),
+  }, 2);
+  await assertRejectsWith(broken.step(mg.zeros([2], { dtype: "i32" })), "broken", "reward NaN");
+  await assertRejectsWith(broken.step(mg.zeros([3], { dtype: "i32" })), "broken", "actions [2]");
 });

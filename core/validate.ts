@@ -107,9 +107,19 @@ export function checkFunction(value: unknown, name: string, where: string): void
   }
 }
 
+/** Messages quote at most this much of a value (a thousand keys or tracers would bury the error). */
+const MAX_QUOTED = 200;
+
+/** `text` cut to `MAX_QUOTED` characters, saying how much was left out. */
+export function brief(text: string): string {
+  return text.length <= MAX_QUOTED
+    ? text
+    : `${text.slice(0, MAX_QUOTED)}… (${text.length - MAX_QUOTED} more characters)`;
+}
+
 /** A value as a message shows it: strings quoted, numbers as written, other things by type. */
 export function describe(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return brief(JSON.stringify(v));
   if (typeof v === "number" || typeof v === "boolean" || v === null || v === undefined) {
     return String(v);
   }

@@ -211,3 +211,18 @@ Deno.test("metaTrain frees the batches its sampler makes, and leaves a cached ba
   }
   for (const t of mg.tree.leaves<Tensor>(s)) t.dispose();
 });
+
+Deno.test("error messages quote at most a couple hundred characters of a value", () => {
+  const long = Array.from({ length: 5000 }, (_, i) => i + 0.5);
+  let message = "";
+  try {
+    mg.split(mg.arange(6), long);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!message.includes("more characters") || message.length > 600) {
+    throw new Error(`an uncapped message of ${message.length} characters`);
+  }
+  const keys = mg.random.split(mg.random.key(0), 1000);
+  assertThrowsWith(() => mg.random.normal(keys as never, [2]), "an array of 1000", "splitStacked");
+});

@@ -5,6 +5,7 @@ import type { BackendName } from "../backend/storage.ts";
 import { bind } from "../primitive.ts";
 import { full as fullPrim, iota } from "../primitives/fill.ts";
 import { assertValidShape, sizeOf } from "../shape.ts";
+import { brief } from "../validate.ts";
 import { Tensor } from "../tensor.ts";
 
 /** Nested JS arrays of numbers or booleans (rectangular). */
@@ -44,7 +45,7 @@ function createOptions<K extends string>(
   if (typeof opts !== "object" || Array.isArray(opts)) {
     throw new TypeError(
       `${op}: options must be an object such as { dtype: "i32" }, got ${
-        Array.isArray(opts) ? `the array ${JSON.stringify(opts)}` : typeof opts
+        Array.isArray(opts) ? `the array ${brief(JSON.stringify(opts))}` : typeof opts
       }${op === "tensor" ? "" : "; the shape is the first argument"}`,
     );
   }

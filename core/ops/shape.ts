@@ -7,6 +7,7 @@ import { reshape as reshapePrim } from "../primitives/reshape.ts";
 import { slice as slicePrim } from "../primitives/slice.ts";
 import { transpose as transposePrim } from "../primitives/transpose.ts";
 import { fmtShape, normAxes, normAxis, shapesEqual, sizeOf } from "../shape.ts";
+import { brief } from "../validate.ts";
 import type { Tensor } from "../tensor.ts";
 
 /**
@@ -269,7 +270,7 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   } else if (Array.isArray(sections)) {
     if (sections.some((c) => !Number.isInteger(c))) {
       throw new RangeError(
-        `split: indices must be integers, got ${JSON.stringify(sections)} (a list holds the ` +
+        `split: indices must be integers, got ${brief(JSON.stringify(sections))} (a list holds the ` +
           `positions to cut at, as in NumPy, not the pieces' sizes)`,
       );
     }

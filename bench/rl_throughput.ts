@@ -54,20 +54,25 @@ async function measure(name: string, policy: Policy<any>, p: unknown) {
   return { name, first, perMillion };
 }
 
-/** The host loop: one environment batch, each step's actions read back before the next. */
-async function hostLoop() {
+/**
+ * The host loop: `b` environments, each step's observations read back before the host picks
+ * the next actions. With one environment this is a JS training loop around a device
+ * environment; with many, the read is shared by the batch.
+ */
+async function hostLoop(b: number, steps: number) {
   const stepAll = mg.jit((k: Tensor, s: unknown, a: Tensor) =>
     mg.vmap((kk: Tensor, ss: unknown, aa: Tensor) => env.step(kk, ss as never, aa, {}))(
-      mg.random.splitStacked(k, B),
+      mg.random.splitStacked(k, b),
       s,
       a,
     )
   );
-  let { state } = resetEnvs(env, tasks, mg.random.key(9), B);
+  let { state } = resetEnvs(env, tasks, mg.random.key(9), b);
+  await stepAll(mg.random.key(99), state, mg.zeros([b], { dtype: "i32" })).obs.data(); // compile
   const t0 = performance.now();
-  for (let i = 0; i < hostSteps; i++) {
+  for (let i = 0; i < steps; i++) {
     // a host-side policy: read the observation... here, the actions it computes on the host
-    const actions = new Int32Array(B).map(() => (Math.random() < 0.5 ? 0 : 1));
+    const actions = new Int32Array(b).map(() => (Math.random() < 0.5 ? 0 : 1));
     const out = stepAll(mg.random.key(100 + i), state, mg.tensor(actions, { dtype: "i32" })) as {
       state: unknown;
       obs: Tensor;
@@ -75,24 +80,28 @@ async function hostLoop() {
     await out.obs.data(); // the host must see the observation to choose the next action
     state = out.state as typeof state;
   }
-  return ((performance.now() - t0) / 1000 / hostSteps) / B * 1e6;
+  return ((performance.now() - t0) / 1000 / steps) / b * 1e6;
 }
 
 const random = await measure("random policy", randomPolicy(env.actionSpace), null);
 const mlp = await measure("64×64 tanh MLP policy", net.policy, params);
-const host = await hostLoop();
+const host = await hostLoop(B, hostSteps);
+const single = await hostLoop(1, Math.min(hostSteps, 100));
 console.log(
   `CartPole-v1, ${B} environments × ${T} steps per call, on ${info.description}${
     info.backendHint ? ` (${info.backendHint})` : ""
   }\n`,
 );
-console.log("| loop | s per 1M env steps | first call (s) | × host loop |");
-console.log("| --- | ---: | ---: | ---: |");
+console.log(
+  "| loop | s per 1M env steps | first call (s) | × batched host loop | × one-env host loop |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: |");
 for (const r of [random, mlp]) {
   console.log(
     `| jit + scan, ${r.name} | ${r.perMillion.toFixed(2)} | ${r.first.toFixed(1)} | ${
-      (host / r.perMillion).toFixed(0)
-    } |`,
+      (host / r.perMillion).toFixed(1)
+    } | ${(single / r.perMillion).toFixed(0)} |`,
   );
 }
-console.log(`| host loop reading every step's observation | ${host.toFixed(1)} | — | 1 |`);
+console.log(`| host loop, ${B} environments per read | ${host.toFixed(1)} | — | 1 | — |`);
+console.log(`| host loop, one environment per read | ${single.toFixed(0)} | — | — | 1 |`);

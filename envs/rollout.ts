@@ -8,7 +8,8 @@ import type { Tensor } from "../core/tensor.ts";
 import * as random from "../core/random.ts";
 import { vmap } from "../core/vmap/vmap.ts";
 import { scan } from "../core/control/scan.ts";
-import { repeat } from "../core/ops/shape.ts";
+import { repeat, reshape } from "../core/ops/shape.ts";
+import { where } from "../core/ops/math.ts";
 import { flatten, map as mapTree } from "../core/tree.ts";
 import { fmtShape } from "../core/shape.ts";
 import { checkNumber, checkOptions } from "../core/validate.ts";
@@ -192,6 +193,111 @@ function checkPolicyOutput(env: Environment<any, any>, out: PolicyOutput, b: num
       );
     }
   }
+}
+
+/** What a recurrent policy returns: `PolicyOutput` and its next hidden state. */
+export interface RecurrentPolicyOutput<H> extends PolicyOutput {
+  /** The hidden state after this step (leaves [B, ...]). */
+  hidden: H;
+}
+
+/** A policy with memory: parameters, observations [B, ...], hidden state, key → actions. */
+export type RecurrentPolicy<P, H> = (
+  params: P,
+  obs: Tensor,
+  hidden: H,
+  key: Tensor,
+) => RecurrentPolicyOutput<H>;
+
+/** Options of `recurrentRolloutFrom`. */
+export interface RecurrentRolloutOptions<H> {
+  /**
+   * The hidden state a finished episode's environment starts its next one with (leaves
+   * [B, ...], e.g. zeros). Omitted, the hidden state carries on across episodes — what RL²
+   * does within a trial, where it must remember the task.
+   */
+  resetTo?: H;
+}
+
+/**
+ * `rolloutFrom` for a policy with memory: the hidden state is carried through the steps (and
+ * recorded at the start of each, [T, B, ...], for learners that replay the sequence), reset
+ * where an episode ended when `resetTo` is given. Returns the environments, the final hidden
+ * state and the trajectory.
+ *
+ * @example
+ * ```ts
+ * import { jit, random, zeros, type Tensor } from "@metagrad/metagrad";
+ * import { recurrentActorCritic } from "@metagrad/metagrad/algorithms";
+ * import { cartPole, recurrentRolloutFrom, resetEnvs } from "@metagrad/metagrad/envs";
+ * const env = cartPole();
+ * const ac = recurrentActorCritic(env.observationShape, env.actionSpace, { hidden: 16 });
+ * const params = ac.init(random.key(0));
+ * const run = jit((key: Tensor) =>
+ *   recurrentRolloutFrom(env, ac.policy, params, resetEnvs(env, {}, key, 8), zeros([8, 16]), {}, key, 50, {
+ *     resetTo: zeros([8, 16]),
+ *   })
+ * );
+ * const [, hidden, trajectory] = run(random.key(1)); // hidden [8, 16], trajectory.hidden [50, 8, 16]
+ * ```
+ */
+export function recurrentRolloutFrom<S, T, P, H>(
+  env: Environment<S, T>,
+  policy: RecurrentPolicy<P, H>,
+  params: P,
+  envs: EnvBatch<S>,
+  hidden: H,
+  tasks: T,
+  key: Tensor,
+  steps: number,
+  opts: RecurrentRolloutOptions<H> = {},
+): [EnvBatch<S>, H, Trajectory & { hidden: H }] {
+  checkNumber(steps, "steps", `${env.name} rollout`, { min: 1, integer: true });
+  const b = envs.obs.shape[0];
+  const n = taskCount(tasks, `${env.name} rollout`) ?? 1;
+  if (b % n !== 0) {
+    throw new RangeError(`${env.name} rollout: ${b} environments for ${n} tasks (not a multiple)`);
+  }
+  const perEnv = tasksPerEnv(tasks, b / n);
+  const continuing = autoReset(env);
+  const stepAll = vmap((k: Tensor, s: S, a: Tensor, t: T) => continuing.step(k, s, a, t));
+  const resetTo = opts.resetTo;
+  type Carry = { state: S; obs: Tensor; hidden: H; key: Tensor };
+  const [last, trajectory] = scan(
+    (c: Carry) => {
+      const [next, kPolicy, kEnv] = random.split(c.key, 3);
+      const out = policy(params, c.obs, c.hidden, kPolicy);
+      checkPolicyOutput(env, out, b);
+      const r = stepAll(random.splitStacked(kEnv, b), c.state, out.action, perEnv) as {
+        obs: Tensor;
+        state: S;
+        reward: Tensor;
+        done: Tensor;
+        terminated: Tensor;
+      };
+      const hiddenNext = resetTo === undefined ? out.hidden : mapTree(
+        (fresh: Tensor, h: Tensor) =>
+          where(reshape(r.done, [b, ...h.shape.slice(1).map(() => 1)]), fresh, h),
+        resetTo,
+        out.hidden,
+      ) as H;
+      const record: Trajectory & { hidden: H } = {
+        obs: c.obs,
+        action: out.action,
+        reward: r.reward,
+        done: r.done,
+        terminated: r.terminated,
+        hidden: c.hidden,
+      };
+      if (out.logProb) record.logProb = out.logProb;
+      if (out.value) record.value = out.value;
+      return [{ state: r.state, obs: r.obs, hidden: hiddenNext, key: next }, record];
+    },
+    { state: envs.state, obs: envs.obs, hidden, key },
+    null,
+    { length: steps },
+  );
+  return [{ state: last.state, obs: last.obs }, last.hidden, trajectory];
 }
 
 /** Options of `rollout`. */

@@ -21,13 +21,20 @@ import {
   ppo,
   ppoLoss,
   ravelTree,
+  recurrentActorCritic,
   replayBuffer,
   sac,
   sampleAction,
   sampleTransitions,
   trpo,
 } from "../algorithms/mod.ts";
-import { cartPole, pendulum, pointNavigation } from "../envs/mod.ts";
+import {
+  cartPole,
+  pendulum,
+  pointNavigation,
+  recurrentRolloutFrom,
+  resetEnvs,
+} from "../envs/mod.ts";
 import { assertAllClose, assertThrowsWith, assertTreesClose, randomValues } from "./helpers.ts";
 
 const T = 7, Bn = 5;
@@ -475,4 +482,41 @@ Deno.test("SAC: the jitted training chunk on WebGPU equals the plain float64 one
   // the temperature moves toward the entropy target; the buffer holds 20 + 3 transitions
   if ((await g.buffer.size.item()) !== 23) throw new Error("buffer size");
   assertThrowsWith(() => sac({ env: cartPole() }), "sac", "discrete");
+});
+
+Deno.test("recurrent rollouts carry the GRU state step to step, reset at episode ends when asked", async () => {
+  await mg.init();
+  const env = cartPole();
+  const ac = recurrentActorCritic(env.observationShape, env.actionSpace, { hidden: 6 });
+  const params = ac.init(mg.random.key(0));
+  const B = 4, T = 40;
+  for (const reset of [true, false]) {
+    const [, last, tr] = mg.jit((key: Tensor) =>
+      recurrentRolloutFrom(
+        env,
+        ac.policy,
+        params,
+        resetEnvs(env, {}, key, B),
+        ac.initialHidden(B),
+        {},
+        key,
+        T,
+        reset ? { resetTo: ac.initialHidden(B) } : {},
+      )
+    )(mg.random.key(1));
+    // replay every step by hand: h[t+1] = done[t] && reset ? 0 : GRU(h[t], obs[t])
+    const expected = mg.stack(
+      Array.from({ length: T }, (_, t) => {
+        const h = ac.apply(params, mg.slice(tr.obs, [t]), mg.slice(tr.hidden, [t])).hidden;
+        return reset ? mg.where(mg.reshape(mg.slice(tr.done, [t]), [B, 1]), 0, h) : h;
+      }),
+    );
+    const recorded = mg.concat([mg.slice(tr.hidden, [[1, T]]), mg.expandDims(last, 0)], 0);
+    assertAllClose(await recorded.toFloat64(), await expected.toFloat64(), {
+      rtol: 1e-5,
+      atol: 1e-6,
+    }, `hidden states (reset ${reset})`);
+    const dones = await tr.done.toFloat64();
+    if (!dones.some((d) => d)) throw new Error("no episode ended: the reset went unchecked");
+  }
 });

@@ -8,7 +8,8 @@ import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import type { Module } from "../../core/nn/layers.ts";
 import type { ActionSpace } from "../../envs/env.ts";
-import type { Policy } from "../../envs/rollout.ts";
+import type { Policy, RecurrentPolicy } from "../../envs/rollout.ts";
+import type { GruParams } from "../../core/nn/recurrent.ts";
 import { checkNumber } from "../../core/validate.ts";
 import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts";
 
@@ -137,6 +138,112 @@ export function actorCritic(
       const { dist, value } = apply(params, obs);
       const action = sampleAction(dist, key);
       return { action, logProb: actionLogProb(dist, action), value };
+    },
+  };
+}
+
+/** Parameters of a recurrent actor-critic: the GRU and the two heads on its hidden state. */
+export interface RecurrentActorCriticParams {
+  gru: GruParams;
+  policyHead: { w: Tensor; b: Tensor };
+  valueHead: { w: Tensor; b: Tensor };
+  /** Log-std per action dimension (box actions only). */
+  logStd?: Tensor;
+}
+
+/** Options of `recurrentActorCritic`. */
+export interface RecurrentActorCriticOptions {
+  /** Width of the GRU's hidden state (default 64). */
+  hidden?: number;
+  /** Initial log-std of a Gaussian policy (default 0). */
+  initLogStd?: number;
+}
+
+/** A recurrent actor-critic: a GRU over observations with policy and value heads. */
+export interface RecurrentActorCritic {
+  /** Width of the hidden state. */
+  readonly hidden: number;
+  init(key: Tensor): RecurrentActorCriticParams;
+  /** The zero hidden state for B environments, [B, hidden]. */
+  initialHidden(b: number, backend?: "webgpu" | "reference"): Tensor;
+  /** One step: distributions, values [B] and the next hidden state from observations [B, ...]. */
+  apply(
+    params: RecurrentActorCriticParams,
+    obs: Tensor,
+    hidden: Tensor,
+  ): { dist: ActionDist; value: Tensor; hidden: Tensor };
+  /** As a rollout policy (`recurrentRolloutFrom`): sampled actions, log-probs, values. */
+  policy: RecurrentPolicy<RecurrentActorCriticParams, Tensor>;
+}
+
+/**
+ * A GRU actor-critic for recurrent policies (RL²'s): h' = GRU(h, obs), logits or Gaussian means
+ * and a value from h' through linear heads (orthogonal init: 0.01 for the policy, 1 for the value).
+ *
+ * @example
+ * ```ts
+ * import { random, zeros } from "@metagrad/metagrad";
+ * import { recurrentActorCritic } from "@metagrad/metagrad/algorithms";
+ * const ac = recurrentActorCritic([4], { kind: "discrete", n: 2 }, { hidden: 16 });
+ * const params = ac.init(random.key(0));
+ * const { dist, value, hidden } = ac.apply(params, zeros([8, 4]), ac.initialHidden(8));
+ * ```
+ */
+export function recurrentActorCritic(
+  observationShape: readonly number[],
+  actionSpace: ActionSpace,
+  opts: RecurrentActorCriticOptions = {},
+): RecurrentActorCritic {
+  const width = checkNumber(opts.hidden ?? 64, "hidden", "recurrentActorCritic", {
+    min: 1,
+    integer: true,
+  });
+  const inputs = observationShape.reduce((a, b) => a * b, 1);
+  const outputs = actionSpace.kind === "discrete"
+    ? actionSpace.n
+    : actionSpace.shape.reduce((a, b) => a * b, 1);
+  const cell = mg.nn.gruCell(inputs, width);
+  const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "recurrentActorCritic");
+  const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
+    const h = cell.apply(p.gru, hidden, mg.reshape(obs, [obs.shape[0], inputs]));
+    const out = mg.add(mg.matmul(h, p.policyHead.w), p.policyHead.b);
+    const value = mg.reshape(mg.add(mg.matmul(h, p.valueHead.w), p.valueHead.b), [obs.shape[0]]);
+    const dist: ActionDist = actionSpace.kind === "discrete"
+      ? { kind: "categorical", logits: out }
+      : { kind: "gaussian", mean: out, logStd: p.logStd! };
+    return { dist, value, hidden: h };
+  };
+  return {
+    hidden: width,
+    init(key) {
+      const [kg, kp, kv] = mg.random.split(key, 3);
+      const params: RecurrentActorCriticParams = {
+        gru: cell.init(kg),
+        policyHead: {
+          w: mg.nn.orthogonal(0.01)(kp, [width, outputs]),
+          b: mg.zeros([outputs], { backend: key.backend }),
+        },
+        valueHead: {
+          w: mg.nn.orthogonal(1)(kv, [width, 1]),
+          b: mg.zeros([1], { backend: key.backend }),
+        },
+      };
+      if (actionSpace.kind === "box") {
+        params.logStd = mg.full([outputs], initLogStd, { backend: key.backend });
+      }
+      return params;
+    },
+    initialHidden: (b, backend) => mg.zeros([b, width], { backend }),
+    apply,
+    policy(params, obs, hidden, key) {
+      const out = apply(params, obs, hidden);
+      const action = sampleAction(out.dist, key);
+      return {
+        action,
+        logProb: actionLogProb(out.dist, action),
+        value: out.value,
+        hidden: out.hidden,
+      };
     },
   };
 }

@@ -133,44 +133,19 @@ export function rolloutFrom<S, T, P>(
   key: Tensor,
   steps: number,
 ): [EnvBatch<S>, Trajectory] {
-  checkNumber(steps, "steps", `${env.name} rollout`, { min: 1, integer: true });
-  const b = envs.obs.shape[0];
-  const n = taskCount(tasks, `${env.name} rollout`) ?? 1;
-  if (b % n !== 0) {
-    throw new RangeError(`${env.name} rollout: ${b} environments for ${n} tasks (not a multiple)`);
-  }
-  const perEnv = tasksPerEnv(tasks, b / n);
-  const continuing = autoReset(env);
-  const stepAll = vmap((k: Tensor, s: S, a: Tensor, t: T) => continuing.step(k, s, a, t));
-  type Carry = { state: S; obs: Tensor; key: Tensor };
-  const [last, trajectory] = scan(
-    (c: Carry) => {
-      const [next, kPolicy, kEnv] = random.split(c.key, 3);
-      const out = policy(params, c.obs, kPolicy);
-      checkPolicyOutput(env, out, b);
-      const r = stepAll(random.splitStacked(kEnv, b), c.state, out.action, perEnv) as {
-        obs: Tensor;
-        state: S;
-        reward: Tensor;
-        done: Tensor;
-        terminated: Tensor;
-      };
-      const record: Trajectory = {
-        obs: c.obs,
-        action: out.action,
-        reward: r.reward,
-        done: r.done,
-        terminated: r.terminated,
-      };
-      if (out.logProb) record.logProb = out.logProb;
-      if (out.value) record.value = out.value;
-      return [{ state: r.state, obs: r.obs, key: next }, record];
-    },
-    { state: envs.state, obs: envs.obs, key },
+  // a recurrent rollout whose hidden state is nothing
+  const [last, , recorded] = recurrentRolloutFrom(
+    env,
+    (p: P, obs: Tensor, _h: null, k: Tensor) => ({ ...policy(p, obs, k), hidden: null }),
+    params,
+    envs,
     null,
-    { length: steps },
+    tasks,
+    key,
+    steps,
   );
-  return [{ state: last.state, obs: last.obs }, trajectory];
+  const { hidden: _, ...trajectory } = recorded;
+  return [last, trajectory];
 }
 
 /** Throws a clear error unless the policy's outputs fit the environment and the batch. */

@@ -177,3 +177,16 @@ export async function assertTreesClose(
     assertAllClose(await la[i].toFloat64(), await lb[i].toFloat64(), tol, what);
   }
 }
+
+/** The same tree with every tensor copied onto `backend` (values read and re-created). */
+export async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T> {
+  const [leaves, def] = mg.tree.flatten(tree);
+  const copies = await Promise.all(
+    leaves.map(async (l) =>
+      l instanceof mg.Tensor
+        ? mg.tensor(await l.toFloat64(), { shape: l.shape, dtype: l.dtype, backend })
+        : l
+    ),
+  );
+  return mg.tree.unflatten(def, copies);
+}

@@ -21,21 +21,11 @@ import {
   type TaskBatch,
 } from "../algorithms/mod.ts";
 import { sampleSinusoid } from "../envs/mod.ts";
-import { assertAllClose, assertTreesClose } from "./helpers.ts";
+import { assertAllClose, assertTreesClose, onBackend } from "./helpers.ts";
 
 const { nn } = mg;
 const mlp = () => nn.mlp([1, 8, 1], { activation: mg.tanh });
 const embedding = () => nn.mlp([6, 8, 5], { activation: mg.tanh });
-
-/** The same tree with every tensor copied onto `backend` (values read and re-created). */
-async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T> {
-  const [leaves, def] = mg.tree.flatten(tree);
-  const copies = await Promise.all(leaves.map(async (l) => {
-    if (!(l instanceof mg.Tensor)) return l;
-    return mg.tensor(await l.toFloat64(), { shape: l.shape, dtype: l.dtype, backend });
-  }));
-  return mg.tree.unflatten(def, copies);
-}
 
 /** A few-shot classification batch: tasks × (ways · 2) examples of 6 features, labels in order. */
 function episodes(key: Tensor, tasks = 2, ways = 3): TaskBatch {

@@ -35,7 +35,13 @@ import {
   recurrentRolloutFrom,
   resetEnvs,
 } from "../envs/mod.ts";
-import { assertAllClose, assertThrowsWith, assertTreesClose, randomValues } from "./helpers.ts";
+import {
+  assertAllClose,
+  assertThrowsWith,
+  assertTreesClose,
+  onBackend,
+  randomValues,
+} from "./helpers.ts";
 
 const T = 7, Bn = 5;
 const host = (seed: number, lo = -2, hi = 2) => randomValues([T, Bn], "f32", seed, lo, hi);
@@ -231,19 +237,6 @@ Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () =>
     mg.setBackend("webgpu");
   }
 });
-
-/** The same tree with every tensor copied onto `backend`. */
-async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T> {
-  const [leaves, def] = mg.tree.flatten(tree);
-  const copies = await Promise.all(
-    leaves.map(async (l) =>
-      l instanceof mg.Tensor
-        ? mg.tensor(await l.toFloat64(), { shape: l.shape, dtype: l.dtype, backend })
-        : l
-    ),
-  );
-  return mg.tree.unflatten(def, copies);
-}
 
 Deno.test("PPO and A2C: the jitted, donating update on WebGPU equals the plain float64 one (CartPole, Pendulum)", async () => {
   await mg.init();

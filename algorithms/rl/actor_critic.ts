@@ -28,7 +28,11 @@ export interface ActorCriticOptions {
   hidden?: readonly number[];
   /** Hidden activation (default tanh). */
   activation?: (x: Tensor) => Tensor;
-  /** Initial log-std of a Gaussian policy (default 0). */
+  /**
+   * Initial log-std of a Gaussian policy (default: the log of half the action range, so that
+   * exploration starts at the scale of the actions — a std of 1 on actions clipped to ±0.1
+   * saturates them, and the policy then learns bang-bang control; 0 for unbounded ranges).
+   */
   initLogStd?: number;
   /**
    * Whether to build the value network (default true); without it (TRPO with a fitted
@@ -47,6 +51,13 @@ export interface ActorCritic {
   policy: Policy<ActorCriticParams>;
   /** The deterministic policy for evaluation: the most likely action (argmax, or the mean). */
   greedyPolicy: Policy<ActorCriticParams>;
+}
+
+/** log(half the range) of a bounded box space; 0 otherwise (and for discrete spaces). */
+function defaultLogStd(space: ActionSpace): number {
+  if (space.kind !== "box") return 0;
+  const half = (space.high - space.low) / 2;
+  return Number.isFinite(half) && half > 0 ? Math.log(half) : 0;
 }
 
 /**
@@ -106,7 +117,11 @@ export function actorCritic(
     : actionSpace.shape.reduce((a, b) => a * b, 1);
   const actor = denseNetwork([inputs, ...hidden, outputs], act, 0.01);
   const critic = opts.critic === false ? null : denseNetwork([inputs, ...hidden, 1], act, 1);
-  const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "actorCritic");
+  const initLogStd = checkNumber(
+    opts.initLogStd ?? defaultLogStd(actionSpace),
+    "initLogStd",
+    "actorCritic",
+  );
   const apply = (params: ActorCriticParams, obs: Tensor) => {
     const x = mg.reshape(obs, [obs.shape[0], inputs]);
     const [out] = actor.module.apply(params.actor, actor.state, x);
@@ -155,7 +170,7 @@ export interface RecurrentActorCriticParams {
 export interface RecurrentActorCriticOptions {
   /** Width of the GRU's hidden state (default 64). */
   hidden?: number;
-  /** Initial log-std of a Gaussian policy (default 0). */
+  /** Initial log-std of a Gaussian policy (default: as `actorCritic`'s). */
   initLogStd?: number;
 }
 
@@ -203,7 +218,11 @@ export function recurrentActorCritic(
     ? actionSpace.n
     : actionSpace.shape.reduce((a, b) => a * b, 1);
   const cell = mg.nn.gruCell(inputs, width);
-  const initLogStd = checkNumber(opts.initLogStd ?? 0, "initLogStd", "recurrentActorCritic");
+  const initLogStd = checkNumber(
+    opts.initLogStd ?? defaultLogStd(actionSpace),
+    "initLogStd",
+    "recurrentActorCritic",
+  );
   const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
     const h = cell.apply(p.gru, hidden, mg.reshape(obs, [obs.shape[0], inputs]));
     const out = mg.add(mg.matmul(h, p.policyHead.w), p.policyHead.b);

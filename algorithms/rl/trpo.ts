@@ -46,7 +46,7 @@ export interface TrpoConfig {
   backtracks?: number;
   /** Hidden widths of the tanh policy (default [64, 64]). */
   hidden?: readonly number[];
-  /** Initial log-std of a Gaussian policy (default 0). */
+  /** Initial log-std of a Gaussian policy (default: log of half the action range). */
   initLogStd?: number;
 }
 
@@ -76,7 +76,9 @@ export interface TrpoMetrics {
 
 /** A TRPO learner. */
 export interface Trpo {
-  readonly config: Readonly<Required<Omit<TrpoConfig, "env" | "tasks">>> & TrpoConfig;
+  readonly config:
+    & Readonly<Required<Omit<TrpoConfig, "env" | "tasks" | "initLogStd">>>
+    & TrpoConfig;
   readonly network: ActorCritic;
   init(key: Tensor): TrpoState;
   update(state: TrpoState): [TrpoState, TrpoMetrics];
@@ -131,7 +133,9 @@ export function trpo(config: TrpoConfig): Trpo {
     damping: checkNumber(config.damping ?? 0.1, "damping", where, { min: 0 }),
     backtracks: int(config.backtracks, "backtracks", 10),
     hidden: config.hidden ?? [64, 64],
-    initLogStd: checkNumber(config.initLogStd ?? 0, "initLogStd", where),
+    initLogStd: config.initLogStd === undefined
+      ? undefined
+      : checkNumber(config.initLogStd, "initLogStd", where),
   };
   const net = actorCritic(env.observationShape, env.actionSpace, {
     hidden: cfg.hidden,

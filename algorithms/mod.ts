@@ -19,3 +19,4 @@ export * from "./rl/ravel.ts";
 export * from "./rl/trpo.ts";
 export * from "./rl/replay_buffer.ts";
 export * from "./rl/sac.ts";
+export type { GruParams } from "../core/nn/recurrent.ts";

@@ -15,16 +15,19 @@ import { checkAction, checkTaskCount, type Environment } from "./env.ts";
 
 /** A bandit's state: pulls so far in the episode (i32). */
 export interface BanditState {
+  /** Pulls so far in the episode (i32). */
   t: Tensor;
 }
 
 /** Bernoulli bandit tasks: each arm's probability of paying 1, [k] per task. */
 export interface BernoulliBanditTask {
+  /** Each arm's probability of paying 1, [k] (per task). */
   p: Tensor;
 }
 
 /** Gaussian bandit tasks: each arm's mean payoff, [k] per task. */
 export interface GaussianBanditTask {
+  /** Each arm's mean payoff, [k] (per task). */
   means: Tensor;
 }
 

@@ -25,9 +25,13 @@ import { checkAction, checkTaskCount, type Environment } from "./env.ts";
 
 /** CartPole's state: cart position and velocity, pole angle and angular velocity, step count. */
 export interface CartPoleState {
+  /** Cart position (m). */
   x: Tensor;
+  /** Cart velocity (m/s). */
   xDot: Tensor;
+  /** Pole angle from upright (rad). */
   theta: Tensor;
+  /** Pole angular velocity (rad/s). */
   thetaDot: Tensor;
   /** Steps taken in this episode (i32). */
   t: Tensor;

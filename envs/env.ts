@@ -13,6 +13,7 @@ import { fmtShape } from "../core/shape.ts";
 
 /** Discrete actions 0 … n − 1 (an i32 scalar per environment). */
 export interface DiscreteSpace {
+  /** Discrete actions. */
   kind: "discrete";
   /** Number of actions. */
   n: number;
@@ -20,6 +21,7 @@ export interface DiscreteSpace {
 
 /** Continuous actions: an f32 tensor of `shape` within [low, high] elementwise. */
 export interface BoxSpace {
+  /** Continuous actions. */
   kind: "box";
   /** Shape of one action. */
   shape: readonly number[];

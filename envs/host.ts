@@ -24,7 +24,9 @@ export interface HostSimulator {
 
 /** What a host simulator's step returns. */
 export interface HostStep {
+  /** The observation after the step (flat). */
   obs: ArrayLike<number>;
+  /** The step's reward (finite). */
   reward: number;
   /** The episode ended (terminated or time limit). */
   done: boolean;
@@ -36,7 +38,9 @@ export interface HostStep {
 export interface HostEnvSpec {
   /** Name for messages. */
   name: string;
+  /** Shape of one observation. */
   observationShape: readonly number[];
+  /** The action space the simulators take. */
   actionSpace: ActionSpace;
   /** A new simulator (called once per environment of the batch). */
   make: (index: number) => HostSimulator;
@@ -72,13 +76,18 @@ export interface HostEnvSpec {
  * ```
  */
 export class HostEnvBatch {
+  /** Name for messages. */
   readonly name: string;
+  /** Shape of one observation. */
   readonly observationShape: readonly number[];
+  /** The action space. */
   readonly actionSpace: ActionSpace;
+  /** Environments in the batch. */
   readonly size: number;
   #sims: HostSimulator[];
   #obs: number[][];
 
+  /** Make `size` simulators with `spec.make` and reset each. */
   constructor(spec: HostEnvSpec, size: number) {
     checkNumber(size, "size", `${spec?.name ?? "HostEnvBatch"}`, { min: 1, integer: true });
     if (typeof spec?.make !== "function") {

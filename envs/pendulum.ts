@@ -13,7 +13,9 @@ import { checkAction, checkTaskCount, type Environment } from "./env.ts";
 
 /** Pendulum's state: angle (0 = upright), angular velocity, step count. */
 export interface PendulumState {
+  /** Angle from upright (rad, not wrapped). */
   theta: Tensor;
+  /** Angular velocity (rad/s). */
   thetaDot: Tensor;
   /** Steps taken in this episode (i32). */
   t: Tensor;

@@ -27,12 +27,15 @@ import { checkAction, checkTaskCount, type Environment } from "./env.ts";
 
 /** The robot's state: position [2] and steps so far (i32). */
 export interface PointState {
+  /** Position [2]. */
   pos: Tensor;
+  /** Steps so far in the episode (i32). */
   t: Tensor;
 }
 
 /** A navigation task: the goal position [2]. */
 export interface PointTask {
+  /** The goal position [2]. */
   goal: Tensor;
 }
 

@@ -16,13 +16,17 @@ import { minimum } from "../core/ops/math.ts";
 
 /** A tabular MDP's state: the current state index and steps so far (both i32). */
 export interface TabularMdpState {
+  /** The current state (i32). */
   s: Tensor;
+  /** Steps so far in the episode (i32). */
   t: Tensor;
 }
 
 /** A tabular MDP task: transitions [S, A, S] (rows sum to 1) and mean rewards [S, A]. */
 export interface TabularMdpTask {
+  /** P(s'|s, a), [S, A, S]. */
   transitions: Tensor;
+  /** Mean rewards R(s, a), [S, A]. */
   rewards: Tensor;
 }
 

@@ -15,6 +15,7 @@ import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts
 
 /** Parameters of an actor-critic: the two networks and, for box actions, the log-std. */
 export interface ActorCriticParams {
+  /** The policy network's parameters. */
   actor: unknown;
   /** The value network's parameters (absent with `critic: false`). */
   critic?: unknown;
@@ -159,8 +160,11 @@ export function actorCritic(
 
 /** Parameters of a recurrent actor-critic: the GRU and the two heads on its hidden state. */
 export interface RecurrentActorCriticParams {
+  /** The GRU cell's weights. */
   gru: GruParams;
+  /** Linear policy head on the hidden state: logits or Gaussian means. */
   policyHead: { w: Tensor; b: Tensor };
+  /** Linear value head on the hidden state. */
   valueHead: { w: Tensor; b: Tensor };
   /** Log-std per action dimension (box actions only). */
   logStd?: Tensor;
@@ -178,6 +182,7 @@ export interface RecurrentActorCriticOptions {
 export interface RecurrentActorCritic {
   /** Width of the hidden state. */
   readonly hidden: number;
+  /** Fresh parameters. */
   init(key: Tensor): RecurrentActorCriticParams;
   /** The zero hidden state for B environments, [B, hidden]. */
   initialHidden(b: number, backend?: "webgpu" | "reference"): Tensor;

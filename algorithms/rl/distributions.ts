@@ -9,14 +9,19 @@ import type { Tensor } from "../../mod.ts";
 
 /** Logits [B, n] over n actions. */
 export interface CategoricalDist {
+  /** Which distribution this is. */
   kind: "categorical";
+  /** Unnormalised log-probabilities [B, n]. */
   logits: Tensor;
 }
 
 /** A diagonal Gaussian: means [B, d] and log standard deviations broadcastable to them. */
 export interface GaussianDist {
+  /** Which distribution this is. */
   kind: "gaussian";
+  /** Means [B, d]. */
   mean: Tensor;
+  /** Log standard deviations, broadcastable to the means ([d] for a state-independent std). */
   logStd: Tensor;
 }
 

@@ -115,10 +115,15 @@ export function ppoLoss(
 
 /** Everything a PPO run carries between updates (all tensors: it vmaps over seeds). */
 export interface PpoState {
+  /** The actor-critic's parameters. */
   params: ActorCriticParams;
+  /** The optimizer's state. */
   opt: unknown;
+  /** The environments between updates. */
   envs: EnvBatch<unknown>;
+  /** The task the environments run (a task pytree). */
   tasks: unknown;
+  /** The key the next update draws from. */
   key: Tensor;
   /** Return of each environment's episode so far [numEnvs]. */
   episodeReturn: Tensor;

@@ -9,6 +9,7 @@ import { checkNumber } from "../../core/validate.ts";
 
 /** The ring: `data`'s leaves are [capacity, ...]; where the next write goes; rows filled. */
 export interface ReplayBuffer<T> {
+  /** The stored transitions, leaves [capacity, ...]. */
   data: T;
   /** Index of the next row written (i32 scalar). */
   position: Tensor;

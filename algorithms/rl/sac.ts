@@ -44,32 +44,49 @@ export interface SacConfig {
   initAlpha?: number;
 }
 
-interface Networks {
+/** SAC's networks' parameters. */
+export interface SacNetworks {
+  /** The squashed-Gaussian policy. */
   actor: unknown;
+  /** The first critic. */
   q1: unknown;
+  /** The second critic. */
   q2: unknown;
 }
 
 /** Everything a SAC run carries (all tensors). */
 export interface SacState {
-  params: Networks;
+  /** The actor's and the two critics' parameters. */
+  params: SacNetworks;
   /** Target critics. */
   target: { q1: unknown; q2: unknown };
+  /** log α, the entropy temperature's logarithm. */
   logAlpha: Tensor;
+  /** The three optimizers' states. */
   opt: { actor: unknown; critic: unknown; alpha: unknown };
+  /** The replay buffer. */
   buffer: ReplayBuffer<Transition>;
+  /** The environments between calls. */
   envs: EnvBatch<unknown>;
+  /** The task the environments run. */
   tasks: unknown;
+  /** The key the next step draws from. */
   key: Tensor;
+  /** Return of each environment's episode so far. */
   episodeReturn: Tensor;
+  /** Return of each environment's last finished episode. */
   lastReturn: Tensor;
 }
 
 /** One stored transition (leaves per environment). */
 export interface Transition {
+  /** Observation the action was taken from (flattened). */
   obs: Tensor;
+  /** The action taken. */
   action: Tensor;
+  /** The reward received. */
   reward: Tensor;
+  /** The next observation (a new episode's after an episode end). */
   nextObs: Tensor;
   /** 1 where the episode terminated (no bootstrap), else 0. */
   terminal: Tensor;
@@ -79,14 +96,19 @@ export interface Transition {
 export interface SacMetrics {
   /** Mean over environments of the last finished episode's return. */
   episodeReturn: Tensor;
+  /** The twin critics' squared TD error. */
   criticLoss: Tensor;
+  /** The actor's loss E[α log π − min Q]. */
   actorLoss: Tensor;
+  /** The temperature α. */
   alpha: Tensor;
 }
 
 /** A SAC learner. */
 export interface Sac {
+  /** The configuration, defaults filled in. */
   readonly config: Readonly<Required<Omit<SacConfig, "env">>> & { env: Environment<any, any> };
+  /** A fresh run from a key (networks, targets, optimizers, buffer, environments). */
   init(key: Tensor): SacState;
   /**
    * `steps` environment steps with actions drawn uniformly (before learning starts), stored in
@@ -96,7 +118,7 @@ export interface Sac {
   /** `steps` environment steps from the policy, each followed by one gradient step. */
   train(state: SacState, steps: number): [SacState, SacMetrics];
   /** Mean action (tanh of the mean, scaled) for observations [B, ...obs]: for evaluation. */
-  act(params: Networks, obs: Tensor): Tensor;
+  act(params: SacNetworks, obs: Tensor): Tensor;
 }
 
 const SAC_OPTIONS = [
@@ -300,7 +322,7 @@ export function sac(config: SacConfig): Sac {
     config: cfg,
     init(key) {
       const [ka, k1, k2, kTask, kEnv, kRun] = mg.random.split(key, 6);
-      const params: Networks = {
+      const params: SacNetworks = {
         actor: actor.module.init(ka).params,
         q1: critic.module.init(k1).params,
         q2: critic.module.init(k2).params,

@@ -52,13 +52,19 @@ export interface TrpoConfig {
 
 /** What a TRPO run carries between updates. */
 export interface TrpoState {
+  /** The policy's parameters. */
   params: ActorCriticParams;
+  /** The environments between updates. */
   envs: EnvBatch<unknown>;
+  /** The tasks the environments run. */
   tasks: unknown;
+  /** The key the next update draws from. */
   key: Tensor;
   /** Steps since each environment's episode began [numEnvs] (the baseline's time feature). */
   steps: Tensor;
+  /** Return of each environment's episode so far. */
   episodeReturn: Tensor;
+  /** Return of each environment's last finished episode (0 before one finishes). */
   lastReturn: Tensor;
 }
 
@@ -76,11 +82,15 @@ export interface TrpoMetrics {
 
 /** A TRPO learner. */
 export interface Trpo {
+  /** The configuration, defaults filled in. */
   readonly config:
     & Readonly<Required<Omit<TrpoConfig, "env" | "tasks" | "initLogStd">>>
     & TrpoConfig;
+  /** The policy network (`critic: false`). */
   readonly network: ActorCritic;
+  /** A fresh run from a key (policy, environments, task). */
   init(key: Tensor): TrpoState;
+  /** One update: rollout, baseline, GAE, the natural-gradient step. Pure; jit or vmap it. */
   update(state: TrpoState): [TrpoState, TrpoMetrics];
 }
 

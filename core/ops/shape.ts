@@ -270,7 +270,9 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   } else if (Array.isArray(sections)) {
     if (sections.some((c) => !Number.isInteger(c))) {
       throw new RangeError(
-        `split: indices must be integers, got ${brief(JSON.stringify(sections))} (a list holds the ` +
+        `split: indices must be integers, got ${
+          brief(JSON.stringify(sections))
+        } (a list holds the ` +
           `positions to cut at, as in NumPy, not the pieces' sizes)`,
       );
     }

@@ -109,7 +109,8 @@ export interface TrainOptions {
  * batch; the loss is read back only every `every` steps, so the device pipeline stays full.
  * Ownership of a batch: the tensors `sample` makes during its call belong to the loop and are
  * freed after the step; tensors it returns that existed before the call (a fixed or cached
- * batch) stay the caller's and are never freed here.
+ * batch) stay the caller's and are never freed here — a sampler that makes its cache lazily, on
+ * its first call, passes it through `keep` to say so.
  * Returns the final state. A loss read as NaN or ±∞ stops the run with an error naming the step
  * and the last finite loss: a diverged state only turns more steps into NaN.
  *

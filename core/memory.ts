@@ -132,7 +132,9 @@ export function tidy<T>(fn: () => T): T {
 }
 
 /**
- * Exempt a tensor from the enclosing `tidy` scopes (it then lives until disposed).
+ * Exempt a tensor from the enclosing `tidy` scopes (it then lives until disposed), and from
+ * any caller that frees what a callback made (`metaTrain` frees the batches its sampler makes;
+ * a sampler that caches one it made lazily keeps it).
  *
  * @example
  * ```ts
@@ -143,6 +145,10 @@ export function tidy<T>(fn: () => T): T {
  */
 export function keep<T extends Disposable>(t: T): T {
   for (const s of scopes) s.delete(t);
+  for (const frame of failFrames) {
+    const i = frame.indexOf(t);
+    if (i >= 0) frame.splice(i, 1);
+  }
   return t;
 }
 

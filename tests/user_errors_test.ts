@@ -198,6 +198,20 @@ Deno.test("metaTrain frees the batches its sampler makes, and leaves a cached ba
     every: 1,
   });
   for (const t of Object.values(cached)) if (t.isDisposed) throw new Error("cached batch freed");
+  // a cache made lazily, on the sampler's first call, is kept with keep()
+  let lazy: ReturnType<typeof sampleSinusoid> | null = null;
+  const lazySampler = () =>
+    lazy ??= mg.tree.map(
+      (t: Tensor) => mg.keep(t),
+      sampleSinusoid(mg.random.key(5), { tasks: 2, shots: 3 }),
+    );
+  const s2 = await metaTrain(learner.metaStep, learner.init(mg.random.key(6)), lazySampler, {
+    steps: 3,
+    key: mg.random.key(7),
+    every: 3,
+  });
+  if (Object.values(lazy!).some((t) => t.isDisposed)) throw new Error("kept lazy cache freed");
+  for (const t of mg.tree.leaves<Tensor>(s2)) t.dispose();
   await cached.xs.data();
   // fresh batches are the loop's: each is freed after its step
   const made: Tensor[] = [];

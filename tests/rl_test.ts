@@ -475,6 +475,16 @@ Deno.test("SAC: the jitted training chunk on WebGPU equals the plain float64 one
   // the temperature moves toward the entropy target; the buffer holds 20 + 3 transitions
   if ((await g.buffer.size.item()) !== 23) throw new Error("buffer size");
   assertThrowsWith(() => sac({ env: cartPole() }), "sac", "discrete");
+  // several environments of an environment with tasks: one task row per environment
+  const nav = sac({
+    env: pointNavigation({ goals: "semicircle" }),
+    numEnvs: 3,
+    hidden: [8],
+    batchSize: 8,
+    bufferSize: 64,
+  });
+  const [navState] = nav.train(nav.explore(nav.init(mg.random.key(4)), 5), 2);
+  if ((await navState.buffer.size.item()) !== 21) throw new Error("3 environments × 7 steps");
 });
 
 Deno.test("recurrent rollouts carry the GRU state step to step, reset at episode ends when asked", async () => {

@@ -8,7 +8,7 @@
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import { autoReset, type BoxSpace, type Environment } from "../../envs/env.ts";
-import { type EnvBatch, resetEnvs } from "../../envs/rollout.ts";
+import { type EnvBatch, resetEnvs, tasksPerEnv } from "../../envs/rollout.ts";
 import { checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { denseNetwork } from "./actor_critic.ts";
@@ -68,7 +68,7 @@ export interface SacState {
   buffer: ReplayBuffer<Transition>;
   /** The environments between calls. */
   envs: EnvBatch<unknown>;
-  /** The task the environments run. */
+  /** The task the environments run, one row per environment. */
   tasks: unknown;
   /** The key the next step draws from. */
   key: Tensor;
@@ -352,7 +352,7 @@ export function sac(config: SacConfig): Sac {
         },
         buffer: replayBuffer(example, cfg.bufferSize),
         envs: { state: envs.state, obs: mg.reshape(envs.obs, [cfg.numEnvs, obsDim]) },
-        tasks,
+        tasks: tasksPerEnv(tasks, cfg.numEnvs),
         key: kRun,
         episodeReturn: mg.zeros([cfg.numEnvs], { backend }),
         lastReturn: mg.zeros([cfg.numEnvs], { backend }),

@@ -27,44 +27,11 @@ const nTasks = numberOption("--tasks", values.tasks, USAGE, { min: 1, integer: t
 const nTune = numberOption("--tune-tasks", values["tune-tasks"], USAGE, { min: 1, integer: true });
 const ARMS = 5;
 
-/**
- * Gamma(a, 1) samples for shapes a ≥ 1 (Marsaglia–Tsang): four proposals, the first accepted
- * kept (each is accepted with probability > 0.95, so all four fail about once in 10⁵ draws;
- * then the mean a is used).
- */
-function gamma(key: Tensor, a: Tensor): Tensor {
-  const d = mg.sub(a, 1 / 3), c = mg.div(1, mg.sqrt(mg.mul(d, 9)));
-  let out = a, found = mg.zerosLike(a, { dtype: "bool" });
-  const keys = mg.random.split(key, 8);
-  for (let i = 0; i < 4; i++) {
-    const x = mg.random.normal(keys[2 * i], a.shape);
-    const v = mg.pow(mg.add(mg.mul(c, x), 1), 3);
-    const u = mg.random.uniform(keys[2 * i + 1], a.shape, { minval: 1e-7, maxval: 1 });
-    const ok = mg.logicalAnd(
-      mg.greater(v, 0),
-      mg.less(
-        mg.log(u),
-        mg.add(
-          mg.mul(mg.square(x), 0.5),
-          mg.sub(d, mg.add(mg.mul(d, v), mg.mul(d, mg.log(mg.maximum(v, 1e-30))))),
-        ),
-      ),
-    );
-    const take = mg.logicalAnd(ok, mg.logicalNot(found));
-    out = mg.where(take, mg.mul(d, v), out);
-    found = mg.logicalOr(found, ok);
-  }
-  return out;
-}
-
 type Chooser = (key: Tensor, successes: Tensor, pulls: Tensor, t: Tensor) => Tensor;
 
 const randomChoice: Chooser = (key) => mg.random.randint(key, [], 0, ARMS);
-const thompson: Chooser = (key, s, n) => {
-  const [k1, k2] = mg.random.split(key);
-  const a = gamma(k1, mg.add(s, 1)), b = gamma(k2, mg.add(mg.sub(n, s), 1));
-  return mg.cast(mg.argmax(mg.div(a, mg.add(a, b))), "i32");
-};
+const thompson: Chooser = (key, s, n) =>
+  mg.cast(mg.argmax(mg.random.beta(key, mg.add(s, 1), mg.add(mg.sub(n, s), 1), [ARMS])), "i32");
 /** UCB on the Beta(1, 1) posterior mean: (s + 1)/(n + 2) + c·√(2 ln(t + 1) / (n + 1)). */
 const ucb = (c: number): Chooser => (_key, s, n, t) => {
   const mean = mg.div(mg.add(s, 1), mg.add(n, 2));

@@ -19,12 +19,15 @@ import {
   cos,
   div,
   equal,
+  exp,
   floor,
+  greater,
   less,
   log,
   logicalAnd,
   logicalNot,
   logicalOr,
+  maximum,
   minimum,
   mul,
   neg,
@@ -227,6 +230,73 @@ export function stratifiedUniform(k: Tensor, n: number, opts: UniformOptions = {
   const stratum = cast(permutation(kOrder, n), "f32");
   // (stratum + u)/n in [stratum/n, (stratum+1)/n); f32 rounding may reach 1 for large n
   return toRange(minimum(div(add(stratum, unit(kOffset, [n])), n), 1 - 2 ** -24));
+}
+
+/** Proposals `gamma` tries per sample (each is accepted with probability > 0.95 for a ≥ 1). */
+const GAMMA_PROPOSALS = 8;
+
+/**
+ * Gamma(a, 1) samples, one per element of the shape `a` broadcasts with `shape` (Marsaglia and
+ * Tsang's method: `GAMMA_PROPOSALS` proposals, the first accepted kept — all fail about once in
+ * 10¹⁰ draws, which then return the mean; shapes a < 1 draw Gamma(a + 1)·U^(1/a)). Shapes must be
+ * positive.
+ *
+ * @example
+ * ```ts
+ * import { random, tensor } from "@metagrad/metagrad";
+ * const g = random.gamma(random.key(0), tensor([0.5, 2, 50]), [3]); // means 0.5, 2, 50
+ * ```
+ */
+export function gamma(k: Tensor, a: Tensor | number, shape: readonly number[]): Tensor {
+  checkKey(k, "gamma");
+  const s = assertValidShape(shape, "gamma");
+  const alpha = add(
+    typeof a === "number" ? full([], a, { backend: k.backend }) : cast(a, "f32"),
+    full(s, 0, { backend: k.backend }),
+  );
+  const keys = splitStacked(k, 2 * GAMMA_PROPOSALS + 1);
+  const key = (i: number) => slice(keys, [i]);
+  const small = less(alpha, 1);
+  const shapeUsed = where(small, add(alpha, 1), alpha); // Marsaglia–Tsang needs a ≥ 1
+  const d = sub(shapeUsed, 1 / 3), c = div(1, sqrt(mul(d, 9)));
+  let out = shapeUsed, found = less(alpha, 0); // the mean if every proposal fails; all false
+  for (let i = 0; i < GAMMA_PROPOSALS; i++) {
+    const x = normal(key(2 * i), s);
+    const v = mul(mul(add(mul(c, x), 1), add(mul(c, x), 1)), add(mul(c, x), 1));
+    const u = uniform(key(2 * i + 1), s, { minval: 2 ** -24, maxval: 1 });
+    const ok = logicalAnd(
+      greater(v, 0),
+      less(
+        log(u),
+        add(mul(mul(x, x), 0.5), add(sub(d, mul(d, v)), mul(d, log(maximum(v, 1e-30))))),
+      ),
+    );
+    out = where(logicalAnd(ok, logicalNot(found)), mul(d, v), out);
+    found = logicalOr(found, ok);
+  }
+  // a < 1: Gamma(a + 1) · U^(1/a)
+  const u = uniform(key(2 * GAMMA_PROPOSALS), s, { minval: 2 ** -24, maxval: 1 });
+  return where(small, mul(out, exp(div(log(u), alpha))), out);
+}
+
+/**
+ * Beta(a, b) samples as G_a / (G_a + G_b) with Gamma draws (`gamma`).
+ *
+ * @example
+ * ```ts
+ * import { random } from "@metagrad/metagrad";
+ * const p = random.beta(random.key(0), 2, 5, [1000]); // mean 2/7
+ * ```
+ */
+export function beta(
+  k: Tensor,
+  a: Tensor | number,
+  b: Tensor | number,
+  shape: readonly number[],
+): Tensor {
+  const [ka, kb] = split(checkKey(k, "beta"));
+  const ga = gamma(ka, a, shape), gb = gamma(kb, b, shape);
+  return div(ga, add(ga, gb));
 }
 
 /**

@@ -189,3 +189,28 @@ Deno.test("foldIn takes a traced integer: inside scan and vmap it gives the numb
   const many = mg.random.split(mg.random.key(0), 3);
   assertThrowsWith(() => mg.random.uniform(many as never, [2]), "an array of 3", "splitStacked");
 });
+
+Deno.test("gamma and beta: moments match the closed forms on both backends, same bits", async () => {
+  const moments = (v: Float64Array) => {
+    const m = v.reduce((p, x) => p + x) / v.length;
+    return [m, v.reduce((p, x) => p + (x - m) ** 2, 0) / v.length];
+  };
+  const bits: number[][] = [];
+  for (const backend of ["webgpu", "reference"] as const) {
+    const k = mg.random.key(3, { backend });
+    // several shapes at once, broadcast against the sample shape: Gamma(a) has mean = var = a
+    const a = mg.tensor([0.3, 1, 2.5, 40], { backend });
+    const g = await mg.random.gamma(k, a, [20000, 4]).toFloat64();
+    [0.3, 1, 2.5, 40].forEach((shape, j) => {
+      const col = Float64Array.from({ length: 20000 }, (_, i) => g[4 * i + j]);
+      const [m, v] = moments(col);
+      assertAllClose([m, v], [shape, shape], { rtol: 0.05 }, `${backend}: Gamma(${shape})`);
+    });
+    const b = await mg.random.beta(k, 2, 5, [20000]).toFloat64();
+    const [bm, bv] = moments(b);
+    // Beta(2, 5): mean 2/7, variance ab / ((a + b)²(a + b + 1)) = 10 / 392
+    assertAllClose([bm, bv], [2 / 7, 10 / 392], { rtol: 0.03 }, `${backend}: Beta(2, 5)`);
+    bits.push([...g.slice(0, 64)]);
+  }
+  assertAllClose(bits[0], bits[1], { rtol: 1e-6, atol: 1e-6 }, "the same draws on both backends");
+});

@@ -8,6 +8,7 @@ import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import { checkNumber } from "../../core/validate.ts";
 import { conjugateGradient } from "./conjugate_gradient.ts";
+import { discountedReturns, gae } from "./returns.ts";
 
 /**
  * Features of observations [T, B, d] at steps `t` [T, B] (episode-relative step counts):
@@ -100,4 +101,56 @@ export function linearBaselineValues(weights: Tensor, obs: Tensor, steps: Tensor
     );
   }
   return mg.reshape(mg.matmul(phi, mg.reshape(weights, [-1, 1])), phi.shape.slice(0, 2));
+}
+
+/** What `linearBaselineAdvantages` returns. */
+export interface BaselineAdvantages {
+  /** GAE(λ) advantages against the fitted baseline [T, B]. */
+  advantages: Tensor;
+  /** Each environment's step count after the batch [B] (the next batch's start). */
+  nextSteps: Tensor;
+}
+
+/**
+ * Advantages the way MAML-RL computes them: fit the linear feature baseline to this batch's
+ * discounted returns (episodes cut at the batch's end count what they got), then GAE(γ, λ)
+ * against its values, bootstrapped from its value of the observation after the batch.
+ * `startSteps` [B] are the environments' step counts when the batch began.
+ *
+ * @example
+ * ```ts
+ * import { random, zeros } from "@metagrad/metagrad";
+ * import { linearBaselineAdvantages } from "@metagrad/metagrad/algorithms";
+ * const T = 10, B = 4;
+ * const { advantages } = linearBaselineAdvantages(
+ *   { obs: random.normal(random.key(0), [T, B, 2]), reward: random.normal(random.key(1), [T, B]),
+ *     done: zeros([T, B], { dtype: "bool" }) },
+ *   random.normal(random.key(2), [B, 2]), zeros([B], { dtype: "i32" }), 0.99, 1,
+ * ); // [10, 4]
+ * ```
+ */
+export function linearBaselineAdvantages(
+  trajectory: { obs: Tensor; reward: Tensor; done: Tensor },
+  lastObs: Tensor,
+  startSteps: Tensor,
+  gamma: number,
+  lambda: number,
+): BaselineAdvantages {
+  const { obs, reward, done } = trajectory;
+  const b = reward.shape[1];
+  const steps = episodeSteps(done, startSteps);
+  const nextSteps = mg.slice(mg.where(done, 0, mg.add(steps, 1)), [-1]);
+  const returns = discountedReturns(
+    reward,
+    done,
+    mg.zeros([b], { backend: reward.backend }),
+    gamma,
+  );
+  const w = fitLinearBaseline(obs, steps, returns);
+  const values = linearBaselineValues(w, obs, steps);
+  const lastValue = mg.reshape(
+    linearBaselineValues(w, mg.expandDims(lastObs, 0), mg.expandDims(nextSteps, 0)),
+    [b],
+  );
+  return { advantages: gae(reward, values, done, lastValue, gamma, lambda).advantages, nextSteps };
 }

@@ -14,8 +14,8 @@ import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
 import { checkNumber, checkOptions } from "../../core/validate.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { type ActionDist, actionKl, actionLogProb } from "./distributions.ts";
-import { gae, trackEpisodeReturns } from "./returns.ts";
-import { episodeSteps, fitLinearBaseline, linearBaselineValues } from "./linear_baseline.ts";
+import { trackEpisodeReturns } from "./returns.ts";
+import { linearBaselineAdvantages } from "./linear_baseline.ts";
 import { conjugateGradient } from "./conjugate_gradient.ts";
 import { ravelTree } from "./ravel.ts";
 
@@ -158,18 +158,13 @@ export function trpo(config: TrpoConfig): Trpo {
     const [key, kRoll] = mg.random.split(s.key);
     const [envs, tr] = rolloutFrom(env, net.policy, s.params, s.envs, s.tasks, kRoll, cfg.numSteps);
     // the baseline: refitted to this batch's returns, then its values for GAE
-    const steps = episodeSteps(tr.done, s.steps);
-    const nextSteps = mg.where(tr.done, 0, mg.add(steps, 1));
-    const lastSteps = mg.slice(nextSteps, [-1]);
-    const finalReturns = mg.zeros([cfg.numEnvs], { backend: key.backend });
-    const returns = discounted(tr.reward, tr.done, finalReturns);
-    const w = fitLinearBaseline(tr.obs, steps, returns);
-    const values = linearBaselineValues(w, tr.obs, steps);
-    const lastValue = mg.reshape(
-      linearBaselineValues(w, mg.expandDims(envs.obs, 0), mg.expandDims(lastSteps, 0)),
-      [cfg.numEnvs],
+    const { advantages, nextSteps } = linearBaselineAdvantages(
+      tr,
+      envs.obs,
+      s.steps,
+      cfg.gamma,
+      cfg.lambda,
     );
-    const { advantages } = gae(tr.reward, values, tr.done, lastValue, cfg.gamma, cfg.lambda);
     const n = cfg.numEnvs * cfg.numSteps;
     const flat = (t: Tensor) => mg.reshape(t, [n, ...t.shape.slice(2)]);
     const obs = flat(tr.obs), action = flat(tr.action), oldLogProb = flat(tr.logProb!);
@@ -215,7 +210,7 @@ export function trpo(config: TrpoConfig): Trpo {
       envs,
       tasks: s.tasks,
       key,
-      steps: lastSteps,
+      steps: nextSteps,
       episodeReturn: episodes.running,
       lastReturn: episodes.last,
     };
@@ -225,20 +220,6 @@ export function trpo(config: TrpoConfig): Trpo {
       improvement: mg.sub(surrogate(thetaNext), before),
       stepFraction: fraction,
     }];
-  };
-
-  /** Discounted returns within the batch (episodes cut at its end count what they got). */
-  const discounted = (r: Tensor, d: Tensor, last: Tensor) => {
-    const keep = mg.sub(1, mg.cast(d, "f32"));
-    return mg.scan(
-      (next: Tensor, x: { r: Tensor; k: Tensor }) => {
-        const g = mg.add(x.r, mg.mul(mg.mul(next, x.k), cfg.gamma));
-        return [g, g] as [Tensor, Tensor];
-      },
-      last,
-      { r, k: keep },
-      { reverse: true },
-    )[1];
   };
 
   return {

@@ -20,3 +20,4 @@ export * from "./rl/trpo.ts";
 export * from "./rl/replay_buffer.ts";
 export * from "./rl/sac.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";
+export * from "./rl/vpg.ts";

@@ -21,3 +21,4 @@ export * from "./rl/replay_buffer.ts";
 export * from "./rl/sac.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";
+export * from "./rl/batch_run.ts";

@@ -148,3 +148,24 @@ export function checkTaskCount(n: number, where: string): void {
     throw new RangeError(`${where}.sampleTasks: n must be a positive integer, got ${n}`);
   }
 }
+
+/**
+ * The `env` option of a learner, checked: present and shaped like an `Environment`.
+ *
+ * @example
+ * ```ts
+ * import { cartPole, requireEnvironment } from "@metagrad/metagrad/envs";
+ * const env = requireEnvironment(cartPole(), "myLearner");
+ * ```
+ */
+export function requireEnvironment(env: unknown, where: string): Environment<any, any> {
+  const e = env as Partial<Environment> | undefined;
+  if (!e || typeof e.step !== "function" || typeof e.reset !== "function") {
+    throw new TypeError(
+      `${where}: the option env is required (an environment such as cartPole()), got ${
+        e === undefined ? "nothing" : typeof e
+      }`,
+    );
+  }
+  return env as Environment<any, any>;
+}

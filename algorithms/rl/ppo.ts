@@ -8,7 +8,7 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import type { Environment } from "../../envs/env.ts";
+import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
 import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
@@ -279,9 +279,7 @@ export function a2cLoss(
 
 function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults): Ppo {
   checkOptions(config, where, PPO_OPTIONS);
-  if (!config?.env || typeof config.env.step !== "function") {
-    throw new TypeError(`${where}: the option env is required (an environment, e.g. cartPole())`);
-  }
+  requireEnvironment(config?.env, where);
   const int = (v: unknown, name: string, dflt: number) =>
     checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
   const unit = (v: unknown, name: string, dflt: number) =>

@@ -7,7 +7,7 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import { autoReset, type BoxSpace, type Environment } from "../../envs/env.ts";
+import { autoReset, type BoxSpace, type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, tasksPerEnv } from "../../envs/rollout.ts";
 import { checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
@@ -151,9 +151,7 @@ const SAC_OPTIONS = [
 export function sac(config: SacConfig): Sac {
   const where = "sac";
   checkOptions(config, where, SAC_OPTIONS);
-  if (!config?.env || typeof config.env.step !== "function") {
-    throw new TypeError(`${where}: the option env is required (an environment with box actions)`);
-  }
+  requireEnvironment(config?.env, where);
   const env = config.env;
   if (env.actionSpace.kind !== "box") {
     throw new TypeError(

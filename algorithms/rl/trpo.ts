@@ -9,8 +9,9 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import type { Environment } from "../../envs/env.ts";
-import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
+import { type Environment, requireEnvironment } from "../../envs/env.ts";
+import { type EnvBatch, rolloutFrom } from "../../envs/rollout.ts";
+import { startBatchRun } from "./batch_run.ts";
 import { checkNumber, checkOptions } from "../../core/validate.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { type ActionDist, actionKl, actionLogProb } from "./distributions.ts";
@@ -126,9 +127,7 @@ const TRPO_OPTIONS = [
 export function trpo(config: TrpoConfig): Trpo {
   const where = "trpo";
   checkOptions(config, where, TRPO_OPTIONS);
-  if (!config?.env || typeof config.env.step !== "function") {
-    throw new TypeError(`${where}: the option env is required (an environment)`);
-  }
+  requireEnvironment(config?.env, where);
   const env = config.env;
   const int = (v: unknown, name: string, dflt: number) =>
     checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
@@ -226,28 +225,9 @@ export function trpo(config: TrpoConfig): Trpo {
     config: cfg,
     network: net,
     init(key) {
-      const [kNet, kTask, kEnv, kRun] = mg.random.split(key, 4);
-      const tasks = cfg.tasks ?? env.sampleTasks(kTask, 1);
-      return {
-        params: net.init(kNet),
-        envs: resetEnvs(env, tasks, kEnv, cfg.numEnvs / taskRows(tasks, cfg.numEnvs)),
-        tasks,
-        key: kRun,
-        steps: mg.zeros([cfg.numEnvs], { dtype: "i32", backend: key.backend }),
-        episodeReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
-        lastReturn: mg.zeros([cfg.numEnvs], { backend: key.backend }),
-      };
+      const { netKey, ...start } = startBatchRun(env, cfg.tasks, cfg.numEnvs, key, where);
+      return { params: net.init(netKey), ...start };
     },
     update,
   };
-}
-
-/** The number of tasks in a task pytree (1 for `{}`), checked to divide the environments. */
-function taskRows(tasks: unknown, numEnvs: number): number {
-  const leaves = mg.tree.leaves<Tensor>(tasks);
-  const n = leaves.length ? leaves[0].shape[0] : 1;
-  if (numEnvs % n !== 0) {
-    throw new RangeError(`trpo: ${n} tasks do not divide numEnvs = ${numEnvs}`);
-  }
-  return n;
 }

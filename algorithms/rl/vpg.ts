@@ -6,8 +6,9 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import type { Environment } from "../../envs/env.ts";
-import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
+import { type Environment, requireEnvironment } from "../../envs/env.ts";
+import { type EnvBatch, rolloutFrom } from "../../envs/rollout.ts";
+import { startBatchRun } from "./batch_run.ts";
 import { checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
@@ -104,9 +105,7 @@ const VPG_OPTIONS = [
 export function vpg(config: VpgConfig): Vpg {
   const where = "vpg";
   checkOptions(config, where, VPG_OPTIONS);
-  if (!config?.env || typeof config.env.step !== "function") {
-    throw new TypeError(`${where}: the option env is required (an environment)`);
-  }
+  requireEnvironment(config?.env, where);
   const env = config.env;
   const int = (v: unknown, name: string, dflt: number) =>
     checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
@@ -159,24 +158,9 @@ export function vpg(config: VpgConfig): Vpg {
   return {
     network: net,
     init(key) {
-      const [kNet, kTask, kEnv, kRun] = mg.random.split(key, 4);
-      const tasks = config.tasks ?? env.sampleTasks(kTask, 1);
-      const rows = mg.tree.leaves<Tensor>(tasks)[0]?.shape[0] ?? 1;
-      if (numEnvs % rows !== 0) {
-        throw new RangeError(`${where}: ${rows} tasks do not divide numEnvs = ${numEnvs}`);
-      }
-      const params = net.init(kNet);
-      const backend = key.backend;
-      return {
-        params,
-        opt: optimizer.init(params),
-        envs: resetEnvs(env, tasks, kEnv, numEnvs / rows),
-        tasks,
-        key: kRun,
-        steps: mg.zeros([numEnvs], { dtype: "i32", backend }),
-        episodeReturn: mg.zeros([numEnvs], { backend }),
-        lastReturn: mg.zeros([numEnvs], { backend }),
-      };
+      const { netKey, ...start } = startBatchRun(env, config.tasks, numEnvs, key, where);
+      const params = net.init(netKey);
+      return { params, opt: optimizer.init(params), ...start };
     },
     update,
   };

@@ -92,6 +92,11 @@ export function checkNumber(
   return value as number;
 }
 
+/** A count option (an integer ≥ 1), `fallback` when it is undefined. */
+export function checkCount(value: unknown, fallback: number, name: string, where: string): number {
+  return checkNumber(value ?? fallback, name, where, { min: 1, integer: true });
+}
+
 /** A boolean option. */
 export function checkBoolean(value: unknown, name: string, where: string): boolean {
   if (typeof value !== "boolean") {

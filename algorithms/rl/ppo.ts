@@ -10,7 +10,7 @@ import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
-import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkBoolean, checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { actionEntropy, actionLogProb } from "./distributions.ts";
@@ -280,17 +280,15 @@ export function a2cLoss(
 function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults): Ppo {
   checkOptions(config, where, PPO_OPTIONS);
   requireEnvironment(config?.env, where);
-  const int = (v: unknown, name: string, dflt: number) =>
-    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
   const unit = (v: unknown, name: string, dflt: number) =>
     checkNumber(v ?? dflt, name, where, { min: 0, max: 1 });
   const cfg = {
     env: config.env,
-    numEnvs: int(config.numEnvs, "numEnvs", d.numEnvs),
-    numSteps: int(config.numSteps, "numSteps", d.numSteps),
-    totalSteps: int(config.totalSteps, "totalSteps", 500_000),
-    epochs: int(config.epochs, "epochs", d.epochs),
-    minibatches: int(config.minibatches, "minibatches", d.minibatches),
+    numEnvs: checkCount(config.numEnvs, d.numEnvs, "numEnvs", where),
+    numSteps: checkCount(config.numSteps, d.numSteps, "numSteps", where),
+    totalSteps: checkCount(config.totalSteps, 500_000, "totalSteps", where),
+    epochs: checkCount(config.epochs, d.epochs, "epochs", where),
+    minibatches: checkCount(config.minibatches, d.minibatches, "minibatches", where),
     lr: checkNumber(config.lr ?? d.lr, "lr", where, { min: 0 }),
     anneal: checkBoolean(config.anneal ?? d.anneal, "anneal", where),
     gamma: unit(config.gamma, "gamma", 0.99),

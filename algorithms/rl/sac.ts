@@ -9,7 +9,7 @@ import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import { autoReset, type BoxSpace, type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, tasksPerEnv } from "../../envs/rollout.ts";
-import { checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { denseNetwork } from "./actor_critic.ts";
 import {
@@ -161,13 +161,11 @@ export function sac(config: SacConfig): Sac {
   const space = env.actionSpace as BoxSpace;
   const actDim = space.shape.reduce((a, b) => a * b, 1);
   const obsDim = env.observationShape.reduce((a, b) => a * b, 1);
-  const int = (v: unknown, name: string, dflt: number) =>
-    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
   const cfg = {
     env,
-    numEnvs: int(config.numEnvs, "numEnvs", 1),
-    bufferSize: int(config.bufferSize, "bufferSize", 100_000),
-    batchSize: int(config.batchSize, "batchSize", 256),
+    numEnvs: checkCount(config.numEnvs, 1, "numEnvs", where),
+    bufferSize: checkCount(config.bufferSize, 100_000, "bufferSize", where),
+    batchSize: checkCount(config.batchSize, 256, "batchSize", where),
     lr: checkNumber(config.lr ?? 3e-4, "lr", where, { min: 0 }),
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),

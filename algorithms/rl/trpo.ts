@@ -12,7 +12,7 @@ import type { Tensor } from "../../mod.ts";
 import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, rolloutFrom } from "../../envs/rollout.ts";
 import { startBatchRun } from "./batch_run.ts";
-import { checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { type ActionDist, actionKl, actionLogProb } from "./distributions.ts";
 import { trackEpisodeReturns } from "./returns.ts";
@@ -129,18 +129,16 @@ export function trpo(config: TrpoConfig): Trpo {
   checkOptions(config, where, TRPO_OPTIONS);
   requireEnvironment(config?.env, where);
   const env = config.env;
-  const int = (v: unknown, name: string, dflt: number) =>
-    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
   const cfg = {
     ...config,
-    numEnvs: int(config.numEnvs, "numEnvs", 20),
-    numSteps: int(config.numSteps, "numSteps", env.maxSteps),
+    numEnvs: checkCount(config.numEnvs, 20, "numEnvs", where),
+    numSteps: checkCount(config.numSteps, env.maxSteps, "numSteps", where),
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     lambda: checkNumber(config.lambda ?? 0.97, "lambda", where, { min: 0, max: 1 }),
     maxKl: checkNumber(config.maxKl ?? 0.01, "maxKl", where, { min: 0, exclusiveMin: true }),
-    cgIterations: int(config.cgIterations, "cgIterations", 10),
+    cgIterations: checkCount(config.cgIterations, 10, "cgIterations", where),
     damping: checkNumber(config.damping ?? 0.1, "damping", where, { min: 0 }),
-    backtracks: int(config.backtracks, "backtracks", 10),
+    backtracks: checkCount(config.backtracks, 10, "backtracks", where),
     hidden: config.hidden ?? [64, 64],
     initLogStd: config.initLogStd === undefined
       ? undefined

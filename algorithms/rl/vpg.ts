@@ -9,7 +9,7 @@ import type { Tensor } from "../../mod.ts";
 import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, rolloutFrom } from "../../envs/rollout.ts";
 import { startBatchRun } from "./batch_run.ts";
-import { checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { actionLogProb } from "./distributions.ts";
@@ -107,10 +107,8 @@ export function vpg(config: VpgConfig): Vpg {
   checkOptions(config, where, VPG_OPTIONS);
   requireEnvironment(config?.env, where);
   const env = config.env;
-  const int = (v: unknown, name: string, dflt: number) =>
-    checkNumber(v ?? dflt, name, where, { min: 1, integer: true });
-  const numEnvs = int(config.numEnvs, "numEnvs", 20);
-  const numSteps = int(config.numSteps, "numSteps", env.maxSteps);
+  const numEnvs = checkCount(config.numEnvs, 20, "numEnvs", where);
+  const numSteps = checkCount(config.numSteps, env.maxSteps, "numSteps", where);
   const gamma = checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 });
   const lambda = checkNumber(config.lambda ?? 1, "lambda", where, { min: 0, max: 1 });
   const lr = checkNumber(config.lr ?? 0.01, "lr", where, { min: 0 });

@@ -22,3 +22,4 @@ export * from "./rl/sac.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";
 export * from "./rl/batch_run.ts";
+export * from "./rl/rl2.ts";

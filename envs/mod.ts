@@ -13,4 +13,5 @@ export * from "./bandits.ts";
 export * from "./tabular_mdp.ts";
 export * from "./point_navigation.ts";
 export * from "./rollout.ts";
+export * from "./trial.ts";
 export * from "./host.ts";

@@ -11,6 +11,7 @@ import type { ActionSpace } from "../../envs/env.ts";
 import type { Policy, RecurrentPolicy } from "../../envs/rollout.ts";
 import type { GruParams } from "../../core/nn/recurrent.ts";
 import { checkNumber } from "../../core/validate.ts";
+import { fmtShape } from "../../core/shape.ts";
 import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts";
 
 /** Parameters of an actor-critic: the two networks and, for box actions, the log-std. */
@@ -192,6 +193,18 @@ export interface RecurrentActorCritic {
     obs: Tensor,
     hidden: Tensor,
   ): { dist: ActionDist; value: Tensor; hidden: Tensor };
+  /**
+   * Replay whole sequences (what recurrent learners differentiate through): observations
+   * [T, B, ...] from hidden state `hidden` [B, hidden], the state restarting from zeros at the
+   * steps where `starts` [T, B] (bool) is true — a new trial. Returns the distributions over
+   * the T·B steps flattened time-major, their values [T·B] and the final hidden state.
+   */
+  applySequence(
+    params: RecurrentActorCriticParams,
+    obs: Tensor,
+    starts: Tensor,
+    hidden: Tensor,
+  ): { dist: ActionDist; value: Tensor; hidden: Tensor };
   /** As a rollout policy (`recurrentRolloutFrom`): sampled actions, log-probs, values. */
   policy: RecurrentPolicy<RecurrentActorCriticParams, Tensor>;
 }
@@ -259,6 +272,31 @@ export function recurrentActorCritic(
     },
     initialHidden: (b, backend) => mg.zeros([b, width], { backend }),
     apply,
+    applySequence(params, obs, starts, hidden) {
+      const [t, b] = obs.shape;
+      if (starts.shape.join() !== [t, b].join() || hidden.shape.join() !== [b, width].join()) {
+        throw new RangeError(
+          `recurrentActorCritic.applySequence: observations [T, B, ...] ${fmtShape(obs.shape)} ` +
+            `need starts [T, B] and hidden [B, ${width}], got ${fmtShape(starts.shape)} and ` +
+            `${fmtShape(hidden.shape)}`,
+        );
+      }
+      const [last, ys] = mg.scan(
+        (h: Tensor, x: { obs: Tensor; start: Tensor }) => {
+          const h0 = mg.where(mg.reshape(x.start, [b, 1]), 0, h);
+          const out = apply(params, x.obs, h0);
+          const head = out.dist.kind === "categorical" ? out.dist.logits : out.dist.mean;
+          return [out.hidden, { head, value: out.value }];
+        },
+        hidden,
+        { obs, start: starts },
+      );
+      const flat = (x: Tensor) => mg.reshape(x, [t * b, ...x.shape.slice(2)]);
+      const dist: ActionDist = actionSpace.kind === "discrete"
+        ? { kind: "categorical", logits: flat(ys.head) }
+        : { kind: "gaussian", mean: flat(ys.head), logStd: params.logStd! };
+      return { dist, value: flat(ys.value), hidden: last };
+    },
     policy(params, obs, hidden, key) {
       const out = apply(params, obs, hidden);
       const action = sampleAction(out.dist, key);

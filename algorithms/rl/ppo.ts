@@ -13,7 +13,7 @@ import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
 import { checkBoolean, checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
-import { actionEntropy, actionLogProb } from "./distributions.ts";
+import { type ActionDist, actionEntropy, actionLogProb } from "./distributions.ts";
 import { gae, trackEpisodeReturns } from "./returns.ts";
 
 /** Configuration of `ppo` (defaults: purejaxrl's CartPole-v1 settings). */
@@ -86,13 +86,50 @@ export function ppoLoss(
   net: ActorCritic,
   params: ActorCriticParams,
   b: PpoBatch,
-  cfg: { clip: number; vfCoef: number; entCoef: number },
+  cfg: PpoObjectiveConfig,
 ): [Tensor, Tensor] {
   const { dist, value } = net.apply(params, b.obs);
+  return ppoObjective(dist, value, b, cfg);
+}
+
+/** The coefficients of `ppoObjective`. */
+export interface PpoObjectiveConfig {
+  /** Surrogate and value clip ε. */
+  clip: number;
+  /** Value loss coefficient. */
+  vfCoef: number;
+  /** Entropy bonus coefficient. */
+  entCoef: number;
+  /** Normalise the advantages over the batch (default true). */
+  normalizeAdvantages?: boolean;
+}
+
+/**
+ * `ppoLoss` given the current policy's action distributions and values [N] on the batch, for
+ * networks that compute them another way (a recurrent policy replaying whole sequences).
+ *
+ * @example
+ * ```ts
+ * import { random, zeros, ones } from "@metagrad/metagrad";
+ * import { ppoObjective } from "@metagrad/metagrad/algorithms";
+ * const batch = { obs: zeros([8, 1]), action: zeros([8], { dtype: "i32" }), logProb: zeros([8]),
+ *   value: zeros([8]), advantage: random.normal(random.key(1), [8]), target: ones([8]) };
+ * const dist = { kind: "categorical" as const, logits: zeros([8, 3]) };
+ * const [loss] = ppoObjective(dist, zeros([8]), batch, { clip: 0.2, vfCoef: 0.5, entCoef: 0.01 });
+ * ```
+ */
+export function ppoObjective(
+  dist: ActionDist,
+  value: Tensor,
+  b: PpoBatch,
+  cfg: PpoObjectiveConfig,
+): [Tensor, Tensor] {
   const logProb = actionLogProb(dist, b.action);
   const logRatio = mg.sub(logProb, b.logProb);
   const ratio = mg.exp(logRatio);
-  const adv = mg.div(mg.sub(b.advantage, mg.mean(b.advantage)), mg.add(mg.std(b.advantage), 1e-8));
+  const adv = cfg.normalizeAdvantages === false
+    ? b.advantage
+    : mg.div(mg.sub(b.advantage, mg.mean(b.advantage)), mg.add(mg.std(b.advantage), 1e-8));
   const surrogate = mg.minimum(
     mg.mul(ratio, adv),
     mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),

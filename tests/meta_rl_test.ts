@@ -1,0 +1,237 @@
+/**
+ * Meta-RL's parts: RL²'s trial environment (observation layout, episodes within a trial, the
+ * task kept) against the inner environment stepped by hand; the hidden state carried within a
+ * trial and reset between trials; the recurrent replay equal to the rollout it replays and its
+ * gradient equal to finite differences in float64; the jitted RL² update on WebGPU equal to the
+ * plain float64 one; clear errors for bad configurations.
+ */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { recurrentActorCritic, rl2 } from "../algorithms/mod.ts";
+import {
+  bernoulliBandit,
+  cartPole,
+  recurrentRolloutFrom,
+  resetEnvs,
+  tabularMdp,
+  trialEnvironment,
+} from "../envs/mod.ts";
+import {
+  assertAllClose,
+  assertThrowsWith,
+  assertTreesClose,
+  onBackend,
+  randomValues,
+} from "./helpers.ts";
+
+Deno.test("trialEnvironment: episodes of one task, the previous action, reward and episode end observed", async () => {
+  for (const backend of ["webgpu", "reference"] as const) {
+    if (backend === "webgpu") await mg.init();
+    mg.setBackend(backend);
+    const inner = tabularMdp({ states: 4, actions: 3, horizon: 2 });
+    const trial = trialEnvironment(inner, { episodes: 3 });
+    if (trial.observationShape[0] !== 4 + 3 + 2 || trial.maxSteps !== 6) {
+      throw new Error(`shape ${trial.observationShape}, maxSteps ${trial.maxSteps}`);
+    }
+    const task = mg.tree.map(
+      (t: Tensor) => mg.slice(t, [0]),
+      inner.sampleTasks(mg.random.key(0), 1),
+    );
+    let { obs, state } = trial.reset(mg.random.key(1), task);
+    let innerState = inner.reset(mg.random.key(1), task).state;
+    assertAllClose(await obs.toFloat64(), [1, 0, 0, 0, 0, 0, 0, 0, 0], {}, `${backend}: first obs`);
+    const actions = [2, 0, 1, 1, 0, 2];
+    for (let t = 0; t < 6; t++) {
+      const key = mg.random.key(10 + t);
+      const a = mg.tensor(actions[t], { dtype: "i32" });
+      const r = trial.step(key, state, a, task);
+      // by hand: the inner step with the first half of the key, a fresh episode every 2 steps
+      const [kStep] = mg.random.split(key);
+      const s = inner.step(kStep, innerState, a, task);
+      const ended = (t + 1) % 2 === 0;
+      const innerObs = ended ? [1, 0, 0, 0] : Array.from(await s.obs.toFloat64());
+      const reward = await s.reward.item();
+      const expected = [
+        ...innerObs,
+        ...[0, 1, 2].map((i) => (i === actions[t] ? 1 : 0)),
+        reward,
+        ended ? 1 : 0,
+      ];
+      assertAllClose(
+        await r.obs.toFloat64(),
+        expected,
+        { rtol: 1e-6 },
+        `${backend}: obs after step ${t}`,
+      );
+      if (
+        Boolean(await r.done.item()) !== (t === 5) ||
+        Boolean(await r.terminated.item()) !== (t === 5)
+      ) {
+        throw new Error(`${backend}: done at step ${t} should be ${t === 5}`);
+      }
+      if ((await r.state.episode.item()) !== Math.floor((t + 1) / 2)) {
+        throw new Error(`${backend}: episode count after step ${t}`);
+      }
+      innerState = ended ? inner.reset(mg.random.key(0), task).state : s.state;
+      obs = r.obs;
+      state = r.state;
+    }
+  }
+  mg.setBackend("webgpu");
+});
+
+Deno.test("RL²: the hidden state is carried within a trial and reset between trials; the replay equals the rollout", async () => {
+  await mg.init();
+  const trial = trialEnvironment(tabularMdp({ states: 3, actions: 3, horizon: 2 }), {
+    episodes: 2,
+  });
+  const ac = recurrentActorCritic(trial.observationShape, trial.actionSpace, { hidden: 5 });
+  const params = ac.init(mg.random.key(0));
+  const B = 3, T = 3 * trial.maxSteps; // three trials in a row per environment
+  const tasks = trial.sampleTasks(mg.random.key(1), B);
+  const zero = ac.initialHidden(B);
+  const [, , tr] = mg.jit((key: Tensor) =>
+    recurrentRolloutFrom(
+      trial,
+      ac.policy,
+      params,
+      resetEnvs(trial, tasks, key),
+      zero,
+      tasks,
+      key,
+      T,
+      {
+        resetTo: zero,
+      },
+    )
+  )(mg.random.key(2));
+  const done = await tr.done.toFloat64();
+  const hidden = await tr.hidden.toFloat64();
+  const H = 5;
+  for (let t = 0; t < T; t++) {
+    const startOfTrial = t % trial.maxSteps === 0;
+    for (let b = 0; b < B; b++) {
+      if ((done[t * B + b] === 1) !== ((t + 1) % trial.maxSteps === 0)) {
+        throw new Error(`trial end at step ${t}, env ${b}: done ${done[t * B + b]}`);
+      }
+      const h = hidden.slice((t * B + b) * H, (t * B + b + 1) * H);
+      const zeroState = h.every((v) => v === 0);
+      // zero exactly at each trial's start (also mid-rollout), never within a trial
+      if (zeroState !== startOfTrial) {
+        throw new Error(`hidden state at step ${t}, env ${b} is ${zeroState ? "" : "not "}zero`);
+      }
+    }
+  }
+  // replaying the sequence from its start reproduces the rollout's log-probabilities and values
+  const starts = mg.concat([mg.zeros([1, B], { dtype: "bool" }), mg.slice(tr.done, [[0, T - 1]])]);
+  const { dist, value } = ac.applySequence(params, tr.obs, starts, zero);
+  const logits = await mg.reshape((dist as { logits: Tensor }).logits, [T, B, 3]).toFloat64();
+  const logProb = await tr.logProb!.toFloat64();
+  const action = await tr.action.toFloat64();
+  for (let i = 0; i < T * B; i++) {
+    const l = logits.slice(i * 3, i * 3 + 3);
+    const m = Math.max(...l);
+    const lse = m + Math.log(l.reduce((s, v) => s + Math.exp(v - m), 0));
+    assertAllClose([l[action[i]] - lse], [logProb[i]], { rtol: 1e-5, atol: 1e-6 }, `log-prob ${i}`);
+  }
+  assertAllClose(
+    await value.toFloat64(),
+    await tr.value!.toFloat64(),
+    { rtol: 1e-5, atol: 1e-6 },
+    "values",
+  );
+});
+
+Deno.test("recurrent replay: gradients through the whole sequence equal central differences (float64)", async () => {
+  mg.setBackend("reference");
+  try {
+    const ac = recurrentActorCritic([3], { kind: "discrete", n: 2 }, { hidden: 4 });
+    const params = ac.init(mg.random.key(0));
+    const T = 6, B = 2;
+    const obs = mg.tensor(randomValues([T, B, 3], "f32", 5), [T, B, 3]);
+    const starts = mg.tensor([0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0].map(Boolean), [T, B]);
+    const weights = mg.tensor(randomValues([T * B], "f32", 6), [T * B]);
+    // a scalar of everything the replay returns: values and logits, weighted
+    const f = (w: Tensor) => {
+      const p = { ...params, gru: { ...params.gru, wh: w } };
+      const { dist, value } = ac.applySequence(p, obs, starts, ac.initialHidden(B));
+      const logits = (dist as { logits: Tensor }).logits;
+      return mg.add(mg.sum(mg.mul(value, weights)), mg.sum(mg.square(logits)));
+    };
+    await mg.checkGrads(f, [params.gru.wh], { order: 1 });
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 one (bandit, MDP)", async () => {
+  await mg.init();
+  for (
+    const [env, episodes] of [[bernoulliBandit({ arms: 3, horizon: 5 }), 1], [
+      tabularMdp({ states: 3, actions: 2, horizon: 3 }),
+      2,
+    ]] as const
+  ) {
+    const config = { env, episodes, numTrials: 4, hidden: 6, epochs: 2, minibatches: 2, lr: 1e-2 };
+    mg.setBackend("reference");
+    const plain = rl2(config);
+    let refState = plain.init(mg.random.key(3));
+    mg.setBackend("webgpu");
+    const compiled = rl2(config);
+    const update = mg.jit(compiled.update, { donateArgnums: [0] });
+    let gpuState = await onBackend(refState, "webgpu");
+    for (let u = 1; u <= 2; u++) {
+      mg.setBackend("reference");
+      const [r, rm] = plain.update(refState);
+      mg.setBackend("webgpu");
+      const [g, gm] = update(gpuState);
+      await assertTreesClose(g, r, `${env.name}: state after update ${u}`, {
+        rtol: 2e-3,
+        atol: 2e-4,
+      });
+      await assertTreesClose(gm, rm, `${env.name}: metrics of update ${u}`, {
+        rtol: 2e-3,
+        atol: 2e-4,
+      });
+      [refState, gpuState] = [r, g];
+    }
+    // the meta-test score: one trial per task, sampled and greedy
+    for (const greedy of [false, true]) {
+      const tasks = env.sampleTasks(mg.random.key(4), 6);
+      const totals = mg.jit((p: unknown, k: Tensor) =>
+        compiled.trialReturns(p as never, tasks, k, { greedy })
+      )(
+        gpuState.params,
+        mg.random.key(5),
+      );
+      if (totals.shape.join() !== "6") throw new Error(`trialReturns shape ${totals.shape}`);
+    }
+  }
+});
+
+Deno.test("RL² and the trial environment refuse bad configurations clearly", () => {
+  const env = bernoulliBandit();
+  assertThrowsWith(() => rl2({} as never), "rl2", "env", "required");
+  assertThrowsWith(() => rl2({ env, numTrials: 6, minibatches: 4 }), "rl2", "divide");
+  assertThrowsWith(() => rl2({ env, episodes: 0 }), "rl2", "episodes");
+  assertThrowsWith(() => rl2({ env, lambda: 2 }), "rl2", "lambda");
+  assertThrowsWith(() => rl2({ env, trials: 4 } as never), "rl2", '"trials"');
+  assertThrowsWith(
+    () => trialEnvironment(cartPole(), { episodes: 1.5 }),
+    "trialEnvironment",
+    "episodes",
+  );
+  assertThrowsWith(() => trialEnvironment(undefined as never), "trialEnvironment", "env");
+  const ac = recurrentActorCritic([3], { kind: "discrete", n: 2 }, { hidden: 4 });
+  assertThrowsWith(
+    () =>
+      ac.applySequence(
+        ac.init(mg.random.key(0)),
+        mg.zeros([5, 2, 3]),
+        mg.zeros([5, 3]),
+        ac.initialHidden(2),
+      ),
+    "applySequence",
+    "starts",
+  );
+});

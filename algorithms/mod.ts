@@ -23,3 +23,5 @@ export type { GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";
 export * from "./rl/batch_run.ts";
 export * from "./rl/rl2.ts";
+export * from "./rl/bandit_baselines.ts";
+export * from "./rl/psrl.ts";

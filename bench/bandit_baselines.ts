@@ -9,7 +9,12 @@
 import { numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { summarize } from "../algorithms/mod.ts";
+import {
+  banditBaselineReturns,
+  type BanditChooser,
+  banditRule,
+  summarize,
+} from "../algorithms/mod.ts";
 import { bernoulliBandit } from "../envs/mod.ts";
 
 const USAGE = `usage: deno run -A bench/bandit_baselines.ts [--tasks 10000] [--tune-tasks 2000]
@@ -27,51 +32,16 @@ const nTasks = numberOption("--tasks", values.tasks, USAGE, { min: 1, integer: t
 const nTune = numberOption("--tune-tasks", values["tune-tasks"], USAGE, { min: 1, integer: true });
 const ARMS = 5;
 
-type Chooser = (key: Tensor, successes: Tensor, pulls: Tensor, t: Tensor) => Tensor;
-
-const randomChoice: Chooser = (key) => mg.random.randint(key, [], 0, ARMS);
-const thompson: Chooser = (key, s, n) =>
-  mg.cast(mg.argmax(mg.random.beta(key, mg.add(s, 1), mg.add(mg.sub(n, s), 1), [ARMS])), "i32");
-/** UCB on the Beta(1, 1) posterior mean: (s + 1)/(n + 2) + c·√(2 ln(t + 1) / (n + 1)). */
-const ucb = (c: number): Chooser => (_key, s, n, t) => {
-  const mean = mg.div(mg.add(s, 1), mg.add(n, 2));
-  const bonus = mg.sqrt(mg.div(mg.mul(mg.log(mg.add(mg.cast(t, "f32"), 1)), 2), mg.add(n, 1)));
-  return mg.cast(mg.argmax(mg.add(mean, mg.mul(bonus, c))), "i32");
-};
-
 /** Total reward of `choose` on each of n tasks over `horizon` pulls (the environment's own step). */
-function totals(choose: Chooser, horizon: number, n: number, key: Tensor): Tensor {
+function totals(choose: BanditChooser, horizon: number, n: number, key: Tensor): Tensor {
   const env = bernoulliBandit({ arms: ARMS, horizon });
   const [kTasks, kRun] = mg.random.split(key);
   const tasks = env.sampleTasks(kTasks, n);
-  const one = (task: { p: Tensor }, k: Tensor) => {
-    const { state } = env.reset(k, task);
-    type C = { state: typeof state; s: Tensor; n: Tensor; total: Tensor; key: Tensor };
-    const [end] = mg.scan(
-      (c: C) => {
-        const [next, kChoose, kStep] = mg.random.split(c.key, 3);
-        const arm = choose(kChoose, c.s, c.n, c.state.t);
-        const r = env.step(kStep, c.state, arm, task);
-        const hot = mg.oneHot(arm, ARMS);
-        return [{
-          state: r.state,
-          s: mg.add(c.s, mg.mul(hot, r.reward)),
-          n: mg.add(c.n, hot),
-          total: mg.add(c.total, r.reward),
-          key: next,
-        }, null] as [C, null];
-      },
-      { state, s: mg.zeros([ARMS]), n: mg.zeros([ARMS]), total: mg.zeros([]), key: k },
-      null,
-      { length: horizon },
-    );
-    return end.total;
-  };
-  return mg.jit((t: { p: Tensor }, k: Tensor) => mg.vmap(one)(t, mg.random.splitStacked(k, n)))(
-    tasks,
-    kRun,
-  );
+  return mg.jit((k: Tensor) => banditBaselineReturns(env, choose, tasks, k))(kRun);
 }
+const randomChoice = banditRule("random", ARMS);
+const thompson = banditRule("thompson", ARMS);
+const ucb = (c: number) => banditRule("bayesUcb", ARMS, { c });
 
 const info = await mg.init();
 console.log(

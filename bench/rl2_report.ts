@@ -48,7 +48,7 @@ const { values } = parseCommandLine(USAGE, {
   },
 });
 const count = (name: string, v: string | undefined) =>
-  numberOption(name, v, USAGE, { min: 1, integer: true });
+  numberOption(name, v ?? "", USAGE, { min: 1, integer: true });
 const setting = values.setting;
 if (setting !== "bandit10" && setting !== "bandit100" && setting !== "mdp10") {
   console.error(`--setting must be bandit10, bandit100 or mdp10, got ${setting}\n${USAGE}`);

@@ -7,12 +7,22 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { recurrentActorCritic, rl2 } from "../algorithms/mod.ts";
+import {
+  banditBaselineReturns,
+  type BanditChooser,
+  type BanditRule,
+  banditRule,
+  psrlReturns,
+  recurrentActorCritic,
+  rl2,
+} from "../algorithms/mod.ts";
 import {
   bernoulliBandit,
   cartPole,
+  randomPolicy,
   recurrentRolloutFrom,
   resetEnvs,
+  rollout,
   tabularMdp,
   trialEnvironment,
 } from "../envs/mod.ts";
@@ -234,4 +244,115 @@ Deno.test("RL² and the trial environment refuse bad configurations clearly", ()
     "applySequence",
     "starts",
   );
+});
+
+Deno.test("bandit baselines choose as their formulas say, and score deterministic bandits exactly", async () => {
+  await mg.init();
+  const s = mg.tensor([1, 0, 3]), n = mg.tensor([2, 1, 4]), t = mg.tensor(7, { dtype: "i32" });
+  const argmax = (v: number[]) => v.indexOf(Math.max(...v));
+  const sv = [1, 0, 3], nv = [2, 1, 4];
+  const expected: Record<string, number> = {
+    greedy: argmax(sv.map((x, i) => (x + 1) / (nv[i] + 2))),
+    ucb1: argmax(sv.map((x, i) => x / nv[i] + Math.sqrt(2 * Math.log(7) / nv[i]))),
+    bayesUcb: argmax(
+      sv.map((x, i) => (x + 1) / (nv[i] + 2) + 0.2 * Math.sqrt(2 * Math.log(8) / (nv[i] + 1))),
+    ),
+  };
+  if (expected.ucb1 === expected.greedy) throw new Error("the case should tell UCB1 from greedy");
+  for (const [rule, arm] of Object.entries(expected)) {
+    const got = await banditRule(rule as BanditRule, 3)(mg.random.key(0), s, n, t).item();
+    if (got !== arm) throw new Error(`${rule} chose arm ${got}, expected ${arm}`);
+  }
+  // UCB1 tries an untried arm first
+  const untried = await banditRule("ucb1", 3)(
+    mg.random.key(0),
+    mg.tensor([5, 0, 0]),
+    mg.tensor([5, 1, 0]),
+    t,
+  ).item();
+  if (untried !== 2) throw new Error(`ucb1 chose ${untried} before trying arm 2`);
+  // frequencies over 4,000 keys: Thompson's P(Beta(2, 1) > Beta(1, 2)) = 5/6; ε-greedy (ε = 0.5,
+  // greedy arm 2 of 3) picks arm 2 with probability 0.5 + 0.5/3; random picks each arm 1/3
+  const N = 4000;
+  const keys = mg.random.splitStacked(mg.random.key(1), N);
+  const frequency = async (choose: BanditChooser, sx: Tensor, nx: Tensor, arm: number) => {
+    const arms = await mg.jit((k: Tensor) => mg.vmap((kk: Tensor) => choose(kk, sx, nx, t))(k))(
+      keys,
+    ).toFloat64();
+    return arms.filter((a) => a === arm).length / N;
+  };
+  const cases: [string, number, number][] = [
+    [
+      "thompson",
+      await frequency(banditRule("thompson", 2), mg.tensor([1, 0]), mg.tensor([1, 1]), 0),
+      5 / 6,
+    ],
+    [
+      "epsilonGreedy",
+      await frequency(banditRule("epsilonGreedy", 3, { epsilon: 0.5 }), s, n, 2),
+      2 / 3,
+    ],
+    ["random", await frequency(banditRule("random", 3), s, n, 1), 1 / 3],
+  ];
+  for (const [rule, f, p] of cases) {
+    const sd = Math.sqrt(p * (1 - p) / N);
+    if (Math.abs(f - p) > 4 * sd) {
+      throw new Error(`${rule}: frequency ${f}, expected ${p} ± ${4 * sd}`);
+    }
+  }
+  // arm 0 always pays, the others never: greedy pulls it every time (4), UCB1 tries all three first (2)
+  const env = bernoulliBandit({ arms: 3, horizon: 4 });
+  const tasks = { p: mg.tensor([[1, 0, 0]]) };
+  for (const [rule, total] of [["greedy", 4], ["ucb1", 2]] as const) {
+    const got = await banditBaselineReturns(env, banditRule(rule, 3), tasks, mg.random.key(2))
+      .toFloat64();
+    if (got[0] !== total) throw new Error(`${rule} scored ${got[0]}, expected ${total}`);
+  }
+});
+
+/** Optimal expected total of a finite-horizon tabular MDP from state 0 (float64 value iteration). */
+function optimalValue(P: Float64Array, R: Float64Array, S: number, A: number, H: number): number {
+  let v = new Array(S).fill(0);
+  for (let h = 0; h < H; h++) {
+    v = Array.from({ length: S }, (_, s) =>
+      Math.max(...Array.from({ length: A }, (_, a) => {
+        let q = R[s * A + a];
+        for (let s2 = 0; s2 < S; s2++) q += P[(s * A + a) * S + s2] * v[s2];
+        return q;
+      })));
+  }
+  return v[0];
+}
+
+Deno.test("PSRL: on small MDPs its later episodes approach the optimal value, far above random", async () => {
+  await mg.init();
+  const S = 3, A = 3, H = 3, n = 200, episodes = 160;
+  const env = tabularMdp({ states: S, actions: A, horizon: H });
+  const tasks = env.sampleTasks(mg.random.key(0), n);
+  const P = await tasks.transitions.toFloat64(), R = await tasks.rewards.toFloat64();
+  let optimal = 0;
+  for (let i = 0; i < n; i++) {
+    optimal += optimalValue(P.subarray(i * S * A * S), R.subarray(i * S * A), S, A, H) / n;
+  }
+  const mean = async (t: Tensor) => (await t.toFloat64()).reduce((a, b) => a + b, 0) / n;
+  const run = (e: number) =>
+    mg.jit((k: Tensor) => psrlReturns(env, tasks, k, { episodes: e }))(mg.random.key(1));
+  // the last 80 episodes' mean return: total of 160 minus total of the first 80 (same keys)
+  const late = (await mean(run(episodes)) - await mean(run(episodes / 2))) / (episodes / 2);
+  const random = await mean(
+    rollout(env, randomPolicy(env.actionSpace), null, tasks, mg.random.key(2), { steps: H })
+      .reward.sum(0),
+  );
+  if (!(late > 0.95 * optimal && late > random + 0.5 * (optimal - random))) {
+    throw new Error(`PSRL's late episodes return ${late}; optimal ${optimal}, random ${random}`);
+  }
+  assertThrowsWith(
+    () =>
+      psrlReturns(bernoulliBandit() as never, { p: mg.zeros([1, 5]) } as never, mg.random.key(0), {
+        episodes: 1,
+      }),
+    "psrlReturns",
+    "tabular MDP",
+  );
+  assertThrowsWith(() => banditRule("ucb2" as never, 3), "banditRule", "rule", "ucb1");
 });

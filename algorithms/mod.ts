@@ -16,6 +16,7 @@ export * from "./rl/ppo.ts";
 export * from "./rl/conjugate_gradient.ts";
 export * from "./rl/linear_baseline.ts";
 export * from "./rl/ravel.ts";
+export * from "./rl/trust_region.ts";
 export * from "./rl/trpo.ts";
 export * from "./rl/replay_buffer.ts";
 export * from "./rl/sac.ts";

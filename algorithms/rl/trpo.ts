@@ -3,9 +3,8 @@
  * the environments forward, fit the linear feature baseline to the returns, compute GAE(λ)
  * advantages, then take the natural-gradient step — conjugate gradient on Fisher-vector
  * products (Hessian-vector products of the mean KL) — scaled to the KL bound and shrunk by a
- * backtracking line search until the KL bound holds and the surrogate improves. Every
- * candidate of the line search is evaluated in the same program; the first acceptable one is
- * selected without reading anything back.
+ * backtracking line search until the KL bound holds and the surrogate improves
+ * (`trustRegionStep`).
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
@@ -17,7 +16,7 @@ import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_c
 import { type ActionDist, actionKl, actionLogProb } from "./distributions.ts";
 import { trackEpisodeReturns } from "./returns.ts";
 import { linearBaselineAdvantages } from "./linear_baseline.ts";
-import { conjugateGradient } from "./conjugate_gradient.ts";
+import { trustRegionStep } from "./trust_region.ts";
 import { ravelTree } from "./ravel.ts";
 
 /** Configuration of `trpo`. */
@@ -176,28 +175,8 @@ export function trpo(config: TrpoConfig): Trpo {
         mg.mul(mg.exp(mg.sub(actionLogProb(distOf(unravel(v), obs), action), oldLogProb)), adv),
       );
     const meanKl = (v: Tensor) => mg.mean(actionKl(oldDist, distOf(unravel(v), obs)));
-    const g = mg.grad(surrogate)(theta);
-    const fisher = (v: Tensor) => mg.add(mg.hvp(meanKl, theta, v), mg.mul(v, cfg.damping));
-    const direction = conjugateGradient(fisher, g, { iterations: cfg.cgIterations });
-    const shs = mg.sum(mg.mul(direction, fisher(direction)));
-    const fullStep = mg.mul(direction, mg.sqrt(mg.div(2 * cfg.maxKl, mg.maximum(shs, 1e-12))));
-    const before = surrogate(theta);
-    // backtracking: fractions 1, ½, ¼, …; the first with KL ≤ δ and an improvement wins
-    let fraction: Tensor = mg.zeros([], { backend: key.backend });
-    let found: Tensor = mg.zeros([], { dtype: "bool", backend: key.backend });
-    for (let k = 0; k < cfg.backtracks; k++) {
-      const f = 0.5 ** k;
-      const candidate = mg.add(theta, mg.mul(fullStep, f));
-      const ok = mg.logicalAnd(
-        mg.lessEqual(meanKl(candidate), cfg.maxKl),
-        mg.greater(mg.sub(surrogate(candidate), before), 0),
-      );
-      const take = mg.logicalAnd(ok, mg.logicalNot(found));
-      fraction = mg.where(take, f, fraction);
-      found = mg.logicalOr(found, ok);
-    }
-    const thetaNext = mg.add(theta, mg.mul(fullStep, fraction));
-    const params = unravel(thetaNext);
+    const step = trustRegionStep(theta, surrogate, meanKl, cfg);
+    const params = unravel(step.theta);
     const episodes = trackEpisodeReturns(tr.reward, tr.done, {
       running: s.episodeReturn,
       last: s.lastReturn,
@@ -213,9 +192,9 @@ export function trpo(config: TrpoConfig): Trpo {
     };
     return [next, {
       episodeReturn: mg.mean(episodes.last),
-      kl: meanKl(thetaNext),
-      improvement: mg.sub(surrogate(thetaNext), before),
-      stepFraction: fraction,
+      kl: step.kl,
+      improvement: step.improvement,
+      stepFraction: step.fraction,
     }];
   };
 

@@ -4,7 +4,7 @@
  * input-gradient of a strided convolution another conv2d, so the rule stays closed.
  */
 import { fmtShape, sizeOf } from "../shape.ts";
-import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { checkLoopBudget, runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Aval, GpuOperand, Primitive } from "../primitive.ts";
 import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
@@ -175,6 +175,7 @@ export const conv2d: Primitive<Conv2dParams> = {
   webgpu([x, w], p, out) {
     const g = geometry(x, w, p);
     if (kernelAsPatches(x, w, p, out, g) || im2colConv(x, w, p, out, g)) return;
+    checkLoopBudget("conv2d", sizeOf(out.shape), g.I * g.KH * g.KW);
     const P = (i: number) => `i32(${param(i)})`;
     // params: 0 count, 1 C, 2 H, 3 W, 4 O, 5 I, 6 KH, 7 KW, 8 OH, 9 OW, 10 sh, 11 sw, 12 pt,
     // 13 pl, 14 dh, 15 dw, 16 lh, 17 lw, 18 outPerGroup
@@ -459,6 +460,7 @@ function im2colPass(
   // llvmpipe pays per element, are paid once per row. params: 0 rows, 1 C, 2 H, 3 W, 4 KH, 5 KW,
   // 6 OH, 7 OW, 8–15 window (lh, lw unused: no input dilation here), 16 images in this pass,
   // 17 first image
+  checkLoopBudget("conv2d im2col", K * count * g.OH, g.OW);
   const P = (i: number) => `i32(${param(i)})`;
   const body = `
   let OW = ${P(7)};

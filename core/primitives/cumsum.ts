@@ -1,7 +1,7 @@
 /** cumsum(x, {axis, reverse}): inclusive running sums along one axis (reverse: from the end). */
 import { fmtShape, sizeOf } from "../shape.ts";
 import { roundToDType } from "../dtype.ts";
-import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { runSimpleInParts } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
 import { bind } from "../primitive.ts";
@@ -40,24 +40,31 @@ export const cumsum: Primitive<{ axis: number; reverse: boolean }> = {
       L = x.shape[axis],
       inner = sizeOf(x.shape.slice(axis + 1));
     const t = x.dtype;
-    // params: count (= outer·inner lines), L, inner
+    // params: count (= outer·inner lines), L, inner, then the part of the line [s0, s1)
     const body = `
   let i = t % ${param(2)};
   let o = t / ${param(2)};
   let L = ${param(1)};
+  let s0 = ${param(3)};
   var acc: ${t} = ${t}(0);
-  for (var s = 0u; s < L; s = s + 1u) {
+  if (s0 > 0u) {
+    // the earlier parts' running sum: the output at the step before this part
+    let before = ${reverse ? "L - s0" : "s0 - 1u"};
+    acc = out[(o * L + before) * ${param(2)} + i];
+  }
+  for (var s = s0; s < ${param(4)}; s = s + 1u) {
     let l = ${reverse ? "L - 1u - s" : "s"};
     let at = (o * L + l) * ${param(2)} + i;
     acc = acc + in0(at);
     out[at] = acc;
   }`;
-    runSimple(`cumsum${reverse ? " (reverse)" : ""}`, body, [outer * inner, L, inner], [{
-      storage: x.storage,
-      dtype: t,
-    }], {
-      storage: out.storage,
-      dtype: t,
-    });
+    runSimpleInParts(
+      `cumsum${reverse ? " (reverse)" : ""}`,
+      body,
+      [outer * inner, L, inner],
+      L,
+      [{ storage: x.storage, dtype: t }],
+      { storage: out.storage, dtype: t },
+    );
   },
 };

@@ -4,7 +4,7 @@
  * raise, and a readback to check would stall the GPU).
  */
 import { fmtShape, sizeOf } from "../shape.ts";
-import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { runSimple, runSimpleInParts } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
 import { bind } from "../primitive.ts";
@@ -172,22 +172,24 @@ export const scatterAdd: Primitive<{ axis: number; size: number }> = {
   webgpu([upd, idx], { axis, size }, out) {
     const n = sizeOf(idx.shape), post = sizeOf(out.shape.slice(axis + 1));
     const t = out.dtype === "bool" ? "u32" : out.dtype;
-    // params: count, n, size, post
+    // params: count, n, size, post, then the part of the indices [j0, j1)
     const body = `
   let q = t % ${param(3)};
   let i = (t / ${param(3)}) % ${param(2)};
   let p = t / (${param(3)} * ${param(2)});
   var acc: ${t} = ${t}(0);
-  for (var j = 0u; j < ${param(1)}; j = j + 1u) {
+  if (${param(4)} > 0u) { acc = out[t]; } // the earlier parts' sum
+  for (var j = ${param(4)}; j < ${param(5)}; j = j + 1u) {
     if (clamp_index(in1(j), ${param(2)}) == i) { acc = acc + in0((p * ${param(1)} + j) * ${
       param(3)
     } + q); }
   }
   out[t] = acc;`;
-    runSimple(
+    runSimpleInParts(
       "scatterAdd",
       body,
       [sizeOf(out.shape), n, size, post],
+      n,
       [
         { storage: upd.storage, dtype: upd.dtype },
         { storage: idx.storage, dtype: "i32" },

@@ -4,7 +4,7 @@
  * Max/avg pooling are built on it.
  */
 import { fmtShape, sizeOf } from "../shape.ts";
-import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { checkLoopBudget, runSimple } from "../backend/webgpu/kernels/simple.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import type { Primitive } from "../primitive.ts";
 import { convOutSize } from "./conv2d.ts";
@@ -101,6 +101,7 @@ export const reduceWindow2d: Primitive<ReduceWindowParams> = {
     }
   }
   out[t] = acc;`;
+    checkLoopBudget(`reduceWindow2d ${p.op}`, sizeOf(out.shape), p.window[0] * p.window[1]);
     runSimple(
       `reduceWindow2d ${p.op}`,
       body,

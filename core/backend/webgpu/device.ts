@@ -29,6 +29,15 @@ export interface AdapterInfo {
    * with Mesa 22.3.6), so there it is 256 (16×16 blocks); elsewhere unbounded.
    */
   maxRegisterBlock: number;
+  /**
+   * Loop iterations one invocation may run in all (every loop's back-edges counted together),
+   * measured when the device is acquired. Mesa's llvmpipe (Vulkan and GL paths alike; 22.3.6)
+   * stops every loop of an invocation once 65,535 iterations have run — no error, the loops
+   * just exit, so a longer loop returns a partial sum and later loops in the same invocation
+   * run once or not at all. Kernels whose loops could run longer split their work into
+   * dispatches that stay within it, or refuse; elsewhere it is Infinity.
+   */
+  maxLoopIterations: number;
   /** WebGPU features the adapter offers. */
   features: string[];
   /** The limits the device was created with (the adapter's maxima). */
@@ -93,6 +102,7 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
       backendHint,
       glPath,
       maxRegisterBlock: glPath ? 256 : Infinity,
+      maxLoopIterations: await measureLoopCap(device),
       features: [...adapter.features],
       limits: {
         maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
@@ -108,6 +118,58 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
       },
     },
   };
+}
+
+/** Iterations the probe loop asks for: more than any loop cap we know of. */
+const LOOP_PROBE = 1 << 20;
+
+/**
+ * Run one invocation of a loop of 2²⁰ iterations (its bound a uniform, so no compiler can
+ * unroll or fold it) and read how many ran: the adapter's loop cap, or Infinity when all did.
+ */
+async function measureLoopCap(device: GPUDevice): Promise<number> {
+  const code = `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> n: vec4<u32>;
+@compute @workgroup_size(1) fn main() {
+  var count = 0u;
+  for (var i = 0u; i < n.x; i = i + 1u) { count = count + 1u; }
+  out[0] = count;
+}`;
+  const module = device.createShaderModule({ code, label: "loop cap probe" });
+  const pipeline = device.createComputePipeline({
+    layout: "auto",
+    compute: { module, entryPoint: "main" },
+  });
+  const usage = GPUBufferUsage;
+  const out = device.createBuffer({ size: 16, usage: usage.STORAGE | usage.COPY_SRC });
+  const bound = device.createBuffer({ size: 16, usage: usage.UNIFORM | usage.COPY_DST });
+  const read = device.createBuffer({ size: 16, usage: usage.MAP_READ | usage.COPY_DST });
+  try {
+    device.queue.writeBuffer(bound, 0, new Uint32Array([LOOP_PROBE, 0, 0, 0]));
+    const group = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: out } }, {
+        binding: 1,
+        resource: { buffer: bound },
+      }],
+    });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(out, 0, read, 0, 16);
+    device.queue.submit([encoder.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const ran = new Uint32Array(read.getMappedRange().slice(0))[0];
+    read.unmap();
+    return ran >= LOOP_PROBE ? Infinity : ran;
+  } finally {
+    out.destroy();
+    bound.destroy();
+    read.destroy();
+  }
 }
 
 /** Whether wgpu reached the adapter through its GL backend (see `AdapterInfo.glPath`). */

@@ -184,6 +184,12 @@ export interface MatmulArgs {
    * epilogue reads as `acc2`: computed in the same kernel when the tiling allows.
    */
   second?: SecondProduct;
+  /**
+   * The part of the k sum this dispatch computes, [start, end) (default all of it): on an
+   * adapter that caps loop iterations (`AdapterInfo.maxLoopIterations`) a long k loop runs as
+   * several dispatches, each adding its part to the previous one's (`runMatmul`).
+   */
+  kRange?: readonly [number, number];
 }
 
 /** The operands of a second product: `op(a)·op(b)`, [m, k]·[k, n] per batch. */
@@ -213,6 +219,7 @@ function indexB(transB: boolean, kk: string, col: string): string {
 function prologue(t: MatmulTiling): string[] {
   const lines = [
     `  let M = ${param(0)}; let N = ${param(1)}; let K = ${param(2)};`,
+    `  let kS = ${param(8)}; let kE = ${param(9)};`,
     `  let bz = wid.z;`,
     `  let aBase = bz * ${param(3)}; let bBase = bz * ${param(4)}; let cBase = bz * M * N;`,
     `  let m0 = (wid.y * ${t.wy}u + lid.y) * ${t.tm}u; let n0 = (wid.x * ${t.wx}u + lid.x) * ${t.tn}u;`,
@@ -358,7 +365,7 @@ function registersScalar(
   for (let i = 0; i < t.tm; i++) {
     for (let j = 0; j < t.tn; j++) lines.push(`  var acc${i}_${j}: f32 = 0.0;`);
   }
-  lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
+  lines.push(`  for (var kk = kS; kk < kE; kk = kk + 1u) {`);
   for (let i = 0; i < t.tm; i++) {
     lines.push(`    let a${i} = A(ar${i} + ${transA ? "kk * M" : "kk"});`);
   }
@@ -396,7 +403,7 @@ function registersVec4(t: MatmulTiling, transA: boolean, mode: StoreMode): strin
   for (let i = 0; i < t.tm; i++) {
     for (let q = 0; q < Q; q++) lines.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   }
-  lines.push(`  for (var kk = 0u; kk < K; kk = kk + 1u) {`);
+  lines.push(`  for (var kk = kS; kk < kE; kk = kk + 1u) {`);
   for (let i = 0; i < t.tm; i++) {
     lines.push(`    let a${i} = vec4<f32>(A(ar${i} + ${transA ? "kk * M" : "kk"}));`);
   }
@@ -428,18 +435,18 @@ function sharedTiles(
   lines.push(
     `  let tid = lid.y * ${wx}u + lid.x;`,
     `  let mTile = wid.y * ${bm}u; let nTile = wid.x * ${bn}u;`,
-    `  for (var k0 = 0u; k0 < K; k0 = k0 + ${bk}u) {`,
+    `  for (var k0 = kS; k0 < kE; k0 = k0 + ${bk}u) {`,
     `    for (var l = tid; l < ${bm * bk}u; l = l + ${threads}u) {`,
     `      let rr = l / ${bk}u; let kk = l % ${bk}u; let gm = mTile + rr; let gk = k0 + kk;`,
     `      As[kk * ${bm}u + rr] = select(0.0, A(aBase + ${
       indexA(transA, "min(gm, M - 1u)", "min(gk, K - 1u)")
-    }), gm < M && gk < K);`,
+    }), gm < M && gk < kE);`,
     `    }`,
     `    for (var l = tid; l < ${bk * bn}u; l = l + ${threads}u) {`,
     `      let kk = l / ${bn}u; let cc = l % ${bn}u; let gn = nTile + cc; let gk = k0 + kk;`,
     `      Bs[kk * ${bn}u + cc] = select(0.0, B(bBase + ${
       indexB(transB, "min(gk, K - 1u)", "min(gn, N - 1u)")
-    }), gn < N && gk < K);`,
+    }), gn < N && gk < kE);`,
     `    }`,
     `    workgroupBarrier();`,
     `    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {`,
@@ -478,6 +485,11 @@ export interface MatmulEpilogue {
   helpers: string;
   /** The output's shape (its linear index is the store index). */
   shape: readonly number[];
+  /**
+   * Whether the last leaf is the sum of the earlier parts of k (a chunked product): it is
+   * added to `acc` before the rest of the epilogue sees it.
+   */
+  prior?: boolean;
 }
 
 interface EpilogueShape {
@@ -498,17 +510,21 @@ interface EpilogueShape {
   helpers: string;
   /** The output (batch·M·N) is at most `SMALL_INDEX` elements. */
   small: boolean;
+  /** The last leaf is the earlier parts' sum (`MatmulEpilogue.prior`). */
+  prior: boolean;
 }
 
 type Variant = "scalar" | "vec4B";
 
-const BASE_PARAMS = 8;
+/** M, N, K, the batch strides, the second product's K and strides, the k range. */
+const BASE_PARAMS = 10;
 
 function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   if (!e) return { code: `fn store(i: u32, v: f32) { C[i] = v; }`, params: BASE_PARAMS };
   const n = e.dtypes.length;
   const { shapeP, leafP, end } = stridedLayout(BASE_PARAMS, e.rank, n);
-  const accs = e.second ? "acc: f32, acc2: f32" : "acc: f32";
+  const accs = `${e.prior ? "accPart" : "acc"}: f32${e.second ? ", acc2: f32" : ""}`;
+  const addPrior = e.prior ? `  let acc = accPart + v${n - 1};` : "";
   // summed leaves' extents and strides follow the rest
   if (!e.rows) {
     const { sumP, end: params } = summedLayout(e.summed, end);
@@ -516,7 +532,7 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
       `fn store(i: u32, ${accs}) {`,
       ...stridedLoads("i", e.rank, shapeP, leafP, e.dtypes, (k) => `E${k}`, e.small, sumP),
     ];
-    lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
+    lines.push(addPrior, e.prelude, `  C[i] = ${e.expr};`, `}`);
     return { code: lines.join("\n"), params };
   }
   // params: the row shape, per leaf its base and row strides, then per leaf its column stride
@@ -542,8 +558,92 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
       leafValue(k, d, `rb[${k}] + c * ${param(colP(k))}`, (at) => `E${k}(${at})`, sumP[k]),
     )
   );
-  lines.push(e.prelude, `  C[i] = ${e.expr};`, `}`);
+  lines.push(addPrior, e.prelude, `  C[i] = ${e.expr};`, `}`);
   return { code: lines.join("\n"), params };
+}
+
+/** Loop iterations a dispatch keeps in hand for its stores and epilogue. */
+const LOOP_MARGIN = 1024;
+
+/**
+ * The longest part of the k sum one dispatch may loop over within the adapter's loop cap
+ * (`AdapterInfo.maxLoopIterations`): every k step is one iteration of a register kernel; a
+ * shared-tile kernel runs, per tile of bk steps, its load loops and bk products.
+ */
+function kSpan(t: MatmulTiling): number {
+  const cap = runtime.info!.maxLoopIterations;
+  if (!Number.isFinite(cap)) return Infinity;
+  const budget = Math.max(1, cap - LOOP_MARGIN);
+  if (t.kind !== "shared") return budget;
+  const threads = t.wx * t.wy;
+  const perTile = 1 + Math.ceil((t.wy * t.tm * t.bk) / threads) +
+    Math.ceil((t.bk * t.wx * t.tn) / threads) + t.bk;
+  return Math.max(1, Math.floor(budget / perTile)) * t.bk;
+}
+
+/**
+ * A product whose k sum is longer than one dispatch may loop (`kSpan`), as dispatches over
+ * consecutive parts of k: each adds its part to the previous parts' sum (a leaf of its
+ * epilogue, kept in two scratch buffers in turn), and the last applies the epilogue and writes
+ * the output. A second product is computed first on its own (it is split too) and read as a
+ * leaf.
+ */
+function runInParts(args: MatmulArgs, epilogue: MatmulEpilogue | undefined, span: number): void {
+  const size = args.batch * args.m * args.n;
+  const shape = epilogue ? epilogue.shape : [size];
+  const scratch: GpuStorage[] = [];
+  const scratchBuffer = () => {
+    const s = new GpuStorage(size * 4);
+    scratch.push(s);
+    return s;
+  };
+  try {
+    let epi = epilogue;
+    const second = args.second;
+    if (second) {
+      const product = scratchBuffer();
+      runMatmul({ ...args, ...second, out: product, second: undefined });
+      epi = {
+        leaves: [
+          ...(epilogue?.leaves ?? []),
+          { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
+        ],
+        prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
+        expr: epilogue?.expr ?? "acc + acc2",
+        helpers: epilogue?.helpers ?? "",
+        shape,
+      };
+    }
+    const parts = Math.ceil(args.k / span);
+    const sums = parts > 1 ? [scratchBuffer(), scratchBuffer()] : [];
+    for (let p = 0; p < parts; p++) {
+      const last = p === parts - 1;
+      const prior = p > 0 ? sums[(p - 1) % 2] : null;
+      const partEpilogue: MatmulEpilogue | undefined = prior
+        ? {
+          leaves: [
+            ...((last ? epi?.leaves : undefined) ?? []),
+            { storage: prior, dtype: "f32", strides: broadcastStrides(shape, shape) },
+          ],
+          prelude: last ? epi?.prelude ?? "" : "",
+          expr: last ? epi?.expr ?? "acc" : "acc",
+          helpers: last ? epi?.helpers ?? "" : "",
+          shape: last && epi ? epi.shape : shape,
+          prior: true,
+        }
+        : last
+        ? epi
+        : undefined;
+      runMatmul({
+        ...args,
+        second: undefined,
+        out: last ? args.out : sums[p % 2],
+        kRange: [p * span, Math.min(args.k, (p + 1) * span)],
+      }, partEpilogue);
+    }
+  } finally {
+    for (const s of scratch) s.release();
+  }
 }
 
 /** Reads of A, B, a second product's A2 and B2, and the epilogue's leaves, in binding order. */
@@ -678,7 +778,7 @@ function cachedSource(
   const epiKey = epi
     ? `${epi.small}|${epi.dtypes}|${
       epi.summed.map(Number).join("")
-    }|${epi.rows}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
+    }|${epi.rows}|${epi.prior}|${epi.rank}|${epi.second?.transA},${epi.second?.transB}|${
       helperId(epi.helpers)
     }|${epi.prelude}|${epi.expr}`
     : "";
@@ -745,7 +845,12 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     // a forced tiling (setMatmulTiling) the adapter would run into zeros or refuse late
     throw new RangeError(`matmul: ${misfit}; choose a smaller tiling`);
   }
+  const span = kSpan(t);
   const second = args.second;
+  if (!args.kRange && (args.k > span || (second && second.k > span))) {
+    runInParts(args, epilogue, span);
+    return;
+  }
   if (second && (!epilogue || t.kind !== "registers" || t.tm * t.tn > MAX_DUAL_BLOCK)) {
     // compute it on its own and read it as one more leaf of the epilogue
     const product = new GpuStorage(args.batch * args.m * args.n * 4);
@@ -790,6 +895,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
       expr: epilogue.expr,
       helpers: epilogue.helpers,
       small: args.batch * args.m * args.n <= SMALL_INDEX,
+      prior: !!epilogue.prior,
     }
     : null;
   const operands = operandsOf(args, epilogue);
@@ -811,6 +917,8 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     second?.k ?? 0,
     second?.aBatchStride ?? 0,
     second?.bBatchStride ?? 0,
+    args.kRange?.[0] ?? 0,
+    args.kRange?.[1] ?? args.k,
   ];
   if (collapsed) {
     params.push(

@@ -22,6 +22,59 @@ export interface SimpleOperand {
  */
 const BIG = 1 << 16;
 
+/** Workgroup width and elements per thread of a launch of `threads` (see `BIG`). */
+function launchShape(threads: number): [number, number] {
+  return threads >= BIG ? [256, 4] : [64, 1];
+}
+
+/** Loop iterations a launch keeps in hand for the body's other loops. */
+const LOOP_MARGIN = 1024;
+
+/**
+ * Run a kernel whose body loops over `extent` steps (a scan along an axis, a sum over
+ * indices) in parts that keep each thread within the adapter's loop cap
+ * (`AdapterInfo.maxLoopIterations`, summed over the elements a thread handles): the part's
+ * [start, end) are appended to `params`, and the body must carry the earlier parts' result
+ * (read back from `out`) when start > 0. One dispatch where loops are not capped.
+ */
+/**
+ * Throws a clear error when a `runSimple` launch of `threads`, whose body loops
+ * `iterations` times per element, would run past the adapter's loop cap (where the loops would
+ * silently stop early and leave the output partly unwritten).
+ */
+export function checkLoopBudget(label: string, threads: number, iterations: number): void {
+  const info = runtime.info!;
+  const cap = info.maxLoopIterations;
+  const total = iterations * launchShape(threads)[1];
+  if (total + LOOP_MARGIN > cap) {
+    throw new RangeError(
+      `${label}: one thread would loop ${total} times, past the ${cap} iterations ` +
+        `${info.description} runs before it silently stops a kernel's loops; use smaller ` +
+        `channel counts or kernels, or split the input`,
+    );
+  }
+}
+
+export function runSimpleInParts(
+  label: string,
+  body: string,
+  params: number[],
+  extent: number,
+  inputs: SimpleOperand[],
+  out: SimpleOperand,
+  helpers = "",
+): void {
+  const cap = runtime.info!.maxLoopIterations;
+  const span = Number.isFinite(cap)
+    ? Math.max(1, Math.floor((cap - LOOP_MARGIN) / launchShape(params[0])[1]))
+    : Infinity;
+  const parts = Math.max(1, Math.ceil(extent / span));
+  for (let p = 0; p < parts; p++) {
+    const start = p * span, end = Math.min(extent, (p + 1) * span);
+    runSimple(label, body, [...params, start, end], inputs, out, helpers);
+  }
+}
+
 export function runSimple(
   label: string,
   body: string,
@@ -33,7 +86,7 @@ export function runSimple(
   runtime.allocBuffer(out.storage, label);
   const threads = params[0];
   if (threads === 0) return;
-  const [wg, perThread] = threads >= BIG ? [256, 4] : [64, 1];
+  const [wg, perThread] = launchShape(threads);
   const storages = inputs.map((i) => i.storage);
   const reads = planReads(storages);
   const code = [

@@ -58,6 +58,7 @@ const GL_KERNEL_TESTS = [
   "tests/indexing_test.ts",
   "tests/scan_test.ts",
   "tests/failed_ops_test.ts",
+  "tests/loop_cap_test.ts",
   "tests/smoke_test.ts",
 ];
 

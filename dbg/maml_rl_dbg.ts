@@ -14,7 +14,11 @@ import type { Tensor } from "../mod.ts";
 import { type Environment, requireEnvironment } from "../envs/env.ts";
 import { resetEnvs, rolloutFrom } from "../envs/rollout.ts";
 import { checkBoolean, checkCount, checkNumber, checkOptions, oneOf } from "../core/validate.ts";
-import { type ActorCritic, actorCritic, type ActorCriticParams } from "../algorithms/rl/actor_critic.ts";
+import {
+  type ActorCritic,
+  actorCritic,
+  type ActorCriticParams,
+} from "../algorithms/rl/actor_critic.ts";
 import { type ActionDist, actionKl, actionLogProb } from "../algorithms/rl/distributions.ts";
 import { linearBaselineAdvantages } from "../algorithms/rl/linear_baseline.ts";
 import { ravelTree } from "../algorithms/rl/ravel.ts";
@@ -281,7 +285,18 @@ export function mamlRl(config: MamlRlConfig): MamlRl {
     const step = trustRegionStep(theta, surrogate, meanKl, cfg);
     const g = mg.grad(surrogate)(theta);
     const fisherG = mg.hvp(meanKl, theta, g);
-    (globalThis as any).DBG = { theta, g, fisherG, surr: surrogate(theta), kl0: meanKl(theta), obj: perTask((p, d) => metaObjective(p, d.inner, d.outer))(theta), adv: data.outer.advantage, lp: data.outer.logProb, innerAdv: data.inner[0].advantage, oldHeads };
+    (globalThis as any).DBG = {
+      theta,
+      g,
+      fisherG,
+      surr: surrogate(theta),
+      kl0: meanKl(theta),
+      obj: perTask((p, d) => metaObjective(p, d.inner, d.outer))(theta),
+      adv: data.outer.advantage,
+      lp: data.outer.logProb,
+      innerAdv: data.inner[0].advantage,
+      oldHeads,
+    };
     return [{ params: unravel(step.theta), key, dbg: (globalThis as any).DBG } as any, {
       preReturn: mg.mean(data.inner[0].episodeReturn),
       postReturn: mg.mean(data.outer.episodeReturn),

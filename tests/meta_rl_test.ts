@@ -3,22 +3,30 @@
  * task kept) against the inner environment stepped by hand; the hidden state carried within a
  * trial and reset between trials; the recurrent replay equal to the rollout it replays and its
  * gradient equal to finite differences in float64; the jitted RL² update on WebGPU equal to the
- * plain float64 one; clear errors for bad configurations.
+ * plain float64 one; the bandit baselines and PSRL by hand; MAML-RL's meta-gradient against
+ * finite differences, its estimators and first-order variant against their definitions, its
+ * jitted meta-step against float64; clear errors for bad configurations.
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
+  actionLogProb,
   banditBaselineReturns,
   type BanditChooser,
   type BanditRule,
   banditRule,
+  type MamlRl,
+  mamlRl,
+  type MamlRlConfig,
   psrlReturns,
+  ravelTree,
   recurrentActorCritic,
   rl2,
 } from "../algorithms/mod.ts";
 import {
   bernoulliBandit,
   cartPole,
+  pointNavigation,
   randomPolicy,
   recurrentRolloutFrom,
   resetEnvs,
@@ -355,4 +363,172 @@ Deno.test("PSRL: on small MDPs its later episodes approach the optimal value, fa
     "tabular MDP",
   );
   assertThrowsWith(() => banditRule("ucb2" as never, 3), "banditRule", "rule", "ucb1");
+});
+
+/** Two small fixed batches of one task (obs [N, 2], box actions), drawn once. */
+function fixedBatch(seed: number, n: number) {
+  const k = (i: number) => mg.random.key(seed * 10 + i);
+  return {
+    obs: mg.random.normal(k(0), [n, 2]),
+    action: mg.mul(mg.random.normal(k(1), [n, 2]), 0.1),
+    logProb: mg.random.normal(k(2), [n]),
+    advantage: mg.random.normal(k(3), [n]),
+    episodeReturn: mg.zeros([]),
+  };
+}
+
+Deno.test("MAML-RL: the meta-gradient through one and two inner steps equals central differences (float64)", async () => {
+  mg.setBackend("reference");
+  try {
+    const env = pointNavigation({ horizon: 4 });
+    // (LVC's is not the fixed-sample objective's derivative by design: checked by its formula below)
+    for (const innerObjective of ["reinforce"] as const) {
+      for (const innerSteps of [1, 2]) {
+        const learner = mamlRl({ env, hidden: [3], innerSteps, innerObjective, innerLr: 0.5 });
+        const params = learner.init(mg.random.key(1)).params;
+        const inner = Array.from({ length: innerSteps }, (_, i) => fixedBatch(i + 1, 6));
+        const outer = fixedBatch(9, 6);
+        try {
+          await mg.checkGrads((p: unknown) => learner.metaObjective(p as never, inner, outer), [
+            params,
+          ]);
+        } catch (e) {
+          throw new Error(`${innerObjective}, ${innerSteps} inner steps: ${(e as Error).message}`);
+        }
+      }
+    }
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+Deno.test("MAML-RL: LVC and REINFORCE adapt alike but differ in curvature; first order drops it", async () => {
+  mg.setBackend("reference");
+  try {
+    const env = pointNavigation({ horizon: 4 });
+    const make = (o: Partial<MamlRlConfig>) => mamlRl({ env, hidden: [3], innerLr: 0.5, ...o });
+    const reinforce = make({}),
+      lvc = make({ innerObjective: "lvc" }),
+      first = make({ firstOrder: true });
+    const params = reinforce.init(mg.random.key(1)).params;
+    const inner = [fixedBatch(1, 6)], outer = fixedBatch(9, 6);
+    const value = (l: MamlRl) => l.metaObjective(params, inner, outer).item();
+    const grad = (l: MamlRl) =>
+      mg.grad((p: unknown) => l.metaObjective(p as never, inner, outer))(params);
+    // the same adapted policy (the two inner losses have the same gradient at θ)
+    assertAllClose([await value(lvc)], [await value(reinforce)], { rtol: 1e-12 }, "objective");
+    const [gr] = mg.tree.flatten<Tensor>(grad(reinforce));
+    const [gl] = mg.tree.flatten<Tensor>(grad(lvc));
+    const [gf] = mg.tree.flatten<Tensor>(grad(first));
+    const flat = async (ts: Tensor[]) =>
+      (await Promise.all(ts.map((t) => t.toFloat64()))).flatMap((a) => [...a]);
+    const [r, l, f] = [await flat(gr), await flat(gl), await flat(gf)];
+    const gap = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    // first order: the outer objective's gradient at the adapted parameters
+    const adapted = mg.tree.map(
+      (w: Tensor, g: Tensor) => mg.sub(w, mg.mul(g, 0.5)),
+      params,
+      mg.grad((p: unknown) => {
+        const d = reinforce.network.apply(p as never, inner[0].obs).dist;
+        return mg.neg(mg.mean(mg.mul(actionLogProb(d, inner[0].action), inner[0].advantage)));
+      })(params),
+    );
+    const atAdapted = mg.grad((p: unknown) => {
+      const d = reinforce.network.apply(p as never, outer.obs).dist;
+      const ratio = mg.exp(mg.sub(actionLogProb(d, outer.action), outer.logProb));
+      return mg.mean(mg.mul(ratio, outer.advantage));
+    })(adapted);
+    assertAllClose(f, await flat(mg.tree.flatten<Tensor>(atAdapted)[0]), {
+      rtol: 1e-9,
+      atol: 1e-12,
+    }, "first order");
+    if (!(gap(r, f) > 1e-6)) throw new Error("the second-order terms should change the gradient");
+    // LVC adds the score-function curvature: g_LVC − g_REINFORCE = α/N Σ Aᵢ ∇log πᵢ (∇log πᵢ · ∇J(θ'))
+    const logProbOf = (p: unknown, obs: Tensor, action: Tensor) =>
+      actionLogProb(
+        reinforce.network.apply(p as never, mg.expandDims(obs, 0)).dist,
+        mg.expandDims(action, 0),
+      );
+    const scores = mg.vmap(
+      (o: Tensor, a: Tensor) =>
+        ravelTree(mg.grad((p: unknown) => mg.sum(logProbOf(p, o, a)))(params))[0],
+    )(inner[0].obs, inner[0].action); // [N, P]
+    const gFirst = ravelTree(atAdapted)[0];
+    const weights = mg.mul(
+      mg.matmul(scores, mg.reshape(gFirst, [-1, 1])),
+      mg.reshape(inner[0].advantage, [-1, 1]),
+    );
+    const extra = mg.mul(mg.sum(mg.mul(scores, weights), 0), 0.5 / 6);
+    const diff = mg.sub(ravelTree(grad(lvc))[0], ravelTree(grad(reinforce))[0]);
+    assertAllClose(
+      await diff.toFloat64(),
+      await extra.toFloat64(),
+      { rtol: 1e-8, atol: 1e-12 },
+      "LVC's extra curvature",
+    );
+    if (!(gap(r, l) > 1e-6)) throw new Error("LVC's meta-gradient should differ from REINFORCE's");
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+Deno.test("MAML-RL: the jitted meta-step equals the eager one; rollouts match float64; the KL bound holds", async () => {
+  await mg.init();
+  const config = {
+    env: pointNavigation({ horizon: 10 }),
+    metaBatch: 2,
+    trajectories: 4,
+    hidden: [6],
+    damping: 0.1,
+  };
+  mg.setBackend("reference");
+  const plain = mamlRl(config);
+  const start = plain.init(mg.random.key(3));
+  const [, rm] = plain.update(start);
+  mg.setBackend("webgpu");
+  const compiled = mamlRl(config);
+  const onGpu = await onBackend(start, "webgpu");
+  const [e, em] = compiled.update(onGpu);
+  const [g, gm] = mg.jit(compiled.update)(onGpu);
+  // the same f32 program, eager and compiled (the jit path found the loop-cap bug)
+  await assertTreesClose(g, e, "state after a meta-step (jit vs eager)", {
+    rtol: 2e-3,
+    atol: 2e-5,
+  });
+  await assertTreesClose(gm, em, "metrics (jit vs eager)", { rtol: 2e-3, atol: 2e-5 });
+  // the pre-adaptation rollouts draw the same actions as float64; later values pass through a
+  // ridge fit and conjugate gradient that f32 rounding moves by a few percent
+  assertAllClose(
+    [await gm.preReturn.item()],
+    [await rm.preReturn.item()],
+    { rtol: 1e-5 },
+    "pre-adaptation return",
+  );
+  for (const [m, where] of [[rm, "float64"], [gm, "webgpu"]] as const) {
+    if (!((await m.stepFraction.item()) > 0)) {
+      throw new Error(`${where}: the line search rejected every step`);
+    }
+    if (!((await m.kl.item()) <= 0.01 * 1.0001)) {
+      throw new Error(`${where}: KL ${await m.kl.item()} over the bound`);
+    }
+  }
+  // a fresh initialisation's adaptation curve: [steps + 1, tasks]
+  const tasks = config.env.sampleTasks(mg.random.key(4), 4);
+  const curve = mg.jit((p: unknown, k: Tensor) =>
+    compiled.adaptationReturns(p as never, tasks, k, 2)
+  )(
+    compiled.init(mg.random.key(5)).params,
+    mg.random.key(6),
+  );
+  if (curve.shape.join() !== "3,4") throw new Error(`adaptation curve shape ${curve.shape}`);
+  if ((await curve.toFloat64()).some((v) => !Number.isFinite(v))) {
+    throw new Error("non-finite returns");
+  }
+  assertThrowsWith(
+    () => mamlRl({ env: config.env, innerObjective: "dice" as never }),
+    "mamlRl",
+    "innerObjective",
+  );
+  assertThrowsWith(() => mamlRl({ env: config.env, innerLr: -1 }), "mamlRl", "innerLr");
+  assertThrowsWith(() => mamlRl({} as never), "mamlRl", "env");
 });

@@ -16,6 +16,7 @@ import {
   type AnyEqn,
   type Eqn,
   eqnOutputs,
+  exactJson,
   isMultiEqn,
   type Program,
   sameShape,
@@ -49,7 +50,7 @@ export function eliminateCommonSubexpressions(p: Program): Program {
       continue;
     }
     // creation of random bits is pure in its key, so it is safe to merge too
-    const key = `${e.prim.name}|${JSON.stringify(e.params)}|${inputs.map((v) => v.id).join(",")}`;
+    const key = `${e.prim.name}|${exactJson(e.params)}|${inputs.map((v) => v.id).join(",")}`;
     const prev = seen.get(key);
     if (prev) {
       rename.set(e.out.id, prev);

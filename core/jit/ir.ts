@@ -93,10 +93,25 @@ export function varText(v: Var): string {
   return `${name(v.id)}:${v.dtype}[${v.shape.join(",")}]`;
 }
 
+/**
+ * JSON that keeps apart the numbers `JSON.stringify` merges — NaN, ±Infinity (all `null`) and
+ * −0 (`0`) — for keys of equations and signatures: `full(NaN)` and `full(Infinity)` are
+ * different constants, and a static argument of −0 a different program from 0.
+ */
+export function exactJson(v: unknown): string {
+  return JSON.stringify(
+    v,
+    (_key, x) =>
+      typeof x === "number" && (!Number.isFinite(x) || Object.is(x, -0))
+        ? { number: Object.is(x, -0) ? "-0" : String(x) }
+        : x,
+  );
+}
+
 function fmtParams(params: unknown): string {
   if (!params || typeof params !== "object" || Object.keys(params).length === 0) return "";
   const parts = Object.entries(params as Record<string, unknown>).map(([k, v]) =>
-    `${k}=${JSON.stringify(v)}`
+    `${k}=${exactJson(v)}`
   );
   return `[${parts.join(" ")}]`;
 }

@@ -12,7 +12,7 @@ import { defaultBackend } from "../backend/select.ts";
 import type { DType } from "../dtype.ts";
 import { full } from "../ops/creation.ts";
 import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "./compile.ts";
-import { eqnOutputs, type Program, programText, type Var } from "./ir.ts";
+import { eqnOutputs, exactJson, type Program, programText, type Var } from "./ir.ts";
 import { ForeignTracerError, JitTrace, JitTracer } from "./jit_trace.ts";
 
 /** Options of `jit`. */
@@ -85,7 +85,7 @@ function weakDType(x: number): DType {
 }
 
 function signature(args: readonly unknown[], staticArgnums: readonly number[]): string {
-  return JSON.stringify(args.map((arg, i) => {
+  return exactJson(args.map((arg, i) => {
     if (staticArgnums.includes(i)) return ["static", safeJson(arg)];
     const [leaves, def] = flatten(arg);
     return [

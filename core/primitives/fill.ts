@@ -97,8 +97,16 @@ export const iota: Primitive<IotaParams> = {
   },
 };
 
-/** A WGSL literal of value v of dtype d (exact bits for f32, so NaN and ±∞ survive). */
+/**
+ * A WGSL literal of value v of dtype d (exact bits for f32). NaN and ±∞ are calls of the
+ * helpers `nan_f32()` / `inf_f32()`: a constant expression that evaluates to a non-finite
+ * value is a shader-creation error in the WGSL spec (Chrome's and Safari's compilers refuse it,
+ * Deno's naga accepts it).
+ */
 export function literal(v: number, d: DType): string {
+  if (d === "f32" && !Number.isFinite(v)) {
+    return Number.isNaN(v) ? "nan_f32()" : v > 0 ? "inf_f32()" : "(-inf_f32())";
+  }
   const bits = bitsOf(v, d);
   return d === "f32"
     ? `bitcast<f32>(${bits}u)`

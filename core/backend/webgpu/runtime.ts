@@ -509,6 +509,11 @@ class Runtime {
    * Record one dispatch. `uniforms` is the kernel's parameter block; `outputs` are bound
    * read-write after the inputs.
    */
+  /** The WGSL of every kernel compiled on this device so far (for spec-conformance checks). */
+  kernelSources(): string[] {
+    return [...this.#pipelines.keys()];
+  }
+
   dispatch(
     src: KernelSource,
     uniforms: Uint32Array,

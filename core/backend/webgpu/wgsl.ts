@@ -181,7 +181,9 @@ export function grid(
 
 /**
  * Helpers every kernel may call: a NaN test that survives Vulkan's `x != x` folding (it looks
- * at the bits), and `div_index(x, d)` = ⌊x / d⌋ for indices below `SMALL_INDEX` (see there).
+ * at the bits), `div_index(x, d)` = ⌊x / d⌋ for indices below `SMALL_INDEX` (see there), and
+ * NaN and ∞ made from runtime bits — as constant expressions (`bitcast<f32>(0x7f800000u)`)
+ * they are shader-creation errors in the WGSL spec, which Chrome's Tint enforces.
  */
 export const WGSL_HELPERS = `
 fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
@@ -190,8 +192,8 @@ fn div_index(x: u32, d: u32) -> u32 {
   let r = bitcast<i32>(x - q * d);
   return select(select(q, q + 1u, r >= i32(d)), q - 1u, r < 0);
 }
-fn nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u); }
-fn inf_f32() -> f32 { return bitcast<f32>(0x7f800000u); }
+fn nan_f32() -> f32 { var bits = 0x7fc00000u; return bitcast<f32>(bits); }
+fn inf_f32() -> f32 { var bits = 0x7f800000u; return bitcast<f32>(bits); }
 `;
 
 /**

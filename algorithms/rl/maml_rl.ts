@@ -50,7 +50,11 @@ export interface MamlRlConfig {
   backtracks?: number;
   /** Hidden widths of the tanh policy (default [100, 100], the paper's). */
   hidden?: readonly number[];
-  /** Initial log-std of a Gaussian policy (default: log of half the action range). */
+  /**
+   * Initial log-std of a Gaussian policy (default 0: std 1, as rllab's policies in Finn et al.,
+   * whose actions the environment clips; the inner step size 0.1 is tuned for that scale — with
+   * a std of the actions' own size the mean's gradients are 1/std larger and one step saturates).
+   */
   initLogStd?: number;
 }
 
@@ -181,7 +185,7 @@ export function mamlRl(config: MamlRlConfig): MamlRl {
   };
   const net = actorCritic(env.observationShape, env.actionSpace, {
     hidden: cfg.hidden,
-    initLogStd: config.initLogStd,
+    initLogStd: checkNumber(config.initLogStd ?? 0, "initLogStd", where),
     critic: false,
   });
   const T = env.maxSteps;

@@ -83,13 +83,13 @@ while ((performance.now() - t0) / 60_000 < minutes) {
   let m;
   for (let i = 0; i < every; i++) [state, m] = step(state);
   done += every;
-  const wall = (performance.now() - t0) / 1000;
+  const [pre, post, kl, fraction] = [m!.preReturn, m!.postReturn, m!.kl, m!.stepFraction];
+  const figures = await Promise.all([pre, post, kl, fraction].map((t) => t.item()));
+  const wall = (performance.now() - t0) / 1000; // after the reads: the steps have run
   console.log(
-    `| ${done} | ${done * stepsPerMetaStep} | ${wall.toFixed(0)} | ${
-      (await m!.preReturn.item()).toFixed(2)
-    } | ${(await m!.postReturn.item()).toFixed(2)} | ${(await m!.kl.item()).toFixed(4)} | ${
-      (await m!.stepFraction.item()).toFixed(3)
-    } |`,
+    `| ${done} | ${done * stepsPerMetaStep} | ${wall.toFixed(0)} | ${figures[0].toFixed(2)} | ${
+      figures[1].toFixed(2)
+    } | ${figures[2].toFixed(4)} | ${figures[3].toFixed(3)} |`,
   );
 }
 const trainSeconds = (performance.now() - t0) / 1000;

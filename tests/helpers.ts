@@ -190,3 +190,39 @@ export async function onBackend<T>(tree: T, backend: mg.BackendName): Promise<T>
   );
   return mg.tree.unflatten(def, copies);
 }
+
+/** A learner as the update-equivalence check sees it. */
+export interface PureLearner<S> {
+  init(key: Tensor): S;
+  update(state: S): [S, unknown];
+}
+
+/**
+ * `updates` updates of a learner made by `make()` on the float64 reference backend, plain, and
+ * on WebGPU, jitted and donating, from the same initial state: state and metrics must agree
+ * after every update. Returns the learner built on WebGPU and its last state.
+ */
+export async function assertJittedUpdatesMatchFloat64<S>(
+  make: () => PureLearner<S>,
+  what: string,
+  updates = 2,
+  tol: Tolerance = { rtol: 2e-3, atol: 2e-4 },
+): Promise<[PureLearner<S>, S]> {
+  mg.setBackend("reference");
+  const plain = make();
+  let refState = plain.init(mg.random.key(3));
+  mg.setBackend("webgpu");
+  const compiled = make();
+  const update = mg.jit(compiled.update, { donateArgnums: [0] });
+  let gpuState: S = await onBackend(refState, "webgpu");
+  for (let u = 1; u <= updates; u++) {
+    mg.setBackend("reference");
+    const [r, rm] = plain.update(refState);
+    mg.setBackend("webgpu");
+    const [g, gm] = update(gpuState);
+    await assertTreesClose(g, r, `${what}: state after update ${u}`, tol);
+    await assertTreesClose(gm, rm, `${what}: metrics of update ${u}`, tol);
+    [refState, gpuState] = [r, g];
+  }
+  return [compiled, gpuState];
+}

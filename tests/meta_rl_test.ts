@@ -21,6 +21,7 @@ import {
   psrlReturns,
   ravelTree,
   recurrentActorCritic,
+  type Rl2,
   rl2,
 } from "../algorithms/mod.ts";
 import {
@@ -36,6 +37,7 @@ import {
 } from "../envs/mod.ts";
 import {
   assertAllClose,
+  assertJittedUpdatesMatchFloat64,
   assertThrowsWith,
   assertTreesClose,
   onBackend,
@@ -191,28 +193,8 @@ Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 
     ]] as const
   ) {
     const config = { env, episodes, numTrials: 4, hidden: 6, epochs: 2, minibatches: 2, lr: 1e-2 };
-    mg.setBackend("reference");
-    const plain = rl2(config);
-    let refState = plain.init(mg.random.key(3));
-    mg.setBackend("webgpu");
-    const compiled = rl2(config);
-    const update = mg.jit(compiled.update, { donateArgnums: [0] });
-    let gpuState = await onBackend(refState, "webgpu");
-    for (let u = 1; u <= 2; u++) {
-      mg.setBackend("reference");
-      const [r, rm] = plain.update(refState);
-      mg.setBackend("webgpu");
-      const [g, gm] = update(gpuState);
-      await assertTreesClose(g, r, `${env.name}: state after update ${u}`, {
-        rtol: 2e-3,
-        atol: 2e-4,
-      });
-      await assertTreesClose(gm, rm, `${env.name}: metrics of update ${u}`, {
-        rtol: 2e-3,
-        atol: 2e-4,
-      });
-      [refState, gpuState] = [r, g];
-    }
+    const [learner, gpuState] = await assertJittedUpdatesMatchFloat64(() => rl2(config), env.name);
+    const compiled = learner as Rl2;
     // the meta-test score: one trial per task, sampled and greedy
     for (const greedy of [false, true]) {
       const tasks = env.sampleTasks(mg.random.key(4), 6);

@@ -562,6 +562,27 @@ function storeFn(e: EpilogueShape | null): { code: string; params: number } {
   return { code: lines.join("\n"), params };
 }
 
+/**
+ * `epilogue` (or a plain store) reading a second product computed on its own, `product` laid
+ * out like the output (`shape`), as `acc2`.
+ */
+function withProductLeaf(
+  epilogue: MatmulEpilogue | undefined,
+  product: GpuStorage,
+  shape: readonly number[],
+): MatmulEpilogue {
+  return {
+    leaves: [
+      ...(epilogue?.leaves ?? []),
+      { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
+    ],
+    prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
+    expr: epilogue?.expr ?? "acc + acc2",
+    helpers: epilogue?.helpers ?? "",
+    shape,
+  };
+}
+
 /** Loop iterations a dispatch keeps in hand for its stores and epilogue. */
 const LOOP_MARGIN = 1024;
 
@@ -603,16 +624,7 @@ function runInParts(args: MatmulArgs, epilogue: MatmulEpilogue | undefined, span
     if (second) {
       const product = scratchBuffer();
       runMatmul({ ...args, ...second, out: product, second: undefined });
-      epi = {
-        leaves: [
-          ...(epilogue?.leaves ?? []),
-          { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
-        ],
-        prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
-        expr: epilogue?.expr ?? "acc + acc2",
-        helpers: epilogue?.helpers ?? "",
-        shape,
-      };
+      epi = withProductLeaf(epilogue, product, shape);
     }
     const parts = Math.ceil(args.k / span);
     const sums = parts > 1 ? [scratchBuffer(), scratchBuffer()] : [];
@@ -857,16 +869,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     try {
       runMatmul({ ...args, ...second, out: product, second: undefined });
       const shape = epilogue ? epilogue.shape : [args.batch * args.m * args.n];
-      runMatmul({ ...args, second: undefined }, {
-        leaves: [
-          ...(epilogue?.leaves ?? []),
-          { storage: product, dtype: "f32", strides: broadcastStrides(shape, shape) },
-        ],
-        prelude: `  let acc2 = v${epilogue?.leaves.length ?? 0};\n${epilogue?.prelude ?? ""}`,
-        expr: epilogue?.expr ?? "acc + acc2",
-        helpers: epilogue?.helpers ?? "",
-        shape,
-      });
+      runMatmul({ ...args, second: undefined }, withProductLeaf(epilogue, product, shape));
     } finally {
       product.release();
     }

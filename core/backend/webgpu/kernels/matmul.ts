@@ -589,12 +589,15 @@ const LOOP_MARGIN = 1024;
 /**
  * The longest part of the k sum one dispatch may loop over within the adapter's loop cap
  * (`AdapterInfo.maxLoopIterations`): every k step is one iteration of a register kernel; a
- * shared-tile kernel runs, per tile of bk steps, its load loops and bk products.
+ * shared-tile kernel runs, per tile of bk steps, its load loops and bk products. The stores
+ * loop too — per element of the block, once plus the terms of each summed epilogue leaf.
  */
-function kSpan(t: MatmulTiling): number {
+function kSpan(t: MatmulTiling, epilogue: MatmulEpilogue | undefined): number {
   const cap = runtime.info!.maxLoopIterations;
   if (!Number.isFinite(cap)) return Infinity;
-  const budget = Math.max(1, cap - LOOP_MARGIN);
+  const sumTerms = (epilogue?.leaves ?? []).reduce((n, l) => n + (l.sum?.extent ?? 0), 0);
+  const stores = t.tm * t.tn * (1 + sumTerms);
+  const budget = Math.max(1, cap - LOOP_MARGIN - stores);
   if (t.kind !== "shared") return budget;
   const threads = t.wx * t.wy;
   const perTile = 1 + Math.ceil((t.wy * t.tm * t.bk) / threads) +
@@ -857,7 +860,7 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
     // a forced tiling (setMatmulTiling) the adapter would run into zeros or refuse late
     throw new RangeError(`matmul: ${misfit}; choose a smaller tiling`);
   }
-  const span = kSpan(t);
+  const span = kSpan(t, epilogue);
   const second = args.second;
   if (!args.kRange && (args.k > span || (second && second.k > span))) {
     runInParts(args, epilogue, span);

@@ -20,6 +20,7 @@ export * from "./rl/trust_region.ts";
 export * from "./rl/trpo.ts";
 export * from "./rl/maml_rl.ts";
 export * from "./rl/replay_buffer.ts";
+export * from "./rl/squashed_gaussian.ts";
 export * from "./rl/sac.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";

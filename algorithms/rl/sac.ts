@@ -19,6 +19,7 @@ import {
   sampleTransitions,
 } from "./replay_buffer.ts";
 import { trackEpisodeReturns } from "./returns.ts";
+import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 
 /** Configuration of `sac`. */
 export interface SacConfig {
@@ -176,7 +177,6 @@ export function sac(config: SacConfig): Sac {
       exclusiveMin: true,
     }),
   };
-  const scale = (space.high - space.low) / 2, center = (space.high + space.low) / 2;
   const actor = denseNetwork([obsDim, ...cfg.hidden, 2 * actDim], mg.relu, 1);
   const critic = denseNetwork([obsDim + actDim, ...cfg.hidden, 1], mg.relu, 1);
   const adam = (): GradientTransformation<any> => mg.optim.adam(cfg.lr);
@@ -188,18 +188,8 @@ export function sac(config: SacConfig): Sac {
 
   const flatObs = (o: Tensor) => mg.reshape(o, [o.shape[0], obsDim]);
   /** The squashed Gaussian: actions in the box and their log-probabilities [B]. */
-  const policy = (p: unknown, obs: Tensor, key: Tensor) => {
-    const [out] = actor.module.apply(p, actor.state, flatObs(obs));
-    const mean = mg.slice(out, [null, [0, actDim]]);
-    const logStd = mg.clip(mg.slice(out, [null, [actDim, 2 * actDim]]), -5, 2);
-    const u = mg.add(mean, mg.mul(mg.exp(logStd), mg.random.normal(key, mean.shape)));
-    const squashed = mg.tanh(u);
-    const logProb = mg.sub(
-      mg.nn.gaussianLogProb(u, mean, logStd),
-      mg.sum(mg.log(mg.add(mg.mul(mg.sub(1, mg.square(squashed)), scale), 1e-6)), -1),
-    );
-    return { action: mg.add(mg.mul(squashed, scale), center), logProb };
-  };
+  const policy = (p: unknown, obs: Tensor, key: Tensor) =>
+    squashedGaussianSample(actor.module.apply(p, actor.state, flatObs(obs))[0], space, key);
   const q = (p: unknown, obs: Tensor, action: Tensor) =>
     mg.reshape(
       critic.module.apply(
@@ -392,12 +382,8 @@ export function sac(config: SacConfig): Sac {
       }];
     },
     act(params, obs) {
-      const [out] = actor.module.apply(params.actor, actor.state, flatObs(obs));
-      const mean = mg.slice(out, [null, [0, actDim]]);
-      return mg.reshape(mg.add(mg.mul(mg.tanh(mean), scale), center), [
-        obs.shape[0],
-        ...space.shape,
-      ]);
+      const out = actor.module.apply(params.actor, actor.state, flatObs(obs))[0];
+      return mg.reshape(squashedGaussianMean(out, space), [obs.shape[0], ...space.shape]);
     },
   };
 }

@@ -22,6 +22,7 @@ export * from "./rl/maml_rl.ts";
 export * from "./rl/replay_buffer.ts";
 export * from "./rl/squashed_gaussian.ts";
 export * from "./rl/sac.ts";
+export * from "./rl/pearl.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";
 export * from "./rl/batch_run.ts";

@@ -5,7 +5,8 @@
  * gradient equal to finite differences in float64; the jitted RL² update on WebGPU equal to the
  * plain float64 one; the bandit baselines and PSRL by hand; MAML-RL's meta-gradient against
  * finite differences, its estimators and first-order variant against their definitions, its
- * jitted meta-step against float64; clear errors for bad configurations.
+ * jitted meta-step against float64; PEARL's product of Gaussians and KL against closed forms and
+ * its jitted collection and training against float64; clear errors for bad configurations.
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
@@ -15,9 +16,14 @@ import {
   type BanditChooser,
   type BanditRule,
   banditRule,
+  klToStandardNormal,
   type MamlRl,
   mamlRl,
   type MamlRlConfig,
+  type Pearl,
+  pearl,
+  type PearlState,
+  productOfGaussians,
   psrlReturns,
   ravelTree,
   recurrentActorCritic,
@@ -513,4 +519,84 @@ Deno.test("MAML-RL: the jitted meta-step equals the eager one; rollouts match fl
   );
   assertThrowsWith(() => mamlRl({ env: config.env, innerLr: -1 }), "mamlRl", "innerLr");
   assertThrowsWith(() => mamlRl({} as never), "mamlRl", "env");
+});
+
+Deno.test("PEARL: the product of Gaussian factors and its KL to the prior equal their closed forms", async () => {
+  for (const backend of ["webgpu", "reference"] as const) {
+    if (backend === "webgpu") await mg.init();
+    mg.setBackend(backend);
+    const [B, N, D] = [3, 4, 2];
+    const mu = randomValues([B, N, D], "f32", 11, -2, 2),
+      v = randomValues([B, N, D], "f32", 12, 0.1, 3);
+    const { mean, variance } = productOfGaussians(
+      mg.tensor(mu, [B, N, D]),
+      mg.tensor(v, [B, N, D]),
+    );
+    // by hand: multiply the densities one factor at a time (the conjugate update of a Gaussian)
+    const wantMean: number[] = [], wantVar: number[] = [], wantKl: number[] = [];
+    for (let b = 0; b < B; b++) {
+      let kl = 0;
+      for (let j = 0; j < D; j++) {
+        let m = mu[(b * N) * D + j], s2 = v[(b * N) * D + j];
+        for (let i = 1; i < N; i++) {
+          const m2 = mu[(b * N + i) * D + j], t2 = v[(b * N + i) * D + j];
+          [m, s2] = [(m * t2 + m2 * s2) / (s2 + t2), (s2 * t2) / (s2 + t2)];
+        }
+        wantMean.push(m);
+        wantVar.push(s2);
+        kl += 0.5 * (s2 + m * m - 1 - Math.log(s2));
+      }
+      wantKl.push(kl);
+    }
+    const tol = { rtol: 1e-5, atol: 1e-6 };
+    assertAllClose(await mean.toFloat64(), wantMean, tol, `${backend}: posterior mean`);
+    assertAllClose(await variance.toFloat64(), wantVar, tol, `${backend}: posterior variance`);
+    assertAllClose(
+      await klToStandardNormal(mean, variance).toFloat64(),
+      wantKl,
+      tol,
+      `${backend}: KL`,
+    );
+  }
+  mg.setBackend("webgpu");
+  assertThrowsWith(
+    () => productOfGaussians(mg.zeros([3, 2]), mg.zeros([3, 3])),
+    "productOfGaussians",
+    "shape",
+  );
+});
+
+Deno.test("PEARL: collecting and training, jitted on WebGPU, equal the plain float64 run; meta-test from the prior", async () => {
+  await mg.init();
+  const config = {
+    env: pointNavigation({ goals: "semicircle", horizon: 5 }),
+    trainTasks: 3,
+    hidden: [8],
+    encoderHidden: [6],
+    bufferSize: 40,
+    metaBatch: 2,
+    batchSize: 6,
+    contextSize: 4,
+    latentDim: 2,
+  };
+  const [learner, state] = await assertJittedUpdatesMatchFloat64(() => {
+    const l = pearl(config);
+    return {
+      init: l.init,
+      update: (s: PearlState): [PearlState, unknown] =>
+        l.train(l.collect(l.collect(s, 5, "prior"), 5, "posterior"), 3),
+      pearl: l,
+    };
+  }, "PEARL");
+  const p = (learner as unknown as { pearl: Pearl }).pearl;
+  const tasks = config.env.sampleTasks(mg.random.key(8), 4);
+  const returns = mg.jit((params: unknown, k: Tensor) =>
+    p.adaptationReturns(params as never, tasks, k, 2)
+  )(
+    state.params,
+    mg.random.key(9),
+  );
+  if (returns.shape.join() !== "2,4") throw new Error(`adaptation returns shape ${returns.shape}`);
+  assertThrowsWith(() => pearl({ env: cartPole() }), "pearl", "box");
+  assertThrowsWith(() => p.collect(state, 5, "greedy" as never), "collect", "mode");
 });

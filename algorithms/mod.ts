@@ -21,6 +21,7 @@ export * from "./rl/trpo.ts";
 export * from "./rl/maml_rl.ts";
 export * from "./rl/replay_buffer.ts";
 export * from "./rl/squashed_gaussian.ts";
+export * from "./rl/soft_updates.ts";
 export * from "./rl/sac.ts";
 export * from "./rl/pearl.ts";
 export type { GruParams } from "../core/nn/recurrent.ts";

@@ -24,6 +24,7 @@ import {
 } from "./replay_buffer.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 import type { Transition } from "./sac.ts";
+import { polyakAverage, softBellmanTarget, temperatureStep } from "./soft_updates.ts";
 
 /**
  * The product of Gaussian factors N(μᵢ, σᵢ²) over axis −2 ([..., N, d] → [..., d]), normalised:
@@ -366,18 +367,14 @@ export function pearl(config: PearlConfig): Pearl {
         space,
         kNext,
       );
-      const qNext = mg.minimum(
+      const y = softBellmanTarget(
+        data.reward,
+        data.terminal,
         q(s.target.q1, data.nextObs, next.action, zFixed),
         q(s.target.q2, data.nextObs, next.action, zFixed),
-      );
-      const y = mg.stopGradient(
-        mg.add(
-          data.reward,
-          mg.mul(
-            mg.mul(mg.sub(1, data.terminal), cfg.gamma),
-            mg.sub(qNext, mg.mul(next.logProb, alpha)),
-          ),
-        ),
+        next.logProb,
+        alpha,
+        cfg.gamma,
       );
       const td = mg.add(
         mg.mean(mg.square(mg.sub(q(c.q1, data.obs, data.action, zRows), y))),
@@ -407,15 +404,13 @@ export function pearl(config: PearlConfig): Pearl {
     };
     const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
     const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);
-    const entropyGap = mg.stopGradient(mg.mean(mg.add(logProb, cfg.targetEntropy)));
-    const [alUpdates, alOpt] = alphaOpt.update(mg.neg(entropyGap), s.opt.alpha, s.logAlpha);
-    const logAlpha = mg.optim.applyUpdates(s.logAlpha, alUpdates) as Tensor;
-    const polyak = (t: unknown, c: unknown) =>
-      mg.tree.map(
-        (a: Tensor, x: Tensor) => mg.add(mg.mul(a, 1 - cfg.tau), mg.mul(x, cfg.tau)),
-        t,
-        c,
-      );
+    const [logAlpha, alOpt] = temperatureStep(
+      alphaOpt,
+      s.opt.alpha,
+      s.logAlpha,
+      logProb,
+      cfg.targetEntropy,
+    );
     return [
       {
         ...s,
@@ -425,7 +420,7 @@ export function pearl(config: PearlConfig): Pearl {
           q1: newCritics.q1,
           q2: newCritics.q2,
         },
-        target: { q1: polyak(s.target.q1, newCritics.q1), q2: polyak(s.target.q2, newCritics.q2) },
+        target: polyakAverage(s.target, { q1: newCritics.q1, q2: newCritics.q2 }, cfg.tau),
         logAlpha,
         opt: { actor: aOpt, critic: cOpt, alpha: alOpt },
       },

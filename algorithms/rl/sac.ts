@@ -20,6 +20,7 @@ import {
 } from "./replay_buffer.ts";
 import { trackEpisodeReturns } from "./returns.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
+import { polyakAverage, softBellmanTarget, temperatureStep } from "./soft_updates.ts";
 
 /** Configuration of `sac`. */
 export interface SacConfig {
@@ -241,18 +242,14 @@ export function sac(config: SacConfig): Sac {
     const alpha = mg.exp(s.logAlpha);
     // critic targets: r + γ(1 − terminal)(min target Q(s', a') − α log π(a'|s')), a' ~ π(s')
     const next = policy(s.params.actor, b.nextObs, kNext);
-    const qNext = mg.minimum(
+    const y = softBellmanTarget(
+      b.reward,
+      b.terminal,
       q(s.target.q1, b.nextObs, next.action),
       q(s.target.q2, b.nextObs, next.action),
-    );
-    const y = mg.stopGradient(
-      mg.add(
-        b.reward,
-        mg.mul(
-          mg.mul(mg.sub(1, b.terminal), cfg.gamma),
-          mg.sub(qNext, mg.mul(next.logProb, alpha)),
-        ),
-      ),
+      next.logProb,
+      alpha,
+      cfg.gamma,
     );
     const criticLoss = (c: { q1: unknown; q2: unknown }) =>
       mg.add(
@@ -278,22 +275,18 @@ export function sac(config: SacConfig): Sac {
     const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
     const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);
     const newActor = mg.optim.applyUpdates(s.params.actor, aUpdates);
-    // temperature: −log α · E[log π + target entropy]
-    const entropyGap = mg.stopGradient(mg.mean(mg.add(logProb, cfg.targetEntropy)));
-    const alphaGrad = mg.neg(entropyGap); // d/d log α of −log α · gap
-    const [alUpdates, alOpt] = alphaOpt.update(alphaGrad, s.opt.alpha, s.logAlpha);
-    const logAlpha = mg.optim.applyUpdates(s.logAlpha, alUpdates) as Tensor;
-    const polyak = (t: unknown, c: unknown) =>
-      mg.tree.map(
-        (a: Tensor, b2: Tensor) => mg.add(mg.mul(a, 1 - cfg.tau), mg.mul(b2, cfg.tau)),
-        t,
-        c,
-      );
+    const [logAlpha, alOpt] = temperatureStep(
+      alphaOpt,
+      s.opt.alpha,
+      s.logAlpha,
+      logProb,
+      cfg.targetEntropy,
+    );
     return [
       {
         ...s,
         params: { actor: newActor, q1: newCritics.q1, q2: newCritics.q2 },
-        target: { q1: polyak(s.target.q1, newCritics.q1), q2: polyak(s.target.q2, newCritics.q2) },
+        target: polyakAverage(s.target, newCritics, cfg.tau),
         logAlpha,
         opt: { actor: aOpt, critic: cOpt, alpha: alOpt },
       },

@@ -1,0 +1,74 @@
+/**
+ * The pieces of a soft actor-critic update that SAC and PEARL share: the soft Bellman target of
+ * twin critics, the temperature's step toward its entropy target, and Polyak averaging of
+ * target networks.
+ */
+import * as mg from "../../mod.ts";
+import type { Tensor } from "../../mod.ts";
+import type { GradientTransformation } from "../../core/optim/optim.ts";
+
+/**
+ * r + γ(1 − terminal)(min(Q₁', Q₂') − α log π(a'|s')), as a constant (no gradient flows into it).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@metagrad/metagrad";
+ * import { softBellmanTarget } from "@metagrad/metagrad/algorithms";
+ * softBellmanTarget(tensor([1]), tensor([0]), tensor([2]), tensor([3]), tensor([-1]), tensor(0.5), 0.9); // [3.25]
+ * ```
+ */
+export function softBellmanTarget(
+  reward: Tensor,
+  terminal: Tensor,
+  q1Next: Tensor,
+  q2Next: Tensor,
+  logProbNext: Tensor,
+  alpha: Tensor,
+  gamma: number,
+): Tensor {
+  const soft = mg.sub(mg.minimum(q1Next, q2Next), mg.mul(logProbNext, alpha));
+  return mg.stopGradient(mg.add(reward, mg.mul(mg.mul(mg.sub(1, terminal), gamma), soft)));
+}
+
+/**
+ * One optimizer step of log α on −log α · E[log π + target entropy] (its gradient is minus the
+ * mean gap): α grows while the policy's entropy is below the target.
+ *
+ * @example
+ * ```ts
+ * import { optim, tensor, zeros } from "@metagrad/metagrad";
+ * import { temperatureStep } from "@metagrad/metagrad/algorithms";
+ * const opt = optim.adam(3e-4);
+ * const logAlpha = zeros([]);
+ * const [next] = temperatureStep(opt, opt.init(logAlpha), logAlpha, tensor([-3, -2]), -1);
+ * ```
+ */
+export function temperatureStep(
+  optimizer: GradientTransformation<any>,
+  optState: unknown,
+  logAlpha: Tensor,
+  logProb: Tensor,
+  targetEntropy: number,
+): [Tensor, unknown] {
+  const gap = mg.stopGradient(mg.mean(mg.add(logProb, targetEntropy)));
+  const [updates, next] = optimizer.update(mg.neg(gap), optState, logAlpha);
+  return [mg.optim.applyUpdates(logAlpha, updates) as Tensor, next];
+}
+
+/**
+ * Target networks moved a fraction τ toward the current ones: (1 − τ)·target + τ·current.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@metagrad/metagrad";
+ * import { polyakAverage } from "@metagrad/metagrad/algorithms";
+ * polyakAverage({ w: tensor([0]) }, { w: tensor([1]) }, 0.1); // { w: [0.1] }
+ * ```
+ */
+export function polyakAverage<T>(target: T, current: T, tau: number): T {
+  return mg.tree.map(
+    (t: Tensor, c: Tensor) => mg.add(mg.mul(t, 1 - tau), mg.mul(c, tau)),
+    target,
+    current,
+  ) as T;
+}

@@ -39,7 +39,7 @@ import {
 } from "./ops/math.ts";
 import { argmax, min, sum } from "./ops/reduce.ts";
 import { reshape, slice, stack } from "./ops/shape.ts";
-import { scatterAdd } from "./ops/indexing.ts";
+import { argsort, scatterAdd } from "./ops/indexing.ts";
 
 function checkKey(key: Tensor, op: string): Tensor {
   if (!(key instanceof Tensor) || key.dtype !== "u32" || key.ndim !== 1 || key.shape[0] !== 2) {
@@ -378,8 +378,9 @@ export function randint(
 }
 
 /**
- * A random permutation of 0..n−1 (i32), by ranking n uniform keys. Costs O(n²) work, so n is
- * limited to 4096 (enough for class and sample shuffling in few-shot episodes).
+ * A random permutation of 0..n−1 (i32): the stable order of n uniform keys — ranked in one
+ * O(n²) kernel up to n = 4096, sorted (`argsort`, a bitonic network) above, with the same
+ * result either way.
  *
  * @example
  * ```ts
@@ -391,10 +392,9 @@ export function permutation(k: Tensor, n: number): Tensor {
   if (!Number.isInteger(n) || n < 1) {
     throw new RangeError(`permutation: n must be a positive integer, got ${n}`);
   }
-  if (n > 4096) {
-    throw new RangeError(`permutation: n = ${n} exceeds the supported 4096 (the ranking is O(n²))`);
-  }
-  const bits = randomBits(k, [n]); // u32 keys; ties are broken by index below
+  const bits = randomBits(k, [n]); // u32 keys; ties are broken by index
+  // the stable order of the keys: ranked in one O(n²) kernel while that is small, sorted above
+  if (n > 4096) return argsort(bits);
   const col = reshape(bits, [n, 1]), row = reshape(bits, [1, n]);
   const idx = arange(n, undefined, 1, { backend: k.backend });
   const before = add(

@@ -88,12 +88,12 @@ Deno.test("sampler statistics are right (mean, variance, ranges, frequencies)", 
 });
 
 Deno.test("permutation is a permutation", async () => {
-  for (const n of [1, 2, 17, 1000]) {
+  for (const n of [1, 2, 17, 1000, 5000]) {
     const p = await random.permutation(random.key(n), n).data();
     const sorted = [...p].sort((a, b) => a - b);
     if (!sorted.every((v, i) => v === i)) throw new Error(`permutation(${n}) is not a permutation`);
   }
-  assertThrowsWith(() => random.permutation(random.key(0), 5000), "permutation", "4096");
+  assertThrowsWith(() => random.permutation(random.key(0), 0), "permutation", "positive");
 });
 
 Deno.test("stratifiedUniform puts one sample in each stratum, in random order, on both backends", async () => {

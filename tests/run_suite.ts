@@ -59,6 +59,7 @@ const GL_KERNEL_TESTS = [
   "tests/scan_test.ts",
   "tests/failed_ops_test.ts",
   "tests/loop_cap_test.ts",
+  "tests/sort_test.ts",
   "tests/smoke_test.ts",
 ];
 

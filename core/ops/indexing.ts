@@ -2,14 +2,15 @@
 import { bind } from "../primitive.ts";
 import { disposeOnThrow } from "../memory.ts";
 import { cumsum as cumsumPrim } from "../primitives/cumsum.ts";
+import { argsort as argsortPrim } from "../primitives/argsort.ts";
 import { scatterAdd as scatterPrim, take as takePrim } from "../primitives/gather.ts";
 import { fmtShape, normAxis } from "../shape.ts";
 import type { DType } from "../dtype.ts";
 import type { Tensor } from "../tensor.ts";
 import { arange } from "./creation.ts";
-import { add, cast, clip, equal, less, mul, where } from "./math.ts";
+import { add, cast, clip, equal, less, where } from "./math.ts";
 import { sum } from "./reduce.ts";
-import { expandDims, reshape } from "./shape.ts";
+import { expandDims, moveAxis, reshape } from "./shape.ts";
 
 /**
  * Indices into an axis of length n as `take` reads them: negative ones count from the end,
@@ -89,11 +90,13 @@ export function pickAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
     );
   }
   return disposeOnThrow(() => {
+    // select, not multiply, by the one-hot mask: 0 · ±∞ would make every row holding an
+    // infinity (a masked logit) NaN
     const hot = oneHot(clampIndices(indices, x.shape[a], "pickAlongAxis"), x.shape[a], {
       axis: a,
-      dtype: x.dtype === "f32" ? "f32" : "i32",
+      dtype: "bool",
     });
-    return sum(mul(x, hot), a);
+    return sum(where(hot, x, 0), a);
   });
 }
 
@@ -126,8 +129,8 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
   return disposeOnThrow(() => {
     // select with a one-hot axis inserted after `axis`
     const idx = clampIndices(indices, n, "takeAlongAxis");
-    const hot = oneHot(idx, n, { axis: a + 1, dtype: x.dtype === "f32" ? "f32" : "i32" });
-    return sum(mul(expandDims(x, a), hot), a + 1);
+    const hot = oneHot(idx, n, { axis: a + 1, dtype: "bool" });
+    return sum(where(hot, expandDims(x, a), 0), a + 1); // a select: 0 · ∞ would be NaN
   });
 }
 
@@ -177,4 +180,33 @@ export function cumsum(x: Tensor, axis?: number, reverse = false): Tensor {
   const a = normAxis(axis, x.ndim, "cumsum");
   const src = x.dtype === "bool" ? cast(x, "i32") : x;
   return bind(cumsumPrim, [src], { axis: a, reverse });
+}
+
+/**
+ * The indices (i32) that sort x along an axis (default the last), ascending and stable: equal
+ * values keep their order, NaN sorts last — NumPy's `argsort(kind="stable")`.
+ *
+ * @example
+ * ```ts
+ * import { argsort, tensor } from "@metagrad/metagrad";
+ * argsort(tensor([3, 1, 2, 1])); // [1, 3, 2, 0]
+ * ```
+ */
+export function argsort(x: Tensor, axis = -1): Tensor {
+  const a = normAxis(axis, x.ndim, "argsort");
+  if (a === x.ndim - 1) return bind(argsortPrim, [x], {});
+  return moveAxis(bind(argsortPrim, [moveAxis(x, a, -1)], {}), -1, a);
+}
+
+/**
+ * x sorted along an axis (default the last), ascending (NaN last); differentiable, as a gather.
+ *
+ * @example
+ * ```ts
+ * import { sort, tensor } from "@metagrad/metagrad";
+ * sort(tensor([[3, 1, 2], [0, -1, 5]])); // [[1, 2, 3], [-1, 0, 5]]
+ * ```
+ */
+export function sort(x: Tensor, axis = -1): Tensor {
+  return takeAlongAxis(x, argsort(x, axis), axis);
 }

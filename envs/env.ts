@@ -169,3 +169,37 @@ export function requireEnvironment(env: unknown, where: string): Environment<any
   }
   return env as Environment<any, any>;
 }
+
+/** What `requireBoxActions` returns: the box and the flat sizes of an action and an observation. */
+export interface BoxActions {
+  /** The action space. */
+  space: BoxSpace;
+  /** Elements of one action. */
+  actDim: number;
+  /** Elements of one observation. */
+  obsDim: number;
+}
+
+/**
+ * Throws a clear error unless `env` has a box action space (continuous-control learners: SAC,
+ * PEARL); returns the box and the flat action and observation sizes.
+ *
+ * @example
+ * ```ts
+ * import { pendulum, requireBoxActions } from "@metagrad/metagrad/envs";
+ * const { actDim, obsDim } = requireBoxActions(pendulum(), "myLearner"); // 1, 3
+ * ```
+ */
+export function requireBoxActions(env: Environment<any, any>, where: string): BoxActions {
+  if (env.actionSpace.kind !== "box") {
+    throw new TypeError(
+      `${where}: ${env.name} has discrete actions; ${where} needs a box action space`,
+    );
+  }
+  const space = env.actionSpace;
+  return {
+    space,
+    actDim: space.shape.reduce((a, b) => a * b, 1),
+    obsDim: env.observationShape.reduce((a, b) => a * b, 1),
+  };
+}

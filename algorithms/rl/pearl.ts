@@ -11,7 +11,12 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import { autoReset, type BoxSpace, type Environment, requireEnvironment } from "../../envs/env.ts";
+import {
+  autoReset,
+  type Environment,
+  requireBoxActions,
+  requireEnvironment,
+} from "../../envs/env.ts";
 import { resetEnvs } from "../../envs/rollout.ts";
 import { checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
@@ -203,14 +208,7 @@ export function pearl(config: PearlConfig): Pearl {
   checkOptions(config, where, PEARL_OPTIONS);
   requireEnvironment(config?.env, where);
   const env = config.env;
-  if (env.actionSpace.kind !== "box") {
-    throw new TypeError(
-      `${where}: ${env.name} has discrete actions; PEARL needs a box action space`,
-    );
-  }
-  const space = env.actionSpace as BoxSpace;
-  const actDim = space.shape.reduce((a, b) => a * b, 1);
-  const obsDim = env.observationShape.reduce((a, b) => a * b, 1);
+  const { space, actDim, obsDim } = requireBoxActions(env, where);
   const cfg = {
     env,
     trainTasks: checkCount(config.trainTasks, 40, "trainTasks", where),

@@ -7,7 +7,12 @@
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
-import { autoReset, type BoxSpace, type Environment, requireEnvironment } from "../../envs/env.ts";
+import {
+  autoReset,
+  type Environment,
+  requireBoxActions,
+  requireEnvironment,
+} from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, tasksPerEnv } from "../../envs/rollout.ts";
 import { checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
@@ -155,14 +160,7 @@ export function sac(config: SacConfig): Sac {
   checkOptions(config, where, SAC_OPTIONS);
   requireEnvironment(config?.env, where);
   const env = config.env;
-  if (env.actionSpace.kind !== "box") {
-    throw new TypeError(
-      `${where}: ${env.name} has discrete actions; SAC here needs a box action space`,
-    );
-  }
-  const space = env.actionSpace as BoxSpace;
-  const actDim = space.shape.reduce((a, b) => a * b, 1);
-  const obsDim = env.observationShape.reduce((a, b) => a * b, 1);
+  const { space, actDim, obsDim } = requireBoxActions(env, where);
   const cfg = {
     env,
     numEnvs: checkCount(config.numEnvs, 1, "numEnvs", where),

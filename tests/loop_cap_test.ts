@@ -96,6 +96,22 @@ async function checkLongLoops(long: number, where: string) {
       `${where}: jitted A·B + C·D`,
     );
   }
+  // two products whose k sums are each under the cap and together over it (one kernel loops both)
+  {
+    const half = Math.ceil(long * 0.6);
+    const [a, b] = [uniform(11, [3, half]), uniform(12, [half, 4])];
+    const [c, d] = [uniform(13, [3, half]), uniform(14, [half, 4])];
+    const ab = await hostMatmul(a, b, 3, half, 4, false, false);
+    const cd = await hostMatmul(c, d, 3, half, 4, false, false);
+    const f = (a: Tensor, b: Tensor, c: Tensor, d: Tensor) =>
+      mg.add(mg.matmul(a, b), mg.matmul(c, d));
+    assertAllClose(
+      await mg.jit(f)(a, b, c, d).toFloat64(),
+      ab.map((v, i) => v + cd[i]),
+      tol,
+      `${where}: jitted A·B + C·D, k ${half} each`,
+    );
+  }
   // cumsum along a long axis, forward and reversed, and along the leading axis of [long, 2]
   const x = uniform(8, [long]);
   const xv = await x.toFloat64();

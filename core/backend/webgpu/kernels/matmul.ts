@@ -862,7 +862,8 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   }
   const span = kSpan(t, epilogue);
   const second = args.second;
-  if (!args.kRange && (args.k > span || (second && second.k > span))) {
+  // a second product computed in the same kernel loops over its k after the first's
+  if (!args.kRange && args.k + (second?.k ?? 0) > span) {
     runInParts(args, epilogue, span);
     return;
   }

@@ -55,7 +55,7 @@ if (setting !== "bandit10" && setting !== "bandit100" && setting !== "mdp10") {
   Deno.exit(2);
 }
 const minutes = numberOption("--minutes", values.minutes, USAGE, { min: 0 });
-const seed = count("--seed", String(Number(values.seed) + 1)) - 1;
+const seed = numberOption("--seed", values.seed ?? "", USAGE, { min: 0, integer: true });
 const testTasks = count("--test-tasks", values["test-tasks"]);
 const valTasks = count("--val-tasks", values["val-tasks"]);
 const every = count("--every", values.every);

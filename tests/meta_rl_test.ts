@@ -598,5 +598,6 @@ Deno.test("PEARL: collecting and training, jitted on WebGPU, equal the plain flo
   );
   if (returns.shape.join() !== "2,4") throw new Error(`adaptation returns shape ${returns.shape}`);
   assertThrowsWith(() => pearl({ env: cartPole() }), "pearl", "box");
+  assertThrowsWith(() => pearl({ ...config, encoderHidden: [0] }), "pearl", "encoderHidden[0]");
   assertThrowsWith(() => p.collect(state, 5, "greedy" as never), "collect", "mode");
 });

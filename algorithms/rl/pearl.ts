@@ -209,12 +209,17 @@ export function pearl(config: PearlConfig): Pearl {
   requireEnvironment(config?.env, where);
   const env = config.env;
   const { space, actDim, obsDim } = requireBoxActions(env, where);
+  const widths = (list: readonly number[], name: string) => {
+    if (!Array.isArray(list)) throw new TypeError(`${where}: ${name} must be an array of widths`);
+    list.forEach((w, i) => checkNumber(w, `${name}[${i}]`, where, { min: 1, integer: true }));
+    return list;
+  };
   const cfg = {
     env,
     trainTasks: checkCount(config.trainTasks, 40, "trainTasks", where),
     latentDim: checkCount(config.latentDim, 5, "latentDim", where),
-    hidden: config.hidden ?? [256, 256],
-    encoderHidden: config.encoderHidden ?? [128, 128],
+    hidden: widths(config.hidden ?? [256, 256], "hidden"),
+    encoderHidden: widths(config.encoderHidden ?? [128, 128], "encoderHidden"),
     bufferSize: checkCount(config.bufferSize, 10_000, "bufferSize", where),
     metaBatch: checkCount(config.metaBatch, 16, "metaBatch", where),
     batchSize: checkCount(config.batchSize, 256, "batchSize", where),

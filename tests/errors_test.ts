@@ -1,5 +1,5 @@
 import * as mg from "../mod.ts";
-import { runtime } from "../core/backend/webgpu/runtime.ts";
+import { type GpuStorage, runtime } from "../core/backend/webgpu/runtime.ts";
 import { assertRejectsWith, assertThrowsWith } from "./helpers.ts";
 
 Deno.test("shape and dtype mistakes name the op and the shapes", () => {
@@ -39,7 +39,7 @@ Deno.test("mixing backends is a clear error", () => {
 Deno.test("a WebGPU validation error surfaces as an exception naming the op, then the runtime recovers", async () => {
   await mg.init();
   const out = mg.zeros([4]);
-  const storage = out.storage as Parameters<typeof runtime.dispatch>[3]["storage"];
+  const storage = out.storage as GpuStorage;
   // A kernel that does not compile: the error must name the op label when values are read.
   runtime.dispatch(
     { code: "this is not wgsl", inputs: 0, label: "broken-test-op" },

@@ -79,9 +79,32 @@ interface SummedLeaf {
   axes: number[];
 }
 
-/** Per leaf of a fused or epilogue kernel, whether it is read as a `SummedLeaf`. */
+/**
+ * Further values a fused kernel stores besides `out` (same shape), each with the name of its
+ * `let` in the prelude: the kernel computes several values that other kernels read.
+ */
+interface StoredValues {
+  extraOuts?: { v: Var; name: string }[];
+}
+
+/**
+ * A leaf that a fused kernel reads where it lies in a stored value: a window of `input` with
+ * steps (a slice, maybe reshaped by axes of size 1), `offset` and `strides` (elements) over
+ * the leaf's shape.
+ */
+interface SlicedLeaf {
+  input: Var;
+  offset: number;
+  strides: number[];
+}
+
+/** How a kernel reads a leaf other than as stored: summed as it loads, or as a window. */
+type LeafRead = SummedLeaf | SlicedLeaf;
+const isSummed = (r: LeafRead): r is SummedLeaf => "axes" in r;
+
+/** Per leaf of a fused or epilogue kernel, whether it is read as a `LeafRead`. */
 interface LeafSums {
-  sums?: (SummedLeaf | undefined)[];
+  sums?: (LeafRead | undefined)[];
 }
 
 /**
@@ -90,7 +113,7 @@ interface LeafSums {
  */
 type Step =
   | { kind: "eqn"; eqn: AnyEqn }
-  | ({ kind: "fused"; out: Var } & FusedCode & LeafSums)
+  | ({ kind: "fused"; out: Var } & FusedCode & LeafSums & StoredValues)
   | FusedReduce
   | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode & LeafSums)
   | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
@@ -116,6 +139,15 @@ const MAX_REMAT_OPS = 2;
  */
 const MAX_INLINE_SUM = 32;
 const MAX_INLINE_SUM_LOADS = 1 << 13;
+
+/** How many kernels back from a kernel `mergeKernels` looks for one to take in. */
+const MERGE_WINDOW = 32;
+/**
+ * Kernels of at most this many elements are merged. Above it a kernel's own work outweighs a
+ * dispatch, and merging would keep both kernels' inputs and outputs alive at once (a donated
+ * input could no longer make room for the other kernel's result).
+ */
+const MERGE_MAX_ELEMS = 1 << 14;
 
 /** How a kernel group was formed: its equations, root, iteration shape and label. */
 interface GroupPlan {
@@ -195,7 +227,14 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     if (owner) members.delete(owner);
     return members;
   };
-  const emit = (members: Set<Eqn>, root: Eqn, acc?: Var, acc2?: Var) => {
+  /** Code of a group; `stored` are further members whose values the kernel also stores. */
+  const emit = (
+    members: Set<Eqn>,
+    root: Eqn,
+    acc?: Var,
+    acc2?: Var,
+    stored: readonly Var[] = [],
+  ): FusedCode & StoredValues => {
     const leaves: Var[] = [];
     const names = new Map<number, string>();
     const stmts: string[] = [];
@@ -220,7 +259,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const label = p.eqns.filter((e) => members.has(e as Eqn) && e.prim.name !== "full").map((e) =>
       e.prim.name
     ).join(",");
-    return { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
+    const code = { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
+    if (stored.length === 0) return code;
+    return { ...code, extraOuts: stored.map((v) => ({ v, name: names.get(v.id)! })) };
   };
 
   /**
@@ -279,63 +320,102 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     }
   };
 
+  /** Equations not computed inside any kernel group (nor roots of one). */
+  const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
+  type LeafHost = Extract<Step, { kind: "fused" | "matmulEpilogue" }>;
   /**
-   * A plain sum of few terms per result (`MAX_INLINE_SUM`) whose every reader — directly or
-   * through reshapes that only add or drop axes of size 1 — is a fused or epilogue kernel
-   * reading it as a leaf: those kernels read its input and sum as they load, and the sum's
-   * own dispatch goes.
+   * The kernels reading `e`'s result as a leaf — directly or through reshapes that only add or
+   * drop axes of size 1 (`views`) — when every reader is a kernel of the kinds `hosts` allows
+   * (and it reads the leaf as stored); null when some reader is anything else.
    */
-  const inlineSums = () => {
+  const leafReaders = (e: Eqn, hosts: readonly Step["kind"][]) => {
     // a kernel recomputed in several readers is a member of each
     const groupsOf = new Map<Eqn, AnyEqn[]>();
     for (const [key, g] of groups) {
       for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
     }
-    const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
+    const views: Var[] = [e.out];
+    const viewEqns: Eqn[] = [];
+    const readers: { step: LeafHost; v: Var }[] = [];
+    for (let i = 0; i < views.length; i++) {
+      const v = views[i];
+      for (const c of consumers.get(v.id) ?? []) {
+        if (c === null || isMultiEqn(c)) return null;
+        if (c.prim.name === "reshape" && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
+          views.push(c.out);
+          viewEqns.push(c);
+          continue;
+        }
+        const keys = groupsOf.get(c) ?? [];
+        if (keys.length === 0) return null;
+        for (const key of keys) {
+          const step = groupAt.get(key);
+          const at = step && "leaves" in step ? step.leaves.findIndex((l) => l.id === v.id) : -1;
+          if (!step || !hosts.includes(step.kind) || at < 0 || (step as LeafHost).sums?.[at]) {
+            return null;
+          }
+          if (!readers.some((r) => r.step === step && r.v === v)) {
+            readers.push({ step: step as LeafHost, v });
+          }
+        }
+      }
+    }
+    return readers.length === 0 ? null : { readers, viewEqns };
+  };
+  /** `e`'s readers read it as `read` says (through `leafReaders`); `e` is computed by none. */
+  const readInside = (
+    e: Eqn,
+    found: NonNullable<ReturnType<typeof leafReaders>>,
+    read: (v: Var) => LeafRead,
+  ) => {
+    for (const { step, v } of found.readers) {
+      (step.sums ??= [])[step.leaves.findIndex((l) => l.id === v.id)] = read(v);
+    }
+    placed.add(e);
+    for (const view of found.viewEqns) placed.add(view);
+  };
+
+  /**
+   * A plain sum of few terms per result (`MAX_INLINE_SUM`) whose every reader is a fused or
+   * epilogue kernel reading it as a leaf (`leafReaders`): those kernels read its input and sum
+   * as they load, and the sum's own dispatch goes.
+   */
+  const inlineSums = () => {
     for (const e of p.eqns) {
       if (!free(e) || isMultiEqn(e) || !isFoldingReduce(e) || e.params.op !== "sum") continue;
       const input = e.inputs[0];
       const axes = e.params.axes as number[];
       const extent = axes.reduce((n, a) => n * input.shape[a], 1);
       if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
-      const views: Var[] = [e.out];
-      const viewEqns: Eqn[] = [];
-      const readers: { step: Extract<Step, { kind: "fused" | "matmulEpilogue" }>; v: Var }[] = [];
-      let ok = true;
-      for (let i = 0; i < views.length && ok; i++) {
-        const v = views[i];
-        for (const c of consumers.get(v.id) ?? []) {
-          if (c === null || isMultiEqn(c)) {
-            ok = false;
-            break;
-          }
-          if (c.prim.name === "reshape" && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
-            views.push(c.out);
-            viewEqns.push(c);
-            continue;
-          }
-          const hosts = groupsOf.get(c) ?? [];
-          for (const host of hosts) {
-            const step = groupAt.get(host);
-            if (
-              !step || (step.kind !== "fused" && step.kind !== "matmulEpilogue") ||
-              !step.leaves.some((l) => l.id === v.id)
-            ) ok = false;
-            else if (!readers.some((r) => r.step === step && r.v === v)) readers.push({ step, v });
-          }
-          if (!ok || hosts.length === 0) {
-            ok = false;
-            break;
-          }
-        }
+      const found = leafReaders(e, ["fused", "matmulEpilogue"]);
+      if (!found) continue;
+      const loads = found.readers.reduce((n, r) => n + sizeOf(r.step.out.shape) * extent, 0);
+      if (loads > MAX_INLINE_SUM_LOADS) continue;
+      readInside(e, found, () => ({ input, axes }));
+    }
+  };
+
+  /**
+   * A slice whose every reader is a fused kernel reading it as a leaf (`leafReaders`): those
+   * kernels read the window where it lies, through strides and an offset, and the slice's copy
+   * goes (a state split into its components, a key split into its parts).
+   */
+  const inlineSlices = () => {
+    for (const e of p.eqns) {
+      if (!free(e) || isMultiEqn(e) || e.prim.name !== "slice" || sizeOf(e.out.shape) === 0) {
+        continue;
       }
-      const loads = readers.reduce((n, r) => n + sizeOf(r.step.out.shape) * extent, 0);
-      if (!ok || readers.length === 0 || loads > MAX_INLINE_SUM_LOADS) continue;
-      for (const { step, v } of readers) {
-        (step.sums ??= [])[step.leaves.findIndex((l) => l.id === v.id)] = { input, axes };
-      }
-      placed.add(e);
-      for (const view of viewEqns) placed.add(view);
+      const found = leafReaders(e, ["fused"]);
+      if (!found) continue;
+      const input = e.inputs[0];
+      const { start, step } = e.params as { start: number[]; step: number[] };
+      const inStrides = stridesOf(input.shape);
+      const offset = start.reduce((o, st, i) => o + st * inStrides[i], 0);
+      const kept = e.out.shape.flatMap((d, i) => d === 1 ? [] : [inStrides[i] * step[i]]);
+      readInside(e, found, (v) => {
+        let next = 0;
+        return { input, offset, strides: v.shape.map((d) => d === 1 ? 0 : kept[next++]) };
+      });
     }
   };
 
@@ -483,9 +563,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         continue;
       }
     }
-    if (members.size === 1 && e.inputs.every((v) => producer.get(v.id)?.prim.name !== "full")) {
-      continue; // nothing to fuse
-    }
+    // a group of one op too: later passes may recompute it in its readers, have it read a
+    // window or a sum as it loads, or merge it with other kernels
     const g = emit(members, e);
     if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
     for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
@@ -500,8 +579,109 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     });
     groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
   }
+  /**
+   * Multi-output fusion, over the planned kernels: an elementwise kernel (a fused group or one
+   * op) moves into a later one of the same shape when no kernel between them reads what it
+   * stores. The merged kernel computes both groups' values once and stores those that other
+   * kernels or the caller read. Groups stepping the components of one state from the same
+   * inputs, and a value that several groups read, become one dispatch instead of several (on
+   * llvmpipe a dispatch costs 30–100 µs before any work; CartPole's step was 9 kernels of
+   * 1,024 elements each).
+   */
+  const mergeKernels = (steps: Step[]): Step[] => {
+    interface Mergeable {
+      members: Set<Eqn>;
+      sums: Map<number, LeafRead>;
+    }
+    const info = new Map<Step, Mergeable>();
+    for (const [key, step] of groupAt) {
+      if (step.kind !== "fused") continue;
+      const sums = new Map<number, LeafRead>();
+      step.sums?.forEach((sum, i) => sum && sums.set(step.leaves[i].id, sum));
+      info.set(step, { members: new Set(groups.get(key)!.members), sums });
+    }
+    for (const s of steps) {
+      if (s.kind === "eqn" && elementwise(s.eqn) && s.eqn.prim.name !== "full") {
+        info.set(s, { members: new Set([s.eqn]), sums: new Map() });
+      }
+    }
+    // how many kernels (and program outputs) read each value
+    const readers = new Map<number, number>();
+    const ids = (vs: readonly Var[]) => new Set(vs.map((v) => v.id));
+    const count = (vs: Set<number>, d: number) => {
+      for (const id of vs) readers.set(id, (readers.get(id) ?? 0) + d);
+    };
+    for (const s of steps) count(ids(stepInputs(s)), 1);
+    count(ids(p.outputs), 1);
+
+    const merge = (a: Step, b: Step): Step | null => {
+      const ia = info.get(a)!, ib = info.get(b)!;
+      // a value summed or sliced as it is read must be stored before the kernel reading it runs
+      const summedInputs = [...ia.sums.values(), ...ib.sums.values()].map((sum) => sum.input.id);
+      const made = ids([...stepOutputs(a), ...stepOutputs(b)]);
+      if (summedInputs.some((id) => made.has(id))) return null;
+      const readA = ids(stepInputs(a)), readB = ids(stepInputs(b));
+      const readElsewhere = (v: Var) =>
+        readers.get(v.id)! - Number(readA.has(v.id)) - Number(readB.has(v.id)) > 0;
+      const stored = [...stepOutputs(b), ...stepOutputs(a)].filter(readElsewhere);
+      if (stored.length === 0) return null;
+      const [out, ...rest] = stored;
+      const members = new Set([...ia.members, ...ib.members]);
+      const code = emit(members, producer.get(out.id) as Eqn, undefined, undefined, rest);
+      if (code.leaves.length + stored.length > maxLeaves + 1) return null;
+      const sums = new Map([...ia.sums, ...ib.sums]);
+      const leafSums = code.leaves.map((l) => sums.get(l.id));
+      const step: Step = {
+        kind: "fused",
+        out,
+        ...code,
+        label: `fused[${code.label}]`,
+        ...(leafSums.some((x) => x) ? { sums: leafSums } : {}),
+      };
+      count(readA, -1);
+      count(readB, -1);
+      count(ids(stepInputs(step)), 1);
+      info.set(step, { members, sums });
+      return step;
+    };
+
+    const list = [...steps];
+    for (let i = list.length - 1; i > 0; i--) {
+      if (!info.has(list[i])) continue;
+      const shape = stepOutputs(list[i])[0];
+      if (sizeOf(shape.shape) > MERGE_MAX_ELEMS) continue;
+      // what the kernels between a candidate and list[i] (those staying put) read and make:
+      // the merged kernel runs at list[i]'s place when none of them reads the candidate's
+      // values, or at the candidate's when none of them makes a value list[i] reads
+      const readBetween = new Set<number>(), madeBetween = new Set<number>();
+      for (let j = i - 1; j >= 0 && i - j <= MERGE_WINDOW; j--) {
+        const a = list[j];
+        const outs = stepOutputs(a);
+        if (info.has(a) && sameShape(outs[0], shape)) {
+          const atLater = !outs.some((v) => readBetween.has(v.id));
+          const atEarlier = !stepInputs(list[i]).some((v) => madeBetween.has(v.id));
+          const merged = (atLater || atEarlier) && merge(a, list[i]);
+          if (merged && atLater) {
+            list.splice(j, 1);
+            list[--i] = merged;
+            continue;
+          }
+          if (merged) { // it takes in more when the walk reaches it
+            list.splice(i, 1);
+            list[j] = merged;
+            break;
+          }
+        }
+        for (const v of stepInputs(a)) readBetween.add(v.id);
+        for (const v of outs) madeBetween.add(v.id);
+      }
+    }
+    return list;
+    return list;
+  };
   rematerialize();
   inlineSums();
+  inlineSlices();
   // constants still needed outside the kernels (by matmul, say) are computed as usual
   const neededOutside = (e: Eqn) =>
     [...consumers.get(e.out.id) ?? []].some((c) =>
@@ -518,7 +698,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     ) continue;
     else steps.push({ kind: "eqn", eqn: e });
   }
-  return steps;
+  return mergeKernels(steps);
 }
 
 /** Whether two shapes are the same once their axes of size 1 are dropped. */
@@ -563,11 +743,17 @@ function leafOperands(
   shape: readonly number[],
 ) {
   return tensors.map((t, i) => {
-    const sum = s.sums?.[i];
-    let summed = sum && summedReads.get(sum);
-    if (sum && !summed) summedReads.set(sum, summed = summedRead(sum, t.shape, s.leaves[i], shape));
-    const read = summed ?? { strides: broadcastStrides(t.shape, shape) };
-    return { storage: t.storage as GpuStorage, dtype: s.leaves[i].dtype, ...read };
+    const leaf = s.leaves[i], r = s.sums?.[i];
+    const operand = { storage: t.storage as GpuStorage, dtype: leaf.dtype, offset: 0 };
+    if (!r) return { ...operand, strides: broadcastStrides(t.shape, shape) };
+    if (!isSummed(r)) {
+      const lead = shape.length - leaf.shape.length;
+      const strides = shape.map((_, k) => k < lead ? 0 : r.strides[k - lead]);
+      return { ...operand, strides, offset: r.offset };
+    }
+    let summed = summedReads.get(r);
+    if (!summed) summedReads.set(r, summed = summedRead(r, t.shape, leaf, shape));
+    return { ...operand, ...summed };
   });
 }
 
@@ -663,16 +849,19 @@ export class Compiled {
         continue;
       }
       const label = s.kind === "eqn" ? s.eqn.prim.name : s.label;
-      const out = s.kind === "eqn" || s.kind === "fusedReduce" ? (s.eqn as Eqn).out : s.out;
+      const outs = stepOutputs(s).map(varText).join(" ");
       // a leaf summed as it is read shows as Σ[axes] of the value it reads
       const leafText = (f: FusedCode & LeafSums) =>
-        leafSources(f).map((v, k) => (f.sums?.[k] ? `Σ[${f.sums[k]!.axes}]` : "") + varText(v));
+        leafSources(f).map((v, k) => {
+          const r = f.sums?.[k];
+          return (r ? (isSummed(r) ? `Σ[${r.axes}]` : "window of ") : "") + varText(v);
+        });
       const reads = s.kind === "fused"
         ? leafText(s)
         : s.kind === "matmulEpilogue"
         ? [...s.mm.inputs, ...(s.mm2?.inputs ?? [])].map(varText).concat(leafText(s))
         : stepInputs(s).map(varText);
-      lines.push(`${label}: ${varText(out)} ← ${reads.join(" ")}`);
+      lines.push(`${label}: ${outs} ← ${reads.join(" ")}`);
     }
     return lines.join("\n");
   }
@@ -782,8 +971,10 @@ export class Compiled {
           env.set(e.out.id, out);
         } else if (s.kind === "fused") {
           inputs = leafSources(s);
-          out = runFused(s, inputs.map(get), this.#memos[i] ??= {});
-          env.set(s.out.id, out);
+          const outs = runFused(s, inputs.map(get), this.#memos[i] ??= {});
+          stepOutputs(s).forEach((v, k) => env.set(v.id, outs[k]));
+          for (const t of outs.slice(1)) owned.add(t);
+          out = outs[0];
         } else if (s.kind === "fusedReduce") {
           inputs = s.leaves;
           out = runReduction(s, s.leaves.map(get), this.#memos[i] ??= {});
@@ -829,19 +1020,27 @@ function runFused(
   s: Extract<Step, { kind: "fused" }>,
   inputs: Tensor[],
   memo: KernelMemo,
-): Tensor {
-  const storage = new GpuStorage(sizeOf(s.out.shape) * 4);
-  const operands = leafOperands(s, inputs, s.out.shape).map((o) => ({ ...o, offset: 0 }));
+): Tensor[] {
+  // storages taken now: the work may run later (before the device exists), after a caller
+  // disposed a result
+  const storages = stepOutputs(s).map((v) => new GpuStorage(sizeOf(v.shape) * 4));
+  const operands = leafOperands(s, inputs, s.out.shape);
+  const extra = (s.extraOuts ?? []).map((o, k) => ({
+    expr: o.name,
+    dtype: o.v.dtype,
+    storage: storages[k + 1],
+  }));
   runtime.enqueueHolding(operands.map((o) => o.storage), () =>
     runElementwise(
       { label: s.label, expr: s.expr, prelude: s.prelude, helpers: ELEMENTWISE_HELPERS },
       operands,
       s.out.shape,
       s.out.dtype,
-      storage,
+      storages[0],
       memo,
+      extra,
     ));
-  return new Tensor(s.out.shape, s.out.dtype, storage);
+  return stepOutputs(s).map((v, k) => new Tensor(v.shape, v.dtype, storages[k]));
 }
 
 /**
@@ -904,6 +1103,7 @@ const STAGE_BYTES = 1024;
 function stepOutputs(s: Step): readonly Var[] {
   if (s.kind === "eqn") return isMultiEqn(s.eqn) ? s.eqn.outs : [s.eqn.out];
   if (s.kind === "fusedReduce") return [s.eqn.out];
+  if (s.kind === "fused" && s.extraOuts) return [s.out, ...s.extraOuts.map((o) => o.v)];
   return [s.out];
 }
 

@@ -23,10 +23,14 @@
  *   same bits for every x, NaN included — so `x` has no reader but the ReLU, which can then
  *   be the epilogue of the matmul computing x instead of a kernel of its own. Only done when
  *   the ReLU's output is stored anyway (read by a matmul, say).
+ * - `concatOfSlices`: joining consecutive slices of one value along the axis they were cut
+ *   on is that value (or one slice of it): a state split into components and stacked back
+ *   (an environment's auto-reset) copies nothing.
  */
 import { sizeOf } from "../shape.ts";
 import { elementwise } from "../primitives/elementwise.ts";
 import type { MatmulParams } from "../primitives/matmul.ts";
+import { slice, type SliceParams } from "../primitives/slice.ts";
 import { reshape } from "../primitives/reshape.ts";
 import {
   type AnyEqn,
@@ -42,7 +46,7 @@ import {
 export function simplify(p: Program): Program {
   // folding again after the reshapes moved: broadcasts of constants they left behind
   const hoisted = hoistReshapes(outerProducts(scaleOutOfMatmuls(foldConstants(p))));
-  return reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
+  return concatOfSlices(reluMaskFromOutput(mergeReductions(foldConstants(hoisted))));
 }
 
 /** A size-1 value that broadcasts into any result of rank ≥ its own. */
@@ -425,4 +429,57 @@ export function mergeReductions(p: Program): Program {
     eqns.push(eq);
   }
   return { ...p, eqns: eqns.filter((e) => !removed.has(e)) };
+}
+
+export function concatOfSlices(p: Program): Program {
+  const made = producers(p);
+  const rename = new Map<number, Var>();
+  const sub = (v: Var) => rename.get(v.id) ?? v;
+  const eqns: AnyEqn[] = [];
+  for (const e0 of p.eqns) {
+    const e = { ...e0, inputs: e0.inputs.map(sub) } as AnyEqn;
+    const joined = isMultiEqn(e) || e.prim.name !== "concat" ? null : sliceJoined(e, made);
+    if (isMultiEqn(e) || !joined) {
+      eqns.push(e);
+      continue;
+    }
+    const { source, params } = joined;
+    const whole = params.start.every((st, i) =>
+      st === 0 && params.stop[i] === source.shape[i] && params.step[i] === 1
+    );
+    if (whole) rename.set(e.out.id, source);
+    else eqns.push({ prim: slice, params, inputs: [source], out: e.out } as Eqn);
+  }
+  return { ...p, eqns, outputs: p.outputs.map(sub) };
+}
+
+/**
+ * When every operand of `concat` is a slice of one value, consecutive along the concat axis
+ * with step 1 there and the same window on every other axis: that value and the one slice
+ * the concat equals.
+ */
+function sliceJoined(
+  e: Eqn,
+  made: Map<number, AnyEqn>,
+): { source: Var; params: SliceParams } | null {
+  const axis = e.params.axis as number;
+  const cuts = e.inputs.map((v) => made.get(v.id));
+  if (cuts.some((c) => !c || isMultiEqn(c) || c.prim.name !== "slice")) return null;
+  const slices = cuts as Eqn[];
+  const source = slices[0].inputs[0];
+  const ps = slices.map((c) => c.params as SliceParams);
+  const first = ps[0];
+  for (let k = 0; k < ps.length; k++) {
+    const q = ps[k];
+    if (slices[k].inputs[0].id !== source.id || q.step[axis] !== 1) return null;
+    if (k > 0 && q.start[axis] !== ps[k - 1].stop[axis]) return null;
+    const sameElsewhere = q.start.every((st, i) =>
+      i === axis ||
+      (st === first.start[i] && q.stop[i] === first.stop[i] && q.step[i] === first.step[i])
+    );
+    if (!sameElsewhere || q.stop[axis] <= q.start[axis]) return null;
+  }
+  const stop = [...first.stop];
+  stop[axis] = ps.at(-1)!.stop[axis];
+  return { source, params: { start: first.start, stop, step: first.step } };
 }

@@ -153,7 +153,11 @@ export interface KeptLaunch {
  * Launch `kept` again reading `inputs` and writing `out`, if its read plan still fits their
  * buffers; false when it does not and the launch must be derived again.
  */
-export function relaunch(kept: KeptLaunch, inputs: readonly GpuStorage[], out: Binding): boolean {
+export function relaunch(
+  kept: KeptLaunch,
+  inputs: readonly GpuStorage[],
+  out: Binding | readonly Binding[],
+): boolean {
   if (!readsHold(inputs, kept.reads)) return false;
   runtime.dispatch(kept.src, kept.params, inputBindings(inputs, kept.reads), out, kept.grid);
   return true;

@@ -88,8 +88,10 @@ export interface Binding {
 export interface KernelSource {
   /** WGSL text; pipelines are cached by it. */
   code: string;
-  /** Number of input bindings (storage or uniform); the output is the binding after them. */
+  /** Number of input bindings (storage or uniform); the outputs are the bindings after them. */
   inputs: number;
+  /** Number of output bindings (read-write storage); 1 when absent. */
+  outputs?: number;
   /** Op name for labels and error messages. */
   label: string;
 }
@@ -481,11 +483,13 @@ class Runtime {
         buffer: { type: uniformInputs[i] ? "uniform" : "read-only-storage" },
       });
     }
-    entries.push({
-      binding: src.inputs + 1,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: "storage" },
-    });
+    for (let k = 0; k < (src.outputs ?? 1); k++) {
+      entries.push({
+        binding: src.inputs + 1 + k,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "storage" },
+      });
+    }
     dev.pushErrorScope("validation");
     const layout = dev.createBindGroupLayout({ label: src.label, entries });
     const code = pruneFunctions(src.code);
@@ -505,27 +509,28 @@ class Runtime {
     return p;
   }
 
-  /**
-   * Record one dispatch. `uniforms` is the kernel's parameter block; `outputs` are bound
-   * read-write after the inputs.
-   */
   /** The WGSL of every kernel compiled on this device so far (for spec-conformance checks). */
   kernelSources(): string[] {
     return [...this.#pipelines.keys()];
   }
 
+  /**
+   * Record one dispatch. `uniforms` is the kernel's parameter block; the output (or the
+   * `src.outputs` outputs, in order) are bound read-write after the inputs.
+   */
   dispatch(
     src: KernelSource,
     uniforms: Uint32Array,
     inputs: Binding[],
-    output: Binding,
+    output: Binding | readonly Binding[],
     workgroups: [number, number, number],
   ): void {
+    const outputs = Array.isArray(output) ? output : [output as Binding];
+    const all = [...inputs, ...outputs];
     // before anything of this dispatch is recorded: pending inputs encode kernels of their own
     for (const b of inputs) if (b.storage.pending) this.materialize(b.storage);
     const limits = this.info!.limits;
-    for (let i = 0; i <= inputs.length; i++) {
-      const b = i < inputs.length ? inputs[i] : output;
+    for (const b of all) {
       const bytes = b.size ?? b.storage.bytes;
       if (bytes > limits.maxStorageBufferBindingSize) {
         throw new RangeError(
@@ -545,8 +550,11 @@ class Runtime {
       );
     }
     if (gx === 0 || gy === 0 || gz === 0) return;
-    if (inputs.length !== src.inputs) {
-      throw new Error(`internal: ${src.label} declares ${src.inputs} inputs, got ${inputs.length}`);
+    if (inputs.length !== src.inputs || outputs.length !== (src.outputs ?? 1)) {
+      throw new Error(
+        `internal: ${src.label} declares ${src.inputs} inputs and ${src.outputs ?? 1} outputs, ` +
+          `got ${inputs.length} and ${outputs.length}`,
+      );
     }
     const { id, pipeline, layout } = this.#pipelines.get(src.code) ??
       this.pipeline(src, inputs.map((b) => b.uniform === true));
@@ -557,8 +565,7 @@ class Runtime {
     // each binding's buffer range, and the bind-group cache key they make
     const ranges: GPUBufferBinding[] = [];
     let key = `${id}|${this.#idOf(arena)}`;
-    for (let i = 0; i <= inputs.length; i++) {
-      const b = i < inputs.length ? inputs[i] : output;
+    for (const b of all) {
       const buffer = this.allocBuffer(b.storage, src.label);
       const offset = b.offset ?? 0;
       // Shaders that read vec4 expect ≥ 16 bytes even for empty tensors.

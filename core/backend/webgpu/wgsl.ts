@@ -131,12 +131,13 @@ fn ${name}(i: u32) -> ${elem} { return ${name}_s[i]; }`;
 
 /**
  * Common preamble: the parameter block, read-only inputs (`in0(i)`, `in1(i)`, ... read as
- * `reads` says, storage by default), one read-write output array `out`.
+ * `reads` says, storage by default), and read-write output arrays: `out`, then `out1`,
+ * `out2`, ... when `out` lists several dtypes.
  */
 export function bindings(
   params: number,
   inputs: DType[],
-  out: DType,
+  out: DType | readonly DType[],
   reads: readonly InputRead[] = [],
 ): string {
   const lines = [
@@ -149,10 +150,20 @@ export function bindings(
     lines.push(inputDecl(`in${i}`, binding, d, read));
     binding += readBindings(read);
   });
-  lines.push(
-    `@group(0) @binding(${binding}) var<storage, read_write> out: array<${storageType(out)}>;`,
-  );
+  const outs = typeof out === "string" ? [out] : out;
+  outs.forEach((d, k) => {
+    lines.push(
+      `@group(0) @binding(${binding + k}) var<storage, read_write> ${outputName(k)}: array<${
+        storageType(d)
+      }>;`,
+    );
+  });
   return lines.join("\n");
+}
+
+/** The WGSL name of a kernel's k-th output array (`bindings`). */
+export function outputName(k: number): string {
+  return k === 0 ? "out" : `out${k}`;
 }
 
 /** Entry point whose `t` is the linear thread index over a 2D grid of workgroups. */

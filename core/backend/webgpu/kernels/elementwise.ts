@@ -19,6 +19,7 @@ import {
   helperId,
   inputBindingCount,
   type InputRead,
+  outputName,
   param,
   readTag,
   SMALL_INDEX,
@@ -58,6 +59,16 @@ export interface ElementwiseKernel {
   extra?: number[];
 }
 
+/**
+ * A further result of one elementwise launch, of the same shape as the first: a fused group
+ * stores each of its values that other kernels read (`expr` may name the prelude's `let`s).
+ */
+export interface ExtraOutput {
+  expr: string;
+  dtype: DType;
+  storage: GpuStorage;
+}
+
 /** Workgroup width: wide for big tensors (throughput), narrow for tiny ones (llvmpipe runs
  * every invocation of a group, active or not). */
 const WG_WIDE = 256, WG_NARROW = 64;
@@ -92,13 +103,14 @@ function elementwiseSource(
   reads: InputRead[],
   small: boolean,
   summed: readonly boolean[],
+  extraOutputs: readonly ExtraOutput[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
   const key = `${small}|${helperId(helpers)}|${kernel.label}|${
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
-  }|${summed.map(Number).join("")}`;
+  }|${summed.map(Number).join("")}|${extraOutputs.map((o) => `${o.dtype}:${o.expr}`).join(";")}`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
@@ -121,16 +133,19 @@ function elementwiseSource(
   lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small, sumP));
   if (kernel.prelude) lines.push(extraParams(kernel.prelude));
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
+  extraOutputs.forEach((o, k) => {
+    lines.push(`  ${outputName(k + 1)}[li] = ${storeAs(o.dtype, extraParams(o.expr))};`);
+  });
   lines.push(`  }`);
   const code = [
-    bindings(p, dtypes, outDtype, reads),
+    bindings(p, dtypes, [outDtype, ...extraOutputs.map((o) => o.dtype)], reads),
     WGSL_HELPERS,
     helpers,
     entry(wg, lines.join("\n")),
   ].join("\n");
   const inputs = inputBindingCount(reads);
   const out = {
-    src: { code, inputs, label: kernel.label },
+    src: { code, inputs, outputs: 1 + extraOutputs.length, label: kernel.label },
     layout: { p, countP, startP, threadsP, shapeP, inP, extraP, sumP },
   };
   sourceCache.set(key, out);
@@ -151,14 +166,18 @@ export function runElementwise(
   outDtype: DType,
   out: GpuStorage,
   memo?: KernelMemo,
+  extraOutputs: readonly ExtraOutput[] = [],
 ): void {
   const n = sizeOf(outShape);
-  runtime.allocBuffer(out, kernel.label);
+  const outs = [out, ...extraOutputs.map((o) => o.storage)];
+  for (const o of outs) runtime.allocBuffer(o, kernel.label);
   if (n === 0) return;
+  const outBindings = (s: number, e: number) =>
+    outs.map((storage) => ({ storage, offset: s * 4, size: (e - s) * 4 }));
   const prepared = memo?.prepared as PreparedElementwise | undefined;
   if (
     prepared && inputs.every((o, k) => o.offset === prepared.offsets[k]) &&
-    relaunch(prepared, inputs.map((o) => o.storage), { storage: out, offset: 0, size: n * 4 })
+    relaunch(prepared, inputs.map((o) => o.storage), outBindings(0, n))
   ) return;
   const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
   const shape = collapsed.shape;
@@ -181,6 +200,7 @@ export function runElementwise(
     reads,
     n <= SMALL_INDEX,
     inputs.map((o) => !!o.sum),
+    extraOutputs,
   );
   const { p, countP, startP, threadsP, shapeP, inP, extraP, sumP } = layout;
 
@@ -226,13 +246,7 @@ export function runElementwise(
         offsets,
       } satisfies PreparedElementwise;
     }
-    runtime.dispatch(
-      src,
-      u,
-      binds,
-      { storage: out, offset: s * 4, size: (e - s) * 4 },
-      groups,
-    );
+    runtime.dispatch(src, u, binds, outBindings(s, e), groups);
   }
 }
 

@@ -677,7 +677,6 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       }
     }
     return list;
-    return list;
   };
   rematerialize();
   inlineSums();

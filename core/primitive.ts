@@ -90,6 +90,27 @@ export interface Primitive<P = Record<string, never>> {
   ): string;
   /** WGSL functions that `fusion`'s expressions may call. */
   fusionHelpers?: string;
+  /**
+   * For primitives computed per element whose value depends on the element's position (random
+   * bits drawn by counter; a stack picking an operand by coordinate): where `applies` holds
+   * (always when absent), the WGSL expression of the result's element at linear index `index`
+   * (a u32 expression), given the inputs' values there (each input broadcasts into the result).
+   * jit fuses such an equation only into kernels iterating over exactly its result's shape.
+   * Its functions must be among the fused kernels' helpers.
+   */
+  positional?: PositionalRule<P>;
+}
+
+/** A primitive's per-element rule that reads the element's position (`Primitive.positional`). */
+export interface PositionalRule<P> {
+  applies?(inputs: readonly Aval[], params: P): boolean;
+  expr(
+    inputs: readonly Aval[],
+    params: P,
+    args: readonly string[],
+    out: Aval,
+    index: string,
+  ): string;
 }
 
 /**

@@ -60,6 +60,7 @@ const GL_KERNEL_TESTS = [
   "tests/failed_ops_test.ts",
   "tests/loop_cap_test.ts",
   "tests/sort_test.ts",
+  "tests/jit_fusion_test.ts",
   "tests/smoke_test.ts",
 ];
 

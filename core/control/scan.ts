@@ -12,13 +12,14 @@
 import { isFloat } from "../dtype.ts";
 import { tidy } from "../memory.ts";
 import { type Aval, bindMulti, type MultiPrimitive } from "../primitive.ts";
-import { fmtShape } from "../shape.ts";
+import { fmtShape, sizeOf } from "../shape.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
 import { flatten, structureEquals, type TreeDef, unflatten } from "../tree.ts";
 import { defaultBackend } from "../backend/select.ts";
 import type { BackendName } from "../backend/storage.ts";
 import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "../jit/compile.ts";
-import { evalProgram, type Program, programText } from "../jit/ir.ts";
+import { evalProgram, type Program, programText, type Var } from "../jit/ir.ts";
+import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { JitTrace } from "../jit/jit_trace.ts";
 import { vjp } from "../autodiff/api.ts";
 import { vmap } from "../vmap/vmap.ts";
@@ -56,6 +57,42 @@ function compiledBody(body: Program, backend: BackendName): Compiled {
 /** One step's slices of the stacked operands (tidy frees slice's intermediate). */
 const stepOf = (xs: readonly Tensor[], t: number) => tidy(() => xs.map((x) => slice(x, [t])));
 
+/**
+ * A scan's per-step traffic on the device as copy commands: each step's xs are copied out of
+ * the stacked operands, and its ys into their slots of the stacked results, made once. A
+ * slice or a stack would be a kernel per value per step (on llvmpipe 30–100 µs each).
+ */
+function stepCopies(p: ScanParams) {
+  const nx = p.body.inputs.length - p.numConsts - p.numCarry;
+  const xVars = p.body.inputs.slice(p.numConsts + p.numCarry);
+  const yVars = p.body.outputs.slice(p.numCarry);
+  const bytes = (v: Var) => sizeOf(v.shape) * 4; // every dtype is stored in 4 bytes
+  // held until recorded: before the device exists the copy waits in the queue
+  const copy = (src: GpuStorage, at: number, dst: GpuStorage, to: number, n: number) =>
+    runtime.enqueueHolding([src, dst], () => runtime.copyBytes(src, at, dst, to, n));
+  const ys = yVars.map((v) =>
+    new Tensor([p.length, ...v.shape], v.dtype, new GpuStorage(p.length * bytes(v)))
+  );
+  return {
+    ys,
+    xsAt(xs: readonly Tensor[], t: number): Tensor[] {
+      return xs.slice(0, nx).map((x, j) => {
+        const v = xVars[j];
+        const storage = new GpuStorage(bytes(v));
+        copy(x.storage as GpuStorage, t * bytes(v), storage, 0, bytes(v));
+        return new Tensor(v.shape, v.dtype, storage);
+      });
+    },
+    storeYs(stepYs: readonly Tensor[], t: number): void {
+      stepYs.forEach((y, k) => {
+        const n = bytes(yVars[k]);
+        copy(y.storage as GpuStorage, 0, ys[k].storage as GpuStorage, t * n, n);
+        y.dispose();
+      });
+    },
+  };
+}
+
 export const scanPrimitive: MultiPrimitive<ScanParams> = {
   name: "scan",
   multi: true,
@@ -90,17 +127,22 @@ export const scanPrimitive: MultiPrimitive<ScanParams> = {
     let carry = inputs.slice(nc, nc + ncar);
     let ownCarry = carry.map(() => false); // the caller's initial carry is never freed
     const ys: Tensor[][] = p.body.outputs.slice(ncar).map(() => []);
+    // on the device, steps' xs are copied out of the stacked operands and their ys into the
+    // stacked results by copy commands, not kernels (`stepCopies`)
+    const copies = backend === "webgpu" && length > 0 ? stepCopies(p) : null;
     for (let i = 0; i < length; i++) {
       const t = p.reverse ? length - 1 - i : i;
-      const xt = stepOf(xs, t);
+      const xt = copies ? copies.xsAt(xs, t) : stepOf(xs, t);
       const outs = body.runOwned(
         [...consts, ...carry, ...xt],
         [...consts.map(() => false), ...ownCarry, ...xt.map(() => true)],
       );
       carry = outs.slice(0, ncar);
       ownCarry = carry.map(() => true);
-      outs.slice(ncar).forEach((y, k) => ys[k].push(y));
+      if (copies) copies.storeYs(outs.slice(ncar), t);
+      else outs.slice(ncar).forEach((y, k) => ys[k].push(y));
     }
+    if (copies) return [...carry.map((c, k) => (ownCarry[k] ? c : shareStorage(c))), ...copies.ys];
     const carryOut = carry.map((c, k) => (ownCarry[k] ? c : shareStorage(c)));
     const ysOut = ys.map((list, k) => {
       const v = p.body.outputs[ncar + k];
@@ -164,10 +206,8 @@ export const scanPrimitive: MultiPrimitive<ScanParams> = {
   },
 
   kernelCount(p) {
-    const perStep = compiledBody(p.body, "webgpu").kernelCount;
-    const xs = p.body.inputs.length - p.numConsts - p.numCarry;
-    const ys = p.body.outputs.length - p.numCarry;
-    return p.length * (perStep + xs + ys); // slicing each x, stacking each y
+    // xs and ys move by copy commands
+    return p.length * compiledBody(p.body, "webgpu").kernelCount;
   },
 
   describe(p) {

@@ -10,6 +10,7 @@ import { runReduce } from "../backend/webgpu/kernels/reduce.ts";
 import { encodeMatmul } from "../primitives/matmul.ts";
 import { bind, bindMulti, type KernelMemo } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
+import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
 import { simplify } from "./simplify.ts";
 import {
@@ -140,6 +141,9 @@ const MAX_REMAT_OPS = 2;
 const MAX_INLINE_SUM = 32;
 const MAX_INLINE_SUM_LOADS = 1 << 13;
 
+/** Functions a plain fused kernel may call (positional members' too). */
+const FUSED_HELPERS = ELEMENTWISE_HELPERS + "\n" + THREEFRY_WGSL;
+
 /** How many kernels back from a kernel `mergeKernels` looks for one to take in. */
 const MERGE_WINDOW = 32;
 /**
@@ -191,6 +195,10 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
   const elementwise = (e: AnyEqn | undefined): e is Eqn =>
     !!e && !isMultiEqn(e) && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
+  /** Computed per element from its position (`Primitive.positional`): plain fused kernels only. */
+  const positional = (e: AnyEqn | undefined): e is Eqn =>
+    !!e && !isMultiEqn(e) && !!e.prim.positional && sizeOf(e.out.shape) > 0 &&
+    (e.prim.positional.applies?.(e.inputs, e.params) ?? true);
   const prologueAxesOk = (e: Eqn) => {
     if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return false;
     const axes = e.params.axes as number[];
@@ -202,7 +210,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   /** How each group was formed, so `rematerialize` can re-emit it with more members. */
   const groups = new Map<AnyEqn, GroupPlan>();
   /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
-  const grow = (root: Eqn, owner: Eqn | null, shape: Var) => {
+  const grow = (root: Eqn, owner: Eqn | null, shape: Var, withPositional = false) => {
     const members = new Set<Eqn>([root]);
     if (owner) members.add(owner);
     let changed = true;
@@ -212,7 +220,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         if (m === owner) continue;
         for (const v of m.inputs) {
           const prod = producer.get(v.id);
-          if (!elementwise(prod) || members.has(prod) || placed.has(prod)) continue;
+          const byPosition = withPositional && positional(prod) &&
+            sizeOf(prod.out.shape) === sizeOf(shape.shape);
+          if (!(elementwise(prod) || byPosition) || members.has(prod) || placed.has(prod)) continue;
           const isConst = prod.prim.name === "full";
           const allInside = [...consumers.get(v.id)!].every((c) =>
             c !== null && members.has(c as Eqn)
@@ -254,7 +264,10 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       // e0, e1, …: `f16` and `f32` would shadow WGSL type names (a group of 33 ops broke)
       const name = `e${names.size}`;
       names.set(e.out.id, name);
-      stmts.push(`  let ${name} = ${e.prim.fusion!(e.inputs, e.params, args)};`);
+      const value = e.prim.fusion
+        ? e.prim.fusion(e.inputs, e.params, args)
+        : e.prim.positional!.expr(e.inputs, e.params, args, e.out, "gi");
+      stmts.push(`  let ${name} = ${value};`);
     }
     const label = p.eqns.filter((e) => members.has(e as Eqn) && e.prim.name !== "full").map((e) =>
       e.prim.name
@@ -282,6 +295,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       const step = groupAt.get(key)!;
       if (step.kind !== "fused" || step.leaves.length > 1) continue;
       if ([...g.members].filter((m) => m.prim.name !== "full").length > MAX_REMAT_OPS) continue;
+      if ([...g.members].some((m) => positional(m))) continue; // its readers' index differs
       const readers = [...consumers.get(g.root.out.id) ?? []];
       const hosts = new Set<AnyEqn>();
       if (
@@ -471,11 +485,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const e = p.eqns[k];
     if (placed.has(e) || isMultiEqn(e)) continue;
     if (withPrologue(e)) continue;
-    if (!elementwise(e) || e.prim.name === "full") continue;
-    const members = grow(e, null, e.out);
+    if (!(elementwise(e) || positional(e)) || e.prim.name === "full") continue;
+    const members = grow(e, null, e.out, true);
+    // a member that reads its position runs only in a plain fused kernel (index `gi`)
+    const plainOnly = [...members].some((m) => positional(m));
     // values of the group's shape that only the group reads: a matmul or reduction computing
     // one can apply the group as its epilogue
-    const accumulators = e.out.dtype !== "f32" ? [] : [...members]
+    const accumulators = e.out.dtype !== "f32" || plainOnly ? [] : [...members]
       .flatMap((m) => m.inputs)
       .filter((v) =>
         sameShape(v, e.out) &&
@@ -1031,7 +1047,7 @@ function runFused(
   }));
   runtime.enqueueHolding(operands.map((o) => o.storage), () =>
     runElementwise(
-      { label: s.label, expr: s.expr, prelude: s.prelude, helpers: ELEMENTWISE_HELPERS },
+      { label: s.label, expr: s.expr, prelude: s.prelude, helpers: FUSED_HELPERS },
       operands,
       s.out.shape,
       s.out.dtype,

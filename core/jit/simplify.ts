@@ -26,11 +26,16 @@
  * - `concatOfSlices`: joining consecutive slices of one value along the axis they were cut
  *   on is that value (or one slice of it): a state split into components and stacked back
  *   (an environment's auto-reset) copies nothing.
+ * - `randomBitsPerElement`: `randomBits(key)` becomes `threefryBits` of the key's two words
+ *   (slices of it), the same bits computed per element from the position, so a draw fuses
+ *   into the kernels that turn it into numbers (a policy's actions, a reset's noise) instead
+ *   of being a kernel of its own.
  */
 import { sizeOf } from "../shape.ts";
 import { elementwise } from "../primitives/elementwise.ts";
 import type { MatmulParams } from "../primitives/matmul.ts";
 import { slice, type SliceParams } from "../primitives/slice.ts";
+import { type RandomBitsParams, threefryBits } from "../primitives/random_bits.ts";
 import { reshape } from "../primitives/reshape.ts";
 import {
   type AnyEqn,
@@ -46,7 +51,8 @@ import {
 export function simplify(p: Program): Program {
   // folding again after the reshapes moved: broadcasts of constants they left behind
   const hoisted = hoistReshapes(outerProducts(scaleOutOfMatmuls(foldConstants(p))));
-  return concatOfSlices(reluMaskFromOutput(mergeReductions(foldConstants(hoisted))));
+  const merged = reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
+  return randomBitsPerElement(concatOfSlices(merged));
 }
 
 /** A size-1 value that broadcasts into any result of rank ≥ its own. */
@@ -483,3 +489,37 @@ function sliceJoined(
   stop[axis] = ps.at(-1)!.stop[axis];
   return { source, params: { start: first.start, stop, step: first.step } };
 }
+
+export function randomBitsPerElement(p: Program): Program {
+  const fresh = idSource(p);
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    if (isMultiEqn(e) || e.prim.name !== "randomBits" || sizeOf(e.out.shape) === 0) {
+      eqns.push(e);
+      continue;
+    }
+    const [key] = e.inputs;
+    const params = e.params as RandomBitsParams;
+    const lead = key.shape.slice(0, -1);
+    const wordShape = [...lead, ...params.shape.map(() => 1)];
+    const words = [0, 1].map((w) => {
+      const start = [...lead.map(() => 0), w], stop = [...lead, w + 1];
+      const cut = fresh([...lead, 1], "u32");
+      eqns.push({
+        prim: slice,
+        params: { start, stop, step: start.map(() => 1) },
+        inputs: [key],
+        out: cut,
+      });
+      if (sameDims(cut.shape, wordShape)) return cut;
+      const shaped = fresh(wordShape, "u32");
+      eqns.push({ prim: reshape, params: { shape: wordShape }, inputs: [cut], out: shaped });
+      return shaped;
+    });
+    eqns.push({ prim: threefryBits, params, inputs: words, out: e.out });
+  }
+  return { ...p, eqns };
+}
+
+const sameDims = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((d, i) => d === b[i]);

@@ -58,6 +58,16 @@ export const concat: Primitive<{ axis: number }> = {
     });
     return res;
   },
+  // a stack (every operand of length 1 along the axis) picks its operand by coordinate, so jit
+  // computes it inside the kernel reading it: the parts broadcast into the result
+  positional: {
+    applies: (xs, { axis }) => xs.length > 1 && xs.every((x) => x.shape[axis] === 1),
+    expr(_xs, { axis }, args, out, index) {
+      const inner = sizeOf(out.shape.slice(axis + 1));
+      const at = `((${index} / ${inner}u) % ${out.shape[axis]}u)`;
+      return args.reduce((acc, a, k) => k === 0 ? a : `select(${acc}, ${a}, ${at} >= ${k}u)`);
+    },
+  },
   webgpu(xs, { axis }, out) {
     runtime.allocBuffer(out.storage, "concat");
     const os = stridesOf(out.shape);

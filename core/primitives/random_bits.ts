@@ -3,8 +3,9 @@
  * as in JAX). Element i is word (i mod 2) of threefry(key, (offset + ⌊i/2⌋, tag)). `tag`
  * separates streams (0 sampling, 1 split, 2 foldIn). Both backends produce identical bits.
  */
-import { fmtShape, sizeOf } from "../shape.ts";
+import { broadcastStrides, fmtShape, sizeOf } from "../shape.ts";
 import { runSimple } from "../backend/webgpu/kernels/simple.ts";
+import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import { param } from "../backend/webgpu/wgsl.ts";
 import { bind, type Primitive } from "../primitive.ts";
 
@@ -48,8 +49,18 @@ function threefryWgsl(): string {
     lines.push(`  x0 = x0 + ks[${(i + 1) % 3}]; x1 = x1 + ks[${(i + 2) % 3}] + ${i + 1}u;`);
   }
   lines.push(`  return vec2<u32>(x0, x1);`, `}`);
+  // element i of a block: word (i mod 2) of threefry(key, (offset + ⌊i/2⌋, tag))
+  lines.push(
+    `fn threefry_word(k0: u32, k1: u32, i: u32, offset: u32, tag: u32) -> u32 {`,
+    `  let r = threefry(k0, k1, offset + (i >> 1u), tag);`,
+    `  return select(r.x, r.y, (i & 1u) == 1u);`,
+    `}`,
+  );
   return lines.join("\n");
 }
+
+/** The WGSL functions of Threefry-2x32 (`threefry`, `threefry_word`), for fused kernels. */
+export const THREEFRY_WGSL: string = threefryWgsl();
 
 export const randomBits: Primitive<RandomBitsParams> = {
   name: "randomBits",
@@ -93,8 +104,67 @@ export const randomBits: Primitive<RandomBitsParams> = {
         dtype: "u32",
       }],
       { storage: out.storage, dtype: "u32" },
-      threefryWgsl(),
+      THREEFRY_WGSL,
     );
   },
   batch: ([key], _batched, p) => bind(randomBits, [key], p),
+};
+
+/**
+ * threefryBits(k0, k1, {shape, tag, offset}): `randomBits` with its keys given as their two
+ * words, each of shape [...keys, 1, …, 1] (one 1 per axis of the block `shape`): the same bits,
+ * computed per element from the element's position, so jit fuses the draw into the kernels
+ * that read it (it rewrites randomBits into this form; users never call it).
+ */
+export const threefryBits: Primitive<RandomBitsParams> = {
+  name: "threefryBits",
+  abstractEval([k0, k1], p) {
+    const lead = k0.shape.length - p.shape.length;
+    const ok = [k0, k1].every((k) =>
+      k.dtype === "u32" && lead >= 0 && k.shape.length === k0.shape.length &&
+      k.shape.every((d, i) => d === k0.shape[i] && (i < lead || d === 1))
+    );
+    if (!ok) {
+      throw new TypeError(
+        `internal: threefryBits takes two u32 key words of one shape ending in ${p.shape.length} ` +
+          `axes of size 1, got ${fmtShape(k0.shape)} and ${fmtShape(k1.shape)}`,
+      );
+    }
+    return { shape: [...k0.shape.slice(0, lead), ...p.shape], dtype: "u32" };
+  },
+  reference([k0, k1], _a, p, out) {
+    const n = Math.max(1, sizeOf(p.shape));
+    const res = new Float64Array(sizeOf(out.shape));
+    for (let i = 0; i < res.length; i++) {
+      const k = Math.floor(i / n), j = i % n;
+      const r = threefry2x32(k0[k], k1[k], (p.offset + (j >> 1)) >>> 0, p.tag);
+      res[i] = r[j & 1];
+    }
+    return res;
+  },
+  positional: {
+    expr: (_inputs, p, [k0, k1], _out, index) =>
+      `threefry_word(${k0}, ${k1}, ${index} % ${Math.max(1, sizeOf(p.shape))}u, ${
+        p.offset >>> 0
+      }u, ${p.tag >>> 0}u)`,
+  },
+  webgpu(keys, p, out, memo) {
+    runElementwise(
+      {
+        label: "threefryBits",
+        expr: threefryBits.positional!.expr(keys, p, ["v0", "v1"], out, "gi"),
+        helpers: THREEFRY_WGSL,
+      },
+      keys.map((k) => ({
+        storage: k.storage,
+        dtype: "u32",
+        strides: broadcastStrides(k.shape, out.shape),
+        offset: 0,
+      })),
+      out.shape,
+      "u32",
+      out.storage,
+      memo,
+    );
+  },
 };

@@ -1,0 +1,148 @@
+/**
+ * jit's kernel planning beyond elementwise chains: kernels of one shape merged into one that
+ * stores several values, slices read as windows, stacks and random draws computed inside the
+ * kernels reading them, scan moving its per-step values by copy commands. Every case checks
+ * the kernel count the plan promises and the values against eager execution.
+ */
+import * as mg from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { runtime } from "../core/backend/webgpu/runtime.ts";
+import { assertAllClose, assertTreesClose } from "./helpers.ts";
+
+/** jit(f) on `args`: its kernel count must be `kernels` and its results f's. */
+async function expectKernels(
+  name: string,
+  f: (...xs: Tensor[]) => Tensor | Tensor[],
+  args: Tensor[],
+  kernels: number,
+  exact = false,
+) {
+  const jitted = mg.jit(f);
+  const lowered = jitted.lower(...args);
+  if (lowered.kernels !== kernels) {
+    throw new Error(`${name}: ${lowered.kernels} kernels, expected ${kernels}\n${lowered.plan}`);
+  }
+  const tol = exact ? { rtol: 0, atol: 0 } : { rtol: 1e-6, atol: 1e-6 };
+  await assertTreesClose(jitted(...args), f(...args), name, tol);
+}
+
+Deno.test("kernels of one shape merge into one kernel storing every value read elsewhere", async () => {
+  await mg.init();
+  const keys = mg.random.split(mg.random.key(11), 5);
+  const [x, v, th, w] = keys.slice(0, 4).map((k) => mg.random.normal(k, [37]));
+  const a = mg.random.uniform(keys[4], [37]);
+  // a CartPole-like step: the four state components and the termination flag come from the
+  // same intermediates (cos θ, sin θ, the acceleration), each read by several results
+  const step = (x: Tensor, v: Tensor, th: Tensor, w: Tensor, a: Tensor) => {
+    const force = mg.where(mg.greater(a, 0.5), 10, -10);
+    const c = mg.cos(th), s = mg.sin(th);
+    const t = mg.div(mg.add(force, mg.mul(mg.mul(mg.square(w), s), 0.05)), 1.1);
+    const alpha = mg.sub(mg.mul(s, 9.8), mg.mul(c, t));
+    const acc = mg.sub(t, mg.mul(mg.mul(alpha, c), 0.05));
+    const x2 = mg.add(x, mg.mul(v, 0.02)), th2 = mg.add(th, mg.mul(w, 0.02));
+    const done = mg.logicalOr(mg.greater(mg.abs(x2), 2.4), mg.greater(mg.abs(th2), 0.2));
+    return [x2, mg.add(v, mg.mul(acc, 0.02)), th2, mg.add(w, mg.mul(alpha, 0.02)), done];
+  };
+  await expectKernels("state step", step, [x, v, th, w, a], 1);
+  // a sum between two groups reads the first one's value: the second joins the first kernel
+  // (which runs before the sum), so the program is that kernel and the sum's
+  const around = (x: Tensor, v: Tensor) => {
+    const y = mg.exp(mg.mul(x, 0.5));
+    const total = mg.sum(y);
+    return [total, mg.mul(mg.add(y, v), 3), mg.sub(v, x)];
+  };
+  await expectKernels("around a sum", around, [x, v], 2);
+});
+
+Deno.test("slices are read as windows by the fused kernels reading them, and stacks are picked by coordinate", async () => {
+  await mg.init();
+  const s = mg.random.normal(mg.random.key(12), [29, 4]);
+  const b = mg.random.normal(mg.random.key(13), [29]);
+  // columns (one reversed, one strided) read where they lie: no slice kernel
+  const columns = (s: Tensor, b: Tensor) => {
+    const c0 = mg.slice(s, [null, 0]), c3 = mg.slice(s, [[null, null, -1], 3]);
+    const even = mg.slice(s, [[0, 29, 2], 1]);
+    return [mg.add(mg.mul(c0, c3), b), mg.mul(even, 2)];
+  };
+  await expectKernels("columns", columns, [s, b], 2);
+  // the columns stacked back are the state itself; a where choosing between it and a stack
+  // of new values is one kernel
+  const restack = (s: Tensor, b: Tensor) => {
+    const parts = [0, 1, 2, 3].map((j) => mg.slice(s, [null, [j, j + 1]]));
+    const same = mg.concat(parts, 1);
+    const fresh = mg.stack([mg.add(b, 1), mg.mul(b, b), mg.neg(b), mg.exp(b)], 1);
+    return mg.where(mg.reshape(mg.greater(b, 0), [29, 1]), same, fresh);
+  };
+  await expectKernels("restack", restack, [s, b], 1);
+  // stacks of flags and of integers along the first and a middle axis
+  const flags = (b: Tensor) => [
+    mg.stack([mg.greater(b, 0), mg.less(b, -0.5), mg.isNaN(b)]),
+    mg.stack([mg.cast(mg.floor(mg.mul(b, 3)), "i32"), mg.cast(mg.sign(b), "i32")], 1),
+  ];
+  await expectKernels("flags", flags, [b], 2, true);
+});
+
+Deno.test("random draws under jit are the eager bits, drawn inside the kernels that read them", async () => {
+  await mg.init();
+  const k = mg.random.key(14);
+  const draws = (k: Tensor) => [
+    mg.random.uniform(k, [37, 3], { minval: -2, maxval: 5 }),
+    mg.random.randomBits(mg.random.foldIn(k, 7), [5]),
+  ];
+  // the uniform draw and its scaling are one kernel; foldIn's key, then bits under it, two
+  await expectKernels("uniform and bits", draws, [k], 3, true);
+  // a stack of keys draws a block per key; split keys feed further draws
+  const perKey = (k: Tensor) => {
+    const keys = mg.random.splitStacked(k, 6);
+    const bits = mg.vmap((kk: Tensor) => mg.random.randomBits(kk, [3, 2]))(keys) as Tensor;
+    const again = mg.vmap((kk: Tensor) => mg.random.normal(mg.random.split(kk)[1], [4]))(keys);
+    return [bits, again as Tensor];
+  };
+  const jitted = mg.jit(perKey);
+  await assertTreesClose(jitted(k), perKey(k), "per-key draws", { rtol: 0, atol: 0 });
+  const plan = jitted.lower(k).plan;
+  if (plan.includes("randomBits")) throw new Error(`a draw was left as its own kernel:\n${plan}`);
+});
+
+Deno.test("scan moves each step's xs and ys by copy commands, not kernels", async () => {
+  await mg.init();
+  const xs = mg.random.normal(mg.random.key(15), [9, 5]);
+  const init = mg.zeros([5]);
+  const run = mg.jit((c0: Tensor, xs: Tensor) =>
+    mg.scan(
+      (c: Tensor, x: Tensor) => {
+        const c2 = mg.add(mg.mul(c, 0.5), x);
+        return [c2, [mg.mul(c2, 2), mg.greater(x, 0)]];
+      },
+      c0,
+      xs,
+      { reverse: true },
+    )
+  );
+  const eager = (c0: Tensor, xs: Tensor) => {
+    let c = c0;
+    const ys: Tensor[] = [], flags: Tensor[] = [];
+    for (let t = 8; t >= 0; t--) {
+      c = mg.add(mg.mul(c, 0.5), mg.slice(xs, [t]));
+      ys.unshift(mg.mul(c, 2));
+      flags.unshift(mg.greater(mg.slice(xs, [t]), 0));
+    }
+    return [c, [mg.stack(ys), mg.stack(flags)]];
+  };
+  run(init, xs); // compiled
+  await mg.sync();
+  const copies = runtime.stats.copies, dispatches = runtime.stats.dispatches;
+  const out = run(init, xs);
+  await mg.sync();
+  // one x in and two ys out per step; the body is one kernel per step
+  if (runtime.stats.copies - copies !== 27 || runtime.stats.dispatches - dispatches !== 9) {
+    throw new Error(
+      `expected 27 copies and 9 dispatches, got ${runtime.stats.copies - copies} and ${
+        runtime.stats.dispatches - dispatches
+      }`,
+    );
+  }
+  await assertTreesClose(out, eager(init, xs), "scan", { rtol: 1e-6, atol: 1e-6 });
+  const [last] = out as [Tensor, Tensor[]];
+  assertAllClose(await last.toFloat64(), await (eager(init, xs)[0] as Tensor).toFloat64());
+});

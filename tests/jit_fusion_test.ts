@@ -146,3 +146,46 @@ Deno.test("scan moves each step's xs and ys by copy commands, not kernels", asyn
   const [last] = out as [Tensor, Tensor[]];
   assertAllClose(await last.toFloat64(), await (eager(init, xs)[0] as Tensor).toFloat64());
 });
+
+Deno.test("reductions over at most four elements are elementwise in the kernels around them, NaN and ties kept", async () => {
+  await mg.init();
+  // ties, NaN first and later, ±∞ and −0 along the reduced axis of length 2, 3 and 4
+  const rows = [
+    [1, 1, 0, -1],
+    [NaN, 2, 3, NaN],
+    [2, NaN, 5, 1],
+    [-Infinity, -0, 0, Infinity],
+    [-3, -3, -7, -3],
+  ];
+  for (const n of [2, 3, 4]) {
+    const x = mg.tensor(rows.map((r) => r.slice(0, n)));
+    const reductions = (x: Tensor) => [
+      mg.argmax(x, 1),
+      mg.argmin(x, 1),
+      mg.max(x, 1),
+      mg.min(x, 1),
+      mg.argmax(mg.transpose(x), 0),
+    ];
+    await expectKernels(`arg/max/min over ${n}`, reductions, [x], 1, true);
+  }
+  // a log-softmax over two actions summed: no reduction kernels — the [33] values, the
+  // keepdims [33, 1] ones between them, and the [33] sum (three elementwise kernels)
+  const logits = mg.random.normal(mg.random.key(16), [33, 2]);
+  const logProb = (z: Tensor) => {
+    const m = mg.max(z, 1, true);
+    const lse = mg.add(mg.log(mg.sum(mg.exp(mg.sub(z, m)), 1, true)), m);
+    return mg.sum(mg.sub(z, lse), 1);
+  };
+  await expectKernels("log-softmax over 2", logProb, [logits], 3);
+  // a sum over two axes of 2 × 2 terms, integers, and a product
+  const cube = mg.random.normal(mg.random.key(17), [7, 2, 2]);
+  const ints = mg.cast(mg.floor(mg.mul(cube, 5)), "i32");
+  await expectKernels("Σ over 2×2", (c: Tensor) => mg.sum(c, [1, 2]), [cube], 1);
+  await expectKernels(
+    "integer Σ and Π",
+    (k: Tensor) => [mg.sum(k, 2), mg.prod(k, 1)],
+    [ints],
+    1,
+    true,
+  );
+});

@@ -12,6 +12,7 @@ import { bind, bindMulti, type KernelMemo } from "../primitive.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import { shareStorage, Tensor } from "../tensor.ts";
+import { keep } from "../memory.ts";
 import { simplify } from "./simplify.ts";
 import {
   type AnyEqn,
@@ -220,10 +221,9 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         if (m === owner) continue;
         for (const v of m.inputs) {
           const prod = producer.get(v.id);
-          const byPosition = withPositional && positional(prod) &&
-            sizeOf(prod.out.shape) === sizeOf(shape.shape);
+          const byPosition = withPositional && positional(prod);
           if (!(elementwise(prod) || byPosition) || members.has(prod) || placed.has(prod)) continue;
-          const isConst = prod.prim.name === "full";
+          const isConst = isConstant(prod);
           const allInside = [...consumers.get(v.id)!].every((c) =>
             c !== null && members.has(c as Eqn)
           );
@@ -266,10 +266,16 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       names.set(e.out.id, name);
       const value = e.prim.fusion
         ? e.prim.fusion(e.inputs, e.params, args)
-        : e.prim.positional!.expr(e.inputs, e.params, args, e.out, "gi");
+        : e.prim.positional!.expr(
+          e.inputs,
+          e.params,
+          args,
+          e.out,
+          indexIn(e.out.shape, root.out.shape),
+        );
       stmts.push(`  let ${name} = ${value};`);
     }
-    const label = p.eqns.filter((e) => members.has(e as Eqn) && e.prim.name !== "full").map((e) =>
+    const label = p.eqns.filter((e) => members.has(e as Eqn) && !isConstant(e)).map((e) =>
       e.prim.name
     ).join(",");
     const code = { leaves, prelude: stmts.join("\n"), expr: names.get(root.out.id)!, label };
@@ -294,7 +300,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     for (const [key, g] of [...groups]) {
       const step = groupAt.get(key)!;
       if (step.kind !== "fused" || step.leaves.length > 1) continue;
-      if ([...g.members].filter((m) => m.prim.name !== "full").length > MAX_REMAT_OPS) continue;
+      if ([...g.members].filter((m) => !isConstant(m)).length > MAX_REMAT_OPS) continue;
       if ([...g.members].some((m) => positional(m))) continue; // its readers' index differs
       const readers = [...consumers.get(g.root.out.id) ?? []];
       const hosts = new Set<AnyEqn>();
@@ -410,25 +416,46 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   };
 
   /**
-   * A slice whose every reader is a fused kernel reading it as a leaf (`leafReaders`): those
-   * kernels read the window where it lies, through strides and an offset, and the slice's copy
-   * goes (a state split into its components, a key split into its parts).
+   * A slice or transpose whose every reader is a fused kernel reading it as a leaf
+   * (`leafReaders`): those kernels read the window where it lies, through strides and an
+   * offset, and the view's copy goes (a state split into its components, a key split into its
+   * parts, a transposed operand). Views before it (a slice of a transpose, through reshapes by
+   * axes of size 1) fold into the same window; one no step reads any more is dropped.
    */
-  const inlineSlices = () => {
-    for (const e of p.eqns) {
-      if (!free(e) || isMultiEqn(e) || e.prim.name !== "slice" || sizeOf(e.out.shape) === 0) {
-        continue;
+  const inlineViews = () => {
+    const isView = (e: AnyEqn | undefined): e is Eqn =>
+      !!e && free(e) && !isMultiEqn(e) &&
+      (e.prim.name === "slice" || e.prim.name === "transpose" ||
+        (e.prim.name === "reshape" && sameNonUnitDims(e.inputs[0].shape, e.out.shape)));
+    /** The window `v` is of a stored value, through the views computing it. */
+    // (a view before it read elsewhere too stays a step while those readers need it)
+    const windowOf = (v: Var): Window => {
+      const e = producer.get(v.id);
+      if (isView(e)) return viewWindow(e, windowOf(e.inputs[0]));
+      return { input: v, offset: 0, strides: stridesOf(v.shape), shape: v.shape };
+    };
+    const viewWindow = (e: Eqn, w: Window): Window => {
+      if (e.prim.name === "transpose") {
+        const perm = e.params.perm as number[];
+        return { ...w, strides: perm.map((a) => w.strides[a]), shape: e.out.shape };
       }
+      if (e.prim.name === "reshape") return { ...w, ...unitReshaped(w, e.out.shape) };
+      const { start, step } = e.params as { start: number[]; step: number[] };
+      return {
+        input: w.input,
+        offset: w.offset + start.reduce((o, st, i) => o + st * w.strides[i], 0),
+        strides: w.strides.map((st, i) => st * step[i]),
+        shape: e.out.shape,
+      };
+    };
+    for (const e of p.eqns) {
+      if (!isView(e) || e.prim.name === "reshape" || sizeOf(e.out.shape) === 0) continue;
       const found = leafReaders(e, ["fused"]);
       if (!found) continue;
-      const input = e.inputs[0];
-      const { start, step } = e.params as { start: number[]; step: number[] };
-      const inStrides = stridesOf(input.shape);
-      const offset = start.reduce((o, st, i) => o + st * inStrides[i], 0);
-      const kept = e.out.shape.flatMap((d, i) => d === 1 ? [] : [inStrides[i] * step[i]]);
+      const w = viewWindow(e, windowOf(e.inputs[0]));
       readInside(e, found, (v) => {
-        let next = 0;
-        return { input, offset, strides: v.shape.map((d) => d === 1 ? 0 : kept[next++]) };
+        const { strides } = unitReshaped(w, v.shape);
+        return { input: w.input, offset: w.offset, strides };
       });
     }
   };
@@ -438,13 +465,13 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     if (!prologueAxesOk(e)) return null;
     const src = producer.get(e.inputs[0].id);
     if (
-      !elementwise(src) || src.prim.name === "full" || placed.has(src) ||
+      !elementwise(src) || isConstant(src) || placed.has(src) ||
       ![...consumers.get(src.out.id)!].every((c) => c === e)
     ) return null;
     const members = grow(src, e, src.out);
     const g = emit(members, src);
     if (g.leaves.length > maxLeaves) return null;
-    for (const m of members) if (m.prim.name !== "full") placed.add(m);
+    for (const m of members) if (!isConstant(m)) placed.add(m);
     const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
     const step: FusedReduce = {
       kind: "fusedReduce",
@@ -485,7 +512,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const e = p.eqns[k];
     if (placed.has(e) || isMultiEqn(e)) continue;
     if (withPrologue(e)) continue;
-    if (!(elementwise(e) || positional(e)) || e.prim.name === "full") continue;
+    if (!(elementwise(e) || positional(e)) || isConstant(e)) continue;
     const members = grow(e, null, e.out, true);
     // a member that reads its position runs only in a plain fused kernel (index `gi`)
     const plainOnly = [...members].some((m) => positional(m));
@@ -513,7 +540,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       if (g.leaves.length + readLeaves <= maxLeaves) {
         placed.add(red);
         for (const view of found!.views) placed.add(view);
-        for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
         nested.add(reduce);
         const label = (l: string) =>
           `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
@@ -555,7 +582,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
           placed.add(mm2!);
           for (const view of secondOf!.behind!.views) placed.add(view);
         }
-        for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
         const label = (l: string) => `${useDual ? "matmul×2" : "matmul"}+${l}`;
         groupAt.set(e, {
           kind: "matmulEpilogue",
@@ -583,7 +610,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     // window or a sum as it loads, or merge it with other kernels
     const g = emit(members, e);
     if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
-    for (const m of members) if (m !== e && m.prim.name !== "full") placed.add(m);
+    for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
     const label = (l: string) => `fused[${l}]`;
     groupAt.set(e, {
       kind: "fused",
@@ -617,7 +644,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       info.set(step, { members: new Set(groups.get(key)!.members), sums });
     }
     for (const s of steps) {
-      if (s.kind === "eqn" && elementwise(s.eqn) && s.eqn.prim.name !== "full") {
+      if (s.kind === "eqn" && elementwise(s.eqn) && !isConstant(s.eqn)) {
         info.set(s, { members: new Set([s.eqn]), sums: new Map() });
       }
     }
@@ -696,24 +723,64 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
   };
   rematerialize();
   inlineSums();
-  inlineSlices();
-  // constants still needed outside the kernels (by matmul, say) are computed as usual
-  const neededOutside = (e: Eqn) =>
-    [...consumers.get(e.out.id) ?? []].some((c) =>
-      c === null || (!placed.has(c) && !groupAt.has(c))
-    );
-  const steps: Step[] = [];
+  inlineViews();
+  const planned: Step[] = [];
   for (const e of p.eqns) {
     const g = groupAt.get(e);
-    if (g && !nested.has(g)) steps.push(g);
-    else if (placed.has(e)) continue;
-    else if (
-      !isMultiEqn(e) && e.prim.name === "full" && !neededOutside(e) &&
-      (consumers.get(e.out.id)?.size ?? 0) > 0
-    ) continue;
-    else steps.push({ kind: "eqn", eqn: e });
+    if (g && !nested.has(g)) planned.push(g);
+    else if (!placed.has(e)) planned.push({ kind: "eqn", eqn: e });
+  }
+  // steps whose values no step reads and the caller does not get go: a constant computed
+  // inside every kernel reading it, a view every reader of which reads through a window
+  const read = new Set(p.outputs.map((v) => v.id));
+  const steps: Step[] = [];
+  for (let k = planned.length - 1; k >= 0; k--) {
+    const s = planned[k];
+    if (!stepOutputs(s).some((v) => read.has(v.id))) continue;
+    steps.unshift(s);
+    for (const v of stepInputs(s)) read.add(v.id);
   }
   return mergeKernels(steps);
+}
+
+/** Where a view's elements lie in a stored value: `offset` and `strides` over `shape`. */
+interface Window {
+  input: Var;
+  offset: number;
+  strides: number[];
+  shape: readonly number[];
+}
+
+/** A window seen through a reshape that only adds or drops axes of size 1. */
+function unitReshaped(
+  w: Window,
+  shape: readonly number[],
+): { strides: number[]; shape: readonly number[] } {
+  const kept = w.shape.flatMap((d, i) => d === 1 ? [] : [w.strides[i]]);
+  let next = 0;
+  return { strides: shape.map((d) => d === 1 ? 0 : kept[next++]), shape };
+}
+
+/**
+ * The linear index into a value of shape `own` (which broadcasts into `shape`) of the element a
+ * plain fused kernel over `shape` computes at its index `gi`.
+ */
+function indexIn(own: readonly number[], shape: readonly number[]): string {
+  if (sizeOf(own) === sizeOf(shape)) return "gi";
+  const lead = shape.length - own.length;
+  const strides = stridesOf(shape), ownStrides = stridesOf(own);
+  const terms = own.flatMap((d, a) =>
+    d === 1 ? [] : [`((gi / ${strides[lead + a]}u) % ${d}u) * ${ownStrides[a]}u`]
+  );
+  return terms.length === 0 ? "0u" : `(${terms.join(" + ")})`;
+}
+
+/**
+ * An equation without inputs that a kernel computes per element (a `full`, an `iota`): copied
+ * into every group that reads it instead of being stored.
+ */
+function isConstant(e: AnyEqn): boolean {
+  return !isMultiEqn(e) && e.inputs.length === 0 && !!(e.prim.fusion || e.prim.positional);
 }
 
 /** Whether two shapes are the same once their axes of size 1 are dropped. */
@@ -816,6 +883,11 @@ export class Compiled {
   #calls = 0;
   /** Per step, what its kernel family derived on the first call (`KernelMemo`). */
   readonly #memos: KernelMemo[] = [];
+  /**
+   * Constants the program returns (a scan body's per-step reward of 1), by step: made on the
+   * first call and kept, each call returning a handle on them instead of filling them again.
+   */
+  readonly #keptConstants = new Map<number, Tensor | null>();
 
   constructor(program: Program, readonly backend: "webgpu" | "reference") {
     this.program = program = backend === "webgpu" ? eliminateDeadCode(simplify(program)) : program;
@@ -833,7 +905,16 @@ export class Compiled {
       for (const v of ins) this.#lastUse.set(v.id, i);
     });
     for (const v of program.outputs) this.#lastUse.set(v.id, Infinity);
-    if (backend === "webgpu") this.#findStageable();
+    if (backend === "webgpu") {
+      this.#findStageable();
+      const returned = new Set(program.outputs.map((v) => v.id));
+      this.steps.forEach((s, i) => {
+        if (
+          s.kind === "eqn" && !isMultiEqn(s.eqn) && isConstant(s.eqn) &&
+          returned.has(s.eqn.out.id) && sizeOf(s.eqn.out.shape) * 4 <= MAX_KEPT_CONSTANT_BYTES
+        ) this.#keptConstants.set(i, null);
+      });
+    }
   }
 
   /**
@@ -978,6 +1059,17 @@ export class Compiled {
           this.#free(inputs, i, env, owned, outputs);
           stage(i);
           return;
+        } else if (s.kind === "eqn" && this.#keptConstants.has(i)) {
+          const e = s.eqn as Eqn;
+          inputs = e.inputs;
+          let kept = this.#keptConstants.get(i);
+          if (!kept) {
+            kept = bind(e.prim, [], e.params, this.backend, this.#memos[i] ??= {});
+            keep(kept); // the program's, whatever scope its first call ran in
+            this.#keptConstants.set(i, kept);
+          }
+          out = shareStorage(kept);
+          env.set(e.out.id, out);
         } else if (s.kind === "eqn") {
           const e = s.eqn as Eqn;
           inputs = e.inputs;
@@ -1110,6 +1202,9 @@ function runReduction(
     ));
   return new Tensor(out.shape, out.dtype, storage);
 }
+
+/** Constants a program returns, up to this size, are made once and kept (`Compiled`). */
+const MAX_KEPT_CONSTANT_BYTES = 1 << 16;
 
 /** Outputs up to this size are staged for reading once made, when callers read them. */
 const STAGE_BYTES = 1024;

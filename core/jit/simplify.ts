@@ -30,6 +30,15 @@
  *   (slices of it), the same bits computed per element from the position, so a draw fuses
  *   into the kernels that turn it into numbers (a policy's actions, a reset's noise) instead
  *   of being a kernel of its own.
+ * - `unrolledReductions`: a reduction over at most four elements per result (over a policy's
+ *   two actions: their maximum, the sum of their exponentials, the argmax of a sample) is
+ *   elementwise arithmetic on windows of its input, fused with its neighbours instead of a
+ *   kernel of its own (its terms added in order; NaN and ties as the reduction treats them).
+ * - `reshapedConstants`: a reshaped `full` or `iota` is one made in that shape, so kernels
+ *   reading it (a one-hot's comparison against indices) compute it where they read it.
+ * - `composeSlices`: a slice of a slice (through reshapes that only add or drop axes of size
+ *   1) is one slice of the first one's input, so a key split into parts and each part's words
+ *   are windows of the split's result, read where they lie.
  */
 import { sizeOf } from "../shape.ts";
 import { elementwise } from "../primitives/elementwise.ts";
@@ -37,6 +46,8 @@ import type { MatmulParams } from "../primitives/matmul.ts";
 import { slice, type SliceParams } from "../primitives/slice.ts";
 import { type RandomBitsParams, threefryBits } from "../primitives/random_bits.ts";
 import { reshape } from "../primitives/reshape.ts";
+import { full } from "../primitives/fill.ts";
+import type { ReduceParams } from "../primitives/reduce.ts";
 import {
   type AnyEqn,
   type Eqn,
@@ -52,7 +63,8 @@ export function simplify(p: Program): Program {
   // folding again after the reshapes moved: broadcasts of constants they left behind
   const hoisted = hoistReshapes(outerProducts(scaleOutOfMatmuls(foldConstants(p))));
   const merged = reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
-  return randomBitsPerElement(concatOfSlices(merged));
+  const reshaped = reshapedConstants(unrolledReductions(merged));
+  return composeSlices(randomBitsPerElement(concatOfSlices(reshaped)));
 }
 
 /** A size-1 value that broadcasts into any result of rank ≥ its own. */
@@ -523,3 +535,214 @@ export function randomBitsPerElement(p: Program): Program {
 
 const sameDims = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
+
+export function composeSlices(p: Program): Program {
+  const made = producers(p);
+  const fresh = idSource(p);
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    const composed = isMultiEqn(e) || e.prim.name !== "slice" ? null : sliceOfSlice(e, made);
+    if (isMultiEqn(e) || !composed) {
+      eqns.push(e);
+      continue;
+    }
+    const { source, params, shape } = composed;
+    if (sameDims(shape, e.out.shape)) {
+      eqns.push({ prim: slice, params, inputs: [source], out: e.out });
+      continue;
+    }
+    const cut = fresh(shape, e.out.dtype);
+    eqns.push({ prim: slice, params, inputs: [source], out: cut });
+    eqns.push({ prim: reshape, params: { shape: e.out.shape }, inputs: [cut], out: e.out });
+  }
+  return { ...p, eqns };
+}
+
+/**
+ * `e` (a slice) as one slice of an earlier slice's input, when `e` reads that slice through
+ * reshapes that only add or drop axes of size 1 and every step is positive: the source, the
+ * composed window and its shape (`e`'s result up to axes of size 1).
+ */
+function sliceOfSlice(
+  e: Eqn,
+  made: Map<number, AnyEqn>,
+): { source: Var; params: SliceParams; shape: number[] } | null {
+  let v = e.inputs[0];
+  let prev = made.get(v.id);
+  while (
+    prev && !isMultiEqn(prev) && prev.prim.name === "reshape" &&
+    sameNonUnit(prev.inputs[0].shape, prev.out.shape)
+  ) {
+    v = prev.inputs[0];
+    prev = made.get(v.id);
+  }
+  if (!prev || isMultiEqn(prev) || prev.prim.name !== "slice") return null;
+  const first = prev.params as SliceParams, second = e.params as SliceParams;
+  if ([...first.step, ...second.step].some((st) => st <= 0) || sizeOf(e.out.shape) === 0) {
+    return null;
+  }
+  const cutShape = prev.out.shape, readShape = e.inputs[0].shape;
+  const outer = cutShape.flatMap((d, a) => d === 1 ? [] : [a]);
+  const inner = readShape.flatMap((d, b) => d === 1 ? [] : [b]);
+  const start = [...first.start], stop = [...first.stop], step = [...first.step];
+  const shape = [...cutShape];
+  outer.forEach((a, k) => {
+    const b = inner[k];
+    const len = e.out.shape[b];
+    start[a] = first.start[a] + second.start[b] * first.step[a];
+    step[a] = first.step[a] * second.step[b];
+    stop[a] = start[a] + (len - 1) * step[a] + 1;
+    shape[a] = len;
+  });
+  return { source: prev.inputs[0], params: { start, stop, step }, shape };
+}
+
+/** Whether two shapes are the same once their axes of size 1 are dropped. */
+const sameNonUnit = (a: readonly number[], b: readonly number[]) =>
+  sameDims(a.filter((d) => d !== 1), b.filter((d) => d !== 1));
+
+export function reshapedConstants(p: Program): Program {
+  const made = producers(p);
+  const eqns = p.eqns.map((e) => {
+    if (isMultiEqn(e) || e.prim.name !== "reshape") return e;
+    const src = made.get(e.inputs[0].id);
+    if (!src || isMultiEqn(src) || src.inputs.length > 0) return e;
+    const shape = e.out.shape;
+    if (src.prim.name === "full") return { ...src, params: { ...src.params, shape }, out: e.out };
+    if (src.prim.name === "iota") return { ...src, params: { ...src.params, shape }, out: e.out };
+    return e;
+  });
+  return { ...p, eqns };
+}
+
+/** Reductions over at most this many elements per result are unrolled (`unrolledReductions`). */
+const MAX_UNROLLED_TERMS = 4;
+
+/** Elementwise ops per term `unrolledReductions` takes apart before it slices what they read. */
+const MAX_PUSHED_OPS = 16;
+
+/** An elementwise op whose parameters do not depend on shapes (so it applies to any window). */
+const pushable = (e: Eqn) =>
+  !!e.prim.fusion && e.inputs.length > 0 && e.prim.name !== "broadcastTo";
+
+export function unrolledReductions(p: Program): Program {
+  const fresh = idSource(p);
+  const made = producers(p);
+  const eqns: AnyEqn[] = [];
+  const emit = (prim: Eqn["prim"], params: unknown, inputs: Var[], out: Var) => {
+    eqns.push({ prim, params, inputs, out } as Eqn);
+    return out;
+  };
+  const binary = (name: string, a: Var, b: Var, dtype: Var["dtype"], out?: Var) =>
+    emit(elementwise[name], {}, [a, b], out ?? fresh(a.shape, dtype));
+  const constant = (value: number, dtype: Var["dtype"]) =>
+    emit(full, { shape: [], dtype, value }, [], fresh([], dtype));
+  for (const e of p.eqns) {
+    if (isMultiEqn(e) || e.prim.name !== "reduce") {
+      eqns.push(e);
+      continue;
+    }
+    const [x] = e.inputs;
+    const { op, axes } = e.params as ReduceParams;
+    const terms = axes.reduce((n, a) => n * x.shape[a], 1);
+    if (terms < 2 || terms > MAX_UNROLLED_TERMS || sizeOf(e.out.shape) === 0) {
+      eqns.push(e);
+      continue;
+    }
+    // term r: x at the r-th position (row-major) over the reduced axes, in the result's shape;
+    // elementwise producers are taken apart the same way (`at`), so the terms' arithmetic
+    // reads windows of stored values instead of a value of the input's shape
+    const coords = (r: number) => {
+      const c = new Map<number, number>();
+      for (let k = axes.length - 1; k >= 0; k--) {
+        c.set(axes[k], r % x.shape[axes[k]]);
+        r = Math.floor(r / x.shape[axes[k]]);
+      }
+      return c;
+    };
+    const memo = new Map<string, Var>();
+    let budget = MAX_PUSHED_OPS * terms;
+    /** `v` (broadcasting into x's shape) at window `r`, its reduced axes dropped. */
+    const at = (v: Var, r: number): Var => {
+      const key = `${v.id}|${r}`;
+      const hit = memo.get(key);
+      if (hit) return hit;
+      const lead = x.shape.length - v.shape.length;
+      const local = axes.map((a) => a - lead).filter((a) => a >= 0);
+      const shape = v.shape.filter((_, i) => !local.includes(i));
+      const c = coords(r);
+      const src = made.get(v.id);
+      let out: Var;
+      if (local.every((a) => v.shape[a] === 1)) {
+        out = shaped(v, shape);
+      } else if (src && !isMultiEqn(src) && src.prim.name === "full") {
+        out = emit(full, { ...src.params, shape }, [], fresh(shape, v.dtype));
+      } else if (src && !isMultiEqn(src) && pushable(src) && budget-- > 0) {
+        const inputs = src.inputs.map((u) => at(u, r));
+        out = emit(src.prim, src.params, inputs, fresh(shape, v.dtype));
+      } else {
+        const start = v.shape.map((_, i) => (local.includes(i) ? c.get(i + lead)! : 0));
+        const stop = v.shape.map((d, i) => (local.includes(i) ? start[i] + 1 : d));
+        const cutShape = v.shape.map((d, i) => (local.includes(i) ? 1 : d));
+        const cut = emit(
+          slice,
+          { start, stop, step: v.shape.map(() => 1) },
+          [v],
+          fresh(cutShape, v.dtype),
+        );
+        out = shaped(cut, shape);
+      }
+      memo.set(key, out);
+      return out;
+    };
+    /** `v` reshaped to `shape` (through a reshape that made `v` from a value of that shape). */
+    const shaped = (v: Var, shape: readonly number[]): Var => {
+      if (sameDims(v.shape, shape)) return v;
+      const src = made.get(v.id);
+      if (
+        src && !isMultiEqn(src) && src.prim.name === "reshape" &&
+        sameDims(src.inputs[0].shape, shape)
+      ) {
+        return src.inputs[0];
+      }
+      return emit(reshape, { shape }, [v], fresh(shape, v.dtype));
+    };
+    const term = (r: number) => shaped(at(x, r), e.out.shape);
+    const values = Array.from({ length: terms }, (_, r) => term(r));
+    const last = (k: number) => (k === terms - 1 ? e.out : undefined);
+    if (op === "sum" || op === "prod" || op === "max" || op === "min") {
+      const name = { sum: "add", prod: "mul", max: "maximum", min: "minimum" }[op];
+      let acc = values[0];
+      for (let k = 1; k < terms; k++) acc = binary(name, acc, values[k], x.dtype, last(k));
+      continue;
+    }
+    // argmax / argmin: the first NaN wins, then the first strictly better value
+    const float = x.dtype === "f32";
+    let acc = values[0];
+    let best = emit(
+      full,
+      { shape: e.out.shape, dtype: "i32", value: 0 },
+      [],
+      fresh(e.out.shape, "i32"),
+    );
+    for (let k = 1; k < terms; k++) {
+      const v = values[k];
+      let take = binary(op === "argmax" ? "gt" : "lt", v, acc, "bool");
+      if (float) {
+        const vNaN = binary("ne", v, v, "bool"), accNaN = binary("ne", acc, acc, "bool");
+        const accOk = emit(elementwise.not, {}, [accNaN], fresh(e.out.shape, "bool"));
+        take = binary("and", accOk, binary("or", vNaN, take, "bool"), "bool");
+      }
+      if (k < terms - 1) {
+        acc = emit(elementwise.where, {}, [take, v, acc], fresh(e.out.shape, x.dtype));
+      }
+      best = emit(
+        elementwise.where,
+        {},
+        [take, constant(k, "i32"), best],
+        last(k) ?? fresh(e.out.shape, "i32"),
+      );
+    }
+  }
+  return { ...p, eqns };
+}

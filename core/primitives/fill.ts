@@ -1,7 +1,7 @@
 /** Nullary primitives that create values on the device: full (constant) and iota (arange). */
 import type { DType } from "../dtype.ts";
 import { roundToDType } from "../dtype.ts";
-import { sizeOf } from "../shape.ts";
+import { fmtShape, sizeOf } from "../shape.ts";
 import { runElementwise } from "../backend/webgpu/kernels/elementwise.ts";
 import type { GpuStorage } from "../backend/webgpu/runtime.ts";
 import type { Primitive } from "../primitive.ts";
@@ -66,20 +66,31 @@ export interface IotaParams {
   start: number;
   step: number;
   dtype: DType;
+  /** The result's shape when not [length] (jit reshapes in place; its size is `length`). */
+  shape?: readonly number[];
 }
 
-/** start + i·step for i < length. */
+/** start + i·step for i < length (i the row-major index when `shape` is given). */
 export const iota: Primitive<IotaParams> = {
   name: "iota",
   abstractEval(_inputs, p) {
     if (p.dtype === "bool") throw new TypeError("arange: dtype bool is not supported");
-    return { shape: [p.length], dtype: p.dtype };
+    if (p.shape && sizeOf(p.shape) !== p.length) {
+      throw new RangeError(`internal: iota of ${p.length} values shaped ${fmtShape(p.shape)}`);
+    }
+    return { shape: p.shape ?? [p.length], dtype: p.dtype };
   },
   reference(_inputs, _avals, p) {
     return Float64Array.from(
       { length: p.length },
       (_, i) => roundToDType(p.start + i * p.step, p.dtype),
     );
+  },
+  // computed where it is read: a kernel comparing indices against it (a one-hot, a pick
+  // along an axis) needs no stored copy
+  positional: {
+    expr: (_inputs, p, _args, _out, index) =>
+      `(${literal(p.start, p.dtype)} + ${p.dtype}(${index}) * ${literal(p.step, p.dtype)})`,
   },
   webgpu(_inputs, p, out) {
     const t = p.dtype;
@@ -90,7 +101,7 @@ export const iota: Primitive<IotaParams> = {
         extra: [bitsOf(p.start, t), bitsOf(p.step, t)],
       },
       [],
-      [p.length],
+      out.shape,
       t,
       out.storage,
     );

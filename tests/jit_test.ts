@@ -198,10 +198,18 @@ Deno.test("epilogues reach matmuls through reshapes and scalings; small shared k
       (x, w) => mg.mul(mg.reshape(mg.matmul(x, w), [3, 37, 4, 11]), 3),
       1,
     ],
-    // leaves indexed by the store position, not by row and column (the last axis is not N)
+    // leaves indexed by the store position, not by row and column (the last axis is not N);
+    // the slice of b is read where it lies
     [
       "reshape(x·w, [3, 37, 4, 11]) + b[:11]",
       (x, w, b) => mg.add(mg.reshape(mg.matmul(x, w), [3, 37, 4, 11]), mg.slice(b, [[0, 11]])),
+      1,
+    ],
+    // a window at an offset, in a row-and-column epilogue: b[3:] over the product's columns
+    // (the slice of w, a matmul operand, is a kernel of its own)
+    [
+      "x·w[:, :41] + b[3:]",
+      (x, w, b) => mg.add(mg.matmul(x, mg.slice(w, [null, [0, 41]])), mg.slice(b, [[3, 44]])),
       2,
     ],
     // a ReLU mask read by two reductions is recomputed in both instead of stored: the matmul

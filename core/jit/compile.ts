@@ -118,10 +118,14 @@ type Step =
   | ({ kind: "fused"; out: Var } & FusedCode & LeafSums & StoredValues)
   | FusedReduce
   | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode & LeafSums)
-  | ({ kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var } & FusedCode);
+  | (
+    & { kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var }
+    & FusedCode
+    & LeafSums
+  );
 
 /** A reduction reading a fused elementwise expression (its prologue). */
-type FusedReduce = { kind: "fusedReduce"; eqn: Eqn } & FusedCode;
+type FusedReduce = { kind: "fusedReduce"; eqn: Eqn } & FusedCode & LeafSums;
 /** A reduction reading its input as stored. */
 type PlainReduce = { kind: "eqn"; eqn: Eqn };
 
@@ -342,7 +346,10 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
 
   /** Equations not computed inside any kernel group (nor roots of one). */
   const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
-  type LeafHost = Extract<Step, { kind: "fused" | "matmulEpilogue" }>;
+  type LeafHost = Extract<
+    Step,
+    { kind: "fused" | "matmulEpilogue" | "fusedReduce" | "reduceEpilogue" }
+  >;
   /**
    * The kernels reading `e`'s result as a leaf — directly or through reshapes that only add or
    * drop axes of size 1 (`views`) — when every reader is a kernel of the kinds `hosts` allows
@@ -409,7 +416,10 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
       const found = leafReaders(e, ["fused", "matmulEpilogue"]);
       if (!found) continue;
-      const loads = found.readers.reduce((n, r) => n + sizeOf(r.step.out.shape) * extent, 0);
+      const loads = found.readers.reduce(
+        (n, r) => n + sizeOf(stepOutputs(r.step)[0].shape) * extent,
+        0,
+      );
       if (loads > MAX_INLINE_SUM_LOADS) continue;
       readInside(e, found, () => ({ input, axes }));
     }
@@ -450,7 +460,8 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     };
     for (const e of p.eqns) {
       if (!isView(e) || e.prim.name === "reshape" || sizeOf(e.out.shape) === 0) continue;
-      const found = leafReaders(e, ["fused"]);
+      // (reductions read windows but not sums: their kernels take offsets, not sum loops)
+      const found = leafReaders(e, ["fused", "matmulEpilogue", "fusedReduce", "reduceEpilogue"]);
       if (!found) continue;
       const w = viewWindow(e, windowOf(e.inputs[0]));
       readInside(e, found, (v) => {
@@ -958,6 +969,11 @@ export class Compiled {
         ? leafText(s)
         : s.kind === "matmulEpilogue"
         ? [...s.mm.inputs, ...(s.mm2?.inputs ?? [])].map(varText).concat(leafText(s))
+        : s.kind === "fusedReduce"
+        ? leafText(s)
+        : s.kind === "reduceEpilogue"
+        ? [...(s.reduce.kind === "eqn" ? s.reduce.eqn.inputs.map(varText) : leafText(s.reduce))]
+          .concat(leafText(s))
         : stepInputs(s).map(varText);
       lines.push(`${label}: ${outs} ← ${reads.join(" ")}`);
     }
@@ -1085,13 +1101,14 @@ export class Compiled {
           for (const t of outs.slice(1)) owned.add(t);
           out = outs[0];
         } else if (s.kind === "fusedReduce") {
-          inputs = s.leaves;
-          out = runReduction(s, s.leaves.map(get), this.#memos[i] ??= {});
+          inputs = leafSources(s);
+          out = runReduction(s, inputs.map(get), this.#memos[i] ??= {});
           env.set(s.eqn.out.id, out);
         } else if (s.kind === "reduceEpilogue") {
           inputs = stepInputs(s);
           const memo = this.#memos[i] ??= {};
-          out = runReduction(s.reduce, stepInputs(s.reduce).map(get), memo, s, s.leaves.map(get));
+          const epilogueLeaves = leafSources(s).map(get);
+          out = runReduction(s.reduce, stepInputs(s.reduce).map(get), memo, s, epilogueLeaves);
           env.set(s.out.id, out);
         } else {
           inputs = stepInputs(s);
@@ -1225,9 +1242,9 @@ function stepInputs(s: Step): readonly Var[] {
   if (s.kind === "matmulEpilogue") {
     return [...s.mm.inputs, ...(s.mm2?.inputs ?? []), ...leafSources(s)];
   }
-  if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...s.leaves];
+  if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...leafSources(s)];
   if (s.kind === "fused") return leafSources(s);
-  return s.leaves;
+  return leafSources(s);
 }
 
 function runMatmulEpilogue(

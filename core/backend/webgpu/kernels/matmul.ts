@@ -476,6 +476,8 @@ export interface MatmulEpilogue {
     storage: GpuStorage;
     dtype: "f32" | "i32" | "u32" | "bool";
     strides: number[];
+    /** Element offset of output index 0 (a window of a stored value); 0 when absent. */
+    offset?: number;
     /** Read as a sum of elements (f32 only). */
     sum?: SummedRead;
   }[];
@@ -930,7 +932,10 @@ export function runMatmul(args: MatmulArgs, epilogue?: MatmulEpilogue, memo?: Ke
   if (collapsed) {
     params.push(
       ...collapsed.shape,
-      ...collapsed.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)]),
+      ...collapsed.strides.flatMap((st, k) => [
+        (epilogue!.leaves[k].offset ?? 0) >>> 0,
+        ...st.map((v) => v >>> 0),
+      ]),
     );
     if (rows) params.push(...epilogue!.leaves.map((l) => l.strides.at(-1)! >>> 0));
     for (const l of epilogue!.leaves) if (l.sum) params.push(l.sum.extent, l.sum.stride);

@@ -89,7 +89,7 @@ function combine(op: ReduceOp, d: DType): string {
  * strides over the producer's shape, like the elementwise family.
  */
 export interface ReducePrologue {
-  leaves: { storage: GpuStorage; dtype: DType; strides: number[] }[];
+  leaves: { storage: GpuStorage; dtype: DType; strides: number[]; offset?: number }[];
   /** WGSL over `v0..vN-1` producing the reduction's input value. */
   expr: string;
   /** Statements evaluated before `expr`. */
@@ -105,7 +105,7 @@ export interface ReducePrologue {
  * reduced value in `expr`/`prelude`; leaves are read through strides over the output shape.
  */
 export interface ReduceEpilogue {
-  leaves: { storage: GpuStorage; dtype: DType; strides: number[] }[];
+  leaves: { storage: GpuStorage; dtype: DType; strides: number[]; offset?: number }[];
   prelude: string;
   expr: string;
   helpers: string;
@@ -284,7 +284,7 @@ export function runReduce(
         helpers: epilogue.helpers,
       },
       [
-        ...epilogue.leaves.map((l) => ({ ...l, offset: 0 })),
+        ...epilogue.leaves.map((l) => ({ ...l, offset: l.offset ?? 0 })),
         {
           storage: reduced,
           dtype,
@@ -314,7 +314,7 @@ export function runReduce(
         prelude: prologue.prelude,
         helpers: prologue.helpers,
       },
-      prologue.leaves.map((l) => ({ ...l, offset: 0 })),
+      prologue.leaves.map((l) => ({ ...l, offset: l.offset ?? 0 })),
       prologue.shape,
       dtype,
       tmp,
@@ -367,9 +367,21 @@ export function runReduce(
           }
           : undefined,
       }, reads);
-      const layout = (c: ReturnType<typeof collapseDims> | null) =>
-        c ? [...c.shape, ...c.strides.flatMap((st) => [0, ...st.map((v) => v >>> 0)])] : [];
-      const extra = [...layout(shape), ...layout(epiShape)];
+      // per leaf: its base (a window's offset), then its strides
+      const layout = (
+        c: ReturnType<typeof collapseDims> | null,
+        leaves: readonly { offset?: number }[] = [],
+      ) =>
+        c
+          ? [
+            ...c.shape,
+            ...c.strides.flatMap((st, k) => [
+              (leaves[k].offset ?? 0) >>> 0,
+              ...st.map((v) => v >>> 0),
+            ]),
+          ]
+          : [];
+      const extra = [...layout(shape, pro?.leaves), ...layout(epiShape, epi?.leaves)];
       dispatchStage(
         { code: src.code, inputs: src.inputs, label },
         inputs,

@@ -54,6 +54,19 @@ Deno.test("kernels of one shape merge into one kernel storing every value read e
   await expectKernels("around a sum", around, [x, v], 2);
 });
 
+Deno.test("a kernel whose shape broadcasts into another's merges into it and stores its values once", async () => {
+  await mg.init();
+  const x = mg.random.normal(mg.random.key(18), [37]);
+  const y = mg.random.normal(mg.random.key(19), [5, 37]);
+  const z = mg.random.normal(mg.random.key(20), [5, 1]);
+  // [37] and [5, 1] values, each read by the caller and by a [5, 37] group
+  const f = (x: Tensor, y: Tensor, z: Tensor) => {
+    const ex = mg.mul(mg.exp(x), 2), sz = mg.sin(z);
+    return [ex, mg.add(mg.mul(y, ex), sz), sz, mg.greater(ex, 1)];
+  };
+  await expectKernels("broadcast into [5, 37]", f, [x, y, z], 1);
+});
+
 Deno.test("slices are read as windows by the fused kernels reading them, and stacks are picked by coordinate", async () => {
   await mg.init();
   const s = mg.random.normal(mg.random.key(12), [29, 4]);

@@ -86,7 +86,7 @@ interface SummedLeaf {
  * `let` in the prelude: the kernel computes several values that other kernels read.
  */
 interface StoredValues {
-  extraOuts?: { v: Var; name: string }[];
+  extraOuts?: { v: Var; name: string; at?: { guard: string; index: string } }[];
 }
 
 /**
@@ -677,12 +677,20 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       const readA = ids(stepInputs(a)), readB = ids(stepInputs(b));
       const readElsewhere = (v: Var) =>
         readers.get(v.id)! - Number(readA.has(v.id)) - Number(readB.has(v.id)) > 0;
+      // the merged kernel runs over the larger of the two shapes; the other's values are
+      // computed at each of its elements and stored once (`broadcastStore`)
+      const [sa, sb] = [stepOutputs(a)[0], stepOutputs(b)[0]];
+      const big = sizeOf(sa.shape) > sizeOf(sb.shape) ? sa : sb;
       const stored = [...stepOutputs(b), ...stepOutputs(a)].filter(readElsewhere);
-      if (stored.length === 0) return null;
-      const [out, ...rest] = stored;
+      const out = stored.find((v) => sameShape(v, big));
+      if (!out) return null;
+      const rest = stored.filter((v) => v !== out);
       const members = new Set([...ia.members, ...ib.members]);
       const code = emit(members, producer.get(out.id) as Eqn, undefined, undefined, rest);
       if (code.leaves.length + stored.length > maxLeaves + 1) return null;
+      for (const o of code.extraOuts ?? []) {
+        if (!sameShape(o.v, big)) o.at = broadcastStore(o.v.shape, big.shape);
+      }
       const sums = new Map([...ia.sums, ...ib.sums]);
       const leafSums = code.leaves.map((l) => sums.get(l.id));
       const step: Step = {
@@ -702,7 +710,7 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     const list = [...steps];
     for (let i = list.length - 1; i > 0; i--) {
       if (!info.has(list[i])) continue;
-      const shape = stepOutputs(list[i])[0];
+      let shape = stepOutputs(list[i])[0]; // the kernel's shape, larger once it takes in more
       if (sizeOf(shape.shape) > MERGE_MAX_ELEMS) continue;
       // what the kernels between a candidate and list[i] (those staying put) read and make:
       // the merged kernel runs at list[i]'s place when none of them reads the candidate's
@@ -711,13 +719,17 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
       for (let j = i - 1; j >= 0 && i - j <= MERGE_WINDOW; j--) {
         const a = list[j];
         const outs = stepOutputs(a);
-        if (info.has(a) && sameShape(outs[0], shape)) {
+        const fits = sameShape(outs[0], shape) ||
+          (sizeOf(outs[0].shape) <= MERGE_MAX_ELEMS &&
+            (broadcastsInto(outs[0], shape) || broadcastsInto(shape, outs[0])));
+        if (info.has(a) && fits) {
           const atLater = !outs.some((v) => readBetween.has(v.id));
           const atEarlier = !stepInputs(list[i]).some((v) => madeBetween.has(v.id));
           const merged = (atLater || atEarlier) && merge(a, list[i]);
           if (merged && atLater) {
             list.splice(j, 1);
             list[--i] = merged;
+            shape = stepOutputs(merged)[0];
             continue;
           }
           if (merged) { // it takes in more when the walk reaches it
@@ -770,6 +782,22 @@ function unitReshaped(
   const kept = w.shape.flatMap((d, i) => d === 1 ? [] : [w.strides[i]]);
   let next = 0;
   return { strides: shape.map((d) => d === 1 ? 0 : kept[next++]), shape };
+}
+
+/**
+ * Where a kernel over `shape` stores a value of shape `own` that broadcasts into it: at the
+ * elements whose coordinates along the broadcast axes are 0, at `own`'s linear index.
+ */
+function broadcastStore(own: readonly number[], shape: readonly number[]) {
+  const lead = shape.length - own.length;
+  const strides = stridesOf(shape);
+  const repeated = shape.flatMap((d, i) =>
+    d > 1 && (i < lead || own[i - lead] === 1) ? [`((gi / ${strides[i]}u) % ${d}u) == 0u`] : []
+  );
+  return {
+    guard: repeated.length === 0 ? "true" : repeated.join(" && "),
+    index: indexIn(own, shape),
+  };
 }
 
 /**
@@ -1155,6 +1183,7 @@ function runFused(
     expr: o.name,
     dtype: o.v.dtype,
     storage: storages[k + 1],
+    at: o.at,
   }));
   runtime.enqueueHolding(operands.map((o) => o.storage), () =>
     runElementwise(

@@ -67,6 +67,12 @@ export interface ExtraOutput {
   expr: string;
   dtype: DType;
   storage: GpuStorage;
+  /**
+   * For a result of another shape (a value broadcast over the kernel's, stored once; a window
+   * of the kernel's values): the WGSL condition under which the element at `gi` is stored, and
+   * its index there. Such kernels run in one launch (`runElementwise` refuses to chunk them).
+   */
+  at?: { guard: string; index: string };
 }
 
 /** Workgroup width: wide for big tensors (throughput), narrow for tiny ones (llvmpipe runs
@@ -110,7 +116,9 @@ function elementwiseSource(
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
-  }|${summed.map(Number).join("")}|${extraOutputs.map((o) => `${o.dtype}:${o.expr}`).join(";")}`;
+  }|${summed.map(Number).join("")}|${
+    extraOutputs.map((o) => `${o.dtype}:${o.expr}:${o.at?.guard}:${o.at?.index}`).join(";")
+  }`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
   // Parameter block: [count, outStart, shape[rank], per input: (base, strides[rank]), extra]
@@ -134,7 +142,12 @@ function elementwiseSource(
   if (kernel.prelude) lines.push(extraParams(kernel.prelude));
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   extraOutputs.forEach((o, k) => {
-    lines.push(`  ${outputName(k + 1)}[li] = ${storeAs(o.dtype, extraParams(o.expr))};`);
+    const value = storeAs(o.dtype, extraParams(o.expr));
+    lines.push(
+      o.at
+        ? `  if (${o.at.guard}) { ${outputName(k + 1)}[${o.at.index}] = ${value}; }`
+        : `  ${outputName(k + 1)}[li] = ${value};`,
+    );
   });
   lines.push(`  }`);
   const code = [
@@ -172,8 +185,13 @@ export function runElementwise(
   const outs = [out, ...extraOutputs.map((o) => o.storage)];
   for (const o of outs) runtime.allocBuffer(o, kernel.label);
   if (n === 0) return;
-  const outBindings = (s: number, e: number) =>
-    outs.map((storage) => ({ storage, offset: s * 4, size: (e - s) * 4 }));
+  // results of the kernel's shape are bound at the launch's range; others whole
+  const outBindings = (s: number, e: number) => [
+    { storage: out, offset: s * 4, size: (e - s) * 4 },
+    ...extraOutputs.map((o) =>
+      o.at ? { storage: o.storage } : { storage: o.storage, offset: s * 4, size: (e - s) * 4 }
+    ),
+  ];
   const prepared = memo?.prepared as PreparedElementwise | undefined;
   if (
     prepared && inputs.every((o, k) => o.offset === prepared.offsets[k]) &&
@@ -188,6 +206,9 @@ export function runElementwise(
   const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
   if (big && inputs.some((o) => o.sum)) {
     throw new Error(`internal: ${kernel.label} reads a summed input in chunked launches`);
+  }
+  if (big && extraOutputs.some((o) => o.at)) {
+    throw new Error(`internal: ${kernel.label} stores a result of another shape in chunks`);
   }
   // chunked launches bind ranges of their inputs, which only storage bindings allow
   const reads = big ? inputs.map(() => STORAGE_READ) : planReads(inputs.map((o) => o.storage));

@@ -65,6 +65,12 @@ Deno.test("a kernel whose shape broadcasts into another's merges into it and sto
     return [ex, mg.add(mg.mul(y, ex), sz), sz, mg.greater(ex, 1)];
   };
   await expectKernels("broadcast into [5, 37]", f, [x, y, z], 1);
+  // a window of a kernel's value that the caller reads is stored by that kernel too
+  const windows = (y: Tensor) => {
+    const e = mg.exp(y);
+    return [e, mg.slice(e, [[1, 5, 2], [3, 37, 3]]), mg.slice(e, [4])];
+  };
+  await expectKernels("windows of a kernel's value", windows, [y], 1);
 });
 
 Deno.test("slices are read as windows by the fused kernels reading them, and stacks are picked by coordinate", async () => {

@@ -742,6 +742,26 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
         for (const v of outs) madeBetween.add(v.id);
       }
     }
+    // a slice of a kernel's value (the next key of a split) is stored by that kernel too
+    for (let k = list.length - 1; k >= 0; k--) {
+      const cut = list[k];
+      if (cut.kind !== "eqn" || isMultiEqn(cut.eqn) || cut.eqn.prim.name !== "slice") continue;
+      const v = cut.eqn.inputs[0];
+      const at = list.findIndex((s) => s.kind === "fused" && stepOutputs(s).includes(v));
+      const host = list[at];
+      if (at < 0 || host.kind !== "fused" || !sameShape(v, host.out)) continue;
+      const { start, step } = cut.eqn.params as { start: number[]; step: number[] };
+      if (step.some((st) => st <= 0) || sizeOf(cut.eqn.out.shape) === 0) continue;
+      if (host.leaves.length + stepOutputs(host).length + 1 > maxLeaves + 1) continue;
+      const name = v === host.out ? host.expr : host.extraOuts!.find((o) => o.v === v)!.name;
+      const stored = {
+        v: cut.eqn.out,
+        name,
+        at: windowStore(v.shape, start, step, cut.eqn.out.shape),
+      };
+      list[at] = { ...host, extraOuts: [...host.extraOuts ?? [], stored] };
+      list.splice(k, 1);
+    }
     return list;
   };
   rematerialize();
@@ -797,6 +817,34 @@ function broadcastStore(own: readonly number[], shape: readonly number[]) {
   return {
     guard: repeated.length === 0 ? "true" : repeated.join(" && "),
     index: indexIn(own, shape),
+  };
+}
+
+/**
+ * Where a kernel over `shape` stores the window `start` + `step`·i (steps positive) of its
+ * value, a result of shape `own`: at the elements inside the window, at the window's index.
+ */
+function windowStore(
+  shape: readonly number[],
+  start: readonly number[],
+  step: readonly number[],
+  own: readonly number[],
+) {
+  const strides = stridesOf(shape), ownStrides = stridesOf(own);
+  const conds: string[] = [], terms: string[] = [];
+  shape.forEach((d, a) => {
+    if (own[a] === d && start[a] === 0 && step[a] === 1) {
+      if (d > 1) terms.push(`((gi / ${strides[a]}u) % ${d}u) * ${ownStrides[a]}u`);
+      return;
+    }
+    const c = `(i32((gi / ${strides[a]}u) % ${d}u) - ${start[a]})`;
+    conds.push(`${c} >= 0`, `${c} < ${own[a] * step[a]}`);
+    if (step[a] > 1) conds.push(`${c} % ${step[a]} == 0`);
+    if (own[a] > 1) terms.push(`u32(${c} / ${step[a]}) * ${ownStrides[a]}u`);
+  });
+  return {
+    guard: conds.length === 0 ? "true" : conds.join(" && "),
+    index: terms.length === 0 ? "0u" : terms.join(" + "),
   };
 }
 

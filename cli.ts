@@ -6,9 +6,14 @@ import * as mg from "./mod.ts";
 import { maml, type MamlState, metaTrain } from "./algorithms/mod.ts";
 import { sampleSinusoid } from "./envs/mod.ts";
 
-const USAGE = `usage: deno run -A cli.ts [command] [--steps N]
+const USAGE = `usage: deno run -A cli.ts [command] [options]
 
-  demo [--steps 2000]  meta-train MAML on sinusoid regression (the default command)
+  demo [--steps 2000] [--svg demo-adaptation.svg]
+                       meta-train MAML on sinusoid regression (the default command); writes
+                       its adaptation curves (query MSE against inner steps) as an SVG
+  plot RUN... [--out curves.svg] [--x step] [--y loss] [--log-y] [--title T]
+                       learning curves of runs on one SVG chart; a RUN is a metrics.jsonl file
+                       (one JSON object per line) or a directory holding one
   kernels              matmul and softmax on the adapter against the reference backend
   info                 print the adapter and its limits`;
 
@@ -18,23 +23,27 @@ const USAGE = `usage: deno run -A cli.ts [command] [--steps N]
  * after 1 and 10 adaptation steps on 100 new tasks, from a random initialisation (training
  * from scratch) and from the meta-learned one.
  */
-async function demo(steps: number): Promise<void> {
+async function demo(steps: number, svgPath: string): Promise<void> {
   const info = await mg.init();
   console.log(`adapter: ${info.description}${info.isFallbackAdapter ? " (software)" : ""}`);
   const learner = maml({ model: mg.nn.sinusoidMlp(), loss: "mse", innerLr: 0.01 });
   // stratified: 100 independent tasks' amplitudes would move every score by up to ±20%
   const test = sampleSinusoid(mg.random.key(2024), { tasks: 100, shots: 10, stratified: true });
-  const score = async (s: MamlState) => {
-    const [k1, k10] = [
-      (await learner.evaluate(s, test, 1)).loss,
-      (await learner.evaluate(s, test, 10)).loss,
-    ];
+  // the query MSE after each of these many inner steps: the adaptation curve
+  const stepsShown = [0, 1, 2, 3, 5, 10];
+  const curve = async (s: MamlState) => {
+    const losses = [];
+    for (const k of stepsShown) losses.push((await learner.evaluate(s, test, k)).loss);
+    return losses;
+  };
+  const text = (c: Awaited<ReturnType<typeof curve>>) => {
+    const [k1, k10] = [c[stepsShown.indexOf(1)], c[stepsShown.indexOf(10)]];
     return `after 1 step ${k1.mean.toFixed(3)} ± ${k1.ci95.toFixed(3)}, after 10 steps ${
       k10.mean.toFixed(3)
     } ± ${k10.ci95.toFixed(3)}`;
   };
   let state = learner.init(mg.random.key(0));
-  const scratch = await score(state);
+  const scratch = await curve(state);
   const tty = Deno.stdout.isTerminal();
   state = await metaTrain(
     learner.metaStep,
@@ -53,9 +62,92 @@ async function demo(steps: number): Promise<void> {
     },
   );
   if (tty) console.log();
+  const meta = await curve(state);
   console.log(`query MSE on 100 new tasks (mean ± 95% CI):`);
-  console.log(`  from scratch (random init): ${scratch}`);
-  console.log(`  MAML init (${steps} steps):   ${await score(state)}`);
+  console.log(`  from scratch (random init): ${text(scratch)}`);
+  console.log(`  MAML init (${steps} steps):   ${text(meta)}`);
+  const series = (name: string, c: typeof meta) => ({
+    name,
+    x: stepsShown,
+    y: c.map((l) => l.mean),
+    band: c.map((l) => l.ci95),
+  });
+  const svg = mg.lineChartSvg(
+    [series(`MAML init (${steps} meta-steps)`, meta), series("random init", scratch)],
+    {
+      title: "Sinusoid regression: adaptation to 100 new tasks (10 shots)",
+      xLabel: "inner gradient steps (α = 0.01)",
+      yLabel: "query MSE (mean ± 95% CI)",
+    },
+  );
+  await mg.writeFileAtomic(svgPath, new TextEncoder().encode(svg));
+  console.log(`adaptation curves: ${svgPath}`);
+}
+
+/** One run's metrics: the JSON objects of a metrics.jsonl file, in order. */
+async function readMetrics(
+  run: string,
+): Promise<{ name: string; rows: Record<string, unknown>[] }> {
+  let path = run;
+  try {
+    if ((await Deno.stat(run)).isDirectory) path = `${run.replace(/\/+$/, "")}/metrics.jsonl`;
+  } catch {
+    throw new Error(`plot: no file or directory ${run}`);
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    throw new Error(`plot: cannot read ${path} (a run directory holds metrics.jsonl)`);
+  }
+  const rows = text.split("\n").flatMap((line, i) => {
+    if (line.trim() === "") return [];
+    try {
+      const row = JSON.parse(line);
+      if (typeof row !== "object" || row === null || Array.isArray(row)) throw new Error();
+      return [row as Record<string, unknown>];
+    } catch {
+      throw new Error(`plot: ${path} line ${i + 1} is not a JSON object: ${line.slice(0, 80)}`);
+    }
+  });
+  // a run's name: its directory's (for …/run/metrics.jsonl too), else the file's
+  const parts = path.split("/").filter((p) => p !== "");
+  const name = parts.at(-1) === "metrics.jsonl" && parts.length > 1
+    ? parts.at(-2)!
+    : parts.at(-1)!.replace(/\.jsonl$/, "");
+  return { name, rows };
+}
+
+/** `plot`: the runs' `y` against `x` on one chart, written to `out`. */
+async function plot(
+  runs: string[],
+  opts: { out: string; x: string; y: string; logY: boolean; title?: string },
+): Promise<void> {
+  if (runs.length === 0) throw new Error(`plot: name at least one run\n${USAGE}`);
+  const series = [];
+  for (const run of runs) {
+    const { name, rows } = await readMetrics(run);
+    const points = rows.filter((r) => opts.y in r && opts.x in r);
+    if (points.length === 0) {
+      const fields = [...new Set(rows.flatMap((r) => Object.keys(r)))].join(", ");
+      throw new Error(
+        `plot: ${run} has no rows with both "${opts.x}" and "${opts.y}" (its fields: ${fields})`,
+      );
+    }
+    series.push({
+      name,
+      x: points.map((r) => Number(r[opts.x])),
+      y: points.map((r) => Number(r[opts.y])),
+    });
+  }
+  const svg = mg.lineChartSvg(series, {
+    title: opts.title,
+    xLabel: opts.x,
+    yLabel: opts.y,
+    logY: opts.logY,
+  });
+  await mg.writeFileAtomic(opts.out, new TextEncoder().encode(svg));
+  console.log(`${series.length} run(s) plotted: ${opts.out}`);
 }
 
 async function kernels(): Promise<void> {
@@ -108,16 +200,38 @@ async function printInfo(): Promise<void> {
 if (import.meta.main) {
   const { positionals, values } = parseCommandLine(USAGE, {
     allowPositionals: true,
-    options: { steps: { type: "string", default: "2000" } },
+    options: {
+      steps: { type: "string", default: "2000" },
+      svg: { type: "string", default: "demo-adaptation.svg" },
+      out: { type: "string", default: "curves.svg" },
+      x: { type: "string", default: "step" },
+      y: { type: "string", default: "loss" },
+      "log-y": { type: "boolean", default: false },
+      title: { type: "string" },
+    },
   });
   const cmd = choiceOption(
     "the command",
     positionals[0] ?? "demo",
-    ["demo", "kernels", "info"],
+    ["demo", "plot", "kernels", "info"],
     USAGE,
   );
   const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
-  if (cmd === "demo") await demo(steps);
-  else if (cmd === "kernels") await kernels();
-  else await printInfo();
+  try {
+    if (cmd === "demo") await demo(steps, values.svg!);
+    else if (cmd === "plot") {
+      await plot(positionals.slice(1), {
+        out: values.out!,
+        x: values.x!,
+        y: values.y!,
+        logY: values["log-y"]!,
+        title: values.title,
+      });
+    } else if (cmd === "kernels") await kernels();
+    else await printInfo();
+  } catch (e) {
+    if (!(e instanceof Error) || !e.message.startsWith("plot:")) throw e;
+    console.error(e.message);
+    Deno.exit(2);
+  }
 }

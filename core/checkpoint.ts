@@ -92,12 +92,26 @@ export async function saveCheckpoint(
     file.set(c, at);
     at += c.byteLength;
   }
+  await writeFileAtomic(path, file);
+}
+
+/**
+ * Write `data` to `path` so that readers (and a crash) see the old file or the new one, never
+ * a part: a temporary file beside it, synced, then renamed over it.
+ *
+ * @example
+ * ```ts
+ * import { writeFileAtomic } from "@metagrad/metagrad";
+ * await writeFileAtomic("summary.json", new TextEncoder().encode("{}"));
+ * ```
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID()}`;
   try {
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
       let written = 0;
-      while (written < file.byteLength) written += await f.write(file.subarray(written));
+      while (written < data.byteLength) written += await f.write(data.subarray(written));
       await f.syncData();
     } finally {
       f.close();

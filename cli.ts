@@ -3,7 +3,18 @@
  */
 import { choiceOption, numberOption, parseCommandLine } from "./core/command_line.ts";
 import * as mg from "./mod.ts";
-import { maml, type MamlState, metaTrain } from "./algorithms/mod.ts";
+import {
+  anil,
+  logMetrics,
+  maml,
+  type MamlState,
+  metaSgd,
+  metaTrain,
+  resumeRun,
+  saveRunCheckpoint,
+  startRun,
+  writeSummary,
+} from "./algorithms/mod.ts";
 import { sampleSinusoid } from "./envs/mod.ts";
 
 const USAGE = `usage: deno run -A cli.ts [command] [options]
@@ -11,6 +22,16 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
   demo [--steps 2000] [--svg demo-adaptation.svg]
                        meta-train MAML on sinusoid regression (the default command); writes
                        its adaptation curves (query MSE against inner steps) as an SVG
+  train ALGORITHM --task sinusoid --out DIR [options]
+                       meta-train maml, metasgd or anil on sinusoid regression: DIR gets
+                       config.json, metrics.jsonl, checkpoint.safetensors (atomic, every
+                       --checkpoint-every steps and on Ctrl-C) and summary.json
+      --steps 2000 --meta-batch 25 --shots 10 --inner-steps 1 --inner-lr 0.01
+      --first-order --lr 0.001 --seed 0 --log-every 100 --checkpoint-every 500
+      --eval-every 500 --eval-tasks 100
+  train --resume DIR [--steps N]
+                       continue DIR's run from its checkpoint (to N steps in all); the
+                       result is bit-identical to an uninterrupted run of that length
   plot RUN... [--out curves.svg] [--x step] [--y loss] [--log-y] [--title T]
                        learning curves of runs on one SVG chart; a RUN is a metrics.jsonl file
                        (one JSON object per line) or a directory holding one
@@ -82,6 +103,137 @@ async function demo(steps: number, svgPath: string): Promise<void> {
   );
   await mg.writeFileAtomic(svgPath, new TextEncoder().encode(svg));
   console.log(`adaptation curves: ${svgPath}`);
+}
+
+/** What `train` is asked to do; config.json holds it, so `--resume` needs nothing else. */
+interface TrainConfig {
+  algorithm: string;
+  task: string;
+  steps: number;
+  metaBatch: number;
+  shots: number;
+  innerSteps: number;
+  innerLr: number;
+  firstOrder: boolean;
+  lr: number;
+  seed: number;
+  logEvery: number;
+  checkpointEvery: number;
+  evalEvery: number;
+  evalTasks: number;
+}
+
+const ALGORITHMS = ["maml", "metasgd", "anil"] as const;
+
+/**
+ * `train`: meta-train on sinusoid tasks into a run directory (`algorithms/run_dir.ts`). Step
+ * i's tasks come from `foldIn(key(seed + 1), i)`, so a resumed run draws what an uninterrupted
+ * one would; the state is checkpointed every `checkpointEvery` steps and when Ctrl-C stops it.
+ */
+async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: number) {
+  const info = await mg.init();
+  const resumed = fresh ? null : await resumeRun(dir);
+  const cfg = { ...(fresh ?? resumed!.config as unknown as TrainConfig) };
+  if (stepsOverride !== undefined) cfg.steps = stepsOverride;
+  const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as (typeof ALGORITHMS)[number]];
+  if (!make || cfg.task !== "sinusoid") {
+    throw new Error(`train: ${dir}'s config names ${cfg.algorithm} on ${cfg.task}, not supported`);
+  }
+  const learner = make({
+    model: mg.nn.sinusoidMlp(),
+    loss: "mse",
+    innerLr: cfg.innerLr,
+    innerSteps: cfg.innerSteps,
+    firstOrder: cfg.firstOrder,
+    metaOptimizer: mg.optim.adam(cfg.lr),
+  });
+  const init = learner.init(mg.random.key(cfg.seed));
+  let state = init, step = 0;
+  if (fresh) await startRun(dir, { ...cfg });
+  else {
+    const back = await resumeRun(dir, init);
+    if (back.state) [state, step] = [back.state as MamlState, back.step];
+    if (step >= cfg.steps) {
+      throw new Error(
+        `train: ${dir} is at step ${step} of ${cfg.steps} already; pass a larger --steps`,
+      );
+    }
+  }
+  console.log(
+    `train ${cfg.algorithm} on ${cfg.task}, ${info.description}: steps ${
+      step + 1
+    }…${cfg.steps} → ${dir}`,
+  );
+  const test = sampleSinusoid(mg.random.key(2024), {
+    tasks: cfg.evalTasks,
+    shots: cfg.shots,
+    stratified: true,
+  });
+  const taskKey = mg.random.key(cfg.seed + 1);
+  let interrupted = false;
+  const onInterrupt = () => (interrupted = true);
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  const tty = Deno.stdout.isTerminal();
+  const t0 = performance.now(), first = step;
+  try {
+    while (step < cfg.steps && !interrupted) {
+      step++;
+      const batch = mg.tidy(() =>
+        sampleSinusoid(mg.random.foldIn(taskKey, step), { tasks: cfg.metaBatch, shots: cfg.shots })
+      );
+      const [next, m] = learner.metaStep(state, batch);
+      state = next;
+      for (const t of Object.values(batch)) t.dispose();
+      const logged = step % cfg.logEvery === 0 || step === cfg.steps;
+      if (logged) {
+        const loss = await m.loss.item();
+        if (!Number.isFinite(loss)) {
+          throw new Error(
+            `train: the meta-loss is ${loss} at step ${step}: lower --inner-lr or --lr`,
+          );
+        }
+        const wall = (performance.now() - t0) / 1000;
+        const rate = (step - first) / wall;
+        await logMetrics(dir, { step, loss, stepsPerSecond: rate, wallSeconds: wall });
+        const line = `step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  ${
+          rate.toFixed(1)
+        } steps/s  ETA ${((cfg.steps - step) / rate).toFixed(0)} s`;
+        if (tty) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}   `));
+        else console.log(line);
+      }
+      if (step % cfg.evalEvery === 0 || step === cfg.steps) {
+        const e = (await learner.evaluate(state, test, cfg.innerSteps)).loss;
+        await logMetrics(dir, { step, evalLoss: e.mean, evalCi95: e.ci95 });
+      }
+      if (step % cfg.checkpointEvery === 0) await saveRunCheckpoint(dir, state, step);
+      // let a Ctrl-C reach its listener (signals arrive between tasks, not microtasks)
+      else if (step % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    await saveRunCheckpoint(dir, state, step);
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (tty) console.log();
+  if (interrupted) {
+    console.log(
+      `interrupted at step ${step}; checkpoint saved. Continue with: train --resume ${dir}`,
+    );
+    Deno.exit(130);
+  }
+  const e = (await learner.evaluate(state, test, cfg.innerSteps)).loss;
+  await writeSummary(dir, {
+    steps: step,
+    wallSeconds: (performance.now() - t0) / 1000,
+    evalLoss: e.mean,
+    evalCi95: e.ci95,
+    evalTasks: cfg.evalTasks,
+    adapter: info.description,
+  });
+  console.log(
+    `done: query MSE after ${cfg.innerSteps} step(s) on ${cfg.evalTasks} new tasks ${
+      e.mean.toFixed(4)
+    } ± ${e.ci95.toFixed(4)}`,
+  );
 }
 
 /** One run's metrics: the JSON objects of a metrics.jsonl file, in order. */
@@ -208,18 +360,59 @@ if (import.meta.main) {
       y: { type: "string", default: "loss" },
       "log-y": { type: "boolean", default: false },
       title: { type: "string" },
+      task: { type: "string", default: "sinusoid" },
+      resume: { type: "string" },
+      "meta-batch": { type: "string", default: "25" },
+      shots: { type: "string", default: "10" },
+      "inner-steps": { type: "string", default: "1" },
+      "inner-lr": { type: "string", default: "0.01" },
+      "first-order": { type: "boolean", default: false },
+      lr: { type: "string", default: "0.001" },
+      seed: { type: "string", default: "0" },
+      "log-every": { type: "string", default: "100" },
+      "checkpoint-every": { type: "string", default: "500" },
+      "eval-every": { type: "string", default: "500" },
+      "eval-tasks": { type: "string", default: "100" },
     },
   });
   const cmd = choiceOption(
     "the command",
     positionals[0] ?? "demo",
-    ["demo", "plot", "kernels", "info"],
+    ["demo", "train", "plot", "kernels", "info"],
     USAGE,
   );
   const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
+  const count = (name: string, v: string) =>
+    numberOption(name, v, USAGE, { integer: true, min: 1 });
+  const rate = (name: string, v: string) => numberOption(name, v, USAGE, { min: 0 });
   try {
     if (cmd === "demo") await demo(steps, values.svg!);
-    else if (cmd === "plot") {
+    else if (cmd === "train" && values.resume !== undefined) {
+      const given = Deno.args.some((a) => a === "--steps" || a.startsWith("--steps="));
+      await train(values.resume, null, given ? steps : undefined);
+    } else if (cmd === "train") {
+      const algorithm = choiceOption("the algorithm", positionals[1], ALGORITHMS, USAGE);
+      choiceOption("--task", values.task, ["sinusoid"], USAGE);
+      if (values.out === undefined || !Deno.args.some((a) => a.startsWith("--out"))) {
+        throw new Error(`train: name the run's directory with --out DIR\n${USAGE}`);
+      }
+      await train(values.out, {
+        algorithm,
+        task: values.task!,
+        steps,
+        metaBatch: count("--meta-batch", values["meta-batch"]),
+        shots: count("--shots", values.shots),
+        innerSteps: count("--inner-steps", values["inner-steps"]),
+        innerLr: rate("--inner-lr", values["inner-lr"]),
+        firstOrder: values["first-order"]!,
+        lr: rate("--lr", values.lr),
+        seed: numberOption("--seed", values.seed, USAGE, { integer: true, min: 0 }),
+        logEvery: count("--log-every", values["log-every"]),
+        checkpointEvery: count("--checkpoint-every", values["checkpoint-every"]),
+        evalEvery: count("--eval-every", values["eval-every"]),
+        evalTasks: count("--eval-tasks", values["eval-tasks"]),
+      });
+    } else if (cmd === "plot") {
       await plot(positionals.slice(1), {
         out: values.out!,
         x: values.x!,
@@ -230,7 +423,7 @@ if (import.meta.main) {
     } else if (cmd === "kernels") await kernels();
     else await printInfo();
   } catch (e) {
-    if (!(e instanceof Error) || !e.message.startsWith("plot:")) throw e;
+    if (!(e instanceof Error) || !/^(plot|train):/.test(e.message)) throw e;
     console.error(e.message);
     Deno.exit(2);
   }

@@ -34,7 +34,11 @@ Deno.test("command-line mistakes name the option and print the usage, exit 2", a
     ["cli.ts", ["--stpes", "3"], /^Unknown option '--stpes'\n\nusage: /],
     ["cli.ts", ["demo", "--steps", "0"], /^--steps must be an integer ≥ 1, got "0"\n\nusage: /],
     ["cli.ts", ["demo", "--steps", ""], /^--steps must be an integer ≥ 1, got ""\n/],
-    ["cli.ts", ["trian"], /^the command must be one of demo, plot, kernels, info; got "trian"\n/],
+    [
+      "cli.ts",
+      ["trian"],
+      /^the command must be one of demo, train, plot, kernels, info; got "trian"\n/,
+    ],
     [
       "bench/sinusoid_report.ts",
       ["--only", "maml2,maml3"],

@@ -1,0 +1,135 @@
+/**
+ * `cli.ts train`: a run directory with its config, metrics, checkpoint and summary; a run
+ * resumed from its checkpoint — after stopping at a step count or after Ctrl-C — ends with
+ * parameters bit-identical to a run that never stopped; clear errors for misuse.
+ */
+import assert from "node:assert/strict";
+import { loadCheckpoint } from "../mod.ts";
+import { readMetrics } from "../algorithms/mod.ts";
+import type { Tensor } from "../mod.ts";
+import { flatten } from "../core/tree.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const SMALL = ["--log-every", "5", "--checkpoint-every", "10", "--eval-every", "20"];
+const EVAL = ["--eval-tasks", "10", "--meta-batch", "5"];
+
+function cli(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "train", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function run(args: string[]) {
+  const out = await cli(args).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+/** The checkpoint's step and every tensor's bytes, in tree order. */
+async function checkpointBits(dir: string): Promise<{ step: number; bits: Uint32Array[] }> {
+  const { tree } = await loadCheckpoint(`${dir}/checkpoint.safetensors`);
+  const tensors = flatten(tree.state)[0].filter((t): t is Tensor => typeof t === "object");
+  const bits = [];
+  for (const t of tensors) bits.push(new Uint32Array((await t.data()).buffer));
+  return { step: tree.step, bits };
+}
+
+function assertSameBits(a: Uint32Array[], b: Uint32Array[], what: string): void {
+  assert.equal(a.length, b.length, `${what}: tensor count`);
+  a.forEach((x, i) => assert.deepEqual(x, b[i], `${what}: tensor ${i} differs`));
+}
+
+Deno.test("train: resumed runs (after a step count, after Ctrl-C) equal an uninterrupted run bit for bit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const whole = await run(["maml", "--out", `${dir}/whole`, "--steps", "40", ...SMALL, ...EVAL]);
+    assert.equal(whole.code, 0, whole.stderr);
+    const files = [...Deno.readDirSync(`${dir}/whole`)].map((e) => e.name).sort();
+    assert.deepEqual(files, [
+      "checkpoint.safetensors",
+      "config.json",
+      "metrics.jsonl",
+      "summary.json",
+    ]);
+    const rows = await readMetrics(`${dir}/whole`);
+    assert.deepEqual(rows.filter((r) => "loss" in r).map((r) => r.step), [
+      5,
+      10,
+      15,
+      20,
+      25,
+      30,
+      35,
+      40,
+    ]);
+    assert.deepEqual(rows.filter((r) => "evalLoss" in r).map((r) => r.step), [20, 40]);
+    const summary = JSON.parse(await Deno.readTextFile(`${dir}/whole/summary.json`));
+    assert.ok(summary.steps === 40 && Number.isFinite(summary.evalLoss), JSON.stringify(summary));
+    const reference = await checkpointBits(`${dir}/whole`);
+    assert.equal(reference.step, 40);
+
+    // stopped at 17 steps (checkpointed at its end), resumed to 40
+    const part = await run(["maml", "--out", `${dir}/part`, "--steps", "17", ...SMALL, ...EVAL]);
+    assert.equal(part.code, 0, part.stderr);
+    assert.equal((await checkpointBits(`${dir}/part`)).step, 17);
+    const rest = await run(["--resume", `${dir}/part`, "--steps", "40"]);
+    assert.equal(rest.code, 0, rest.stderr);
+    assertSameBits((await checkpointBits(`${dir}/part`)).bits, reference.bits, "resumed at 17");
+    const resumedRows = await readMetrics(`${dir}/part`);
+    assert.deepEqual(
+      resumedRows.filter((r) => "loss" in r).map((r) => r.step),
+      [5, 10, 15, 17, 20, 25, 30, 35, 40],
+    );
+
+    // Ctrl-C once the first metrics line is out: a checkpoint at the step reached, exit 130
+    const child = cli(["maml", "--out", `${dir}/int`, "--steps", "400", ...SMALL, ...EVAL]);
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("step 5/")) seen += (await reader.read()).value ?? "";
+    child.kill("SIGINT");
+    for (;;) if ((await reader.read()).done) break;
+    const status = await child.status;
+    await child.stderr.cancel();
+    assert.equal(status.code, 130);
+    const stopped = await checkpointBits(`${dir}/int`);
+    assert.ok(stopped.step >= 5 && stopped.step < 400, `stopped at ${stopped.step}`);
+    // the resumed run's config (400 steps) is cut to 40 to compare with the reference
+    const resumed = await run(["--resume", `${dir}/int`, "--steps", "40"]);
+    if (stopped.step < 40) {
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assertSameBits((await checkpointBits(`${dir}/int`)).bits, reference.bits, "after Ctrl-C");
+    } else {
+      assert.equal(resumed.code, 2);
+      assert.match(resumed.stderr, /already; pass a larger --steps/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train: misuse gets a clear error, never an overwritten run", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const noOut = await run(["maml", "--steps", "5"]);
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /--out DIR/);
+    const badAlg = await run(["mamml", "--out", `${dir}/x`]);
+    assert.notEqual(badAlg.code, 0);
+    assert.match(badAlg.stderr, /the algorithm must be one of maml, metasgd, anil; got "mamml"/);
+    const ok = await run(["anil", "--out", `${dir}/a`, "--steps", "3", "--eval-tasks", "5"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const again = await run(["maml", "--out", `${dir}/a`, "--steps", "3"]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already holds a run.*--resume/);
+    const nothing = await run(["--resume", `${dir}/none`]);
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /cannot resume .*none.*config\.json/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,6 +5,7 @@ import { choiceOption, numberOption, parseCommandLine } from "./core/command_lin
 import * as mg from "./mod.ts";
 import {
   anil,
+  loadRun,
   logMetrics,
   maml,
   type MamlState,
@@ -32,6 +33,9 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
   train --resume DIR [--steps N]
                        continue DIR's run from its checkpoint (to N steps in all); the
                        result is bit-identical to an uninterrupted run of that length
+  eval DIR [--tasks 100] [--inner 0,1,2,5,10] [--svg FILE]
+                       score DIR's checkpoint on held-out tasks after each number of inner
+                       steps, beside a random initialisation; --svg draws the curves
   plot RUN... [--out curves.svg] [--x step] [--y loss] [--log-y] [--title T]
                        learning curves of runs on one SVG chart; a RUN is a metrics.jsonl file
                        (one JSON object per line) or a directory holding one
@@ -125,6 +129,82 @@ interface TrainConfig {
 
 const ALGORITHMS = ["maml", "metasgd", "anil"] as const;
 
+/** The learner a run's config describes. */
+function learnerFor(cfg: TrainConfig, dir: string) {
+  const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as (typeof ALGORITHMS)[number]];
+  if (!make || cfg.task !== "sinusoid") {
+    throw new Error(`train: ${dir}'s config names ${cfg.algorithm} on ${cfg.task}, not supported`);
+  }
+  return make({
+    model: mg.nn.sinusoidMlp(),
+    loss: "mse",
+    innerLr: cfg.innerLr,
+    innerSteps: cfg.innerSteps,
+    firstOrder: cfg.firstOrder,
+    metaOptimizer: mg.optim.adam(cfg.lr),
+  });
+}
+
+/**
+ * `eval`: the run's checkpoint scored on `tasks` held-out tasks (the same ones for every run:
+ * a fixed key) after each number of inner steps in `inner`, beside a random initialisation
+ * (training from scratch); the adaptation curves go to `svg` when given.
+ */
+async function evaluateRun(dir: string, tasks: number, inner: number[], svg?: string) {
+  await mg.init();
+  const run = await loadRun(dir);
+  const cfg = run.config as unknown as TrainConfig;
+  const learner = learnerFor(cfg, dir);
+  const init = learner.init(mg.random.key(cfg.seed));
+  const { state, step } = await loadRun(dir, init);
+  if (!state) throw new Error(`train: ${dir} has no checkpoint yet`);
+  const test = sampleSinusoid(mg.random.key(7_000_007), {
+    tasks,
+    shots: cfg.shots,
+    stratified: true,
+  });
+  const curve = async (s: MamlState) => {
+    const out = [];
+    for (const k of inner) out.push((await learner.evaluate(s, test, k)).loss);
+    return out;
+  };
+  const rows = [
+    {
+      name: `${cfg.algorithm} (${dir.split("/").filter(Boolean).at(-1)}, step ${step})`,
+      c: await curve(state as MamlState),
+    },
+    { name: "random init", c: await curve(learner.init(mg.random.key(cfg.seed + 1000))) },
+  ];
+  console.log(`query MSE on ${tasks} held-out tasks (mean ± 95% CI), by inner steps:`);
+  console.log(
+    `| initialisation | ${inner.join(" | ")} |\n| --- |${inner.map(() => " ---: |").join("")}`,
+  );
+  for (const r of rows) {
+    console.log(
+      `| ${r.name} | ${
+        r.c.map((l) => `${l.mean.toFixed(4)} ± ${l.ci95.toFixed(4)}`).join(" | ")
+      } |`,
+    );
+  }
+  if (svg) {
+    const chart = mg.lineChartSvg(
+      rows.map((r) => ({
+        name: r.name,
+        x: inner,
+        y: r.c.map((l) => l.mean),
+        band: r.c.map((l) => l.ci95),
+      })),
+      {
+        title: `Adaptation on ${tasks} held-out sinusoid tasks`,
+        xLabel: "inner steps",
+        yLabel: "query MSE (mean ± 95% CI)",
+      },
+    );
+    await mg.writeFileAtomic(svg, new TextEncoder().encode(chart));
+    console.log(`adaptation curves: ${svg}`);
+  }
+}
+
 /**
  * `train`: meta-train on sinusoid tasks into a run directory (`algorithms/run_dir.ts`). Step
  * i's tasks come from `foldIn(key(seed + 1), i)`, so a resumed run draws what an uninterrupted
@@ -135,18 +215,7 @@ async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: num
   const resumed = fresh ? null : await resumeRun(dir);
   const cfg = { ...(fresh ?? resumed!.config as unknown as TrainConfig) };
   if (stepsOverride !== undefined) cfg.steps = stepsOverride;
-  const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as (typeof ALGORITHMS)[number]];
-  if (!make || cfg.task !== "sinusoid") {
-    throw new Error(`train: ${dir}'s config names ${cfg.algorithm} on ${cfg.task}, not supported`);
-  }
-  const learner = make({
-    model: mg.nn.sinusoidMlp(),
-    loss: "mse",
-    innerLr: cfg.innerLr,
-    innerSteps: cfg.innerSteps,
-    firstOrder: cfg.firstOrder,
-    metaOptimizer: mg.optim.adam(cfg.lr),
-  });
+  const learner = learnerFor(cfg, dir);
   const init = learner.init(mg.random.key(cfg.seed));
   let state = init, step = 0;
   if (fresh) await startRun(dir, { ...cfg });
@@ -373,12 +442,14 @@ if (import.meta.main) {
       "checkpoint-every": { type: "string", default: "500" },
       "eval-every": { type: "string", default: "500" },
       "eval-tasks": { type: "string", default: "100" },
+      tasks: { type: "string", default: "100" },
+      inner: { type: "string", default: "0,1,2,5,10" },
     },
   });
   const cmd = choiceOption(
     "the command",
     positionals[0] ?? "demo",
-    ["demo", "train", "plot", "kernels", "info"],
+    ["demo", "train", "eval", "plot", "kernels", "info"],
     USAGE,
   );
   const steps = numberOption("--steps", values.steps, USAGE, { integer: true, min: 1 });
@@ -390,6 +461,13 @@ if (import.meta.main) {
     else if (cmd === "train" && values.resume !== undefined) {
       const given = Deno.args.some((a) => a === "--steps" || a.startsWith("--steps="));
       await train(values.resume, null, given ? steps : undefined);
+    } else if (cmd === "eval") {
+      if (!positionals[1]) throw new Error(`train: name the run to score: eval DIR\n${USAGE}`);
+      const inner = values.inner!.split(",").map((v) =>
+        numberOption("--inner", v.trim(), USAGE, { integer: true, min: 0 })
+      );
+      const svg = Deno.args.some((a) => a.startsWith("--svg")) ? values.svg : undefined;
+      await evaluateRun(positionals[1], count("--tasks", values.tasks!), inner, svg);
     } else if (cmd === "train") {
       const algorithm = choiceOption("the algorithm", positionals[1], ALGORITHMS, USAGE);
       choiceOption("--task", values.task, ["sinusoid"], USAGE);

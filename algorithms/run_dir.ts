@@ -68,12 +68,35 @@ export interface ResumedRun {
  * ```
  */
 export async function resumeRun(dir: string, like?: unknown): Promise<ResumedRun> {
+  const run = await loadRun(dir, like);
+  // rows logged after the checkpoint are redone by the resumed run
+  const kept = (await readMetrics(dir)).filter((r) =>
+    typeof r.step === "number" && r.step <= run.step
+  );
+  await writeFileAtomic(
+    `${dir}/${METRICS}`,
+    encode(kept.map((r) => JSON.stringify(r) + "\n").join("")),
+  );
+  return run;
+}
+
+/**
+ * The run in `dir` as it is (its config and last checkpoint), changing nothing: for scoring or
+ * plotting a run, finished or not.
+ *
+ * @example
+ * ```ts
+ * import { loadRun } from "@metagrad/metagrad/algorithms";
+ * const { config, step } = await loadRun("/tmp/run-a");
+ * ```
+ */
+export async function loadRun(dir: string, like?: unknown): Promise<ResumedRun> {
   let config: Record<string, unknown>;
   try {
     config = JSON.parse(await Deno.readTextFile(`${dir}/${CONFIG}`));
   } catch (e) {
     throw new Error(
-      `train: cannot resume ${dir}: no readable ${CONFIG} there (${(e as Error).message})`,
+      `train: no run in ${dir}: no readable ${CONFIG} there (${(e as Error).message})`,
     );
   }
   let state: unknown = null, step = 0;
@@ -84,12 +107,6 @@ export async function resumeRun(dir: string, like?: unknown): Promise<ResumedRun
     state = loaded.tree.state;
     step = loaded.tree.step;
   }
-  // rows logged after the checkpoint are redone by the resumed run
-  const kept = (await readMetrics(dir)).filter((r) => typeof r.step === "number" && r.step <= step);
-  await writeFileAtomic(
-    `${dir}/${METRICS}`,
-    encode(kept.map((r) => JSON.stringify(r) + "\n").join("")),
-  );
   return { config, state, step };
 }
 

@@ -37,7 +37,7 @@ Deno.test("command-line mistakes name the option and print the usage, exit 2", a
     [
       "cli.ts",
       ["trian"],
-      /^the command must be one of demo, train, plot, kernels, info; got "trian"\n/,
+      /^the command must be one of demo, train, eval, plot, kernels, info; got "trian"\n/,
     ],
     [
       "bench/sinusoid_report.ts",

@@ -72,6 +72,22 @@ Deno.test("train: resumed runs (after a step count, after Ctrl-C) equal an unint
     assert.ok(summary.steps === 40 && Number.isFinite(summary.evalLoss), JSON.stringify(summary));
     const reference = await checkpointBits(`${dir}/whole`);
     assert.equal(reference.step, 40);
+    // eval: the checkpoint beside a random initialisation, by inner steps, and their SVG
+    const scored = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "eval", `${dir}/whole`, "--tasks", "10", "--inner", "0,1,3"]
+        .concat(["--svg", `${dir}/curves.svg`]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const table = new TextDecoder().decode(scored.stdout);
+    assert.equal(scored.code, 0, new TextDecoder().decode(scored.stderr));
+    assert.match(
+      table,
+      /\| maml \(whole, step 40\) \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ±/,
+    );
+    assert.match(table, /\| random init \|/);
+    const svg = await Deno.readTextFile(`${dir}/curves.svg`);
+    assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
 
     // stopped at 17 steps (checkpointed at its end), resumed to 40
     const part = await run(["maml", "--out", `${dir}/part`, "--steps", "17", ...SMALL, ...EVAL]);
@@ -128,7 +144,7 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.match(again.stderr, /already holds a run.*--resume/);
     const nothing = await run(["--resume", `${dir}/none`]);
     assert.equal(nothing.code, 2);
-    assert.match(nothing.stderr, /cannot resume .*none.*config\.json/);
+    assert.match(nothing.stderr, /no run in .*none.*config\.json/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

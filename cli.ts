@@ -6,30 +6,34 @@ import * as mg from "./mod.ts";
 import {
   anil,
   loadRun,
-  logMetrics,
   maml,
   type MamlState,
   metaSgd,
   metaTrain,
+  ppo,
+  type PpoState,
   resumeRun,
-  saveRunCheckpoint,
+  type RunStep,
+  runSteps,
   startRun,
   writeSummary,
 } from "./algorithms/mod.ts";
-import { sampleSinusoid } from "./envs/mod.ts";
+import { cartPole, sampleSinusoid } from "./envs/mod.ts";
 
 const USAGE = `usage: deno run -A cli.ts [command] [options]
 
   demo [--steps 2000] [--svg demo-adaptation.svg]
                        meta-train MAML on sinusoid regression (the default command); writes
                        its adaptation curves (query MSE against inner steps) as an SVG
-  train ALGORITHM --task sinusoid --out DIR [options]
-                       meta-train maml, metasgd or anil on sinusoid regression: DIR gets
-                       config.json, metrics.jsonl, checkpoint.safetensors (atomic, every
-                       --checkpoint-every steps and on Ctrl-C) and summary.json
-      --steps 2000 --meta-batch 25 --shots 10 --inner-steps 1 --inner-lr 0.01
-      --first-order --lr 0.001 --seed 0 --log-every 100 --checkpoint-every 500
-      --eval-every 500 --eval-tasks 100
+  train ALGORITHM --task TASK --out DIR [options]
+                       maml, metasgd or anil on sinusoid regression (--steps meta-steps),
+                       or ppo on cartpole (--steps environment steps, a step of the run
+                       is an update): DIR gets config.json, metrics.jsonl,
+                       checkpoint.safetensors (atomic, every --checkpoint-every steps and
+                       on Ctrl-C) and summary.json
+      --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
+      meta-learners: --meta-batch 25 --shots 10 --inner-steps 1 --inner-lr 0.01
+      --first-order --lr 0.001 --eval-tasks 100
   train --resume DIR [--steps N]
                        continue DIR's run from its checkpoint (to N steps in all); the
                        result is bit-identical to an uninterrupted run of that length
@@ -127,11 +131,11 @@ interface TrainConfig {
   evalTasks: number;
 }
 
-const ALGORITHMS = ["maml", "metasgd", "anil"] as const;
+const ALGORITHMS = ["maml", "metasgd", "anil", "ppo"] as const;
 
 /** The learner a run's config describes. */
 function learnerFor(cfg: TrainConfig, dir: string) {
-  const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as (typeof ALGORITHMS)[number]];
+  const make = ({ maml, metasgd: metaSgd, anil } as Record<string, typeof maml>)[cfg.algorithm];
   if (!make || cfg.task !== "sinusoid") {
     throw new Error(`train: ${dir}'s config names ${cfg.algorithm} on ${cfg.task}, not supported`);
   }
@@ -206,103 +210,118 @@ async function evaluateRun(dir: string, tasks: number, inner: number[], svg?: st
 }
 
 /**
- * `train`: meta-train on sinusoid tasks into a run directory (`algorithms/run_dir.ts`). Step
- * i's tasks come from `foldIn(key(seed + 1), i)`, so a resumed run draws what an uninterrupted
- * one would; the state is checkpointed every `checkpointEvery` steps and when Ctrl-C stops it.
+ * `train`: a run in `dir` (`algorithms/run_dir.ts`), fresh or resumed from its checkpoint.
+ * Meta-learners draw step i's tasks from `foldIn(key(seed + 1), i)` and PPO keeps its key in
+ * its state, so a resumed run computes what an uninterrupted one would.
  */
 async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: number) {
   const info = await mg.init();
-  const resumed = fresh ? null : await resumeRun(dir);
-  const cfg = { ...(fresh ?? resumed!.config as unknown as TrainConfig) };
+  const cfg = { ...(fresh ?? (await loadRun(dir)).config as unknown as TrainConfig) };
   if (stepsOverride !== undefined) cfg.steps = stepsOverride;
-  const learner = learnerFor(cfg, dir);
-  const init = learner.init(mg.random.key(cfg.seed));
-  let state = init, step = 0;
+  const job = cfg.algorithm === "ppo" ? ppoJob(cfg) : metaJob(cfg, dir);
+  let state = job.init, from = 0;
   if (fresh) await startRun(dir, { ...cfg });
   else {
-    const back = await resumeRun(dir, init);
-    if (back.state) [state, step] = [back.state as MamlState, back.step];
-    if (step >= cfg.steps) {
+    const back = await resumeRun(dir, job.init);
+    if (back.state) [state, from] = [back.state, back.step];
+    if (from >= job.steps) {
       throw new Error(
-        `train: ${dir} is at step ${step} of ${cfg.steps} already; pass a larger --steps`,
+        `train: ${dir} is at step ${from} of ${job.steps} already; pass a larger --steps`,
       );
     }
   }
   console.log(
-    `train ${cfg.algorithm} on ${cfg.task}, ${info.description}: steps ${
-      step + 1
-    }…${cfg.steps} → ${dir}`,
+    `train ${cfg.algorithm} on ${cfg.task}, ${info.description}: steps ${from + 1}…${job.steps}` +
+      ` → ${dir}`,
   );
+  const end = await runSteps({
+    dir,
+    state,
+    from,
+    to: job.steps,
+    step: job.step,
+    logEvery: cfg.logEvery,
+    checkpointEvery: cfg.checkpointEvery,
+    evalEvery: cfg.evalEvery,
+    evaluate: job.evaluate,
+  });
+  if (end.interrupted) {
+    console.log(
+      `interrupted at step ${end.step}; checkpoint saved. Continue with: train --resume ${dir}`,
+    );
+    Deno.exit(130);
+  }
+  const final = await job.evaluate(end.state, end.step);
+  await writeSummary(dir, {
+    steps: end.step,
+    wallSeconds: end.wallSeconds,
+    ...final,
+    adapter: info.description,
+  });
+  console.log(`done: ${JSON.stringify(final)}`);
+}
+
+/** How `train` runs one algorithm: its initial state, step, held-out score and length. */
+interface Job {
+  init: unknown;
+  steps: number;
+  step: RunStep<unknown>;
+  evaluate: (state: unknown, step: number) => Promise<Record<string, number>>;
+}
+
+/** MAML, Meta-SGD or ANIL on sinusoid regression; scored on held-out tasks. */
+function metaJob(cfg: TrainConfig, dir: string): Job {
+  const learner = learnerFor(cfg, dir);
   const test = sampleSinusoid(mg.random.key(2024), {
     tasks: cfg.evalTasks,
     shots: cfg.shots,
     stratified: true,
   });
   const taskKey = mg.random.key(cfg.seed + 1);
-  let interrupted = false;
-  const onInterrupt = () => (interrupted = true);
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  const tty = Deno.stdout.isTerminal();
-  const t0 = performance.now(), first = step;
-  try {
-    while (step < cfg.steps && !interrupted) {
-      step++;
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: cfg.steps,
+    step(state, i) {
       const batch = mg.tidy(() =>
-        sampleSinusoid(mg.random.foldIn(taskKey, step), { tasks: cfg.metaBatch, shots: cfg.shots })
+        sampleSinusoid(mg.random.foldIn(taskKey, i), { tasks: cfg.metaBatch, shots: cfg.shots })
       );
-      const [next, m] = learner.metaStep(state, batch);
-      state = next;
+      const [next, m] = learner.metaStep(state as MamlState, batch);
       for (const t of Object.values(batch)) t.dispose();
-      const logged = step % cfg.logEvery === 0 || step === cfg.steps;
-      if (logged) {
-        const loss = await m.loss.item();
-        if (!Number.isFinite(loss)) {
-          throw new Error(
-            `train: the meta-loss is ${loss} at step ${step}: lower --inner-lr or --lr`,
-          );
-        }
-        const wall = (performance.now() - t0) / 1000;
-        const rate = (step - first) / wall;
-        await logMetrics(dir, { step, loss, stepsPerSecond: rate, wallSeconds: wall });
-        const line = `step ${step}/${cfg.steps}  loss ${loss.toFixed(4)}  ${
-          rate.toFixed(1)
-        } steps/s  ETA ${((cfg.steps - step) / rate).toFixed(0)} s`;
-        if (tty) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}   `));
-        else console.log(line);
-      }
-      if (step % cfg.evalEvery === 0 || step === cfg.steps) {
-        const e = (await learner.evaluate(state, test, cfg.innerSteps)).loss;
-        await logMetrics(dir, { step, evalLoss: e.mean, evalCi95: e.ci95 });
-      }
-      if (step % cfg.checkpointEvery === 0) await saveRunCheckpoint(dir, state, step);
-      // let a Ctrl-C reach its listener (signals arrive between tasks, not microtasks)
-      else if (step % 10 === 0) await new Promise((r) => setTimeout(r, 0));
-    }
-    await saveRunCheckpoint(dir, state, step);
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
-  if (tty) console.log();
-  if (interrupted) {
-    console.log(
-      `interrupted at step ${step}; checkpoint saved. Continue with: train --resume ${dir}`,
-    );
-    Deno.exit(130);
-  }
-  const e = (await learner.evaluate(state, test, cfg.innerSteps)).loss;
-  await writeSummary(dir, {
-    steps: step,
-    wallSeconds: (performance.now() - t0) / 1000,
-    evalLoss: e.mean,
-    evalCi95: e.ci95,
-    evalTasks: cfg.evalTasks,
-    adapter: info.description,
-  });
-  console.log(
-    `done: query MSE after ${cfg.innerSteps} step(s) on ${cfg.evalTasks} new tasks ${
-      e.mean.toFixed(4)
-    } ± ${e.ci95.toFixed(4)}`,
-  );
+      return [next, async () => ({ loss: await m.loss.item() })];
+    },
+    async evaluate(state) {
+      const e = (await learner.evaluate(state as MamlState, test, cfg.innerSteps)).loss;
+      return { evalLoss: e.mean, evalCi95: e.ci95 };
+    },
+  };
+}
+
+/**
+ * PPO on CartPole-v1 with purejaxrl's settings (`--steps` environment steps in all); a step is
+ * one update. Scored by the mean return of the environments' last finished episodes.
+ */
+function ppoJob(cfg: TrainConfig): Job {
+  const learner = ppo({ env: cartPole(), totalSteps: cfg.steps });
+  const update = mg.jit(learner.update, { donateArgnums: [0], name: "ppo update" });
+  const perUpdate = learner.config.numEnvs * learner.config.numSteps;
+  const mean = async (t: mg.Tensor) => {
+    const v = await t.toFloat64();
+    return v.reduce((a, b) => a + b, 0) / v.length;
+  };
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: learner.updates,
+    step(state) {
+      const [next, m] = update(state as PpoState) as [PpoState, { episodeReturn: mg.Tensor }];
+      return [next, async () => ({ episodeReturn: await mean(m.episodeReturn) })];
+    },
+    async evaluate(state, step) {
+      return {
+        lastEpisodeReturn: await mean((state as PpoState).lastReturn),
+        envSteps: step * perUpdate,
+      };
+    },
+  };
 }
 
 /** One run's metrics: the JSON objects of a metrics.jsonl file, in order. */
@@ -470,13 +489,16 @@ if (import.meta.main) {
       await evaluateRun(positionals[1], count("--tasks", values.tasks!), inner, svg);
     } else if (cmd === "train") {
       const algorithm = choiceOption("the algorithm", positionals[1], ALGORITHMS, USAGE);
-      choiceOption("--task", values.task, ["sinusoid"], USAGE);
+      const rl = algorithm === "ppo";
+      const task = rl && !Deno.args.some((a) => a.startsWith("--task"))
+        ? "cartpole"
+        : choiceOption("--task", values.task, rl ? ["cartpole"] : ["sinusoid"], USAGE);
       if (values.out === undefined || !Deno.args.some((a) => a.startsWith("--out"))) {
         throw new Error(`train: name the run's directory with --out DIR\n${USAGE}`);
       }
       await train(values.out, {
         algorithm,
-        task: values.task!,
+        task,
         steps,
         metaBatch: count("--meta-batch", values["meta-batch"]),
         shots: count("--shots", values.shots),

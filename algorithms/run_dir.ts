@@ -175,3 +175,103 @@ export async function readMetrics(dir: string): Promise<Record<string, unknown>[
 export async function writeSummary(dir: string, summary: Record<string, unknown>): Promise<void> {
   await writeFileAtomic(`${dir}/${SUMMARY}`, encode(JSON.stringify(summary, null, 2) + "\n"));
 }
+
+/** One training step of `runSteps`: the next state, and a reader of the step's figures. */
+export type RunStep<S> = (state: S, step: number) => [S, () => Promise<Record<string, number>>];
+
+/** What `runSteps` does: steps `from + 1` … `to` of a run in `dir`. */
+export interface RunSpec<S> {
+  /** The run's directory (`startRun`). */
+  dir: string;
+  /** The state to continue from. */
+  state: S;
+  /** The step `state` belongs to (0 for a fresh run). */
+  from: number;
+  /** The last step to run. */
+  to: number;
+  /** One step. */
+  step: RunStep<S>;
+  /** Figures logged (and printed) every `logEvery` steps and at the last. */
+  logEvery: number;
+  /** The state is checkpointed every `checkpointEvery` steps, at the end and on Ctrl-C. */
+  checkpointEvery: number;
+  /** Held-out figures logged every `evalEvery` steps and at the last. */
+  evalEvery?: number;
+  /** The held-out figures of a state (logged as a row of their own). */
+  evaluate?: (state: S, step: number) => Promise<Record<string, number>>;
+}
+
+/** How `runSteps` ended. */
+export interface RunEnd<S> {
+  /** The last state. */
+  state: S;
+  /** The step it belongs to. */
+  step: number;
+  /** Whether Ctrl-C stopped it (its checkpoint is saved). */
+  interrupted: boolean;
+  /** Seconds this call ran. */
+  wallSeconds: number;
+}
+
+/**
+ * Run steps `from + 1` … `to`, logging figures to `metrics.jsonl` (a progress line on a
+ * terminal, plain lines otherwise), checkpointing every `checkpointEvery` steps, at the end,
+ * and when Ctrl-C (SIGINT) stops it — then it returns with `interrupted` set.
+ *
+ * @example
+ * ```ts
+ * import { tensor, add } from "@metagrad/metagrad";
+ * import { runSteps, startRun } from "@metagrad/metagrad/algorithms";
+ * await startRun("/tmp/run-b", { what: "count" });
+ * const end = await runSteps({
+ *   dir: "/tmp/run-b", state: tensor(0), from: 0, to: 10, logEvery: 5, checkpointEvery: 5,
+ *   step: (s) => { const n = add(s, 1); return [n, async () => ({ value: await n.item() })]; },
+ * });
+ * ```
+ */
+export async function runSteps<S>(spec: RunSpec<S>): Promise<RunEnd<S>> {
+  const { dir, to, logEvery, checkpointEvery } = spec;
+  let { state } = spec;
+  let step = spec.from, interrupted = false;
+  const onInterrupt = () => (interrupted = true);
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  const tty = Deno.stdout.isTerminal();
+  const t0 = performance.now();
+  try {
+    while (step < to && !interrupted) {
+      step++;
+      const [next, figures] = spec.step(state, step);
+      state = next;
+      if (step % logEvery === 0 || step === to) {
+        const row = await figures();
+        const bad = Object.entries(row).find(([, v]) => !Number.isFinite(v));
+        if (bad) {
+          throw new Error(
+            `train: ${bad[0]} is ${bad[1]} at step ${step}: training diverged (lower the ` +
+              `learning rates)`,
+          );
+        }
+        const wall = (performance.now() - t0) / 1000;
+        const rate = (step - spec.from) / wall;
+        await logMetrics(dir, { step, ...row, stepsPerSecond: rate, wallSeconds: wall });
+        const shown = Object.entries(row).map(([k, v]) => `${k} ${Number(v.toPrecision(5))}`);
+        const line = `step ${step}/${to}  ${shown.join("  ")}  ${rate.toFixed(1)} steps/s  ETA ${
+          ((to - step) / rate).toFixed(0)
+        } s`;
+        if (tty) Deno.stdout.writeSync(new TextEncoder().encode(`\r${line}   `));
+        else console.log(line);
+      }
+      if (spec.evaluate && (step % (spec.evalEvery ?? to) === 0 || step === to)) {
+        await logMetrics(dir, { step, ...await spec.evaluate(state, step) });
+      }
+      if (step % checkpointEvery === 0) await saveRunCheckpoint(dir, state, step);
+      // let a Ctrl-C reach its listener (signals arrive between tasks, not microtasks)
+      else if (step % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    await saveRunCheckpoint(dir, state, step);
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (tty) console.log();
+  return { state, step, interrupted, wallSeconds: (performance.now() - t0) / 1000 };
+}

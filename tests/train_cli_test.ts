@@ -128,6 +128,37 @@ Deno.test("train: resumed runs (after a step count, after Ctrl-C) equal an unint
   }
 });
 
+Deno.test("train ppo: a run stopped by Ctrl-C and resumed equals one that never stopped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // 10 updates of 4 × 128 steps; the learning rate anneals over the run's configured length
+    const args = ["--steps", "5120", "--log-every", "2", "--checkpoint-every", "4"];
+    const whole = await run(["ppo", "--out", `${dir}/whole`, ...args]);
+    assert.equal(whole.code, 0, whole.stderr);
+    const reference = await checkpointBits(`${dir}/whole`);
+    assert.equal(reference.step, 10);
+    const rows = await readMetrics(`${dir}/whole`);
+    assert.deepEqual(rows.filter((r) => "episodeReturn" in r).map((r) => r.step), [2, 4, 6, 8, 10]);
+    const child = cli(["ppo", "--out", `${dir}/int`, ...args]);
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("step 2/")) seen += (await reader.read()).value ?? "";
+    child.kill("SIGINT");
+    for (;;) if ((await reader.read()).done) break;
+    await child.stderr.cancel();
+    const status = await child.status;
+    const stopped = await checkpointBits(`${dir}/int`);
+    if (status.code === 130) {
+      assert.ok(stopped.step < 10, `stopped at ${stopped.step}`);
+      const resumed = await run(["--resume", `${dir}/int`]);
+      assert.equal(resumed.code, 0, resumed.stderr);
+    } else assert.equal(status.code, 0); // it finished before the signal arrived
+    assertSameBits((await checkpointBits(`${dir}/int`)).bits, reference.bits, "ppo resumed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("train: misuse gets a clear error, never an overwritten run", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -136,7 +167,10 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.match(noOut.stderr, /--out DIR/);
     const badAlg = await run(["mamml", "--out", `${dir}/x`]);
     assert.notEqual(badAlg.code, 0);
-    assert.match(badAlg.stderr, /the algorithm must be one of maml, metasgd, anil; got "mamml"/);
+    assert.match(
+      badAlg.stderr,
+      /the algorithm must be one of maml, metasgd, anil, ppo; got "mamml"/,
+    );
     const ok = await run(["anil", "--out", `${dir}/a`, "--steps", "3", "--eval-tasks", "5"]);
     assert.equal(ok.code, 0, ok.stderr);
     const again = await run(["maml", "--out", `${dir}/a`, "--steps", "3"]);

@@ -461,7 +461,8 @@ export function concatOfSlices(p: Program): Program {
       eqns.push(e);
       continue;
     }
-    const { source, params } = joined;
+    // the source as this pass left it (an earlier join may have renamed it)
+    const source = sub(joined.source), params = joined.params;
     const whole = params.start.every((st, i) =>
       st === 0 && params.stop[i] === source.shape[i] && params.step[i] === 1
     );

@@ -1,9 +1,9 @@
 /**
- * Random programs through jit's planner: chains of elementwise ops over values of a few shapes
- * joined by slices, transposes, stacks, concatenations, small and large reductions, random
- * draws and reshapes — the patterns the planner merges, windows and unrolls — each compared
- * with eager execution on WebGPU and with the float64 reference. Seeded: the same programs on
- * every run.
+ * Random programs (and their gradients) through jit's planner: chains of elementwise ops over
+ * values of a few shapes joined by slices, transposes, stacks, concatenations, small and large
+ * reductions, random draws and reshapes — the patterns the planner merges, windows and unrolls
+ * — each compared with eager execution on WebGPU and with the float64 reference. Seeded: the
+ * same programs on every run.
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
@@ -130,5 +130,27 @@ Deno.test("jit: 60 random programs of windows, stacks, small reductions and draw
     } finally {
       mg.setBackend("webgpu");
     }
+  }
+});
+
+Deno.test("jit(grad): 30 random programs' gradients match eager grad", async () => {
+  await mg.init();
+  for (let seed = 101; seed <= 130; seed++) {
+    const R = [1, 3, 7, 33][seed % 4], C = [1, 2, 3, 4][(seed >> 2) % 4];
+    const f = program(seed, R, C);
+    const x = mg.random.normal(mg.random.key(seed), [R, C]);
+    const y = mg.random.normal(mg.random.key(1000 + seed), [R]);
+    const k = mg.random.key(2000 + seed);
+    // every output weighted differently, through a tanh (so no gradient is a constant)
+    const loss = (x: Tensor, y: Tensor) =>
+      (f(x, y, k) as Tensor[]).reduce(
+        (s, o, i) => mg.add(s, mg.mul(mg.sum(mg.tanh(o)), i + 1)),
+        mg.tensor(0),
+      );
+    const g = mg.grad(loss, { argnums: [0, 1] });
+    await assertTreesClose(mg.jit(g)(x, y), g(x, y), `grad of program ${seed}`, {
+      rtol: 1e-4,
+      atol: 1e-4,
+    });
   }
 });

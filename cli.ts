@@ -13,12 +13,15 @@ import {
   ppo,
   type PpoState,
   resumeRun,
+  rl2,
+  type Rl2State,
   type RunStep,
   runSteps,
   startRun,
+  summarize,
   writeSummary,
 } from "./algorithms/mod.ts";
-import { cartPole, sampleSinusoid } from "./envs/mod.ts";
+import { bernoulliBandit, cartPole, sampleSinusoid } from "./envs/mod.ts";
 
 const USAGE = `usage: deno run -A cli.ts [command] [options]
 
@@ -27,8 +30,9 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
                        its adaptation curves (query MSE against inner steps) as an SVG
   train ALGORITHM --task TASK --out DIR [options]
                        maml, metasgd or anil on sinusoid regression (--steps meta-steps),
-                       or ppo on cartpole (--steps environment steps, a step of the run
-                       is an update): DIR gets config.json, metrics.jsonl,
+                       ppo on cartpole (--steps environment steps; a step of the run is
+                       an update), or rl2 on bandit (k = 5, n = 10; --steps updates):
+                       DIR gets config.json, metrics.jsonl,
                        checkpoint.safetensors (atomic, every --checkpoint-every steps and
                        on Ctrl-C) and summary.json
       --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
@@ -131,7 +135,15 @@ interface TrainConfig {
   evalTasks: number;
 }
 
-const ALGORITHMS = ["maml", "metasgd", "anil", "ppo"] as const;
+const ALGORITHMS = ["maml", "metasgd", "anil", "ppo", "rl2"] as const;
+/** The task each algorithm trains on (the first is the default). */
+const TASKS: Record<(typeof ALGORITHMS)[number], string[]> = {
+  maml: ["sinusoid"],
+  metasgd: ["sinusoid"],
+  anil: ["sinusoid"],
+  ppo: ["cartpole"],
+  rl2: ["bandit"],
+};
 
 /** The learner a run's config describes. */
 function learnerFor(cfg: TrainConfig, dir: string) {
@@ -218,7 +230,11 @@ async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: num
   const info = await mg.init();
   const cfg = { ...(fresh ?? (await loadRun(dir)).config as unknown as TrainConfig) };
   if (stepsOverride !== undefined) cfg.steps = stepsOverride;
-  const job = cfg.algorithm === "ppo" ? ppoJob(cfg) : metaJob(cfg, dir);
+  const job = cfg.algorithm === "ppo"
+    ? ppoJob(cfg)
+    : cfg.algorithm === "rl2"
+    ? rl2Job(cfg)
+    : metaJob(cfg, dir);
   let state = job.init, from = 0;
   if (fresh) await startRun(dir, { ...cfg });
   else {
@@ -259,6 +275,32 @@ async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: num
     adapter: info.description,
   });
   console.log(`done: ${JSON.stringify(final)}`);
+}
+
+/**
+ * RL² on Bernoulli bandits (k = 5 arms, n = 10 pulls per trial, the paper's setting; GRU 64,
+ * Adam `--lr`); a step is one update (`--steps` updates). Scored by the mean trial reward on
+ * 500 held-out bandits.
+ */
+function rl2Job(cfg: TrainConfig): Job {
+  const env = bernoulliBandit({ arms: 5, horizon: 10 });
+  const learner = rl2({ env, hidden: 64, lr: cfg.lr, epochs: 4, minibatches: 2 });
+  const update = mg.jit(learner.update, { donateArgnums: [0], name: "rl2 update" });
+  const heldOut = env.sampleTasks(mg.random.key(7_000_007), 500);
+  const score = mg.jit(learner.trialReturns);
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: cfg.steps,
+    step(state) {
+      const [next, m] = update(state as Rl2State) as [Rl2State, { trialReturn: mg.Tensor }];
+      return [next, async () => ({ trialReturn: await m.trialReturn.item() })];
+    },
+    async evaluate(state) {
+      const totals = score((state as Rl2State).params, heldOut, mg.random.key(8)) as mg.Tensor;
+      const s = summarize(await totals.toFloat64());
+      return { heldOutReturn: s.mean, heldOutCi95: s.ci95 };
+    },
+  };
 }
 
 /** How `train` runs one algorithm: its initial state, step, held-out score and length. */
@@ -489,10 +531,13 @@ if (import.meta.main) {
       await evaluateRun(positionals[1], count("--tasks", values.tasks!), inner, svg);
     } else if (cmd === "train") {
       const algorithm = choiceOption("the algorithm", positionals[1], ALGORITHMS, USAGE);
-      const rl = algorithm === "ppo";
-      const task = rl && !Deno.args.some((a) => a.startsWith("--task"))
-        ? "cartpole"
-        : choiceOption("--task", values.task, rl ? ["cartpole"] : ["sinusoid"], USAGE);
+      const given = Deno.args.some((a) => a.startsWith("--task"));
+      const task = choiceOption(
+        "--task",
+        given ? values.task : TASKS[algorithm][0],
+        TASKS[algorithm],
+        USAGE,
+      );
       if (values.out === undefined || !Deno.args.some((a) => a.startsWith("--out"))) {
         throw new Error(`train: name the run's directory with --out DIR\n${USAGE}`);
       }

@@ -169,8 +169,16 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.notEqual(badAlg.code, 0);
     assert.match(
       badAlg.stderr,
-      /the algorithm must be one of maml, metasgd, anil, ppo; got "mamml"/,
+      /the algorithm must be one of maml, metasgd, anil, ppo, rl2; got "mamml"/,
     );
+    const badTask = await run(["rl2", "--task", "sinusoid", "--out", `${dir}/y`]);
+    assert.notEqual(badTask.code, 0);
+    assert.match(badTask.stderr, /--task must be one of bandit; got "sinusoid"/);
+    // an RL² run of two updates: its held-out score is logged and summarised
+    const rl = await run(["rl2", "--out", `${dir}/rl2`, "--steps", "2", "--log-every", "1"]);
+    assert.equal(rl.code, 0, rl.stderr);
+    const summary = JSON.parse(await Deno.readTextFile(`${dir}/rl2/summary.json`));
+    assert.ok(summary.heldOutReturn > 2 && summary.heldOutReturn < 10, JSON.stringify(summary));
     const ok = await run(["anil", "--out", `${dir}/a`, "--steps", "3", "--eval-tasks", "5"]);
     assert.equal(ok.code, 0, ok.stderr);
     const again = await run(["maml", "--out", `${dir}/a`, "--steps", "3"]);

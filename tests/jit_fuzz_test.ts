@@ -8,18 +8,7 @@
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { assertTreesClose } from "./helpers.ts";
-
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { hostRng as rng } from "../core/autodiff/check_grads.ts";
 
 type Op = (vals: Tensor[], pick: () => number) => Tensor | null;
 
@@ -88,6 +77,19 @@ function ops(R: number, C: number): Op[] {
   ];
 }
 
+/** Program `seed` with its shapes and inputs. */
+function instance(seed: number) {
+  const R = [1, 3, 7, 33][seed % 4], C = [1, 2, 3, 4][(seed >> 2) % 4];
+  return {
+    R,
+    C,
+    f: program(seed, R, C),
+    x: mg.random.normal(mg.random.key(seed), [R, C]),
+    y: mg.random.normal(mg.random.key(1000 + seed), [R]),
+    k: mg.random.key(2000 + seed),
+  };
+}
+
 /** A random program over inputs x [R, C] and y [R] returning a few of its values. */
 function program(seed: number, R: number, C: number) {
   const pick = rng(seed);
@@ -111,11 +113,7 @@ function program(seed: number, R: number, C: number) {
 Deno.test("jit: 60 random programs of windows, stacks, small reductions and draws match eager and float64", async () => {
   await mg.init();
   for (let seed = 1; seed <= 60; seed++) {
-    const R = [1, 3, 7, 33][seed % 4], C = [1, 2, 3, 4][(seed >> 2) % 4];
-    const f = program(seed, R, C);
-    const x = mg.random.normal(mg.random.key(seed), [R, C]);
-    const y = mg.random.normal(mg.random.key(1000 + seed), [R]);
-    const k = mg.random.key(2000 + seed);
+    const { R, C, f, x, y, k } = instance(seed);
     const what = `program ${seed} (R ${R}, C ${C})`;
     const eager = f(x, y, k);
     await assertTreesClose(mg.jit(f)(x, y, k), eager, `${what}: jit`, { rtol: 1e-5, atol: 1e-5 });
@@ -136,11 +134,7 @@ Deno.test("jit: 60 random programs of windows, stacks, small reductions and draw
 Deno.test("jit(grad): 30 random programs' gradients match eager grad", async () => {
   await mg.init();
   for (let seed = 101; seed <= 130; seed++) {
-    const R = [1, 3, 7, 33][seed % 4], C = [1, 2, 3, 4][(seed >> 2) % 4];
-    const f = program(seed, R, C);
-    const x = mg.random.normal(mg.random.key(seed), [R, C]);
-    const y = mg.random.normal(mg.random.key(1000 + seed), [R]);
-    const k = mg.random.key(2000 + seed);
+    const { f, x, y, k } = instance(seed);
     // every output weighted differently, through a tanh (so no gradient is a constant)
     const loss = (x: Tensor, y: Tensor) =>
       (f(x, y, k) as Tensor[]).reduce(

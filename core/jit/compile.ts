@@ -635,13 +635,15 @@ function planSteps(p: Program, fuse: boolean, maxLeaves: number, maxEpilogueElem
     groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
   }
   /**
-   * Multi-output fusion, over the planned kernels: an elementwise kernel (a fused group or one
-   * op) moves into a later one of the same shape when no kernel between them reads what it
-   * stores. The merged kernel computes both groups' values once and stores those that other
-   * kernels or the caller read. Groups stepping the components of one state from the same
-   * inputs, and a value that several groups read, become one dispatch instead of several (on
-   * llvmpipe a dispatch costs 30–100 µs before any work; CartPole's step was 9 kernels of
-   * 1,024 elements each).
+   * Multi-output fusion, over the planned kernels: a small elementwise kernel (a fused group or
+   * one op) joins another of its shape — at the later one's place when no kernel between them
+   * reads what it stores, at its own when none between makes what the later one reads — or of a
+   * shape it broadcasts into (its values then stored once, at the elements whose broadcast
+   * coordinates are 0). The merged kernel computes both groups' values once and stores those
+   * that other kernels or the caller read. Groups stepping the components of one state from the
+   * same inputs, and a value several groups read, become one dispatch instead of several (on
+   * llvmpipe a dispatch costs 30–100 µs before any work). Last, a slice of a kernel's value is
+   * stored by that kernel (at the window's elements).
    */
   const mergeKernels = (steps: Step[]): Step[] => {
     interface Mergeable {

@@ -271,6 +271,10 @@ Deno.test({
   // the same product once keeps the smaller blocks; MAML-sized layers get fitted ones
   if (chooseTiling(64, 980, true, 576, 1) === TILINGS.llvmpipeLarge) throw new Error("unbatched");
   if (chooseTiling(10, 40, true, 40, 25).tm !== 5) throw new Error("MAML-sized");
+  // medium outputs: 16×16 blocks, 16×8 at most 64 columns wide, 4×4 over a shallow K
+  if (chooseTiling(2000, 100, true, 100, 1) !== TILINGS.llvmpipe) throw new Error("medium");
+  if (chooseTiling(1024, 64, true, 64, 1) !== TILINGS.llvmpipeNarrow) throw new Error("narrow");
+  if (chooseTiling(1024, 64, true, 4, 1) !== TILINGS.llvmpipeSmall) throw new Error("shallow");
   // tiles mostly empty (N = 45 of 256 columns) stay fitted
   if (chooseTiling(64, 45, false, 576, 8) === TILINGS.llvmpipeLarge) throw new Error("narrow N");
   // a small product alone spreads its rows over at least 4 workgroups (llvmpipe's threads take

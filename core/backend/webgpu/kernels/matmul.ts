@@ -52,6 +52,7 @@ export interface MatmulTiling {
 export const TILINGS: Record<string, MatmulTiling> = {
   llvmpipeLarge: { kind: "registers", wx: 8, wy: 4, tm: 16, tn: 32, bk: 0 },
   llvmpipe: { kind: "registers", wx: 8, wy: 8, tm: 16, tn: 16, bk: 0 },
+  llvmpipeNarrow: { kind: "registers", wx: 8, wy: 4, tm: 16, tn: 8, bk: 0 },
   llvmpipeSmall: { kind: "registers", wx: 8, wy: 8, tm: 4, tn: 4, bk: 0 },
   gpu: { kind: "shared", wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
 };
@@ -70,8 +71,8 @@ export function setMatmulTiling(t: MatmulTiling | null): void {
  * gradient: [64, 24500]·[24500, 576] runs at 2.4 GFLOP/s so, 1.4 with fitted tiles) — and
  * for batches of medium products that fill those tiles, with or without transposes and vec4
  * (per-task convolutions under vmap: 8×[64×576]·[576×980] 4.1 GFLOP/s against 1.2 with fitted
- * tiles, 8×[64×576]·[576×245ᵀ] 3.5 against 1.1); 16×16 for medium
- * outputs, fitted small blocks for small ones (MAML-sized layers).
+ * tiles, 8×[64×576]·[576×245ᵀ] 3.5 against 1.1); 16×16 for medium outputs (16×8 at most 64
+ * columns wide, 4×4 over a shallow K), fitted small blocks for small ones (MAML-sized layers).
  */
 export function chooseTiling(
   m: number,
@@ -88,10 +89,14 @@ export function chooseTiling(
   const deep = m >= 64 && n >= 256 && m * n * k >= 64 * 256 * 4096;
   if (vec4 && (m * n >= 512 * 512 || deep)) return large;
   if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return large;
+  if (m * n < 256 * 256) return fittedTiling(m, n, batch);
   // a shallow product (a layer over 4 inputs) has too few terms per result to fill 16×16
-  // blocks: 4×4 ones spread it over more invocations ([1024×4]·[4×64]: 0.50 against 0.66 ms)
-  if (k > 0 && k <= 16 && m * n >= 256 * 256) return TILINGS.llvmpipeSmall;
-  return m * n >= 256 * 256 ? TILINGS.llvmpipe : fittedTiling(m, n, batch);
+  // blocks: 4×4 ones spread it over more invocations ([1024×4]·[4×64]: 0.44 against 0.71 ms)
+  if (k > 0 && k <= 16) return TILINGS.llvmpipeSmall;
+  // at most 64 columns: 16×8 blocks in 8×4 workgroups (64 columns wide) leave no column of a
+  // workgroup idle, where 16×16 blocks in 8×8 (128 wide) leave half ([1024×64]·[64×64]: 1.25
+  // against 1.62 ms; [4096×32]·[32×64]: 2.9 against 3.6; wider products are slower so)
+  return n <= 64 ? TILINGS.llvmpipeNarrow : TILINGS.llvmpipe;
 }
 
 /**

@@ -131,9 +131,10 @@ Deno.test("jit: 60 random programs of windows, stacks, small reductions and draw
   }
 });
 
-Deno.test("jit(grad): 30 random programs' gradients match eager grad", async () => {
+Deno.test("jit(grad): 31 random programs' gradients match eager grad", async () => {
   await mg.init();
-  for (let seed = 101; seed <= 130; seed++) {
+  // 343: a max's gradient compared a value recomputed by windows with the value stored whole
+  for (const seed of [...Array.from({ length: 30 }, (_, i) => 101 + i), 343]) {
     const { f, x, y, k } = instance(seed);
     // every output weighted differently, through a tanh (so no gradient is a constant)
     const loss = (x: Tensor, y: Tensor) =>

@@ -629,6 +629,7 @@ const pushable = (e: Eqn) =>
 export function unrolledReductions(p: Program): Program {
   const fresh = idSource(p);
   const made = producers(p);
+  const readBy = readers(p);
   const eqns: AnyEqn[] = [];
   const emit = (prim: Eqn["prim"], params: unknown, inputs: Var[], out: Var) => {
     eqns.push({ prim, params, inputs, out } as Eqn);
@@ -663,6 +664,13 @@ export function unrolledReductions(p: Program): Program {
     };
     const memo = new Map<string, Var>();
     let budget = MAX_PUSHED_OPS * terms;
+    // A value is taken apart only when nothing else reads it: computed two ways (whole for one
+    // reader, by windows for this one) its bits could differ — shader compilers reassociate
+    // `(a + 0.5) + 0.5` as `a + 1` in one kernel and not in another — and a max's gradient
+    // compares the two with `eq` (found by tests/jit_fuzz_test.ts).
+    const takenApart = new Set<AnyEqn>([e]);
+    const onlyHere = (v: Var) =>
+      (readBy.get(v.id) ?? []).every((r) => r !== null && takenApart.has(r));
     /** `v` (broadcasting into x's shape) at window `r`, its reduced axes dropped. */
     const at = (v: Var, r: number): Var => {
       const key = `${v.id}|${r}`;
@@ -678,7 +686,10 @@ export function unrolledReductions(p: Program): Program {
         out = shaped(v, shape);
       } else if (src && !isMultiEqn(src) && src.prim.name === "full") {
         out = emit(full, { ...src.params, shape }, [], fresh(shape, v.dtype));
-      } else if (src && !isMultiEqn(src) && pushable(src) && budget-- > 0) {
+      } else if (
+        src && !isMultiEqn(src) && pushable(src) && onlyHere(v) && budget-- > 0
+      ) {
+        takenApart.add(src);
         const inputs = src.inputs.map((u) => at(u, r));
         out = emit(src.prim, src.params, inputs, fresh(shape, v.dtype));
       } else {

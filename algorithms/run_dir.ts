@@ -231,6 +231,23 @@ export interface RunEnd<S> {
  */
 export async function runSteps<S>(spec: RunSpec<S>): Promise<RunEnd<S>> {
   const { dir, to, logEvery, checkpointEvery } = spec;
+  // callers from JavaScript pass anything: a 0 or NaN here would silently never log or save
+  const counts: [string, unknown][] = [
+    ["logEvery", logEvery],
+    ["checkpointEvery", checkpointEvery],
+    ["evalEvery", spec.evalEvery ?? 1],
+  ];
+  for (const [name, v] of counts) {
+    if (!Number.isInteger(v) || (v as number) < 1) {
+      throw new RangeError(`runSteps: ${name} must be an integer ≥ 1, got ${v}`);
+    }
+  }
+  if (!Number.isInteger(spec.from) || !Number.isInteger(to) || spec.from < 0 || to < spec.from) {
+    throw new RangeError(
+      `runSteps: from and to must be integers with 0 ≤ from ≤ to, got ${spec.from} and ${to}`,
+    );
+  }
+  if (typeof spec.step !== "function") throw new TypeError("runSteps: step must be a function");
   let { state } = spec;
   let step = spec.from, interrupted = false;
   const onInterrupt = () => (interrupted = true);

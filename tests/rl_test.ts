@@ -26,6 +26,8 @@ import {
   sac,
   sampleAction,
   sampleTransitions,
+  softActorObjective,
+  softBellmanTarget,
   trpo,
   vpg,
 } from "../algorithms/mod.ts";
@@ -535,4 +537,32 @@ Deno.test("VPG (REINFORCE with the linear baseline): jitted WebGPU equals float6
   }
   const normalised = (ret + 50) / (50 - 0.68);
   if (!(normalised > 0.5)) throw new Error(`normalised return ${normalised} after 10 updates`);
+});
+
+Deno.test("soft actor-critic pieces: the Bellman target and the actor's objective by hand", async () => {
+  await mg.init();
+  // r + γ(1 − d)(min(Q₁', Q₂') − α log π'): [1 + 0.9·(2 + 0.5), 0 + 0]
+  const y = softBellmanTarget(
+    mg.tensor([1, 0]),
+    mg.tensor([0, 1]),
+    mg.tensor([2, 5]),
+    mg.tensor([3, 4]),
+    mg.tensor([-1, 7]),
+    mg.tensor(0.5),
+    0.9,
+  );
+  assertAllClose(await y.toFloat64(), [3.25, 0], { rtol: 1e-6 });
+  // mean(α log π − min(Q₁, Q₂)) = mean([−0.5 − 2, −1 − 1]); its gradient: α/n on log π, −1/n
+  // on the smaller critic only, none on α
+  const f = (lp: Tensor, q1: Tensor, q2: Tensor, a: Tensor) => softActorObjective(lp, q1, q2, a);
+  const args: [Tensor, Tensor, Tensor, Tensor] = [
+    mg.tensor([-1, -2]),
+    mg.tensor([3, 1]),
+    mg.tensor([2, 4]),
+    mg.tensor(0.5),
+  ];
+  assertAllClose([await f(args[0], args[1], args[2], args[3]).item()], [-2.25], { rtol: 1e-6 });
+  const grads = mg.grad(f, { argnums: [0, 1, 2, 3] })(...args) as Tensor[];
+  const want = [[0.25, 0.25], [0, -0.5], [-0.5, 0], [0]];
+  for (let i = 0; i < 4; i++) assertAllClose(await grads[i].toFloat64(), want[i], { atol: 1e-6 });
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { loadCheckpoint } from "../mod.ts";
-import { readMetrics } from "../algorithms/mod.ts";
+import { readMetrics, runSteps, startRun } from "../algorithms/mod.ts";
 import type { Tensor } from "../mod.ts";
 import { flatten } from "../core/tree.ts";
 
@@ -187,6 +187,39 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     const nothing = await run(["--resume", `${dir}/none`]);
     assert.equal(nothing.code, 2);
     assert.match(nothing.stderr, /no run in .*none.*config\.json/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runSteps refuses counts that would never log or save, and a step that is not a function", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await startRun(dir, { what: "count" });
+    const base = {
+      dir,
+      state: 0,
+      from: 0,
+      to: 3,
+      logEvery: 1,
+      checkpointEvery: 1,
+      step: (s: number) =>
+        [s + 1, () => Promise.resolve({ value: s + 1 })] as [
+          number,
+          () => Promise<Record<string, number>>,
+        ],
+    };
+    for (
+      const [bad, message] of [
+        [{ logEvery: 0 }, /logEvery must be an integer ≥ 1, got 0/],
+        [{ checkpointEvery: NaN }, /checkpointEvery must be an integer ≥ 1, got NaN/],
+        [{ evalEvery: 2.5 }, /evalEvery must be an integer ≥ 1, got 2.5/],
+        [{ from: 5 }, /0 ≤ from ≤ to, got 5 and 3/],
+        [{ step: "go" }, /step must be a function/],
+      ] as const
+    ) {
+      await assert.rejects(() => runSteps({ ...base, ...bad } as never), message as RegExp);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

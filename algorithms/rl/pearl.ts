@@ -29,7 +29,12 @@ import {
 } from "./replay_buffer.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 import type { Transition } from "./sac.ts";
-import { polyakAverage, softBellmanTarget, temperatureStep } from "./soft_updates.ts";
+import {
+  polyakAverage,
+  softActorObjective,
+  softBellmanTarget,
+  temperatureStep,
+} from "./soft_updates.ts";
 
 /**
  * The product of Gaussian factors N(μᵢ, σᵢ²) over axis −2 ([..., N, d] → [..., d]), normalised:
@@ -396,14 +401,9 @@ export function pearl(config: PearlConfig): Pearl {
     // actor on the updated critics, z held fixed
     const actorLoss = (pa: unknown) => {
       const now = squashedGaussianSample(policyOut(pa, data.obs, aux.z), space, kNow);
-      const qNow = mg.minimum(
-        q(newCritics.q1, data.obs, now.action, aux.z),
-        q(newCritics.q2, data.obs, now.action, aux.z),
-      );
-      return [mg.mean(mg.sub(mg.mul(now.logProb, mg.stopGradient(alpha)), qNow)), now.logProb] as [
-        Tensor,
-        Tensor,
-      ];
+      const q1 = q(newCritics.q1, data.obs, now.action, aux.z);
+      const q2 = q(newCritics.q2, data.obs, now.action, aux.z);
+      return [softActorObjective(now.logProb, q1, q2, alpha), now.logProb] as [Tensor, Tensor];
     };
     const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
     const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);

@@ -25,7 +25,12 @@ import {
 } from "./replay_buffer.ts";
 import { trackEpisodeReturns } from "./returns.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
-import { polyakAverage, softBellmanTarget, temperatureStep } from "./soft_updates.ts";
+import {
+  polyakAverage,
+  softActorObjective,
+  softBellmanTarget,
+  temperatureStep,
+} from "./soft_updates.ts";
 
 /** Configuration of `sac`. */
 export interface SacConfig {
@@ -261,14 +266,8 @@ export function sac(config: SacConfig): Sac {
     // actor: E[α log π(a|s) − min Q(s, a)] with a reparameterised, against the updated critics
     const actorLoss = (pa: unknown) => {
       const now = policy(pa, b.obs, kNow);
-      const qNow = mg.minimum(
-        q(newCritics.q1, b.obs, now.action),
-        q(newCritics.q2, b.obs, now.action),
-      );
-      return [mg.mean(mg.sub(mg.mul(now.logProb, mg.stopGradient(alpha)), qNow)), now.logProb] as [
-        Tensor,
-        Tensor,
-      ];
+      const q1 = q(newCritics.q1, b.obs, now.action), q2 = q(newCritics.q2, b.obs, now.action);
+      return [softActorObjective(now.logProb, q1, q2, alpha), now.logProb] as [Tensor, Tensor];
     };
     const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
     const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);

@@ -1,7 +1,7 @@
 /**
  * The pieces of a soft actor-critic update that SAC and PEARL share: the soft Bellman target of
- * twin critics, the temperature's step toward its entropy target, and Polyak averaging of
- * target networks.
+ * twin critics, the actor's objective against them, the temperature's step toward its entropy
+ * target, and Polyak averaging of target networks.
  */
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
@@ -28,6 +28,26 @@ export function softBellmanTarget(
 ): Tensor {
   const soft = mg.sub(mg.minimum(q1Next, q2Next), mg.mul(logProbNext, alpha));
   return mg.stopGradient(mg.add(reward, mg.mul(mg.mul(mg.sub(1, terminal), gamma), soft)));
+}
+
+/**
+ * The actor's loss E[α log π(a|s) − min(Q₁, Q₂)(s, a)] for reparameterised actions a (α held
+ * constant: the temperature has its own step).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@metagrad/metagrad";
+ * import { softActorObjective } from "@metagrad/metagrad/algorithms";
+ * softActorObjective(tensor([-1, -2]), tensor([3, 1]), tensor([2, 4]), tensor(0.5)); // -2.25
+ * ```
+ */
+export function softActorObjective(
+  logProb: Tensor,
+  q1: Tensor,
+  q2: Tensor,
+  alpha: Tensor,
+): Tensor {
+  return mg.mean(mg.sub(mg.mul(logProb, mg.stopGradient(alpha)), mg.minimum(q1, q2)));
 }
 
 /**

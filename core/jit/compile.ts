@@ -911,8 +911,8 @@ export class Compiled {
       : 7;
     // On software adapters each fused epilogue is another big unrolled matmul kernel to compile
     // (~0.7 s for 16×16 tiles), so only products up to 2¹⁷ results get one: a 64-wide layer over
-    // 1,024 environments does (its bias and tanh as it stores: CartPole rollouts with an MLP
-    // policy 4.2 → 3.5 s per 1M steps, first call no slower); the MAML steps' are smaller.
+    // 1,024 environments does (its bias and tanh applied as it stores), bigger products store
+    // and leave their epilogue to a fused kernel.
     const maxEpilogueElems = runtime.info?.isFallbackAdapter ? 1 << 17 : Infinity;
     this.steps = planSteps(program, backend === "webgpu", maxLeaves, maxEpilogueElems);
     checkPlanOrder(program, this.steps);

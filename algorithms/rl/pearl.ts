@@ -32,8 +32,8 @@ import type { Transition } from "./sac.ts";
 import {
   polyakAverage,
   softActorObjective,
+  softActorStep,
   softBellmanTarget,
-  temperatureStep,
 } from "./soft_updates.ts";
 
 /**
@@ -405,13 +405,14 @@ export function pearl(config: PearlConfig): Pearl {
       const q2 = q(newCritics.q2, data.obs, now.action, aux.z);
       return [softActorObjective(now.logProb, q1, q2, alpha), now.logProb] as [Tensor, Tensor];
     };
-    const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
-    const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);
-    const [logAlpha, alOpt] = temperatureStep(
+    const a = softActorStep(
+      actorLoss,
+      s.params.actor,
+      actorOpt,
+      s.opt.actor,
+      s.logAlpha,
       alphaOpt,
       s.opt.alpha,
-      s.logAlpha,
-      logProb,
       cfg.targetEntropy,
     );
     return [
@@ -419,15 +420,15 @@ export function pearl(config: PearlConfig): Pearl {
         ...s,
         params: {
           encoder: newCritics.encoder,
-          actor: mg.optim.applyUpdates(s.params.actor, aUpdates),
+          actor: a.actor,
           q1: newCritics.q1,
           q2: newCritics.q2,
         },
         target: polyakAverage(s.target, { q1: newCritics.q1, q2: newCritics.q2 }, cfg.tau),
-        logAlpha,
-        opt: { actor: aOpt, critic: cOpt, alpha: alOpt },
+        logAlpha: a.logAlpha,
+        opt: { actor: a.actorOpt, critic: cOpt, alpha: a.alphaOpt },
       },
-      { criticLoss: aux.td, actorLoss: aLoss, kl: aux.kl, alpha: mg.exp(logAlpha) },
+      { criticLoss: aux.td, actorLoss: a.loss, kl: aux.kl, alpha: mg.exp(a.logAlpha) },
     ];
   };
 

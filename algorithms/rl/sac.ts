@@ -28,8 +28,8 @@ import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussia
 import {
   polyakAverage,
   softActorObjective,
+  softActorStep,
   softBellmanTarget,
-  temperatureStep,
 } from "./soft_updates.ts";
 
 /** Configuration of `sac`. */
@@ -269,25 +269,25 @@ export function sac(config: SacConfig): Sac {
       const q1 = q(newCritics.q1, b.obs, now.action), q2 = q(newCritics.q2, b.obs, now.action);
       return [softActorObjective(now.logProb, q1, q2, alpha), now.logProb] as [Tensor, Tensor];
     };
-    const [[aLoss, logProb], aGrads] = mg.valueAndGrad(actorLoss, { hasAux: true })(s.params.actor);
-    const [aUpdates, aOpt] = actorOpt.update(aGrads, s.opt.actor, s.params.actor);
-    const newActor = mg.optim.applyUpdates(s.params.actor, aUpdates);
-    const [logAlpha, alOpt] = temperatureStep(
+    const a = softActorStep(
+      actorLoss,
+      s.params.actor,
+      actorOpt,
+      s.opt.actor,
+      s.logAlpha,
       alphaOpt,
       s.opt.alpha,
-      s.logAlpha,
-      logProb,
       cfg.targetEntropy,
     );
     return [
       {
         ...s,
-        params: { actor: newActor, q1: newCritics.q1, q2: newCritics.q2 },
+        params: { actor: a.actor, q1: newCritics.q1, q2: newCritics.q2 },
         target: polyakAverage(s.target, newCritics, cfg.tau),
-        logAlpha,
-        opt: { actor: aOpt, critic: cOpt, alpha: alOpt },
+        logAlpha: a.logAlpha,
+        opt: { actor: a.actorOpt, critic: cOpt, alpha: a.alphaOpt },
       },
-      { criticLoss: cLoss, actorLoss: aLoss, alpha: mg.exp(logAlpha) },
+      { criticLoss: cLoss, actorLoss: a.loss, alpha: mg.exp(a.logAlpha) },
     ];
   };
 

@@ -75,6 +75,62 @@ export function temperatureStep(
   return [mg.optim.applyUpdates(logAlpha, updates) as Tensor, next];
 }
 
+/** What `softActorStep` returns: the new actor, temperature and their optimizer states. */
+export interface SoftActorStep {
+  /** The actor's new parameters. */
+  actor: unknown;
+  /** Its optimizer's new state. */
+  actorOpt: unknown;
+  /** The new log-temperature. */
+  logAlpha: Tensor;
+  /** The temperature optimizer's new state. */
+  alphaOpt: unknown;
+  /** The actor's loss before the step. */
+  loss: Tensor;
+}
+
+/**
+ * One step of the actor on `loss` (the actor's parameters → [loss, log π of its actions], as
+ * `softActorObjective` gives it) and of the temperature toward `targetEntropy` on those log π.
+ *
+ * @example
+ * ```ts
+ * import { mean, mul, optim, tensor, zeros } from "@metagrad/metagrad";
+ * import { softActorStep } from "@metagrad/metagrad/algorithms";
+ * const opt = optim.adam(3e-4);
+ * const actor = tensor([0.5]), logAlpha = zeros([]);
+ * const loss = (w: any) => [mean(mul(w, 2)), tensor([-1, -2])] as [any, any];
+ * softActorStep(loss, actor, opt, opt.init(actor), logAlpha, opt, opt.init(logAlpha), -1);
+ * ```
+ */
+export function softActorStep(
+  loss: (actor: unknown) => [Tensor, Tensor],
+  actor: unknown,
+  actorOptimizer: GradientTransformation<any>,
+  actorOptState: unknown,
+  logAlpha: Tensor,
+  alphaOptimizer: GradientTransformation<any>,
+  alphaOptState: unknown,
+  targetEntropy: number,
+): SoftActorStep {
+  const [[value, logProb], grads] = mg.valueAndGrad(loss, { hasAux: true })(actor);
+  const [updates, actorOpt] = actorOptimizer.update(grads, actorOptState, actor);
+  const [nextLogAlpha, alphaOpt] = temperatureStep(
+    alphaOptimizer,
+    alphaOptState,
+    logAlpha,
+    logProb,
+    targetEntropy,
+  );
+  return {
+    actor: mg.optim.applyUpdates(actor, updates),
+    actorOpt,
+    logAlpha: nextLogAlpha,
+    alphaOpt,
+    loss: value,
+  };
+}
+
 /**
  * Target networks moved a fraction τ toward the current ones: (1 − τ)·target + τ·current.
  *

@@ -63,6 +63,24 @@ Deno.test("accuracy near zero: log1p, expm1, erf keep relative precision", async
   assertAllClose(erf, xs.map((x) => x * 2 / Math.sqrt(Math.PI)), { rtol: 1e-6, atol: 0 }, "erf");
 });
 
+Deno.test("sin and cos are accurate to a few ulp in every octant, NaN for NaN and ±∞", async () => {
+  // the builtins need only be within 2⁻¹¹ (SwiftShader is 2⁻¹² off): metagrad reduces and
+  // evaluates its own polynomials below 8192
+  const xs = Array.from({ length: 2001 }, (_, i) => Math.fround(-40 + i * 0.04 + 1e-3));
+  xs.push(0, -0, 1e-30, Math.fround(Math.PI), Math.fround(Math.PI / 2), 8191.5, -3000.25);
+  const x32 = Float32Array.from(xs);
+  for (const [fn, ref] of [[mg.sin, Math.sin], [mg.cos, Math.cos]] as const) {
+    const got = await fn(mg.tensor(x32)).toFloat64();
+    assertAllClose(got, Array.from(x32, ref), { rtol: 0, atol: 4e-7 }, fn.name);
+    const special = await fn(mg.tensor([NaN, Infinity, -Infinity])).toFloat64();
+    assertAllClose(special, [NaN, NaN, NaN], {}, `${fn.name} of NaN, ±∞`);
+  }
+  assertAllClose(await mg.sin(mg.tensor([1e-30, -1e-30])).toFloat64(), [1e-30, -1e-30], {
+    rtol: 1e-6,
+    atol: 0,
+  }, "sin of tiny x is x");
+});
+
 Deno.test("special values: NaN and infinities propagate like IEEE/NumPy", async () => {
   const x = mg.tensor([NaN, Infinity, -Infinity, 0, -0.5, 2]);
   const check = async (t: mg.Tensor, expected: number[], what: string) =>

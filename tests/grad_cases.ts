@@ -4,7 +4,7 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { randomValues } from "./helpers.ts";
+import { assertTreesClose, randomValues } from "./helpers.ts";
 
 function t(shape: number[], seed: number, lo = -2, hi = 2): Tensor {
   return mg.tensor(randomValues(shape, "f32", seed, lo, hi), { shape });
@@ -157,4 +157,85 @@ export function gradCases(): Array<[string, Case[]]> {
     ["indexing and scans", INDEXING],
     ["convolution and pooling", CONV],
   ];
+}
+
+/**
+ * Sum of the outputs weighted by fixed random values (one seed per output leaf): a scalar
+ * whose gradient is the vjp of f with a dense cotangent, so every element of every input's
+ * gradient is exercised.
+ */
+export function weighted(f: (...xs: Tensor[]) => unknown, backend: mg.BackendName) {
+  return (...xs: Tensor[]) => {
+    const outs = mg.tree.leaves<unknown>(f(...xs)).filter((o): o is Tensor =>
+      o instanceof mg.Tensor && o.dtype === "f32"
+    );
+    let total: Tensor | null = null;
+    outs.forEach((o, i) => {
+      const w = mg.tensor(randomValues(o.shape, "f32", 900 + i), { shape: o.shape, backend });
+      const term = mg.sum(mg.mul(o, w));
+      total = total ? mg.add(total, term) : term;
+    });
+    return total!;
+  };
+}
+
+/** Its value, every input's gradient, and the Hessian-vector product along a fixed random direction. */
+export function derivatives(
+  f: (...xs: Tensor[]) => unknown,
+  args: Tensor[],
+  backend: mg.BackendName,
+) {
+  const loss = weighted(f, backend);
+  // the f32 arguments (integer ones are indices)
+  const all = args.flatMap((a, i) => (a.dtype === "f32" ? [i] : []));
+  const grads = mg.grad(loss, { argnums: all })(...args);
+  const dirs = all.map((i) =>
+    mg.tensor(randomValues(args[i].shape, "f32", 950 + i), { shape: args[i].shape, backend })
+  );
+  const hvps = mg.grad(
+    (...xs: Tensor[]) => {
+      const g = mg.grad(loss, { argnums: all })(...xs) as Tensor[];
+      return g.map((gi, k) => mg.sum(mg.mul(gi, dirs[k]))).reduce((a, b) => mg.add(a, b));
+    },
+    { argnums: all },
+  )(...args);
+  return { values: f(...args), grads, hvps };
+}
+
+/**
+ * Every case of `group` on WebGPU against the float64 reference backend: its value, each input's
+ * gradient and the Hessian-vector product, at every element. Returns one line per failing case (empty
+ * when all agree). Runs in Deno's suite and in the browser check page.
+ */
+export async function compareDerivatives(group: string): Promise<string[]> {
+  const restore = mg.getBackend();
+  const failures: string[] = [];
+  mg.setBackend("reference");
+  const ref = gradCases().find(([g]) => g === group)![1];
+  mg.setBackend("webgpu");
+  const gpu = gradCases().find(([g]) => g === group)![1];
+  try {
+    for (let c = 0; c < gpu.length; c++) {
+      const [name, f, args] = gpu[c];
+      try {
+        const g = derivatives(f, args, "webgpu");
+        // cases make index tensors when called: on the default backend, so switch it
+        mg.setBackend("reference");
+        let r;
+        try {
+          r = derivatives(ref[c][1], ref[c][2], "reference");
+        } finally {
+          mg.setBackend("webgpu");
+        }
+        await assertTreesClose(g.values, r.values, `${name}: value`, { rtol: 1e-4, atol: 1e-5 });
+        await assertTreesClose(g.grads, r.grads, `${name}: gradient`, { rtol: 1e-4, atol: 1e-5 });
+        await assertTreesClose(g.hvps, r.hvps, `${name}: HVP`, { rtol: 1e-4, atol: 1e-5 });
+      } catch (e) {
+        failures.push(`${group} / ${name}: ${(e as Error).message}`);
+      }
+    }
+  } finally {
+    mg.setBackend(restore);
+  }
+  return failures;
 }

@@ -64,8 +64,8 @@ export { fori, scan } from "./core/control/scan.ts";
  */
 export * as optim from "./core/optim/optim.ts";
 export { loadCheckpoint, saveCheckpoint, writeFileAtomic } from "./core/checkpoint.ts";
-export { lineChartSvg, niceTicks } from "./core/plot.ts";
-export type { ChartOptions, Series } from "./core/plot.ts";
+export { lineChartSvg, niceTicks, plotArea } from "./core/plot.ts";
+export type { ChartOptions, PlotArea, Series } from "./core/plot.ts";
 /**
  * Layers as pure modules (`nn.dense`, `nn.conv2d`, `nn.batchNorm`, `nn.layerNorm`, `nn.dropout`,
  * `nn.embedding`, `nn.sequential`), initialisers, losses and distributions, and model builders

@@ -15,6 +15,10 @@ export interface Series {
   y: readonly number[];
   /** Optional half-widths of a band around y (95% CIs), one per x. */
   band?: readonly number[];
+  /** "line" (default), "dashed" (a reference curve) or "points" (markers, no line). */
+  style?: "line" | "dashed" | "points";
+  /** A CSS colour; default the next of the palette. */
+  color?: string;
 }
 
 /** Options of `lineChartSvg`. */
@@ -31,10 +35,46 @@ export interface ChartOptions {
   width?: number;
   /** Image height in pixels (default 420). */
   height?: number;
+  /** Fixed x range [lo, hi] (default: the data's, widened to round ticks); drawing is clipped to it. */
+  xDomain?: readonly [number, number];
+  /** Fixed y range [lo, hi] (not with logY); drawing is clipped to it. */
+  yDomain?: readonly [number, number];
+}
+
+/** The plot area of a chart inside its image, in pixels (where clicks map to data). */
+export interface PlotArea {
+  /** Left edge. */
+  left: number;
+  /** Top edge. */
+  top: number;
+  /** Width. */
+  width: number;
+  /** Height. */
+  height: number;
 }
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"];
 const MARGIN = { left: 72, right: 24, top: 40, bottom: 56 };
+
+/**
+ * Where `lineChartSvg` draws the data for these options: with `xDomain`/`yDomain` set, a point
+ * (x, y) lies at left + (x − lo)/(hi − lo)·width, top + (1 − (y − lo)/(hi − lo))·height.
+ *
+ * @example
+ * ```ts
+ * import { plotArea } from "@metagrad/metagrad";
+ * const { left, width } = plotArea({ width: 480, height: 320 }); // 72, 384
+ * ```
+ */
+export function plotArea(opts: Pick<ChartOptions, "width" | "height"> = {}): PlotArea {
+  const width = opts.width ?? 720, height = opts.height ?? 420;
+  return {
+    left: MARGIN.left,
+    top: MARGIN.top,
+    width: width - MARGIN.left - MARGIN.right,
+    height: height - MARGIN.top - MARGIN.bottom,
+  };
+}
 
 /** Text safe inside SVG elements and attributes. */
 function escapeXml(s: string): string {
@@ -86,6 +126,13 @@ function checkSeries(series: readonly Series[]): void {
         `lineChartSvg: series "${s.name}" needs x and y of one length, got ${s.x?.length} and ${s.y?.length}`,
       );
     }
+    if (s.style !== undefined && !["line", "dashed", "points"].includes(s.style)) {
+      throw new RangeError(
+        `lineChartSvg: series "${s.name}" has style ${
+          JSON.stringify(s.style)
+        }; use "line", "dashed" or "points"`,
+      );
+    }
     if (s.band && s.band.length !== s.y.length) {
       throw new RangeError(
         `lineChartSvg: series "${s.name}" has ${s.band.length} band widths for ${s.y.length} points`,
@@ -115,6 +162,15 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
     throw new RangeError(`lineChartSvg: width ≥ 200 and height ≥ 150, got ${width}×${height}`);
   }
   const logY = opts.logY ?? false;
+  const domain = (d: unknown, name: string) => {
+    if (d === undefined) return undefined;
+    if (!Array.isArray(d) || d.length !== 2 || !(d[0] < d[1]) || !d.every(Number.isFinite)) {
+      throw new RangeError(`lineChartSvg: ${name} must be [lo, hi] with finite lo < hi, got ${d}`);
+    }
+    return d as [number, number];
+  };
+  const xDomain = domain(opts.xDomain, "xDomain"), yDomain = domain(opts.yDomain, "yDomain");
+  if (yDomain && logY) throw new RangeError("lineChartSvg: yDomain is not supported with logY");
   const fy = (v: number) => (logY ? Math.log10(v) : v);
   const usable = (x: number, y: number) =>
     Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0);
@@ -130,7 +186,7 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
       }
     });
   }
-  if (!Number.isFinite(x0)) {
+  if (!Number.isFinite(x0) && !(xDomain && yDomain)) {
     throw new RangeError("lineChartSvg: no finite points to draw (every x or y is NaN or ±∞)");
   }
   // a log scale's ticks are powers of ten
@@ -138,9 +194,13 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
     const [a, b] = [Math.floor(lo), Math.max(Math.ceil(hi), Math.floor(lo) + 1)];
     return Array.from({ length: b - a + 1 }, (_, i) => a + i);
   };
-  const xt = niceTicks(x0, x1), yt = logY ? decades(y0, y1) : niceTicks(y0, y1);
-  const [xa, xb] = [xt[0], xt.at(-1)!], [ya, yb] = [yt[0], yt.at(-1)!];
-  const pw = width - MARGIN.left - MARGIN.right, ph = height - MARGIN.top - MARGIN.bottom;
+  // fixed domains keep their bounds and the round ticks inside them
+  const within = (d: [number, number]) =>
+    niceTicks(d[0], d[1]).filter((t) => t >= d[0] && t <= d[1]);
+  const xt = xDomain ? within(xDomain) : niceTicks(x0, x1);
+  const yt = yDomain ? within(yDomain) : logY ? decades(y0, y1) : niceTicks(y0, y1);
+  const [xa, xb] = xDomain ?? [xt[0], xt.at(-1)!], [ya, yb] = yDomain ?? [yt[0], yt.at(-1)!];
+  const { width: pw, height: ph } = plotArea(opts);
   const px = (x: number) => MARGIN.left + ((x - xa) / (xb - xa)) * pw;
   const py = (y: number) => MARGIN.top + (1 - (fy(y) - ya) / (yb - ya)) * ph;
   const r = (v: number) => v.toFixed(1);
@@ -194,8 +254,17 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
       }</text>`,
     );
   }
+  // with fixed domains, what falls outside is clipped (one id per size: same geometry)
+  const clipped = xDomain || yDomain;
+  const clipId = `mg-plot-${width}x${height}`;
+  if (clipped) {
+    out.push(
+      `<clipPath id="${clipId}"><rect x="${MARGIN.left}" y="${MARGIN.top}" width="${pw}" height="${ph}"/></clipPath>`,
+      `<g clip-path="url(#${clipId})">`,
+    );
+  }
   series.forEach((s, k) => {
-    const color = COLORS[k % COLORS.length];
+    const color = colorOf(s, k);
     // runs of consecutive drawable points: a non-finite point breaks the line
     const runs: number[][] = [[]];
     s.x.forEach((x, i) => {
@@ -211,28 +280,49 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
             `fill-opacity="0.15" stroke="none"/>`,
         );
       }
+      if (s.style === "points" || run.length === 1) {
+        const radius = s.style === "points" ? 5 : 3;
+        for (const i of run) {
+          out.push(
+            `<circle cx="${r(px(s.x[i]))}" cy="${r(py(s.y[i]))}" r="${radius}" fill="${color}"/>`,
+          );
+        }
+        continue;
+      }
       const pts = run.map((i) => `${r(px(s.x[i]))},${r(py(s.y[i]))}`).join(" ");
+      const dash = s.style === "dashed" ? ` stroke-dasharray="6 4"` : "";
       out.push(
-        run.length === 1
-          ? `<circle cx="${pts.split(",")[0]}" cy="${pts.split(",")[1]}" r="3" fill="${color}"/>`
-          : `<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`,
+        `<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`,
       );
     }
   });
-  // legend, top right inside the plot
+  if (clipped) out.push(`</g>`);
+  // legend, top right inside the plot, on a translucent card so lines under it stay visible
   const lx = MARGIN.left + pw - 12;
+  const longest = Math.max(...series.map((s) => s.name.length));
+  const cardWidth = 40 + longest * 6.5;
+  out.push(
+    `<rect x="${r(lx - cardWidth)}" y="${MARGIN.top + 4}" width="${r(cardWidth + 8)}" ` +
+      `height="${series.length * 18 + 6}" fill="white" fill-opacity="0.8"/>`,
+  );
   series.forEach((s, k) => {
     const y = MARGIN.top + 16 + k * 18;
-    const color = COLORS[k % COLORS.length];
+    const color = colorOf(s, k);
     out.push(
-      `<line x1="${lx - 24}" y1="${y - 4}" x2="${lx}" y2="${
-        y - 4
-      }" stroke="${color}" stroke-width="2"/>`,
+      s.style === "points"
+        ? `<circle cx="${lx - 12}" cy="${y - 4}" r="5" fill="${color}"/>`
+        : `<line x1="${lx - 24}" y1="${y - 4}" x2="${lx}" y2="${y - 4}" stroke="${color}" ` +
+          `stroke-width="2"${s.style === "dashed" ? ` stroke-dasharray="6 4"` : ""}/>`,
       `<text x="${lx - 30}" y="${y}" text-anchor="end">${escapeXml(s.name)}</text>`,
     );
   });
   out.push(`</svg>`);
   return out.join("\n") + "\n";
+}
+
+/** A series' colour: its own, else the palette's k-th. */
+function colorOf(s: Series, k: number): string {
+  return typeof s.color === "string" ? escapeXml(s.color) : COLORS[k % COLORS.length];
 }
 
 /** y ± band at point i, kept positive on a log scale. */

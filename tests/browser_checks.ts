@@ -32,7 +32,11 @@ function fixed(values: number[], shape: number[] = [values.length]): HostTensor 
 function forwardCases(): Forward[] {
   const special = fixed([1, -Infinity, 3, NaN, Infinity, -2, 0, -0]);
   return [
-    ["matmul 67×129 · 129×33", [host([67, 129], "f32", 1), host([129, 33], "f32", 2)], mg.matmul],
+    [
+      "matmul 67×129 · 129×33",
+      [host([67, 129], "f32", 1), host([129, 33], "f32", 2)],
+      (a, b) => mg.matmul(a, b),
+    ],
     [
       "batched matmul bᵀ",
       [host([3, 5, 17], "f32", 3), host([3, 9, 17], "f32", 4)],
@@ -155,4 +159,9 @@ export async function runBrowserChecks(
     report(failures.length ? { name, ok: false, error: failures.join("\n") } : { name, ok: true });
   }
   return results;
+}
+
+// In a page (tests/web_page_test.ts bundles this file as one), the checks are called from outside.
+if ("document" in globalThis) {
+  (globalThis as Record<string, unknown>).runBrowserChecks = runBrowserChecks;
 }

@@ -4,7 +4,6 @@
  * gradient and Hessian-vector product against the float64 reference backend's.
  */
 import * as mg from "../mod.ts";
-import type { Tensor } from "../mod.ts";
 import { compareDerivatives, gradCases } from "./grad_cases.ts";
 
 for (const [group, cases] of gradCases()) {

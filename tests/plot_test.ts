@@ -1,6 +1,6 @@
 /** SVG line charts: round ticks, lines broken at non-finite points, escaped text, clear errors. */
 import assert from "node:assert/strict";
-import { lineChartSvg, niceTicks } from "../mod.ts";
+import { lineChartSvg, niceTicks, plotArea } from "../mod.ts";
 import { assertAllClose, assertThrowsWith } from "./helpers.ts";
 
 /** Every element opened is closed, in order (the subset of XML the charts use). */
@@ -139,4 +139,42 @@ Deno.test("cli.ts plot: runs' metrics.jsonl on one chart, clear errors for missi
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("lineChartSvg: fixed domains place points where plotArea says, clip, draw points and dashes", () => {
+  const opts = { width: 480, height: 320, xDomain: [-5, 5], yDomain: [-6, 6] } as const;
+  const svg = lineChartSvg(
+    [
+      { name: "target", x: [-5, 0, 5], y: [0, 3, 9], style: "dashed", color: "#888" },
+      { name: "support", x: [-2.5, 2.5], y: [-3, 1.5], style: "points" },
+      { name: "model", x: [-5, 5], y: [-6, 6] },
+    ],
+    opts,
+  );
+  assertWellFormed(svg);
+  const area = plotArea(opts);
+  assert.deepEqual(area, { left: 72, top: 40, width: 384, height: 224 });
+  const at = (x: number, y: number) => [
+    Number((area.left + (x + 5) / 10 * area.width).toFixed(1)),
+    Number((area.top + (1 - (y + 6) / 12) * area.height).toFixed(1)),
+  ];
+  // markers exactly at the mapped data points (the legend's marker comes after them)
+  const circles = [...svg.matchAll(/<circle cx="([^"]*)" cy="([^"]*)" r="5"/g)]
+    .map((m) => [Number(m[1]), Number(m[2])]);
+  assert.deepEqual(circles.slice(0, 2), [at(-2.5, -3), at(2.5, 1.5)]);
+  assert.deepEqual(polylines(svg)[1], [at(-5, -6), at(5, 6)]);
+  assert.ok(/stroke="#888" stroke-width="2" stroke-dasharray/.test(svg), "dashed target");
+  assert.ok(svg.includes('clip-path="url(#mg-plot-480x320)"'), "clipped to the plot");
+  // ticks stay inside the fixed range
+  assert.ok(svg.includes(">-5<") && svg.includes(">5<") && !svg.includes(">-10<"));
+  assertThrowsWith(
+    () => lineChartSvg([{ name: "a", x: [1], y: [1] }], { xDomain: [1, 1] }),
+    "xDomain",
+    "lo < hi",
+  );
+  assertThrowsWith(
+    () => lineChartSvg([{ name: "a", x: [1], y: [1], style: "bars" as never }]),
+    '"bars"',
+    '"points"',
+  );
 });

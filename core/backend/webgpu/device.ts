@@ -95,7 +95,9 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   return {
     device,
     info: {
-      description: ai.description || ai.device || ai.vendor || "unknown adapter",
+      // browsers leave description empty: "google swiftshader" says more than "google"
+      description: ai.description ||
+        [ai.vendor, ai.architecture, ai.device].filter(Boolean).join(" ") || "unknown adapter",
       vendor: ai.vendor,
       architecture: ai.architecture,
       isFallbackAdapter,

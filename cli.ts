@@ -4,24 +4,21 @@
 import { choiceOption, numberOption, parseCommandLine } from "./core/command_line.ts";
 import * as mg from "./mod.ts";
 import {
-  anil,
   loadRun,
   maml,
   type MamlState,
-  metaSgd,
   metaTrain,
-  ppo,
-  type PpoState,
   resumeRun,
-  rl2,
-  type Rl2State,
-  type RunStep,
   runSteps,
   startRun,
-  summarize,
+  type Summary,
+  TRAIN_TASKS,
+  type TrainConfig,
+  trainDefaults,
+  trainJob,
   writeSummary,
 } from "./algorithms/mod.ts";
-import { bernoulliBandit, cartPole, sampleSinusoid } from "./envs/mod.ts";
+import { sampleSinusoid } from "./envs/mod.ts";
 
 const USAGE = `usage: deno run -A cli.ts [command] [options]
 
@@ -29,15 +26,21 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
                        meta-train MAML on sinusoid regression (the default command); writes
                        its adaptation curves (query MSE against inner steps) as an SVG
   train ALGORITHM --task TASK --out DIR [options]
-                       maml, metasgd or anil on sinusoid regression (--steps meta-steps),
-                       ppo on cartpole (--steps environment steps; a step of the run is
-                       an update), or rl2 on bandit (k = 5, n = 10; --steps updates):
+                       maml, metasgd or anil on sinusoid regression or omniglot
+                       (--steps meta-steps), protonet on omniglot (episodes), ppo on
+                       cartpole (--steps environment steps; a step of the run is an
+                       update), or rl2 on bandit (k = 5, n = 10; --steps updates):
                        DIR gets config.json, metrics.jsonl,
                        checkpoint.safetensors (atomic, every --checkpoint-every steps and
                        on Ctrl-C) and summary.json
       --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
-      meta-learners: --meta-batch 25 --shots 10 --inner-steps 1 --inner-lr 0.01
-      --first-order --lr 0.001 --eval-tasks 100
+      meta-learners: --meta-batch --shots --queries --inner-steps 1 --inner-lr
+      --test-steps --first-order --lr 0.001 --eval-tasks 100
+        (sinusoid: --meta-batch 25 --shots 10 --queries 10 --inner-lr 0.01, test
+         steps = inner steps; omniglot: --meta-batch 8 --shots 1 --queries 5
+         --inner-lr 0.4 --test-steps 10 --ways 5; protonet --meta-batch 1
+         --train-ways 20;
+         --data DIR names the Omniglot zips or folders, default $OMNIGLOT_DIR)
   train --resume DIR [--steps N]
                        continue DIR's run from its checkpoint (to N steps in all); the
                        result is bit-identical to an uninterrupted run of that length
@@ -117,103 +120,49 @@ async function demo(steps: number, svgPath: string): Promise<void> {
   console.log(`adaptation curves: ${svgPath}`);
 }
 
-/** What `train` is asked to do; config.json holds it, so `--resume` needs nothing else. */
-interface TrainConfig {
-  algorithm: string;
-  task: string;
-  steps: number;
-  metaBatch: number;
-  shots: number;
-  innerSteps: number;
-  innerLr: number;
-  firstOrder: boolean;
-  lr: number;
-  seed: number;
-  logEvery: number;
-  checkpointEvery: number;
-  evalEvery: number;
-  evalTasks: number;
-}
-
-const ALGORITHMS = ["maml", "metasgd", "anil", "ppo", "rl2"] as const;
-/** The task each algorithm trains on (the first is the default). */
-const TASKS: Record<(typeof ALGORITHMS)[number], string[]> = {
-  maml: ["sinusoid"],
-  metasgd: ["sinusoid"],
-  anil: ["sinusoid"],
-  ppo: ["cartpole"],
-  rl2: ["bandit"],
-};
-
-/** The learner a run's config describes. */
-function learnerFor(cfg: TrainConfig, dir: string) {
-  const make = ({ maml, metasgd: metaSgd, anil } as Record<string, typeof maml>)[cfg.algorithm];
-  if (!make || cfg.task !== "sinusoid") {
-    throw new Error(`train: ${dir}'s config names ${cfg.algorithm} on ${cfg.task}, not supported`);
-  }
-  return make({
-    model: mg.nn.sinusoidMlp(),
-    loss: "mse",
-    innerLr: cfg.innerLr,
-    innerSteps: cfg.innerSteps,
-    firstOrder: cfg.firstOrder,
-    metaOptimizer: mg.optim.adam(cfg.lr),
-  });
-}
-
 /**
  * `eval`: the run's checkpoint scored on `tasks` held-out tasks (the same ones for every run:
- * a fixed key) after each number of inner steps in `inner`, beside a random initialisation
- * (training from scratch); the adaptation curves go to `svg` when given.
+ * fixed keys) after each number of inner steps in `inner`, beside a random initialisation
+ * (training from scratch); the adaptation curves go to `svg` when given. RL runs print their
+ * held-out score.
  */
 async function evaluateRun(dir: string, tasks: number, inner: number[], svg?: string) {
   await mg.init();
-  const run = await loadRun(dir);
-  const cfg = run.config as unknown as TrainConfig;
-  const learner = learnerFor(cfg, dir);
-  const init = learner.init(mg.random.key(cfg.seed));
-  const { state, step } = await loadRun(dir, init);
+  const cfg = (await loadRun(dir)).config as unknown as TrainConfig;
+  const job = await trainJob(cfg);
+  const { state, step } = await loadRun(dir, job.init);
   if (!state) throw new Error(`train: ${dir} has no checkpoint yet`);
-  const test = sampleSinusoid(mg.random.key(7_000_007), {
-    tasks,
-    shots: cfg.shots,
-    stratified: true,
-  });
-  const curve = async (s: MamlState) => {
-    const out = [];
-    for (const k of inner) out.push((await learner.evaluate(s, test, k)).loss);
-    return out;
-  };
-  const rows = [
-    {
-      name: `${cfg.algorithm} (${dir.split("/").filter(Boolean).at(-1)}, step ${step})`,
-      c: await curve(state as MamlState),
-    },
-    { name: "random init", c: await curve(learner.init(mg.random.key(cfg.seed + 1000))) },
-  ];
-  console.log(`query MSE on ${tasks} held-out tasks (mean ± 95% CI), by inner steps:`);
-  console.log(
-    `| initialisation | ${inner.join(" | ")} |\n| --- |${inner.map(() => " ---: |").join("")}`,
-  );
-  for (const r of rows) {
-    console.log(
-      `| ${r.name} | ${
-        r.c.map((l) => `${l.mean.toFixed(4)} ± ${l.ci95.toFixed(4)}`).join(" | ")
-      } |`,
-    );
+  const name = `${cfg.algorithm} (${dir.split("/").filter(Boolean).at(-1)}, step ${step})`;
+  if (!job.curves) {
+    console.log(`${name} on ${cfg.task}: ${JSON.stringify(await job.evaluate(state, step))}`);
+    return;
   }
+  const fresh = await trainJob({ ...cfg, seed: cfg.seed + 1000 });
+  const { metric, inner: xs, rows } = await job.curves(
+    [{ name, state }, { name: "random init", state: fresh.init }],
+    tasks,
+    inner,
+  );
+  const percent = metric.includes("accuracy");
+  const show = (s: Summary) =>
+    percent
+      ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.ci95).toFixed(2)}%`
+      : `${s.mean.toFixed(4)} ± ${s.ci95.toFixed(4)}`;
+  console.log(`${metric} on ${tasks} held-out tasks (mean ± 95% CI), by inner steps:`);
+  console.log(`| initialisation | ${xs.join(" | ")} |\n| --- |${xs.map(() => " ---: |").join("")}`);
+  for (const r of rows) console.log(`| ${r.name} | ${r.values.map(show).join(" | ")} |`);
   if (svg) {
     const chart = mg.lineChartSvg(
       rows.map((r) => ({
         name: r.name,
-        x: inner,
-        y: r.c.map((l) => l.mean),
-        band: r.c.map((l) => l.ci95),
+        x: xs,
+        y: r.values.map((l) => l.mean),
+        band: r.values.map((l) => l.ci95),
       })),
       {
-        title: `Adaptation on ${tasks} held-out sinusoid tasks`,
+        title: `Adaptation on ${tasks} held-out ${cfg.task} tasks`,
         xLabel: "inner steps",
-        yLabel: "query MSE (mean ± 95% CI)",
+        yLabel: `${metric} (mean ± 95% CI)`,
       },
     );
     await mg.writeFileAtomic(svg, new TextEncoder().encode(chart));
@@ -230,11 +179,7 @@ async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: num
   const info = await mg.init();
   const cfg = { ...(fresh ?? (await loadRun(dir)).config as unknown as TrainConfig) };
   if (stepsOverride !== undefined) cfg.steps = stepsOverride;
-  const job = cfg.algorithm === "ppo"
-    ? ppoJob(cfg)
-    : cfg.algorithm === "rl2"
-    ? rl2Job(cfg)
-    : metaJob(cfg, dir);
+  const job = await trainJob(cfg);
   let state = job.init, from = 0;
   if (fresh) await startRun(dir, { ...cfg });
   else {
@@ -275,95 +220,6 @@ async function train(dir: string, fresh: TrainConfig | null, stepsOverride?: num
     adapter: info.description,
   });
   console.log(`done: ${JSON.stringify(final)}`);
-}
-
-/**
- * RL² on Bernoulli bandits (k = 5 arms, n = 10 pulls per trial, the paper's setting; GRU 64,
- * Adam `--lr`); a step is one update (`--steps` updates). Scored by the mean trial reward on
- * 500 held-out bandits.
- */
-function rl2Job(cfg: TrainConfig): Job {
-  const env = bernoulliBandit({ arms: 5, horizon: 10 });
-  const learner = rl2({ env, hidden: 64, lr: cfg.lr, epochs: 4, minibatches: 2 });
-  const update = mg.jit(learner.update, { donateArgnums: [0], name: "rl2 update" });
-  const heldOut = env.sampleTasks(mg.random.key(7_000_007), 500);
-  const score = mg.jit(learner.trialReturns);
-  return {
-    init: learner.init(mg.random.key(cfg.seed)),
-    steps: cfg.steps,
-    step(state) {
-      const [next, m] = update(state as Rl2State) as [Rl2State, { trialReturn: mg.Tensor }];
-      return [next, async () => ({ trialReturn: await m.trialReturn.item() })];
-    },
-    async evaluate(state) {
-      const totals = score((state as Rl2State).params, heldOut, mg.random.key(8)) as mg.Tensor;
-      const s = summarize(await totals.toFloat64());
-      return { heldOutReturn: s.mean, heldOutCi95: s.ci95 };
-    },
-  };
-}
-
-/** How `train` runs one algorithm: its initial state, step, held-out score and length. */
-interface Job {
-  init: unknown;
-  steps: number;
-  step: RunStep<unknown>;
-  evaluate: (state: unknown, step: number) => Promise<Record<string, number>>;
-}
-
-/** MAML, Meta-SGD or ANIL on sinusoid regression; scored on held-out tasks. */
-function metaJob(cfg: TrainConfig, dir: string): Job {
-  const learner = learnerFor(cfg, dir);
-  const test = sampleSinusoid(mg.random.key(2024), {
-    tasks: cfg.evalTasks,
-    shots: cfg.shots,
-    stratified: true,
-  });
-  const taskKey = mg.random.key(cfg.seed + 1);
-  return {
-    init: learner.init(mg.random.key(cfg.seed)),
-    steps: cfg.steps,
-    step(state, i) {
-      const batch = mg.tidy(() =>
-        sampleSinusoid(mg.random.foldIn(taskKey, i), { tasks: cfg.metaBatch, shots: cfg.shots })
-      );
-      const [next, m] = learner.metaStep(state as MamlState, batch);
-      for (const t of Object.values(batch)) t.dispose();
-      return [next, async () => ({ loss: await m.loss.item() })];
-    },
-    async evaluate(state) {
-      const e = (await learner.evaluate(state as MamlState, test, cfg.innerSteps)).loss;
-      return { evalLoss: e.mean, evalCi95: e.ci95 };
-    },
-  };
-}
-
-/**
- * PPO on CartPole-v1 with purejaxrl's settings (`--steps` environment steps in all); a step is
- * one update. Scored by the mean return of the environments' last finished episodes.
- */
-function ppoJob(cfg: TrainConfig): Job {
-  const learner = ppo({ env: cartPole(), totalSteps: cfg.steps });
-  const update = mg.jit(learner.update, { donateArgnums: [0], name: "ppo update" });
-  const perUpdate = learner.config.numEnvs * learner.config.numSteps;
-  const mean = async (t: mg.Tensor) => {
-    const v = await t.toFloat64();
-    return v.reduce((a, b) => a + b, 0) / v.length;
-  };
-  return {
-    init: learner.init(mg.random.key(cfg.seed)),
-    steps: learner.updates,
-    step(state) {
-      const [next, m] = update(state as PpoState) as [PpoState, { episodeReturn: mg.Tensor }];
-      return [next, async () => ({ episodeReturn: await mean(m.episodeReturn) })];
-    },
-    async evaluate(state, step) {
-      return {
-        lastEpisodeReturn: await mean((state as PpoState).lastReturn),
-        envSteps: step * perUpdate,
-      };
-    },
-  };
 }
 
 /** One run's metrics: the JSON objects of a metrics.jsonl file, in order. */
@@ -492,10 +348,16 @@ if (import.meta.main) {
       title: { type: "string" },
       task: { type: "string", default: "sinusoid" },
       resume: { type: "string" },
-      "meta-batch": { type: "string", default: "25" },
-      shots: { type: "string", default: "10" },
+      // per-task defaults (TASK_DEFAULTS) apply where these are not given
+      "meta-batch": { type: "string" },
+      shots: { type: "string" },
+      queries: { type: "string" },
+      ways: { type: "string", default: "5" },
+      "train-ways": { type: "string", default: "20" },
       "inner-steps": { type: "string", default: "1" },
-      "inner-lr": { type: "string", default: "0.01" },
+      "test-steps": { type: "string" },
+      "inner-lr": { type: "string" },
+      data: { type: "string" },
       "first-order": { type: "boolean", default: false },
       lr: { type: "string", default: "0.001" },
       seed: { type: "string", default: "0" },
@@ -530,25 +392,42 @@ if (import.meta.main) {
       const svg = Deno.args.some((a) => a.startsWith("--svg")) ? values.svg : undefined;
       await evaluateRun(positionals[1], count("--tasks", values.tasks!), inner, svg);
     } else if (cmd === "train") {
-      const algorithm = choiceOption("the algorithm", positionals[1], ALGORITHMS, USAGE);
+      const algorithm = choiceOption(
+        "the algorithm",
+        positionals[1],
+        Object.keys(TRAIN_TASKS),
+        USAGE,
+      );
       const given = Deno.args.some((a) => a.startsWith("--task"));
       const task = choiceOption(
         "--task",
-        given ? values.task : TASKS[algorithm][0],
-        TASKS[algorithm],
+        given ? values.task : TRAIN_TASKS[algorithm][0],
+        TRAIN_TASKS[algorithm],
         USAGE,
       );
       if (values.out === undefined || !Deno.args.some((a) => a.startsWith("--out"))) {
         throw new Error(`train: name the run's directory with --out DIR\n${USAGE}`);
       }
-      await train(values.out, {
+      const d = trainDefaults(algorithm, task);
+      const innerSteps = count("--inner-steps", values["inner-steps"]!);
+      const or = (v: string | undefined, fallback: number) => v ?? String(fallback);
+      const cfg: TrainConfig = {
         algorithm,
         task,
         steps,
-        metaBatch: count("--meta-batch", values["meta-batch"]),
-        shots: count("--shots", values.shots),
-        innerSteps: count("--inner-steps", values["inner-steps"]),
-        innerLr: rate("--inner-lr", values["inner-lr"]),
+        metaBatch: count("--meta-batch", or(values["meta-batch"], d.metaBatch)),
+        shots: count("--shots", or(values.shots, d.shots)),
+        queries: count("--queries", or(values.queries, d.queries)),
+        ways: count("--ways", values.ways!),
+        trainWays: count("--train-ways", values["train-ways"]!),
+        innerSteps,
+        testSteps: numberOption(
+          "--test-steps",
+          or(values["test-steps"], task === "sinusoid" ? innerSteps : d.testSteps),
+          USAGE,
+          { integer: true, min: 0 },
+        ),
+        innerLr: rate("--inner-lr", or(values["inner-lr"], d.innerLr)),
         firstOrder: values["first-order"]!,
         lr: rate("--lr", values.lr),
         seed: numberOption("--seed", values.seed, USAGE, { integer: true, min: 0 }),
@@ -556,7 +435,9 @@ if (import.meta.main) {
         checkpointEvery: count("--checkpoint-every", values["checkpoint-every"]),
         evalEvery: count("--eval-every", values["eval-every"]),
         evalTasks: count("--eval-tasks", values["eval-tasks"]),
-      });
+      };
+      if (values.data !== undefined) cfg.data = values.data;
+      await train(values.out, cfg);
     } else if (cmd === "plot") {
       await plot(positionals.slice(1), {
         out: values.out!,

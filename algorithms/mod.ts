@@ -7,6 +7,7 @@ export * from "./common.ts";
 export * from "./maml.ts";
 export * from "./reptile.ts";
 export * from "./run_dir.ts";
+export * from "./train_jobs.ts";
 export * from "./metric.ts";
 export type { ApplyContext, Module } from "../core/nn/layers.ts";
 export type { GradientTransformation } from "../core/optim/optim.ts";

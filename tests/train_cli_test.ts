@@ -8,21 +8,23 @@ import { loadCheckpoint } from "../mod.ts";
 import { readMetrics, runSteps, startRun } from "../algorithms/mod.ts";
 import type { Tensor } from "../mod.ts";
 import { flatten } from "../core/tree.ts";
+import { inkPng } from "./image_fixtures.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const SMALL = ["--log-every", "5", "--checkpoint-every", "10", "--eval-every", "20"];
 const EVAL = ["--eval-tasks", "10", "--meta-batch", "5"];
 
-function cli(args: string[]): Deno.ChildProcess {
+function cli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, "train", ...args],
+    env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
 }
 
-async function run(args: string[]) {
-  const out = await cli(args).output();
+async function run(args: string[], env: Record<string, string> = {}) {
+  const out = await cli(args, env).output();
   return {
     code: out.code,
     stdout: new TextDecoder().decode(out.stdout),
@@ -169,7 +171,7 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.notEqual(badAlg.code, 0);
     assert.match(
       badAlg.stderr,
-      /the algorithm must be one of maml, metasgd, anil, ppo, rl2; got "mamml"/,
+      /the algorithm must be one of maml, metasgd, anil, protonet, ppo, rl2; got "mamml"/,
     );
     const badTask = await run(["rl2", "--task", "sinusoid", "--out", `${dir}/y`]);
     assert.notEqual(badTask.code, 0);
@@ -187,6 +189,78 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     const nothing = await run(["--resume", `${dir}/none`]);
     assert.equal(nothing.code, 2);
     assert.match(nothing.stderr, /no run in .*none.*config\.json/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** An Omniglot-layout folder of `classes` characters × 4 drawings, 28×28 ink patterns. */
+async function omniglotFixture(root: string, classes: number): Promise<void> {
+  for (let c = 0; c < classes; c++) {
+    const dir = `${root}/images_background/Alpha${c % 3}/character${
+      String(c + 1).padStart(2, "0")
+    }`;
+    await Deno.mkdir(dir, { recursive: true });
+    for (let d = 0; d < 4; d++) {
+      const png = await inkPng(28, 28, (x, y) => (x * (c % 5 + 1) + y * (c % 7 + 2) + d) % 9 < 3);
+      await Deno.writeFile(`${dir}/${String(1000 + c)}_0${d + 1}.png`, png);
+    }
+  }
+}
+
+Deno.test("train on omniglot: protonet and first-order MAML runs, resumed bit for bit, scored by eval", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await omniglotFixture(`${dir}/data`, 15); // split 12 / 3 characters
+    const args = ["--task", "omniglot", "--data", `${dir}/data`, "--ways", "3", "--queries", "2"]
+      .concat(["--eval-tasks", "4", "--log-every", "1", "--checkpoint-every", "2"])
+      .concat(["--eval-every", "4"]);
+    const env = { METAGRAD_CACHE: `${dir}/cache` };
+    const proto = ["protonet", ...args, "--train-ways", "4"];
+    const whole = await run([...proto, "--out", `${dir}/p`, "--steps", "4"], env);
+    assert.equal(whole.code, 0, whole.stderr);
+    const summary = JSON.parse(await Deno.readTextFile(`${dir}/p/summary.json`));
+    assert.ok(
+      summary.heldOutAccuracy >= 0 && summary.heldOutAccuracy <= 1,
+      JSON.stringify(summary),
+    );
+    const rows = await readMetrics(`${dir}/p`);
+    assert.ok(rows.some((r) => r.step === 4 && typeof r.accuracy === "number"), "accuracy logged");
+    const part = await run([...proto, "--out", `${dir}/q`, "--steps", "2"], env);
+    assert.equal(part.code, 0, part.stderr);
+    const rest = await run(["--resume", `${dir}/q`, "--steps", "4"], env);
+    assert.equal(rest.code, 0, rest.stderr);
+    assertSameBits(
+      (await checkpointBits(`${dir}/q`)).bits,
+      (await checkpointBits(`${dir}/p`)).bits,
+      "protonet resumed at 2",
+    );
+    const maml = await run(
+      ["maml", ...args, "--first-order", "--meta-batch", "2", "--test-steps", "2"]
+        .concat(["--out", `${dir}/m`, "--steps", "2"]),
+      env,
+    );
+    assert.equal(maml.code, 0, maml.stderr);
+    const scored = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "eval", `${dir}/m`, "--tasks", "4", "--inner", "0,2"],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(scored.code, 0, new TextDecoder().decode(scored.stderr));
+    const table = new TextDecoder().decode(scored.stdout);
+    assert.match(table, /3-way 1-shot accuracy on 4 held-out tasks/);
+    assert.match(table, /\| maml \(m, step 2\) \| [\d.]+ ± [\d.]+% \| [\d.]+ ± [\d.]+% \|/);
+    // without data: a clear error before anything is written
+    const noData = await run(["maml", "--task", "omniglot", "--out", `${dir}/n`], {
+      OMNIGLOT_DIR: "",
+    });
+    assert.equal(noData.code, 2);
+    assert.match(noData.stderr, /Omniglot needs its data: pass --data DIR/);
+    assert.ok(!(await Deno.stat(`${dir}/n`).then(() => true, () => false)), "no run directory");
+    const tooWide = await run(["maml", ...args, "--ways", "5", "--out", `${dir}/w`], env);
+    assert.equal(tooWide.code, 2);
+    assert.match(tooWide.stderr, /--ways 5 needs that many characters, the held-out split/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -8,6 +8,13 @@ const root = new URL("../", import.meta.url);
 const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
 const excluded: string[] = config.publish?.exclude ?? [];
 const readme = await Deno.readTextFile(new URL("README.md", root));
+/** The documents beside the README, each checked as the README is. */
+const docs = [...Deno.readDirSync(new URL("docs/", root))]
+  .filter((e) => e.name.endsWith(".md"))
+  .map((e) => ({
+    name: `docs/${e.name}`,
+    text: Deno.readTextFileSync(new URL(`docs/${e.name}`, root)),
+  }));
 /** Folders the tools write into (ignored by git): named as outputs, not shipped. */
 const outputs = (await Deno.readTextFile(new URL(".gitignore", root))).split("\n")
   .map((l) => l.trim().replace(/^\//, "")).filter(Boolean);
@@ -28,14 +35,18 @@ function namedPaths(text: string): string[] {
   return [...paths];
 }
 
-Deno.test("every path the README names exists inside the published package", async () => {
+/** Problems with the paths `text` names (relative to `base`, a folder of the package). */
+async function pathProblems(text: string, base: string): Promise<string[]> {
   const problems: string[] = [];
-  for (const p of namedPaths(readme)) {
-    if (p.startsWith("../")) {
+  for (const p of namedPaths(text)) {
+    if (p.startsWith("../") && base === "") {
       problems.push(`${p}: outside the package`);
       continue;
     }
-    const clean = p.replace(/^\.\//, "");
+    // a link in docs/ is relative to docs/; paths in backticks name repository paths
+    const clean = p.startsWith("./") || p.startsWith("../")
+      ? new URL(p, new URL(base, root)).pathname.slice(new URL(root).pathname.length)
+      : p;
     if (outputs.includes(clean)) continue;
     if (excluded.some((e) => clean.startsWith(e.replace(/\/$/, "")))) {
       problems.push(`${p}: excluded from publishing (deno.json publish.exclude)`);
@@ -52,7 +63,30 @@ Deno.test("every path the README names exists inside the published package", asy
     }
     if (!found) problems.push(`${p}: no such file or folder in the repository`);
   }
-  if (problems.length) throw new Error(`README paths:\n  ${problems.join("\n  ")}`);
+  return problems;
+}
+
+Deno.test("every path the README and docs/ name exists inside the published package", async () => {
+  const problems = (await pathProblems(readme, "")).map((p) => `README.md: ${p}`);
+  for (const d of docs) {
+    problems.push(...(await pathProblems(d.text, "docs/")).map((p) => `${d.name}: ${p}`));
+  }
+  if (problems.length) throw new Error(`paths:\n  ${problems.join("\n  ")}`);
+});
+
+Deno.test("README and docs/ read as documents: no links out of the package, no work log", () => {
+  for (const { name, text } of [{ name: "README.md", text: readme }, ...docs]) {
+    const prose = text.replace(/```[\s\S]*?```/g, "");
+    const outside = [...prose.matchAll(/\]\((https?:[^)]*)\)/g)].map((m) => m[1]);
+    if (outside.length) throw new Error(`${name} links outside the package: ${outside.join(", ")}`);
+    const log = prose.match(/\b(issue #?\d+|#\d+\b|\w+th session|this session)/i);
+    if (log) throw new Error(`${name} reads like a work log: "${log[0]}"`);
+  }
+  for (
+    const section of ["## Install", "## Two commands", "## A tour for JAX users", "## Algorithms"]
+  ) {
+    if (!readme.includes(section)) throw new Error(`README.md lacks its "${section}" section`);
+  }
 });
 
 Deno.test("the package has a license file and declares it", async () => {

@@ -163,19 +163,28 @@ function drawTable(): void {
     : "";
 }
 
-async function newTarget(n: number): Promise<void> {
-  const { amplitude, phase } = sinusoidParameters(mg.random.key(SEED + 1000 + n), {
-    tasks: 1,
-    shots: 1,
-  });
-  demo.target = { amplitude: await amplitude.item(), phase: await phase.item() };
-  amplitude.dispose();
-  phase.dispose();
+/**
+ * The n-th new sine: the task distribution's draws from fixed keys, skipping those flatter than
+ * amplitude 1 (a near-flat line is fitted by any network and shows nothing). Returns the count
+ * of draws used, so the next call starts after them.
+ */
+async function newTarget(n: number): Promise<number> {
+  for (;; n++) {
+    const { amplitude, phase } = sinusoidParameters(mg.random.key(SEED + 1000 + n), {
+      tasks: 1,
+      shots: 1,
+    });
+    demo.target = { amplitude: await amplitude.item(), phase: await phase.item() };
+    amplitude.dispose();
+    phase.dispose();
+    if (demo.target.amplitude >= 1) break;
+  }
   demo.points = [];
   demo.mse = { metaLearned: [], scratch: [] };
   demo.adaptedPoints = 0;
   drawPlot();
   drawTable();
+  return n + 1;
 }
 
 async function main(): Promise<void> {
@@ -211,8 +220,7 @@ async function main(): Promise<void> {
   );
   $("status").textContent = `meta-trained ${STEPS} steps on ${info.description}. ` +
     `Click the chart on the right to add points of the new sine.`;
-  let targets = 0;
-  await newTarget(targets);
+  let draws = await newTarget(0);
   demo.phase = "ready";
 
   let generation = 0;
@@ -280,9 +288,15 @@ async function main(): Promise<void> {
     drawPlot();
     drawTable();
   });
+  let drawing = false; // one draw at a time: each starts after the last one's keys
   $("new-sine").addEventListener("click", () => {
+    if (drawing) return;
+    drawing = true;
     generation++;
-    newTarget(++targets).then(() => (demo.phase = "ready")).catch(fail);
+    newTarget(draws).then((next) => {
+      draws = next;
+      demo.phase = "ready";
+    }).catch(fail).finally(() => (drawing = false));
   });
 }
 

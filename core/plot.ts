@@ -39,6 +39,8 @@ export interface ChartOptions {
   xDomain?: readonly [number, number];
   /** Fixed y range [lo, hi] (not with logY); drawing is clipped to it. */
   yDomain?: readonly [number, number];
+  /** Draw the legend (default true), top right inside the plot, on a translucent card. */
+  legend?: boolean;
 }
 
 /** The plot area of a chart inside its image, in pixels (where clicks map to data). */
@@ -297,6 +299,10 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
     }
   });
   if (clipped) out.push(`</g>`);
+  if (opts.legend === false) {
+    out.push(`</svg>`);
+    return out.join("\n") + "\n";
+  }
   // legend, top right inside the plot, on a translucent card so lines under it stay visible
   const lx = MARGIN.left + pw - 12;
   const longest = Math.max(...series.map((s) => s.name.length));

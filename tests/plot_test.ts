@@ -178,3 +178,11 @@ Deno.test("lineChartSvg: fixed domains place points where plotArea says, clip, d
     '"points"',
   );
 });
+
+Deno.test("lineChartSvg: legend false leaves the legend out", () => {
+  const series = [{ name: "only line", x: [0, 1], y: [0, 1] }];
+  assert.ok(lineChartSvg(series).includes(">only line<"));
+  const bare = lineChartSvg(series, { legend: false });
+  assertWellFormed(bare);
+  assert.ok(!bare.includes(">only line<") && bare.includes("<polyline "));
+});

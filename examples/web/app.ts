@@ -129,6 +129,7 @@ function drawPlot(curves: { metaLearned?: number[]; scratch?: number[] } = {}, s
   }
   $("plot").innerHTML = mg.lineChartSvg(series, {
     ...PLOT,
+    legend: false, // drawn below the chart: inside it would cover clicked points
     title: demo.points.length ? `after ${step} inner steps` : "click to add points of this sine",
     xLabel: "x",
     yLabel: "y",

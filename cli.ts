@@ -26,24 +26,33 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
                        meta-train MAML on sinusoid regression (the default command); writes
                        its adaptation curves (query MSE against inner steps) as an SVG
   train ALGORITHM --task TASK --out DIR [options]
-                       maml, metasgd or anil on sinusoid regression or omniglot
-                       (--steps meta-steps), protonet on omniglot (episodes), ppo on
-                       cartpole (--steps environment steps; a step of the run is an
-                       update), or rl2 on bandit (k = 5, n = 10; --steps updates):
-                       DIR gets config.json, metrics.jsonl,
-                       checkpoint.safetensors (atomic, every --checkpoint-every steps and
-                       on Ctrl-C) and summary.json
+                       a run of one learner on one task, into DIR (config.json,
+                       metrics.jsonl, checkpoint.safetensors — atomic, every
+                       --checkpoint-every steps and on Ctrl-C — and summary.json):
+        maml | metasgd | anil   sinusoid, omniglot      --steps meta-steps
+        reptile                 sinusoid                --steps meta-steps
+        protonet | matching     omniglot                --steps episodes
+        ppo | a2c               cartpole                --steps environment steps
+        trpo                    navigation, cartpole    --steps updates
+        sac                     pendulum                --steps environment steps
+        rl2                     bandit (k = 5, n = 10)  --steps updates
+        mamlrl                  navigation              --steps meta-steps
+        pearl                   point-robot(-sparse)    --steps iterations
       --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
-      meta-learners: --meta-batch --shots --queries --inner-steps 1 --inner-lr
-      --test-steps --first-order --lr 0.001 --eval-tasks 100
-        (sinusoid: --meta-batch 25 --shots 10 --queries 10 --inner-lr 0.01, test
-         steps = inner steps; omniglot: --meta-batch 8 --shots 1 --queries 5
-         --inner-lr 0.4 --test-steps 10 --ways 5; protonet --meta-batch 1
-         --train-ways 20;
-         --data DIR names the Omniglot zips or folders, default $OMNIGLOT_DIR)
+      --lr (Adam's for meta-learners, 1e-3; Reptile's ε, 0.1; the RL learners' own)
+      meta-learners: --meta-batch --shots --queries --inner-steps --inner-lr
+      --test-steps --first-order --eval-tasks 100
+        sinusoid: --meta-batch 25 --shots 10 --queries 10 --inner-steps 1 (Reptile 5)
+          --inner-lr 0.01 (Reptile 0.02), test steps = inner steps
+        omniglot: --data DIR (the Omniglot zips or folders; default $OMNIGLOT_DIR)
+          --ways 5 --shots 1 --queries 5 --meta-batch 8 --inner-lr 0.4
+          --test-steps 10; protonet and matching: --meta-batch 1 --train-ways 20
+        mamlrl: --meta-batch 20 tasks × --shots 20 trajectories, --inner-lr 0.1
   train --resume DIR [--steps N]
                        continue DIR's run from its checkpoint (to N steps in all); the
                        result is bit-identical to an uninterrupted run of that length
+                       (for PPO, A2C and Reptile, whose rates anneal over the run's
+                       length, only when N is the length the run began with)
   eval DIR [--tasks 100] [--inner 0,1,2,5,10] [--svg FILE]
                        score DIR's checkpoint on held-out tasks after each number of inner
                        steps, beside a random initialisation; --svg draws the curves
@@ -354,12 +363,12 @@ if (import.meta.main) {
       queries: { type: "string" },
       ways: { type: "string", default: "5" },
       "train-ways": { type: "string", default: "20" },
-      "inner-steps": { type: "string", default: "1" },
+      "inner-steps": { type: "string" },
       "test-steps": { type: "string" },
       "inner-lr": { type: "string" },
       data: { type: "string" },
       "first-order": { type: "boolean", default: false },
-      lr: { type: "string", default: "0.001" },
+      lr: { type: "string" },
       seed: { type: "string", default: "0" },
       "log-every": { type: "string", default: "100" },
       "checkpoint-every": { type: "string", default: "500" },
@@ -409,8 +418,8 @@ if (import.meta.main) {
         throw new Error(`train: name the run's directory with --out DIR\n${USAGE}`);
       }
       const d = trainDefaults(algorithm, task);
-      const innerSteps = count("--inner-steps", values["inner-steps"]!);
       const or = (v: string | undefined, fallback: number) => v ?? String(fallback);
+      const innerSteps = count("--inner-steps", or(values["inner-steps"], d.innerSteps));
       const cfg: TrainConfig = {
         algorithm,
         task,
@@ -429,7 +438,7 @@ if (import.meta.main) {
         ),
         innerLr: rate("--inner-lr", or(values["inner-lr"], d.innerLr)),
         firstOrder: values["first-order"]!,
-        lr: rate("--lr", values.lr),
+        lr: rate("--lr", or(values.lr, d.lr)),
         seed: numberOption("--seed", values.seed, USAGE, { integer: true, min: 0 }),
         logEvery: count("--log-every", values["log-every"]),
         checkpointEvery: count("--checkpoint-every", values["checkpoint-every"]),

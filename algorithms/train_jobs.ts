@@ -10,8 +10,19 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { bernoulliBandit, cartPole, sampleSinusoid } from "../envs/mod.ts";
-import { loadOmniglot, sampleEpisodes, splitClasses } from "../envs/mod.ts";
+import {
+  bernoulliBandit,
+  cartPole,
+  type Environment,
+  loadOmniglot,
+  pendulum,
+  pointNavigation,
+  type Policy,
+  rollout,
+  sampleEpisodes,
+  sampleSinusoid,
+  splitClasses,
+} from "../envs/mod.ts";
 import {
   type EvalResult,
   mergeSummaries,
@@ -21,9 +32,14 @@ import {
   type TaskBatch,
 } from "./common.ts";
 import { anil, maml, type MamlState, metaSgd } from "./maml.ts";
-import { protoNet } from "./metric.ts";
-import { ppo, type PpoState } from "./rl/ppo.ts";
+import { matchingNet, protoNet } from "./metric.ts";
+import { reptile } from "./reptile.ts";
+import { a2c, ppo, type PpoState } from "./rl/ppo.ts";
 import { rl2, type Rl2State } from "./rl/rl2.ts";
+import { trpo, type TrpoState } from "./rl/trpo.ts";
+import { sac, type SacState } from "./rl/sac.ts";
+import { mamlRl, type MamlRlState } from "./rl/maml_rl.ts";
+import { pearl, type PearlMetrics, type PearlState } from "./rl/pearl.ts";
 import type { RunStep } from "./run_dir.ts";
 
 /** Everything `train` was asked for; a run's config.json holds it, so `--resume` needs nothing else. */
@@ -32,11 +48,14 @@ export interface TrainConfig {
   algorithm: string;
   /** One of the algorithm's tasks. */
   task: string;
-  /** Steps of the run (meta-steps; for PPO, environment steps; for RL², updates). */
+  /**
+   * Steps of the run: meta-steps (meta-learners, MAML-RL), episodes (metric learners),
+   * environment steps (PPO, A2C, SAC), updates (TRPO, RL²) or iterations (PEARL).
+   */
   steps: number;
   /** Tasks (episodes) per meta-step. */
   metaBatch: number;
-  /** Support examples per task (per class for classification). */
+  /** Support examples per task (per class for classification); MAML-RL's trajectories per task. */
   shots: number;
   /** Query examples per task (per class for classification). */
   queries: number;
@@ -52,7 +71,7 @@ export interface TrainConfig {
   innerLr: number;
   /** First-order MAML (no gradients through the inner steps). */
   firstOrder: boolean;
-  /** Outer (Adam) learning rate. */
+  /** Outer learning rate (Adam's; Reptile's ε, annealed linearly to 0; the RL learners' own). */
   lr: number;
   /** Seed of the initialisation and of the training tasks. */
   seed: number;
@@ -73,27 +92,101 @@ export const TRAIN_TASKS: Readonly<Record<string, readonly string[]>> = {
   maml: ["sinusoid", "omniglot"],
   metasgd: ["sinusoid", "omniglot"],
   anil: ["sinusoid", "omniglot"],
+  reptile: ["sinusoid"],
   protonet: ["omniglot"],
+  matching: ["omniglot"],
   ppo: ["cartpole"],
+  a2c: ["cartpole"],
+  trpo: ["navigation", "cartpole"],
+  sac: ["pendulum"],
   rl2: ["bandit"],
+  mamlrl: ["navigation"],
+  pearl: ["point-robot", "point-robot-sparse"],
 };
+
+/** The defaults `trainDefaults` fills in. */
+export type TrainDefaults = Pick<
+  TrainConfig,
+  "metaBatch" | "shots" | "queries" | "innerSteps" | "innerLr" | "testSteps" | "lr"
+>;
 
 /**
  * Each task's defaults for the options it shares with others: the papers' settings (Finn et
- * al. for sinusoid and Omniglot MAML, Snell et al.'s 20-way training for Prototypical Networks).
+ * al. for sinusoid, Omniglot and 2D navigation, Snell et al.'s 20-way training for Prototypical
+ * Networks, PEARL's meta-batch of 16 tasks).
  */
-export const TASK_DEFAULTS: Readonly<
-  Record<string, Pick<TrainConfig, "metaBatch" | "shots" | "queries" | "innerLr" | "testSteps">>
-> = {
-  sinusoid: { metaBatch: 25, shots: 10, queries: 10, innerLr: 0.01, testSteps: 1 },
-  omniglot: { metaBatch: 8, shots: 1, queries: 5, innerLr: 0.4, testSteps: 10 },
-  cartpole: { metaBatch: 1, shots: 1, queries: 1, innerLr: 0, testSteps: 0 },
-  bandit: { metaBatch: 1, shots: 1, queries: 1, innerLr: 0, testSteps: 0 },
+export const TASK_DEFAULTS: Readonly<Record<string, TrainDefaults>> = {
+  sinusoid: {
+    metaBatch: 25,
+    shots: 10,
+    queries: 10,
+    innerSteps: 1,
+    innerLr: 0.01,
+    testSteps: 1,
+    lr: 1e-3,
+  },
+  omniglot: {
+    metaBatch: 8,
+    shots: 1,
+    queries: 5,
+    innerSteps: 1,
+    innerLr: 0.4,
+    testSteps: 10,
+    lr: 1e-3,
+  },
+  navigation: {
+    metaBatch: 20,
+    shots: 20,
+    queries: 1,
+    innerSteps: 1,
+    innerLr: 0.1,
+    testSteps: 1,
+    lr: 1e-3,
+  },
+  cartpole: {
+    metaBatch: 1,
+    shots: 1,
+    queries: 1,
+    innerSteps: 1,
+    innerLr: 0,
+    testSteps: 0,
+    lr: 2.5e-4,
+  },
+  pendulum: {
+    metaBatch: 1,
+    shots: 1,
+    queries: 1,
+    innerSteps: 1,
+    innerLr: 0,
+    testSteps: 0,
+    lr: 3e-4,
+  },
+  bandit: { metaBatch: 1, shots: 1, queries: 1, innerSteps: 1, innerLr: 0, testSteps: 0, lr: 1e-3 },
+  "point-robot": {
+    metaBatch: 16,
+    shots: 1,
+    queries: 1,
+    innerSteps: 1,
+    innerLr: 0,
+    testSteps: 2,
+    lr: 3e-4,
+  },
+  "point-robot-sparse": {
+    metaBatch: 16,
+    shots: 1,
+    queries: 1,
+    innerSteps: 1,
+    innerLr: 0,
+    testSteps: 2,
+    lr: 3e-4,
+  },
 };
 
 /**
- * The defaults of `algorithm` on `task`: the task's, with one episode per step for Prototypical
- * Networks (its 20-way episodes are already as big as 8 five-way ones).
+ * The defaults of `algorithm` on `task`: the task's, with the algorithm's own where they differ —
+ * one episode per step for the metric learners (Prototypical Networks' 20-way episodes are already
+ * as big as 8 five-way ones), Reptile's 5 inner steps of 0.02 and outer ε 0.1 (Nichol et al.),
+ * A2C's learning rate 7e-4 (Stable-Baselines3).
  *
  * @example
  * ```ts
@@ -101,12 +194,12 @@ export const TASK_DEFAULTS: Readonly<
  * trainDefaults("protonet", "omniglot").metaBatch; // 1
  * ```
  */
-export function trainDefaults(
-  algorithm: string,
-  task: string,
-): Pick<TrainConfig, "metaBatch" | "shots" | "queries" | "innerLr" | "testSteps"> {
+export function trainDefaults(algorithm: string, task: string): TrainDefaults {
   const d = { ...(TASK_DEFAULTS[task] ?? TASK_DEFAULTS.sinusoid) };
-  if (algorithm === "protonet") d.metaBatch = 1;
+  if (algorithm === "protonet" || algorithm === "matching") d.metaBatch = 1;
+  if (algorithm === "reptile") Object.assign(d, { innerSteps: 5, innerLr: 0.02, lr: 0.1 });
+  if (algorithm === "a2c") d.lr = 7e-4;
+  if (task === "sinusoid") d.testSteps = d.innerSteps;
   return d;
 }
 
@@ -165,8 +258,21 @@ export async function trainJob(config: TrainConfig): Promise<TrainJob> {
       })`,
     );
   }
-  if (cfg.algorithm === "ppo") return ppoJob(cfg);
-  if (cfg.algorithm === "rl2") return rl2Job(cfg);
+  switch (cfg.algorithm) {
+    case "ppo":
+    case "a2c":
+      return onPolicyJob(cfg);
+    case "trpo":
+      return trpoJob(cfg);
+    case "sac":
+      return sacJob(cfg);
+    case "rl2":
+      return rl2Job(cfg);
+    case "mamlrl":
+      return mamlRlJob(cfg);
+    case "pearl":
+      return pearlJob(cfg);
+  }
   if (cfg.task === "sinusoid") return sinusoidJob(cfg);
   return await omniglotJob(cfg);
 }
@@ -183,12 +289,21 @@ export function withDefaults(cfg: TrainConfig): TrainConfig {
     trainWays: 20,
   };
   const filled = { ...defaults, ...cfg };
-  if (cfg.testSteps === undefined && cfg.task === "sinusoid") filled.testSteps = cfg.innerSteps;
+  if (cfg.testSteps === undefined && cfg.task === "sinusoid") filled.testSteps = filled.innerSteps;
   return filled;
 }
 
-/** The MAML-family learner (`maml`, `metasgd`, `anil`) for a model and loss. */
+/** The gradient-based meta-learner (`maml`, `metasgd`, `anil`, `reptile`) for a model and loss. */
 function mamlVariant(cfg: TrainConfig, model: mg.nn.Module, loss: "mse" | "crossEntropy") {
+  if (cfg.algorithm === "reptile") {
+    return reptile({
+      model,
+      loss,
+      innerLr: cfg.innerLr,
+      innerSteps: cfg.innerSteps,
+      metaOptimizer: mg.optim.sgd(mg.optim.schedules.linearDecay(cfg.lr, cfg.steps)),
+    });
+  }
   const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as "maml" | "metasgd" | "anil"];
   return make({
     model,
@@ -238,12 +353,12 @@ function sinusoidJob(cfg: TrainConfig): TrainJob {
     init: learner.init(mg.random.key(cfg.seed)),
     steps: cfg.steps,
     step: metaStepOf(
-      learner.metaStep,
+      learner.metaStep as (s: unknown, b: TaskBatch) => [unknown, MetaMetrics],
       (k) => sampleSinusoid(k, { tasks: cfg.metaBatch, shots: cfg.shots, queries: cfg.queries }),
       cfg,
     ),
     async evaluate(state) {
-      const e = (await learner.evaluate(state as MamlState, during, cfg.testSteps)).loss;
+      const e = (await learner.evaluate(state as never, during, cfg.testSteps)).loss;
       return { evalLoss: e.mean, evalCi95: e.ci95 };
     },
     async curves(states, tasks, inner) {
@@ -252,7 +367,7 @@ function sinusoidJob(cfg: TrainConfig): TrainJob {
       for (const { name, state } of states) {
         const values = [];
         for (const k of inner) {
-          values.push((await learner.evaluate(state as MamlState, test, k)).loss);
+          values.push((await learner.evaluate(state as never, test, k)).loss);
         }
         rows.push({ name, values });
       }
@@ -277,8 +392,8 @@ async function omniglotJob(cfg: TrainConfig): Promise<TrainJob> {
   const { train, test } = splitClasses(mg.random.key(2024), images, 0.8);
   images.dispose();
   const imageSize = train.shape[3];
-  const protonet = cfg.algorithm === "protonet";
-  const trainWays = protonet ? cfg.trainWays : cfg.ways;
+  const metric = cfg.algorithm === "protonet" || cfg.algorithm === "matching";
+  const trainWays = metric ? cfg.trainWays : cfg.ways;
   for (
     const [name, ways, set] of [["--ways", cfg.ways, test], [
       "training ways",
@@ -323,20 +438,25 @@ async function omniglotJob(cfg: TrainConfig): Promise<TrainJob> {
   let step: RunStep<unknown>, init: unknown;
   let scoreAfter: (state: unknown, inner: number) => (b: TaskBatch) => Promise<EvalResult>;
   let inners: (inner: number[]) => number[];
-  if (protonet) {
+  if (metric) {
     const embedding = mg.nn.conv4({ inChannels: 1, imageSize });
-    const learner = protoNet({ embedding, ways: trainWays, optimizer: mg.optim.adam(cfg.lr) });
-    const tester = protoNet({ embedding, ways: cfg.ways });
+    const make = cfg.algorithm === "protonet" ? protoNet : matchingNet;
+    const learner = make({ embedding, ways: trainWays, optimizer: mg.optim.adam(cfg.lr) });
+    const tester = make({ embedding, ways: cfg.ways });
     init = learner.init(mg.random.key(cfg.seed));
     step = metaStepOf(learner.metaStep, sample, cfg);
     scoreAfter = (state) => (b) => tester.evaluate(state as never, b);
-    inners = () => [0]; // no inner loop: the support set only makes prototypes
+    inners = () => [0]; // no inner loop: the support set is what the classifier compares with
   } else {
     const model = mg.nn.conv4({ inChannels: 1, imageSize, ways: cfg.ways });
     const learner = mamlVariant(cfg, model, "crossEntropy");
     init = learner.init(mg.random.key(cfg.seed));
-    step = metaStepOf(learner.metaStep, sample, cfg);
-    scoreAfter = (state, k) => (b) => learner.evaluate(state as MamlState, b, k);
+    step = metaStepOf(
+      learner.metaStep as (s: unknown, b: TaskBatch) => [unknown, MetaMetrics],
+      sample,
+      cfg,
+    );
+    scoreAfter = (state, k) => (b) => learner.evaluate(state as never, b, k);
     inners = (inner) => inner;
   }
   return {
@@ -386,30 +506,282 @@ function rl2Job(cfg: TrainConfig): TrainJob {
   };
 }
 
+/** Mean of a tensor's values on the host. */
+async function hostMean(t: Tensor): Promise<number> {
+  const v = await t.toFloat64();
+  return v.reduce((a, b) => a + b, 0) / v.length;
+}
+
 /**
- * PPO on CartPole-v1 with purejaxrl's settings (`steps` environment steps in all); a step is
- * one update. Scored by the mean return of the environments' last finished episodes.
+ * The environment a task name stands for: CartPole-v1, Pendulum-v1, MAML's 2D navigation
+ * (goals in [−0.5, 0.5]², 100 steps), PEARL's point robot (semicircle goals, 20 steps).
  */
-function ppoJob(cfg: TrainConfig): TrainJob {
-  const learner = ppo({ env: cartPole(), totalSteps: cfg.steps });
-  const update = mg.jit(learner.update, { donateArgnums: [0], name: "ppo update" });
-  const perUpdate = learner.config.numEnvs * learner.config.numSteps;
-  const mean = async (t: Tensor) => {
-    const v = await t.toFloat64();
-    return v.reduce((a, b) => a + b, 0) / v.length;
+function environment(task: string): Environment<any, any> {
+  switch (task) {
+    case "cartpole":
+      return cartPole();
+    case "pendulum":
+      return pendulum();
+    case "navigation":
+      return pointNavigation();
+    case "point-robot":
+      return pointNavigation({ goals: "semicircle", reward: "dense" });
+    case "point-robot-sparse":
+      return pointNavigation({ goals: "semicircle", reward: "sparse" });
+  }
+  throw new Error(`train: no environment named ${task}`);
+}
+
+/**
+ * The mean return of `episodes` episodes per task of the deterministic policy `act`, on tasks
+ * drawn from a fixed key (one task: TRPO's own when given), with its 95% CI over episodes.
+ */
+function greedyScore(
+  env: Environment<any, any>,
+  policy: Policy<any>,
+  tasks: unknown,
+  episodes: number,
+) {
+  const totals = mg.jit((params: unknown, key: Tensor) =>
+    mg.sum(
+      rollout(env, policy, params, tasks, key, {
+        steps: env.maxSteps,
+        envsPerTask: episodes,
+      }).reward,
+      0,
+    )
+  );
+  return async (params: unknown) => {
+    const s = summarize(await (totals(params, mg.random.key(9_000_009)) as Tensor).toFloat64());
+    return { evalReturn: s.mean, evalCi95: s.ci95 };
   };
+}
+
+/**
+ * PPO (purejaxrl's settings) or A2C (Stable-Baselines3's) on CartPole-v1; `steps` environment
+ * steps in all, a step of the run is one update. Scored by the mean return of the environments'
+ * last finished episodes.
+ */
+function onPolicyJob(cfg: TrainConfig): TrainJob {
+  const make = cfg.algorithm === "a2c" ? a2c : ppo;
+  const learner = make({ env: environment(cfg.task), totalSteps: cfg.steps, lr: cfg.lr });
+  const update = mg.jit(learner.update, { donateArgnums: [0], name: `${cfg.algorithm} update` });
+  const perUpdate = learner.config.numEnvs * learner.config.numSteps;
   return {
     init: learner.init(mg.random.key(cfg.seed)),
     steps: learner.updates,
     step(state) {
       const [next, m] = update(state as PpoState) as [PpoState, { episodeReturn: Tensor }];
-      return [next, async () => ({ episodeReturn: await mean(m.episodeReturn) })];
+      return [next, async () => ({ episodeReturn: await hostMean(m.episodeReturn) })];
     },
     async evaluate(state, step) {
       return {
-        lastEpisodeReturn: await mean((state as PpoState).lastReturn),
+        lastEpisodeReturn: await hostMean((state as PpoState).lastReturn),
         envSteps: step * perUpdate,
       };
+    },
+  };
+}
+
+/**
+ * TRPO (linear baseline, GAE, conjugate gradient, line search) on one task of the environment
+ * drawn from the seed — a navigation goal, or CartPole; a step of the run is one update. Scored
+ * by 16 episodes of the mean action.
+ */
+function trpoJob(cfg: TrainConfig): TrainJob {
+  const env = environment(cfg.task);
+  const tasks = env.sampleTasks(mg.random.key(cfg.seed + 2), 1);
+  const learner = trpo({ env, tasks });
+  const update = mg.jit(learner.update, { donateArgnums: [0], name: "trpo update" });
+  const score = greedyScore(
+    env,
+    learner.network.greedyPolicy,
+    tasks,
+    16,
+  );
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: cfg.steps,
+    step(state) {
+      const [next, m] = update(state as TrpoState) as [TrpoState, { episodeReturn: Tensor }];
+      return [next, async () => ({ episodeReturn: await m.episodeReturn.item() })];
+    },
+    evaluate: (state) => score((state as TrpoState).params),
+  };
+}
+
+/** Uniformly random steps SAC takes before it learns. */
+const SAC_EXPLORE = 1000;
+/** Environment steps per step of a SAC run (one jitted call; a gradient step follows each). */
+const SAC_CHUNK = 500;
+
+/**
+ * SAC on Pendulum-v1: `steps` environment steps in all — step 1 of the run explores 1,000 steps
+ * uniformly, each later one takes 500 policy steps with a gradient step after each. Scored by 10
+ * episodes of the mean action.
+ */
+function sacJob(cfg: TrainConfig): TrainJob {
+  if (cfg.steps <= SAC_EXPLORE) {
+    throw new Error(
+      `train: sac explores ${SAC_EXPLORE} steps before it learns; pass --steps above that`,
+    );
+  }
+  const env = environment(cfg.task);
+  // the buffer's size (SAC's default, 100k) does not depend on --steps: a run can be extended
+  const learner = sac({ env, lr: cfg.lr });
+  const explore = mg.jit(learner.explore, { staticArgnums: [1], donateArgnums: [0] });
+  const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
+  const score = greedyScore(
+    env,
+    (p, obs) => ({ action: learner.act(p, obs) }),
+    env.sampleTasks(mg.random.key(0), 1),
+    10,
+  );
+  const chunks = Math.ceil((cfg.steps - SAC_EXPLORE) / SAC_CHUNK);
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: 1 + chunks,
+    step(state, i) {
+      if (i === 1) {
+        const next = explore(state as SacState, SAC_EXPLORE) as SacState;
+        return [next, () => Promise.resolve({ envSteps: SAC_EXPLORE })];
+      }
+      const done = SAC_EXPLORE + (i - 2) * SAC_CHUNK;
+      const n = Math.min(SAC_CHUNK, cfg.steps - done);
+      const [next, m] = train(state as SacState, n) as [SacState, { episodeReturn: Tensor }];
+      return [next, async () => ({
+        episodeReturn: await m.episodeReturn.item(),
+        envSteps: done + n,
+      })];
+    },
+    evaluate: (state) => score((state as SacState).params),
+  };
+}
+
+/**
+ * MAML-RL on 2D navigation (Finn et al.): `metaBatch` tasks × `shots` trajectories per
+ * meta-step, `innerSteps` policy-gradient steps of `innerLr` against the linear baseline, a TRPO
+ * outer step (second order unless `firstOrder`); 64×64 policy. A step of the run is a
+ * meta-step. Scored by the return on 40 held-out goals after `testSteps` adaptation steps.
+ */
+function mamlRlJob(cfg: TrainConfig): TrainJob {
+  const env = environment(cfg.task);
+  const learner = mamlRl({
+    env,
+    metaBatch: cfg.metaBatch,
+    trajectories: cfg.shots,
+    innerSteps: cfg.innerSteps,
+    innerLr: cfg.innerLr,
+    firstOrder: cfg.firstOrder,
+    hidden: [64, 64],
+  });
+  const update = mg.jit(learner.update, { donateArgnums: [0], name: "mamlRl update" });
+  const heldOut = (n: number) => env.sampleTasks(mg.random.key(4_000_004), n);
+  const returns = (state: unknown, tasks: unknown, steps: number) =>
+    learner.adaptationReturns(
+      (state as MamlRlState).params,
+      tasks,
+      mg.random.key(4_000_005),
+      steps,
+    );
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: cfg.steps,
+    step(state) {
+      const [next, m] = update(state as MamlRlState);
+      const metrics = m as unknown as Record<string, Tensor>;
+      return [next, async () => {
+        const out: Record<string, number> = {};
+        for (const [k, v] of Object.entries(metrics)) {
+          if (v instanceof mg.Tensor && v.size === 1) out[k] = await v.item();
+        }
+        return out;
+      }];
+    },
+    async evaluate(state) {
+      const r = returns(state, heldOut(40), cfg.testSteps);
+      const rows = await r.toFloat64(), n = rows.length / (cfg.testSteps + 1);
+      const before = summarize(rows.subarray(0, n)), after = summarize(rows.subarray(-n));
+      return {
+        returnBefore: before.mean,
+        returnAfter: after.mean,
+        returnAfterCi95: after.ci95,
+      };
+    },
+    async curves(states, tasks, inner) {
+      const most = Math.max(...inner);
+      const rows = [];
+      for (const { name, state } of states) {
+        const all = await returns(state, heldOut(tasks), most).toFloat64();
+        rows.push({
+          name,
+          values: inner.map((k) => summarize(all.subarray(k * tasks, (k + 1) * tasks))),
+        });
+      }
+      return { metric: "return", inner, rows };
+    },
+  };
+}
+
+/** Gradient steps per PEARL iteration (Rakelly et al.'s point-robot setting). */
+const PEARL_GRAD_STEPS = 100;
+
+/**
+ * PEARL on the point robot (semicircle goals, dense or sparse reward): a step of the run is one
+ * iteration — an episode per training task with z from the prior and one from the posterior,
+ * then 100 gradient steps on meta-batches of `metaBatch` tasks (step 1 first collects two
+ * random episodes per task). Scored by the return on 20 held-out goals in the first episode (z
+ * from the prior) and after `testSteps` episodes of context.
+ */
+function pearlJob(cfg: TrainConfig): TrainJob {
+  const env = environment(cfg.task);
+  const learner = pearl({ env, metaBatch: cfg.metaBatch, lr: cfg.lr });
+  const collect = mg.jit(learner.collect, { staticArgnums: [1, 2], donateArgnums: [0] });
+  const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
+  const T = env.maxSteps;
+  const heldOut = (n: number) => env.sampleTasks(mg.random.key(5_000_005), n);
+  const returns = (state: unknown, tasks: unknown, episodes: number) =>
+    learner.adaptationReturns(
+      (state as PearlState).params,
+      tasks,
+      mg.random.key(5_000_006),
+      episodes,
+    );
+  return {
+    init: learner.init(mg.random.key(cfg.seed)),
+    steps: cfg.steps,
+    step(state, i) {
+      let s = state as PearlState;
+      if (i === 1) s = collect(s, 2 * T, "random") as PearlState;
+      s = collect(collect(s, T, "prior") as PearlState, T, "posterior") as PearlState;
+      const [next, m] = train(s, PEARL_GRAD_STEPS) as [PearlState, PearlMetrics];
+      return [next, async () => ({
+        criticLoss: await m.criticLoss.item(),
+        kl: await m.kl.item(),
+      })];
+    },
+    async evaluate(state) {
+      const episodes = cfg.testSteps + 1;
+      const r = await returns(state, heldOut(20), episodes).toFloat64();
+      const first = summarize(r.subarray(0, 20)), last = summarize(r.subarray(-20));
+      return {
+        returnPrior: first.mean,
+        returnPosterior: last.mean,
+        returnPosteriorCi95: last.ci95,
+      };
+    },
+    async curves(states, tasks, inner) {
+      const most = Math.max(...inner);
+      const rows = [];
+      for (const { name, state } of states) {
+        const all = await returns(state, heldOut(tasks), most + 1).toFloat64();
+        rows.push({
+          name,
+          values: inner.map((k) => summarize(all.subarray(k * tasks, (k + 1) * tasks))),
+        });
+      }
+      // x: episodes of context collected before the one scored
+      return { metric: "return (episodes of context)", inner, rows };
     },
   };
 }

@@ -4,47 +4,12 @@
  * parameters bit-identical to a run that never stopped; clear errors for misuse.
  */
 import assert from "node:assert/strict";
-import { loadCheckpoint } from "../mod.ts";
 import { readMetrics, runSteps, startRun } from "../algorithms/mod.ts";
-import type { Tensor } from "../mod.ts";
-import { flatten } from "../core/tree.ts";
 import { inkPng } from "./image_fixtures.ts";
+import { assertSameBits, checkpointBits, CLI, cli, run } from "./cli_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const SMALL = ["--log-every", "5", "--checkpoint-every", "10", "--eval-every", "20"];
 const EVAL = ["--eval-tasks", "10", "--meta-batch", "5"];
-
-function cli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "train", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-async function run(args: string[], env: Record<string, string> = {}) {
-  const out = await cli(args, env).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
-
-/** The checkpoint's step and every tensor's bytes, in tree order. */
-async function checkpointBits(dir: string): Promise<{ step: number; bits: Uint32Array[] }> {
-  const { tree } = await loadCheckpoint(`${dir}/checkpoint.safetensors`);
-  const tensors = flatten(tree.state)[0].filter((t): t is Tensor => typeof t === "object");
-  const bits = [];
-  for (const t of tensors) bits.push(new Uint32Array((await t.data()).buffer));
-  return { step: tree.step, bits };
-}
-
-function assertSameBits(a: Uint32Array[], b: Uint32Array[], what: string): void {
-  assert.equal(a.length, b.length, `${what}: tensor count`);
-  a.forEach((x, i) => assert.deepEqual(x, b[i], `${what}: tensor ${i} differs`));
-}
 
 Deno.test("train: resumed runs (after a step count, after Ctrl-C) equal an uninterrupted run bit for bit", async () => {
   const dir = await Deno.makeTempDir();
@@ -171,7 +136,7 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.notEqual(badAlg.code, 0);
     assert.match(
       badAlg.stderr,
-      /the algorithm must be one of maml, metasgd, anil, protonet, ppo, rl2; got "mamml"/,
+      /the algorithm must be one of maml, metasgd, anil, reptile, protonet, matching, ppo, a2c, trpo, sac, rl2, mamlrl, pearl; got "mamml"/,
     );
     const badTask = await run(["rl2", "--task", "sinusoid", "--out", `${dir}/y`]);
     assert.notEqual(badTask.code, 0);
@@ -208,7 +173,7 @@ async function omniglotFixture(root: string, classes: number): Promise<void> {
   }
 }
 
-Deno.test("train on omniglot: protonet and first-order MAML runs, resumed bit for bit, scored by eval", async () => {
+Deno.test("train on omniglot: protonet, matching and first-order MAML runs, resumed bit for bit, scored by eval", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await omniglotFixture(`${dir}/data`, 15); // split 12 / 3 characters
@@ -235,6 +200,19 @@ Deno.test("train on omniglot: protonet and first-order MAML runs, resumed bit fo
       (await checkpointBits(`${dir}/p`)).bits,
       "protonet resumed at 2",
     );
+    const matching = await run([
+      "matching",
+      ...args,
+      "--train-ways",
+      "3",
+      "--out",
+      `${dir}/mt`,
+      "--steps",
+      "2",
+    ], env);
+    assert.equal(matching.code, 0, matching.stderr);
+    const matchingSummary = JSON.parse(await Deno.readTextFile(`${dir}/mt/summary.json`));
+    assert.ok(matchingSummary.heldOutAccuracy >= 0, JSON.stringify(matchingSummary));
     const maml = await run(
       ["maml", ...args, "--first-order", "--meta-batch", "2", "--test-steps", "2"]
         .concat(["--out", `${dir}/m`, "--steps", "2"]),

@@ -31,7 +31,7 @@ import {
   type Summary,
   type TaskBatch,
 } from "./common.ts";
-import { anil, maml, type MamlState, metaSgd } from "./maml.ts";
+import { anil, maml, metaSgd } from "./maml.ts";
 import { matchingNet, protoNet } from "./metric.ts";
 import { reptile } from "./reptile.ts";
 import { a2c, ppo, type PpoState } from "./rl/ppo.ts";

@@ -458,8 +458,16 @@ if (import.meta.main) {
     } else if (cmd === "kernels") await kernels();
     else await printInfo();
   } catch (e) {
-    if (!(e instanceof Error) || !/^(plot|train):/.test(e.message)) throw e;
-    console.error(e.message);
-    Deno.exit(2);
+    if (!(e instanceof Error)) throw e;
+    // a usage mistake: exit 2; a run or data set that cannot be read: its message, exit 1
+    if (/^(plot|train):/.test(e.message)) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    if (/^(loadCheckpoint|loadRun|resumeRun|startRun|loadOmniglot)\b/.test(e.message)) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
   }
 }

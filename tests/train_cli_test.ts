@@ -148,6 +148,23 @@ Deno.test("train: misuse gets a clear error, never an overwritten run", async ()
     assert.ok(summary.heldOutReturn > 2 && summary.heldOutReturn < 10, JSON.stringify(summary));
     const ok = await run(["anil", "--out", `${dir}/a`, "--steps", "3", "--eval-tasks", "5"]);
     assert.equal(ok.code, 0, ok.stderr);
+    // a corrupted checkpoint: a clear error, exit 1, and every file of the run as it was
+    const path = `${dir}/a/checkpoint.safetensors`;
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(path, bytes.subarray(0, bytes.length >> 1));
+    const before = await Promise.all(
+      ["checkpoint.safetensors", "metrics.jsonl", "summary.json", "config.json"]
+        .map((f) => Deno.readFile(`${dir}/a/${f}`)),
+    );
+    const corrupt = await run(["--resume", `${dir}/a`, "--steps", "6"]);
+    assert.equal(corrupt.code, 1, corrupt.stderr);
+    assert.match(corrupt.stderr, /^error: loadCheckpoint\(.*truncated.*nothing was loaded/m);
+    assert.ok(!corrupt.stderr.includes("    at "), "no stack trace");
+    const after = await Promise.all(
+      ["checkpoint.safetensors", "metrics.jsonl", "summary.json", "config.json"]
+        .map((f) => Deno.readFile(`${dir}/a/${f}`)),
+    );
+    after.forEach((a, i) => assert.deepEqual(a, before[i], `file ${i} changed`));
     const again = await run(["maml", "--out", `${dir}/a`, "--steps", "3"]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already holds a run.*--resume/);

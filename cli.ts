@@ -4,6 +4,7 @@
 import { choiceOption, numberOption, parseCommandLine } from "./core/command_line.ts";
 import * as mg from "./mod.ts";
 import {
+  LEARNED_LRS,
   loadRun,
   maml,
   type MamlState,
@@ -12,6 +13,8 @@ import {
   runSteps,
   startRun,
   type Summary,
+  TRAIN_OPTIMIZERS,
+  TRAIN_SCHEDULES,
   TRAIN_TASKS,
   type TrainConfig,
   trainDefaults,
@@ -41,7 +44,9 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
       --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
       --lr (Adam's for meta-learners, 1e-3; Reptile's ε, 0.1; the RL learners' own)
       meta-learners: --meta-batch --shots --queries --inner-steps --inner-lr
-      --test-steps --first-order --eval-tasks 100
+      --test-steps --first-order --eval-tasks 100 --learned-lr none|perStep|perLayer|
+      perStepPerLayer|perParameter (maml, anil) --optimizer adam|sgd --schedule
+      constant|linear|cosine (meta- and metric learners; Reptile: sgd, linear)
         sinusoid: --meta-batch 25 --shots 10 --queries 10 --inner-steps 1 (Reptile 5)
           --inner-lr 0.01 (Reptile 0.02), test steps = inner steps
         omniglot: --data DIR (the Omniglot zips or folders; default $OMNIGLOT_DIR)
@@ -367,6 +372,9 @@ if (import.meta.main) {
       "test-steps": { type: "string" },
       "inner-lr": { type: "string" },
       data: { type: "string" },
+      "learned-lr": { type: "string" },
+      optimizer: { type: "string" },
+      schedule: { type: "string" },
       "first-order": { type: "boolean", default: false },
       lr: { type: "string" },
       seed: { type: "string", default: "0" },
@@ -446,6 +454,29 @@ if (import.meta.main) {
         evalTasks: count("--eval-tasks", values["eval-tasks"]),
       };
       if (values.data !== undefined) cfg.data = values.data;
+      if (values["learned-lr"] !== undefined) {
+        if (algorithm !== "maml" && algorithm !== "anil") {
+          throw new Error(`train: --learned-lr is for maml and anil (metasgd learns every rate)`);
+        }
+        cfg.learnedLr = choiceOption("--learned-lr", values["learned-lr"], LEARNED_LRS, USAGE);
+      }
+      const outer = ["maml", "metasgd", "anil", "reptile", "protonet", "matching"];
+      for (
+        const [flag, value, choices] of [
+          ["--optimizer", values.optimizer, TRAIN_OPTIMIZERS],
+          ["--schedule", values.schedule, TRAIN_SCHEDULES],
+        ] as const
+      ) {
+        if (value === undefined) continue;
+        if (!outer.includes(algorithm)) {
+          throw new Error(
+            `train: ${flag} is for the meta- and metric learners (${outer.join(", ")})`,
+          );
+        }
+        const picked = choiceOption(flag, value, choices, USAGE);
+        if (flag === "--optimizer") cfg.optimizer = picked as TrainConfig["optimizer"];
+        else cfg.schedule = picked as TrainConfig["schedule"];
+      }
       await train(values.out, cfg);
     } else if (cmd === "plot") {
       await plot(positionals.slice(1), {

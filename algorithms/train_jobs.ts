@@ -31,7 +31,7 @@ import {
   type Summary,
   type TaskBatch,
 } from "./common.ts";
-import { anil, maml, metaSgd } from "./maml.ts";
+import { anil, type LearnedLr, maml, metaSgd } from "./maml.ts";
 import { matchingNet, protoNet } from "./metric.ts";
 import { reptile } from "./reptile.ts";
 import { a2c, ppo, type PpoState } from "./rl/ppo.ts";
@@ -85,6 +85,33 @@ export interface TrainConfig {
   evalTasks: number;
   /** Omniglot's folder or archive (`loadOmniglot`). */
   data?: string;
+  /** MAML and ANIL: which inner rates are meta-learned (`LEARNED_LRS`; default "none"). */
+  learnedLr?: LearnedLr;
+  /** The outer optimiser of the meta- and metric learners (default Adam; Reptile: SGD). */
+  optimizer?: "adam" | "sgd";
+  /** Its learning-rate schedule over the run (default constant; Reptile: linear decay to 0). */
+  schedule?: "constant" | "linear" | "cosine";
+}
+
+/** The outer optimisers `train` offers. */
+export const TRAIN_OPTIMIZERS: readonly string[] = ["adam", "sgd"];
+/** The schedules `train` offers (over the run's `steps`). */
+export const TRAIN_SCHEDULES: readonly string[] = ["constant", "linear", "cosine"];
+
+/**
+ * The outer optimiser `cfg` names: Adam or SGD at `lr`, held constant or decayed to 0 over the
+ * run (linearly, or along a cosine) — the schedule reads the optimiser's step count, which the
+ * checkpoint keeps, so a resumed run continues it.
+ */
+function outerOptimizer(cfg: TrainConfig): mg.optim.GradientTransformation<any> {
+  const schedule = cfg.schedule ?? (cfg.algorithm === "reptile" ? "linear" : "constant");
+  const rate = schedule === "linear"
+    ? mg.optim.schedules.linearDecay(cfg.lr, cfg.steps)
+    : schedule === "cosine"
+    ? mg.optim.schedules.cosineDecay(cfg.lr, cfg.steps)
+    : cfg.lr;
+  const optimizer = cfg.optimizer ?? (cfg.algorithm === "reptile" ? "sgd" : "adam");
+  return optimizer === "sgd" ? mg.optim.sgd(rate) : mg.optim.adam(rate);
 }
 
 /** The tasks each algorithm trains on (the first is the default). */
@@ -301,18 +328,20 @@ function mamlVariant(cfg: TrainConfig, model: mg.nn.Module, loss: "mse" | "cross
       loss,
       innerLr: cfg.innerLr,
       innerSteps: cfg.innerSteps,
-      metaOptimizer: mg.optim.sgd(mg.optim.schedules.linearDecay(cfg.lr, cfg.steps)),
+      metaOptimizer: outerOptimizer(cfg),
     });
   }
-  const make = { maml, metasgd: metaSgd, anil }[cfg.algorithm as "maml" | "metasgd" | "anil"];
-  return make({
+  const common = {
     model,
     loss,
     innerLr: cfg.innerLr,
     innerSteps: cfg.innerSteps,
     firstOrder: cfg.firstOrder,
-    metaOptimizer: mg.optim.adam(cfg.lr),
-  });
+    metaOptimizer: outerOptimizer(cfg),
+  };
+  if (cfg.algorithm === "metasgd") return metaSgd(common);
+  const learnedLr = cfg.learnedLr ?? "none";
+  return cfg.algorithm === "anil" ? anil({ ...common, learnedLr }) : maml({ ...common, learnedLr });
 }
 
 /** Step i's batch, drawn from the run's task key folded with i (so a resumed run draws the same). */
@@ -441,7 +470,7 @@ async function omniglotJob(cfg: TrainConfig): Promise<TrainJob> {
   if (metric) {
     const embedding = mg.nn.conv4({ inChannels: 1, imageSize });
     const make = cfg.algorithm === "protonet" ? protoNet : matchingNet;
-    const learner = make({ embedding, ways: trainWays, optimizer: mg.optim.adam(cfg.lr) });
+    const learner = make({ embedding, ways: trainWays, optimizer: outerOptimizer(cfg) });
     const tester = make({ embedding, ways: cfg.ways });
     init = learner.init(mg.random.key(cfg.seed));
     step = metaStepOf(learner.metaStep, sample, cfg);

@@ -261,6 +261,45 @@ Deno.test("train on omniglot: protonet, matching and first-order MAML runs, resu
   }
 });
 
+Deno.test("train: learned rates, an outer optimiser and its schedule are kept in config and resume bit for bit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = ["maml", "--learned-lr", "perLayer", "--optimizer", "sgd", "--schedule", "cosine"]
+      .concat(["--lr", "0.01", "--meta-batch", "4", "--eval-tasks", "4", "--log-every", "2"])
+      .concat(["--checkpoint-every", "2", "--eval-every", "30"]);
+    const whole = await run([...args, "--steps", "30", "--out", `${dir}/w`]);
+    assert.equal(whole.code, 0, whole.stderr);
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/w/config.json`));
+    assert.deepEqual(
+      [config.learnedLr, config.optimizer, config.schedule, config.lr],
+      ["perLayer", "sgd", "cosine", 0.01],
+    );
+    // the same run stopped by Ctrl-C (its schedule spans all 30 steps), then continued
+    const child = cli([...args, "--steps", "30", "--out", `${dir}/c`]);
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("step 4/")) seen += (await reader.read()).value ?? "";
+    child.kill("SIGINT");
+    for (;;) if ((await reader.read()).done) break;
+    assert.equal((await child.status).code, 130);
+    await child.stderr.cancel();
+    const stopped = (await checkpointBits(`${dir}/c`)).step;
+    assert.ok(stopped >= 4 && stopped < 30, `stopped at ${stopped}`);
+    const resumed = await run(["--resume", `${dir}/c`]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const reference = (await checkpointBits(`${dir}/w`)).bits;
+    assertSameBits((await checkpointBits(`${dir}/c`)).bits, reference, "stopped and resumed");
+    const wrong = await run(["ppo", "--schedule", "cosine", "--out", `${dir}/x`]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /--schedule is for the meta- and metric learners/);
+    const sgdRates = await run(["metasgd", "--learned-lr", "perLayer", "--out", `${dir}/y`]);
+    assert.equal(sgdRates.code, 2);
+    assert.match(sgdRates.stderr, /--learned-lr is for maml and anil/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("runSteps refuses counts that would never log or save, and a step that is not a function", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -20,16 +20,15 @@ export { keep, memory, resetPeakMemory, tidy } from "./core/memory.ts";
 export type { Disposable, MemoryInfo } from "./core/memory.ts";
 export {
   adapterInfo,
-  eagerFusion,
   getBackend,
   init,
   profile,
   runtimeStats,
   setBackend,
-  setEagerFusion,
   sync,
   trimPool,
 } from "./core/backend/api.ts";
+export { eagerFusion, setEagerFusion } from "./core/fusion/eager.ts";
 export type {
   AdapterInfo,
   BackendName,

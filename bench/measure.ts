@@ -111,7 +111,7 @@ export async function tinyOpChain(
         return y;
       });
     const rounds = 20;
-    // steady state: a group is compiled fused once it has recurred enough (deferred.ts)
+    // steady state: a group is compiled fused once it has recurred enough (core/fusion/eager.ts)
     for (let i = 0; i < 8; i++) await computeAndFree(() => Array.from({ length: rounds }, chain));
     const d0 = mg.runtimeStats().dispatches;
     await computeAndFree(chain);

@@ -10,7 +10,8 @@ import { RefStorage } from "./backend/reference/storage.ts";
 import { defaultBackend } from "./backend/select.ts";
 import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
-import { deferElementwise, shouldDefer } from "./backend/webgpu/deferred.ts";
+import type { KernelMemo } from "./backend/webgpu/kernel_memo.ts";
+import { deferElementwise, shouldDefer } from "./fusion/eager.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { ambientTrace, topTrace, withoutAmbientTrace } from "./tracer.ts";
@@ -33,14 +34,7 @@ export interface GpuOperand extends Aval {
  */
 export type ParamSlot = (bits: number) => number;
 
-/**
- * A slot that a caller running the same call again (a jit step) passes to `webgpu`: the
- * primitive may keep there what it derives from shapes and params, and skip deriving it next
- * time. Only the storages may differ between calls that share a memo.
- */
-export interface KernelMemo {
-  prepared?: unknown;
-}
+export type { KernelMemo } from "./backend/webgpu/kernel_memo.ts";
 
 export interface Primitive<P = Record<string, never>> {
   readonly name: string;
@@ -204,7 +198,9 @@ export function bind<P>(
     }
     return new Tensor(out.shape, out.dtype, new RefStorage(result));
   }
-  if (!memo && shouldDefer(prim, inputs, out)) return deferElementwise(prim, inputs, params, out);
+  if (!memo && shouldDefer(prim, inputs, out)) {
+    return new Tensor(out.shape, out.dtype, deferElementwise(prim, inputs, params, out));
+  }
   const storages = inputs.map((t) => t.storage as GpuStorage);
   const outStorage = new GpuStorage(sizeOf(out.shape) * 4);
   try {

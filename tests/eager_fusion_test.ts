@@ -1,5 +1,5 @@
 /**
- * Eager fusion (core/backend/webgpu/deferred.ts): eager elementwise ops are deferred and run
+ * Eager fusion (core/fusion/eager.ts): eager elementwise ops are deferred and run
  * as one kernel per chain when their values are needed; results equal the unfused path and
  * the reference backend, freed temporaries are never computed, and a group is compiled only
  * once it recurs.
@@ -7,7 +7,7 @@
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { assertAllClose, assertMatchesReference, host } from "./helpers.ts";
-import { setFuseAfterSaved } from "../core/backend/webgpu/deferred.ts";
+import { setFuseAfterSaved } from "../core/fusion/eager.ts";
 import type { GpuStorage } from "../core/backend/webgpu/runtime.ts";
 
 // every group fused the first time it runs (by default only once it has recurred enough)

@@ -6,12 +6,8 @@ import assert from "node:assert/strict";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { GpuStorage } from "../core/backend/webgpu/runtime.ts";
-import {
-  batchSlices,
-  planReads,
-  setUniformInputs,
-  uniformInputsEnabled,
-} from "../core/backend/webgpu/input_reads.ts";
+import { batchSlices, planReads } from "../core/backend/webgpu/input_reads.ts";
+import { setUniformInputs, uniformInputsEnabled } from "../core/backend/webgpu/adapter_profile.ts";
 import { randomValues } from "./helpers.ts";
 
 await mg.init();
@@ -48,7 +44,7 @@ const onSoftware = mg.adapterInfo()?.isFallbackAdapter === true;
 Deno.test({
   name: "uniform windows are used on software adapters only",
   fn() {
-    assert.equal(uniformInputsEnabled(), onSoftware);
+    assert.equal(uniformInputsEnabled(mg.adapterInfo()), onSoftware);
     if (!onSoftware) console.log("  (not a software adapter: the uniform path stays off)");
   },
 });

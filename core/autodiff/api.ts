@@ -21,8 +21,8 @@ import { stopGradient as stopGradientPrim } from "../primitives/stop_gradient.ts
 import { GradTrace, type GradTracer, innermostGradTrace } from "./grad_trace.ts";
 
 /** A function transformations accept: pytrees of tensors (and other values) in and out. */
-// deno-lint-ignore no-explicit-any
-export type Fn = (...args: any[]) => any;
+export type { Fn } from "../fn.ts";
+import type { Fn } from "../fn.ts";
 
 /** Which positional arguments to differentiate with respect to. */
 export type Argnums = number | readonly number[];

@@ -5,8 +5,6 @@ import type { AdapterInfo } from "./webgpu/device.ts";
 import { runtime, type RuntimeStats } from "./webgpu/runtime.ts";
 import type { KernelTiming } from "./webgpu/profiler.ts";
 
-export { eagerFusion, setEagerFusion } from "./webgpu/deferred.ts";
-
 export type { AdapterInfo, BackendName, KernelTiming, RuntimeStats };
 
 /**

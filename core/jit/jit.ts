@@ -7,7 +7,7 @@ import { keep } from "../memory.ts";
 import { noteDonation, Tensor } from "../tensor.ts";
 import { Tracer } from "../tracer.ts";
 import { flatten, type TreeDef, unflatten } from "../tree.ts";
-import type { Fn } from "../autodiff/api.ts";
+import type { Fn } from "../fn.ts";
 import { defaultBackend } from "../backend/select.ts";
 import type { DType } from "../dtype.ts";
 import { full } from "../ops/creation.ts";

@@ -11,7 +11,7 @@ import { newLevel, type Trace, Tracer } from "../tracer.ts";
 import type { MultiPrimitive, Primitive } from "../primitive.ts";
 import { flatten, unflatten } from "../tree.ts";
 import { broadcastTo, expandDims, moveAxis } from "../ops/shape.ts";
-import type { Fn } from "../autodiff/api.ts";
+import type { Fn } from "../fn.ts";
 
 export class BatchTracer extends Tracer {
   constructor(readonly trace: BatchTrace, readonly value: Tensor) {

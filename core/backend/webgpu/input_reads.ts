@@ -1,5 +1,6 @@
 /**
- * Which kernel inputs are read through uniform windows instead of storage bindings.
+ * Which kernel inputs are read through uniform windows instead of storage bindings (whether
+ * at all, and the window sizes: `adapter_profile.ts`).
  *
  * On llvmpipe a storage-buffer load runs a per-lane loop with a bounds check: ~3.5 ns per
  * element and SIMD lane on 2 cores, whatever the access pattern (uniform, consecutive or
@@ -11,54 +12,8 @@
  * stays a storage binding.
  */
 import { type Binding, type GpuStorage, type KernelSource, runtime } from "./runtime.ts";
+import { uniformBucket, uniformInputsEnabled } from "./adapter_profile.ts";
 import { type InputRead, STORAGE_READ, UNIFORM_WINDOW_BYTES } from "./wgsl.ts";
-
-/** Inputs of up to this many full windows are read through uniform bindings. */
-export const MAX_UNIFORM_WINDOWS = 4;
-
-/** Smaller window sizes (bytes) for small inputs, smallest first. */
-const SMALL_WINDOWS = [256, 4096];
-
-let override: boolean | null = null;
-
-/**
- * Force uniform-window reads on or off (tests and benchmarks compare the two paths); null
- * restores the default. Buffers made while it was off are never bound as uniform windows.
- */
-export function setUniformInputs(on: boolean | null): void {
-  override = on;
-}
-
-/**
- * Whether this device reads small inputs through uniform windows: by default on software
- * adapters only, and only when the uniform limits allow full windows.
- * `METAGRAD_UNIFORM_INPUTS=0` in the environment turns it off.
- */
-export function uniformInputsEnabled(): boolean {
-  const info = runtime.info;
-  if (!info) return false;
-  const fits = info.limits.maxUniformBufferBindingSize >= UNIFORM_WINDOW_BYTES &&
-    info.limits.maxUniformBuffersPerShaderStage >= 2;
-  return fits && (override ?? (info.isFallbackAdapter && !disabledByEnv));
-}
-
-const disabledByEnv = (() => {
-  try {
-    return Deno.env.get("METAGRAD_UNIFORM_INPUTS") === "0";
-  } catch {
-    return false; // no --allow-env: keep the default
-  }
-})();
-
-/**
- * The byte size a buffer of `bytes` is given so that it can be bound as uniform windows:
- * a window tier for small sizes, whole windows up to the maximum; null when it is too big.
- */
-export function uniformBucket(bytes: number): number | null {
-  for (const w of SMALL_WINDOWS) if (bytes <= w) return w;
-  const windows = Math.ceil(bytes / UNIFORM_WINDOW_BYTES);
-  return windows <= MAX_UNIFORM_WINDOWS ? windows * UNIFORM_WINDOW_BYTES : null;
-}
 
 function uniformRead(bytes: number): InputRead | null {
   const size = uniformBucket(bytes);
@@ -94,7 +49,7 @@ function windowSpan(read: InputRead & { kind: "uniform" | "slices" }): number {
  */
 export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
   const reads: InputRead[] = inputs.map(() => STORAGE_READ);
-  if (!uniformInputsEnabled()) return reads;
+  if (!uniformInputsEnabled(runtime.info)) return reads;
   let budget = runtime.info!.limits.maxUniformBuffersPerShaderStage - 1;
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[a].bytes - inputs[b].bytes);
   for (const i of order) {

@@ -16,10 +16,10 @@ import { countAlloc, countFree, type Storage } from "../storage.ts";
 import { acquireDevice, type AdapterInfo } from "./device.ts";
 import { DispatchProfiler, type KernelTiming } from "./profiler.ts";
 import { bindings, pruneFunctions } from "./wgsl.ts";
-import { uniformBucket, uniformInputsEnabled } from "./input_reads.ts";
+import { uniformBucket, uniformInputsEnabled } from "./adapter_profile.ts";
 
 /**
- * Work recorded for a storage instead of encoded (a deferred elementwise op, `deferred.ts`):
+ * Work recorded for a storage instead of encoded (a deferred elementwise op, `core/fusion/eager.ts`):
  * the runtime runs it before the storage is bound, read or copied, and at the next
  * `flush`; a storage freed first drops it.
  */
@@ -359,7 +359,7 @@ class Runtime {
 
   static bucket(bytes: number): number {
     // buffers that may be read as uniform windows are sized to whole windows
-    const windowed = uniformInputsEnabled() ? uniformBucket(bytes) : null;
+    const windowed = uniformInputsEnabled(runtime.info) ? uniformBucket(bytes) : null;
     if (windowed !== null) return windowed;
     // 4 buckets per octave above 4 KiB keep rounding waste under 19%.
     const b = Math.max(bytes, 16);
@@ -379,7 +379,7 @@ class Runtime {
     storage.generation = this.#generation;
     const size = Runtime.bucket(storage.bytes);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
-      (uniformInputsEnabled() ? GPUBufferUsage.UNIFORM : 0);
+      (uniformInputsEnabled(this.info) ? GPUBufferUsage.UNIFORM : 0);
     const key = poolKey(size, usage);
     const limit = this.info!.limits.maxBufferSize;
     if (size > limit) {

@@ -11,7 +11,7 @@ import type { DType } from "../../../dtype.ts";
 import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
 import { inputBindings, type KeptLaunch, planReads, relaunch } from "../input_reads.ts";
-import type { KernelMemo } from "../../../primitive.ts";
+import type { KernelMemo } from "../kernel_memo.ts";
 import {
   bindings,
   entry,

@@ -35,27 +35,16 @@ import {
   WGSL_HELPERS,
 } from "../wgsl.ts";
 import { broadcastStrides, collapseDims } from "../../../shape.ts";
-import type { KernelMemo } from "../../../primitive.ts";
+import type { KernelMemo } from "../kernel_memo.ts";
+import {
+  adapterClass,
+  chooseMatmulTiling,
+  fittedTiling,
+  type MatmulTiling,
+  TILINGS,
+} from "../adapter_profile.ts";
 
-export interface MatmulTiling {
-  kind: "registers" | "shared";
-  /** Threads per workgroup along n (x) and m (y). */
-  wx: number;
-  wy: number;
-  /** Outputs per thread along m and n. */
-  tm: number;
-  tn: number;
-  /** K step of the shared tiles. */
-  bk: number;
-}
-
-export const TILINGS: Record<string, MatmulTiling> = {
-  llvmpipeLarge: { kind: "registers", wx: 8, wy: 4, tm: 16, tn: 32, bk: 0 },
-  llvmpipe: { kind: "registers", wx: 8, wy: 8, tm: 16, tn: 16, bk: 0 },
-  llvmpipeNarrow: { kind: "registers", wx: 8, wy: 4, tm: 16, tn: 8, bk: 0 },
-  llvmpipeSmall: { kind: "registers", wx: 8, wy: 8, tm: 4, tn: 4, bk: 0 },
-  gpu: { kind: "shared", wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
-};
+export { fittedTiling, type MatmulTiling, TILINGS };
 
 let override: MatmulTiling | null = null;
 
@@ -65,14 +54,8 @@ export function setMatmulTiling(t: MatmulTiling | null): void {
 }
 
 /**
- * Per adapter and size. Software adapters use register blocks: 16×32 with vec4 loads for
- * big products whose K and N allow vec4 (compiles in ~5 s once, then Mesa's disk cache has
- * it) — a big output, or a deep K filling at least one 64×256 workgroup tile (a conv weight
- * gradient: [64, 24500]·[24500, 576] runs at 2.4 GFLOP/s so, 1.4 with fitted tiles) — and
- * for batches of medium products that fill those tiles, with or without transposes and vec4
- * (per-task convolutions under vmap: 8×[64×576]·[576×980] 4.1 GFLOP/s against 1.2 with fitted
- * tiles, 8×[64×576]·[576×245ᵀ] 3.5 against 1.1); 16×16 for medium outputs (16×8 at most 64
- * columns wide, 4×4 over a shallow K), fitted small blocks for small ones (MAML-sized layers).
+ * The tiling of a [batch ×] m×k · k×n product on this adapter: the forced one, else the
+ * adapter profile's choice among the tilings that fit (`adapter_profile.ts`).
  */
 export function chooseTiling(
   m: number,
@@ -82,21 +65,7 @@ export function chooseTiling(
   batch = 1,
 ): MatmulTiling {
   if (override) return override;
-  const info = runtime.info!;
-  if (!info.isFallbackAdapter) return tilingFits(TILINGS.gpu) ? TILINGS.gpu : TILINGS.llvmpipeSmall;
-  // the 16×32 block only where the adapter computes that many accumulators correctly
-  const large = tilingFits(TILINGS.llvmpipeLarge) ? TILINGS.llvmpipeLarge : TILINGS.llvmpipe;
-  const deep = m >= 64 && n >= 256 && m * n * k >= 64 * 256 * 4096;
-  if (vec4 && (m * n >= 512 * 512 || deep)) return large;
-  if (batch > 1 && fillsLargeTiles(m, n, batch * m * n * k)) return large;
-  if (m * n < 256 * 256) return fittedTiling(m, n, batch);
-  // a shallow product (a layer over 4 inputs) has too few terms per result to fill 16×16
-  // blocks: 4×4 ones spread it over more invocations ([1024×4]·[4×64]: 0.44 against 0.71 ms)
-  if (k > 0 && k <= 16) return TILINGS.llvmpipeSmall;
-  // at most 64 columns: 16×8 blocks in 8×4 workgroups (64 columns wide) leave no column of a
-  // workgroup idle, where 16×16 blocks in 8×8 (128 wide) leave half ([1024×64]·[64×64]: 1.25
-  // against 1.62 ms; [4096×32]·[32×64]: 2.9 against 3.6; wider products are slower so)
-  return n <= 64 ? TILINGS.llvmpipeNarrow : TILINGS.llvmpipe;
+  return chooseMatmulTiling(adapterClass(runtime.info!), tilingFits, m, n, vec4, k, batch);
 }
 
 /**
@@ -127,52 +96,6 @@ export function tilingMisfit(t: MatmulTiling): string | null {
 export function tilingFits(t: MatmulTiling): boolean {
   return tilingMisfit(t) === null;
 }
-
-/**
- * Whether 64×256 workgroup tiles are at least 70% used by an m×n output and the product is
- * big enough (≥ 2²⁴ multiply-adds) to pay for them.
- */
-function fillsLargeTiles(m: number, n: number, work: number): boolean {
-  const t = TILINGS.llvmpipeLarge;
-  const rows = t.wy * t.tm, cols = t.wx * t.tn;
-  const used = (m / (Math.ceil(m / rows) * rows)) * (n / (Math.ceil(n / cols) * cols));
-  return used >= 0.7 && work >= 1 << 24;
-}
-
-/**
- * Small products (MAML-sized layers) on llvmpipe: a register block and workgroup shaped to
- * the matrix so almost no thread computes clamped duplicates — at these sizes the wasted
- * loads of a fixed 32×32 tile cost more than the work. Measured for [25,10,40]@[25,40,40]:
- * fixed 8×8 threads × 4×4 outputs 5.7 ms; fitted 5×2 threads × 5×8 outputs 1.1 ms. Rows of
- * up to 64 columns take 4 per thread: as fast as 8 there (5×4 and 5×8 blocks: 400 and 404 µs
- * of GPU-thread time per product above) and about a third of the compile time, which is most
- * of a jitted MAML step's first call (2.72 → 2.33 s cold, alternating runs). Wider rows keep
- * 8 (the 256-wide MAML variant ran ~7% slower with 4).
- *
- * llvmpipe hands whole workgroups to its threads, so a product of one workgroup runs on one
- * core: rows are spread over smaller workgroups until there are `MIN_WORKGROUPS` (a MAML
- * meta-gradient [40×250ᵀ]·[250×40] with a second product: one 10×5-thread workgroup 435 µs,
- * five of 10×1 threads 325 µs). Columns are not split: a workgroup narrower than 8 lanes
- * leaves the rest of llvmpipe's 8-lane batch idle.
- */
-export function fittedTiling(m: number, n: number, batch = 1): MatmulTiling {
-  const tn = n % 8 === 0 && n > 64 ? 8 : n >= 4 ? 4 : n;
-  // the row block: least padding first, then the larger block (more reuse per load)
-  const candidates = [8, 6, 5, 4, 3, 2, 1].filter((t) => t * tn <= 64);
-  let tm = 1, best = Infinity;
-  for (const t of candidates) {
-    const waste = Math.ceil(m / t) * t - m;
-    if (waste < best) [tm, best] = [t, waste];
-  }
-  const wx = Math.min(16, Math.ceil(n / tn));
-  let wy = Math.max(1, Math.min(Math.floor(256 / wx), 16, Math.ceil(m / tm)));
-  const workgroups = (y: number) => Math.ceil(n / (wx * tn)) * Math.ceil(m / (y * tm)) * batch;
-  while (wy > 1 && workgroups(wy) < MIN_WORKGROUPS) wy--;
-  return { kind: "registers", wx, wy, tm, tn, bk: 0 };
-}
-
-/** Workgroups a fitted tiling aims for, so both of a 2-core box's llvmpipe threads work. */
-const MIN_WORKGROUPS = 4;
 
 export interface MatmulArgs {
   a: GpuStorage;

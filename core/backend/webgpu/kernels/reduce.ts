@@ -9,7 +9,7 @@
 import type { DType } from "../../../dtype.ts";
 import { GpuStorage, type KernelSource, runtime } from "../runtime.ts";
 import { inputBindings, type KeptLaunch, planReads, relaunch } from "../input_reads.ts";
-import type { KernelMemo } from "../../../primitive.ts";
+import type { KernelMemo } from "../kernel_memo.ts";
 import { broadcastStrides, collapseDims } from "../../../shape.ts";
 import { runElementwise } from "./elementwise.ts";
 import {

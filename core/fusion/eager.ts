@@ -15,11 +15,12 @@
  * and scalar constants travel in the parameter block, so the kernels a loop makes repeat and
  * their pipelines are compiled once.
  */
-import type { Aval, Primitive } from "../../primitive.ts";
-import { broadcastStrides, shapesEqual, sizeOf } from "../../shape.ts";
-import { Tensor } from "../../tensor.ts";
-import { runElementwise, type StridedOperand } from "./kernels/elementwise.ts";
-import { GpuStorage, type PendingWork, runtime } from "./runtime.ts";
+import type { DType } from "../dtype.ts";
+import { broadcastStrides, shapesEqual, sizeOf } from "../shape.ts";
+import type { Storage } from "../backend/storage.ts";
+import { FusedCodeBuilder } from "./codegen.ts";
+import { runElementwise, type StridedOperand } from "../backend/webgpu/kernels/elementwise.ts";
+import { GpuStorage, type PendingWork, runtime } from "../backend/webgpu/runtime.ts";
 
 /**
  * Most ops one fused kernel computes. Bounds the source a long eager loop makes (a chain of
@@ -65,6 +66,33 @@ export function eagerFusion(): boolean {
   return enabled;
 }
 
+/** Shape and dtype (a primitive's `Aval`). */
+interface Aval {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** A value an op reads: its storage, and the shape and dtype it is read as (a tensor). */
+interface Operand extends Aval {
+  readonly storage: Storage;
+}
+
+/**
+ * What eager fusion needs of a primitive — its name, WGSL expression (`fusion`) and kernel —
+ * structurally, so that this layer imports nothing from the primitives above it.
+ */
+export interface FusibleOp {
+  readonly name: string;
+  fusion?(
+    inputs: readonly Aval[],
+    params: any,
+    args: readonly string[],
+    param?: (bits: number) => number,
+  ): string;
+  fusionHelpers?: string;
+  webgpu(inputs: readonly (Aval & { storage: GpuStorage })[], params: any, out: any): void;
+}
+
 /** An input of a deferred op: the storage and the shape and dtype the op reads it as. */
 interface DeferredInput extends Aval {
   storage: GpuStorage;
@@ -73,7 +101,7 @@ interface DeferredInput extends Aval {
 /** A deferred elementwise op: what its storage will hold once it runs. */
 class DeferredOp implements PendingWork {
   constructor(
-    readonly prim: Primitive<any>,
+    readonly prim: FusibleOp,
     readonly params: unknown,
     readonly inputs: readonly DeferredInput[],
     readonly out: Aval,
@@ -147,7 +175,7 @@ function maxLeaves(): number {
 }
 
 /** Whether `bind` should defer this op instead of dispatching it now. */
-export function shouldDefer(prim: Primitive<any>, inputs: readonly Tensor[], out: Aval): boolean {
+export function shouldDefer(prim: FusibleOp, inputs: readonly Operand[], out: Aval): boolean {
   // (on a lost device the op takes the usual path, which reports the loss)
   if (!enabled || !prim.fusion || !runtime.ready || runtime.isLost) return false;
   const n = sizeOf(out.shape);
@@ -156,13 +184,13 @@ export function shouldDefer(prim: Primitive<any>, inputs: readonly Tensor[], out
   return n > 0 && n * 4 <= maxBind && inputs.every((t) => t.storage.bytes <= maxBind);
 }
 
-/** Record `prim(inputs)` as a deferred op; its result is a tensor whose storage holds it. */
-export function deferElementwise<P>(
-  prim: Primitive<P>,
-  inputs: readonly Tensor[],
-  params: P,
+/** Record `prim(inputs)` as a deferred op; returns the storage of its result, which holds it. */
+export function deferElementwise(
+  prim: FusibleOp,
+  inputs: readonly Operand[],
+  params: unknown,
   out: Aval,
-): Tensor {
+): GpuStorage {
   const ins: DeferredInput[] = inputs.map((t) => ({
     storage: t.storage as GpuStorage,
     shape: t.shape,
@@ -181,7 +209,7 @@ export function deferElementwise<P>(
   }
   const storage = new GpuStorage(sizeOf(out.shape) * 4);
   runtime.defer(storage, new DeferredOp(prim, params, ins, out, storage, ops, leaves));
-  return new Tensor(out.shape, out.dtype, storage);
+  return storage;
 }
 
 function ancestry(ins: readonly DeferredInput[]): { ops: number; leaves: DeferredInput[] } {
@@ -224,29 +252,22 @@ function encodeGroup(root: DeferredOp): void {
   const runAlone = () =>
     root.prim.webgpu(root.inputs, root.params as never, { ...root.out, storage: root.self });
   if (order.length === 1) return runAlone();
-  const leaves: DeferredInput[] = [];
+  const code = new FusedCodeBuilder<DeferredInput>((a, b) =>
+    a.storage === b.storage && shapesEqual(a.shape, b.shape)
+  );
+  const leaves = code.leaves;
   const names = new Map<DeferredOp, string>();
   const extra: number[] = [];
   const helpers = new Set<string>();
-  const stmts: string[] = [];
-  const leafName = (i: DeferredInput) => {
-    let k = leaves.findIndex((l) => l.storage === i.storage && shapesEqual(l.shape, i.shape));
-    if (k < 0) k = leaves.push(i) - 1;
-    return `v${k}`;
-  };
   // constants go in the parameter block, so other values reuse the kernel
   const param = (bits: number) => extra.push(bits) - 1;
   for (const w of order) {
     const args = w.inputs.map((i) => {
       const u = inlined(i);
-      return u ? names.get(u)! : leafName(i);
+      return u ? names.get(u)! : code.leaf(i);
     });
-    const expr = w.prim.fusion!(w.inputs, w.params as never, args, param);
     if (w.prim.fusionHelpers) helpers.add(w.prim.fusionHelpers);
-    // e0, e1, …: `f16` and `f32` would shadow WGSL type names (a group of 33 ops broke)
-    const name = `e${names.size}`;
-    names.set(w, name);
-    stmts.push(`  let ${name} = ${expr};`);
+    names.set(w, code.bind(w.prim.fusion!(w.inputs, w.params as never, args, param)));
   }
   if (leaves.length > maxLeaves()) {
     // inlined values turned into stored ones since the group was sized: run the inputs first
@@ -254,7 +275,7 @@ function encodeGroup(root: DeferredOp): void {
     encodeGroup(root);
     return;
   }
-  const prelude = stmts.join("\n");
+  const prelude = code.prelude;
   if (!worthCompiling(`${prelude}|${leaves.map((l) => l.dtype + l.shape.length)}`, order.length)) {
     // op by op, in dependency order: each then reads the ones before it as stored values
     for (const w of order) if (w !== root) runtime.materialize(w.self);

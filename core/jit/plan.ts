@@ -1,0 +1,859 @@
+/**
+ * Planning a program's kernels on WebGPU: which equations fuse into one kernel (elementwise
+ * chains, reduction prologues and epilogues, matmul epilogues, windows read in place,
+ * positional values computed where read), which small kernels merge, and the order the
+ * resulting steps run in. `Compiled` (compile.ts) runs the plan.
+ */
+import { broadcastStrides, sizeOf, stridesOf } from "../shape.ts";
+import type { GpuStorage } from "../backend/webgpu/runtime.ts";
+import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
+import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
+import type { Tensor } from "../tensor.ts";
+import { FusedCodeBuilder } from "../fusion/codegen.ts";
+import { broadcastStore, indexIn, unitReshaped, type Window, windowStore } from "./kernel_index.ts";
+import {
+  type AnyEqn,
+  type Eqn,
+  eqnOutputs,
+  isMultiEqn,
+  type Program,
+  sameShape,
+  type Var,
+  varText,
+} from "./ir.ts";
+
+/** Generated kernel code of a fused group: `let` statements, then the value of its root. */
+export interface FusedCode {
+  leaves: Var[];
+  prelude: string;
+  expr: string;
+  label: string;
+}
+
+/**
+ * A leaf that a kernel computes as it reads it: the sum of `input` over `axes` (one contiguous
+ * run, f32), seen through the leaf's shape (the sum's, with axes of size 1 added or dropped).
+ */
+export interface SummedLeaf {
+  input: Var;
+  axes: number[];
+}
+
+/**
+ * Further values a fused kernel stores besides `out` (same shape), each with the name of its
+ * `let` in the prelude: the kernel computes several values that other kernels read.
+ */
+export interface StoredValues {
+  extraOuts?: { v: Var; name: string; at?: { guard: string; index: string } }[];
+}
+
+/**
+ * A leaf that a fused kernel reads where it lies in a stored value: a window of `input` with
+ * steps (a slice, maybe reshaped by axes of size 1), `offset` and `strides` (elements) over
+ * the leaf's shape.
+ */
+export interface SlicedLeaf {
+  input: Var;
+  offset: number;
+  strides: number[];
+}
+
+/** How a kernel reads a leaf other than as stored: summed as it loads, or as a window. */
+export type LeafRead = SummedLeaf | SlicedLeaf;
+export const isSummed = (r: LeafRead): r is SummedLeaf => "axes" in r;
+
+/** Per leaf of a fused or epilogue kernel, whether it is read as a `LeafRead`. */
+export interface LeafSums {
+  sums?: (LeafRead | undefined)[];
+}
+
+/**
+ * One executable step: a primitive; a fused elementwise kernel computing `out`; a reduction
+ * reading a fused expression; or a matmul storing through a fused epilogue.
+ */
+export type Step =
+  | { kind: "eqn"; eqn: AnyEqn }
+  | ({ kind: "fused"; out: Var } & FusedCode & LeafSums & StoredValues)
+  | FusedReduce
+  | ({ kind: "matmulEpilogue"; mm: Eqn; mm2?: Eqn; out: Var } & FusedCode & LeafSums)
+  | (
+    & { kind: "reduceEpilogue"; reduce: FusedReduce | PlainReduce; out: Var }
+    & FusedCode
+    & LeafSums
+  );
+
+/** A reduction reading a fused elementwise expression (its prologue). */
+export type FusedReduce = { kind: "fusedReduce"; eqn: Eqn } & FusedCode & LeafSums;
+/** A reduction reading its input as stored. */
+export type PlainReduce = { kind: "eqn"; eqn: Eqn };
+
+const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
+
+/** Kernels of at most this many operations are recomputed inside their readers. */
+const MAX_REMAT_OPS = 2;
+
+/**
+ * Sums over at most this many elements per result, read only by fused or epilogue kernels,
+ * are computed inside those readers (`SummedLeaf`) when the readers load at most
+ * `MAX_INLINE_SUM_LOADS` terms in all. On llvmpipe a dispatch costs ~80–100 µs before any
+ * work, and a term loaded inside a reader 5–8 ns (one lane at a time, often in a kernel of a
+ * single workgroup). The second-order MAML step has 7 sums of 10 or 25 terms; inlining all of
+ * them (up to 100,000 terms in one reader) made its readers 1 ms per step slower and the step
+ * no faster; the 4 whose readers load ≤ 2,500 terms go for ~10 µs of loads each.
+ */
+const MAX_INLINE_SUM = 32;
+const MAX_INLINE_SUM_LOADS = 1 << 13;
+
+/** Functions a plain fused kernel may call (positional members' too). */
+export const FUSED_HELPERS = ELEMENTWISE_HELPERS + "\n" + THREEFRY_WGSL;
+
+/** How many kernels back from a kernel `mergeKernels` looks for one to take in. */
+const MERGE_WINDOW = 32;
+/**
+ * Kernels of at most this many elements are merged. Above it a kernel's own work outweighs a
+ * dispatch, and merging would keep both kernels' inputs and outputs alive at once (a donated
+ * input could no longer make room for the other kernel's result).
+ */
+const MERGE_MAX_ELEMS = 1 << 14;
+
+/** How a kernel group was formed: its equations, root, iteration shape and label. */
+interface GroupPlan {
+  members: Set<Eqn>;
+  root: Eqn;
+  shape: Var;
+  label: (ops: string) => string;
+  /** A matmul epilogue's accumulator. */
+  acc?: Var;
+  /** Its second product's, when the kernel computes two. */
+  acc2?: Var;
+  /**
+   * Bindings of the kernel besides this group's leaves (a matmul's two operands; a reduction's
+   * input or prologue leaves under its epilogue, and the other way round), as they are now.
+   */
+  extraLeaves: () => number;
+}
+
+/**
+ * Plan fusion. Walking from the last equation back, each elementwise equation not yet placed
+ * roots a group; a producer joins the group when it is elementwise, its result broadcasts
+ * into the root's shape, and every consumer of it is already in the group (so it need not
+ * exist outside). Constants (full) are literals copied into any group. A reduction over one
+ * contiguous run of axes takes the group of its input as a prologue. Each group becomes one
+ * kernel whose values are bound with `let`, so shared subexpressions are computed once.
+ */
+export function planSteps(
+  p: Program,
+  fuse: boolean,
+  maxLeaves: number,
+  maxEpilogueElems: number,
+): Step[] {
+  if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
+  const producer = new Map<number, AnyEqn>();
+  for (const e of p.eqns) for (const v of eqnOutputs(e)) producer.set(v.id, e);
+  const consumers = new Map<number, Set<AnyEqn | null>>(); // null: a program output
+  const addUse = (v: Var, e: AnyEqn | null) => {
+    let set = consumers.get(v.id);
+    if (!set) consumers.set(v.id, set = new Set());
+    set.add(e);
+  };
+  for (const e of p.eqns) for (const v of e.inputs) addUse(v, e);
+  for (const v of p.outputs) addUse(v, null);
+  const broadcastsInto = (a: Var, b: Var) =>
+    a.shape.length <= b.shape.length &&
+    a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
+  const elementwise = (e: AnyEqn | undefined): e is Eqn =>
+    !!e && !isMultiEqn(e) && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
+  /** Computed per element from its position (`Primitive.positional`): plain fused kernels only. */
+  const positional = (e: AnyEqn | undefined): e is Eqn =>
+    !!e && !isMultiEqn(e) && !!e.prim.positional && sizeOf(e.out.shape) > 0 &&
+    (e.prim.positional.applies?.(e.inputs, e.params) ?? true);
+  const prologueAxesOk = (e: Eqn) => {
+    if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return false;
+    const axes = e.params.axes as number[];
+    return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
+  };
+
+  const placed = new Set<AnyEqn>(); // equations computed inside some kernel group
+  const groupAt = new Map<AnyEqn, Step>(); // where each group's kernel runs
+  /** How each group was formed, so `rematerialize` can re-emit it with more members. */
+  const groups = new Map<AnyEqn, GroupPlan>();
+  /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
+  const grow = (root: Eqn, owner: Eqn | null, shape: Var, withPositional = false) => {
+    const members = new Set<Eqn>([root]);
+    if (owner) members.add(owner);
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const m of [...members]) {
+        if (m === owner) continue;
+        for (const v of m.inputs) {
+          const prod = producer.get(v.id);
+          const byPosition = withPositional && positional(prod);
+          if (!(elementwise(prod) || byPosition) || members.has(prod) || placed.has(prod)) continue;
+          const isConst = isConstant(prod);
+          const allInside = [...consumers.get(v.id)!].every((c) =>
+            c !== null && members.has(c as Eqn)
+          );
+          if ((isConst || allInside) && broadcastsInto(prod.out, shape)) {
+            members.add(prod);
+            changed = true;
+          }
+        }
+      }
+    }
+    if (owner) members.delete(owner);
+    return members;
+  };
+  /** Code of a group; `stored` are further members whose values the kernel also stores. */
+  const emit = (
+    members: Set<Eqn>,
+    root: Eqn,
+    acc?: Var,
+    acc2?: Var,
+    stored: readonly Var[] = [],
+  ): FusedCode & StoredValues => {
+    const builder = new FusedCodeBuilder<Var>((a, b) => a.id === b.id);
+    const names = new Map<number, string>();
+    const leaf = (v: Var) => {
+      if (acc && v.id === acc.id) return "acc"; // the matmul's accumulator, in an epilogue
+      if (acc2 && v.id === acc2.id) return "acc2"; // a second product's
+      return builder.leaf(v);
+    };
+    for (const e of p.eqns) { // program order is a topological order
+      if (isMultiEqn(e) || !members.has(e)) continue;
+      const args = e.inputs.map((v) => {
+        const prod = producer.get(v.id);
+        return prod && members.has(prod as Eqn) ? names.get(v.id)! : leaf(v);
+      });
+      const value = e.prim.fusion
+        ? e.prim.fusion(e.inputs, e.params, args)
+        : e.prim.positional!.expr(
+          e.inputs,
+          e.params,
+          args,
+          e.out,
+          indexIn(e.out.shape, root.out.shape),
+        );
+      names.set(e.out.id, builder.bind(value));
+    }
+    const label = p.eqns.filter((e) => members.has(e as Eqn) && !isConstant(e)).map((e) =>
+      e.prim.name
+    ).join(",");
+    const code = {
+      leaves: builder.leaves,
+      prelude: builder.prelude,
+      expr: names.get(root.out.id)!,
+      label,
+    };
+    if (stored.length === 0) return code;
+    return { ...code, extraOuts: stored.map((v) => ({ v, name: names.get(v.id)! })) };
+  };
+
+  /**
+   * A small kernel with at most one input whose result only other kernels read (a ReLU's
+   * mask, read by the forward `where` and again by the backward one; a constant such as a
+   * broadcast 1/n) is recomputed inside each of them instead of being stored: one dispatch
+   * less, and each reader loads the input instead of the result. On llvmpipe every dispatch
+   * costs ~55 µs before any work.
+   */
+  const rematerialize = () => {
+    // member → keys of every group it is computed in: a kernel already recomputed in several
+    // readers is a member of each, and each of them reads what it reads
+    const groupsOf = new Map<Eqn, AnyEqn[]>();
+    for (const [key, g] of groups) {
+      for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
+    }
+    for (const [key, g] of [...groups]) {
+      const step = groupAt.get(key)!;
+      if (step.kind !== "fused" || step.leaves.length > 1) continue;
+      if ([...g.members].filter((m) => !isConstant(m)).length > MAX_REMAT_OPS) continue;
+      if ([...g.members].some((m) => positional(m))) continue; // its readers' index differs
+      const readers = [...consumers.get(g.root.out.id) ?? []];
+      const hosts = new Set<AnyEqn>();
+      if (
+        !readers.every((c) => {
+          const keys = c ? groupsOf.get(c as Eqn) ?? [] : [];
+          if (keys.length === 0) return false;
+          for (const host of keys) {
+            if (host === key || !broadcastsInto(g.root.out, groups.get(host)!.shape)) return false;
+            hosts.add(host);
+          }
+          return true;
+        })
+      ) continue;
+      const emitted = new Map<AnyEqn, ReturnType<typeof emit>>();
+      for (const h of hosts) {
+        const hg = groups.get(h)!;
+        const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc, hg.acc2);
+        if (out.leaves.length + hg.extraLeaves() > maxLeaves) break;
+        emitted.set(h, out);
+      }
+      if (emitted.size !== hosts.size) continue;
+      for (const m of g.members) groupsOf.set(m, [...emitted.keys()]);
+      for (const [h, out] of emitted) {
+        const hg = groups.get(h)!;
+        for (const m of g.members) hg.members.add(m);
+        Object.assign(groupAt.get(h)!, {
+          leaves: out.leaves,
+          prelude: out.prelude,
+          expr: out.expr,
+          label: hg.label(out.label),
+        });
+      }
+      groupAt.delete(key);
+      groups.delete(key);
+      placed.add(g.root);
+    }
+  };
+
+  /** Equations not computed inside any kernel group (nor roots of one). */
+  const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
+  type LeafHost = Extract<
+    Step,
+    { kind: "fused" | "matmulEpilogue" | "fusedReduce" | "reduceEpilogue" }
+  >;
+  /**
+   * The kernels reading `e`'s result as a leaf — directly or through reshapes that only add or
+   * drop axes of size 1 (`views`) — when every reader is a kernel of the kinds `hosts` allows
+   * (and it reads the leaf as stored); null when some reader is anything else.
+   */
+  const leafReaders = (e: Eqn, hosts: readonly Step["kind"][]) => {
+    // a kernel recomputed in several readers is a member of each
+    const groupsOf = new Map<Eqn, AnyEqn[]>();
+    for (const [key, g] of groups) {
+      for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
+    }
+    const views: Var[] = [e.out];
+    const viewEqns: Eqn[] = [];
+    const readers: { step: LeafHost; v: Var }[] = [];
+    for (let i = 0; i < views.length; i++) {
+      const v = views[i];
+      for (const c of consumers.get(v.id) ?? []) {
+        if (c === null || isMultiEqn(c)) return null;
+        if (c.prim.name === "reshape" && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
+          views.push(c.out);
+          viewEqns.push(c);
+          continue;
+        }
+        const keys = groupsOf.get(c) ?? [];
+        if (keys.length === 0) return null;
+        for (const key of keys) {
+          const step = groupAt.get(key);
+          const at = step && "leaves" in step ? step.leaves.findIndex((l) => l.id === v.id) : -1;
+          if (!step || !hosts.includes(step.kind) || at < 0 || (step as LeafHost).sums?.[at]) {
+            return null;
+          }
+          if (!readers.some((r) => r.step === step && r.v === v)) {
+            readers.push({ step: step as LeafHost, v });
+          }
+        }
+      }
+    }
+    return readers.length === 0 ? null : { readers, viewEqns };
+  };
+  /** `e`'s readers read it as `read` says (through `leafReaders`); `e` is computed by none. */
+  const readInside = (
+    e: Eqn,
+    found: NonNullable<ReturnType<typeof leafReaders>>,
+    read: (v: Var) => LeafRead,
+  ) => {
+    for (const { step, v } of found.readers) {
+      (step.sums ??= [])[step.leaves.findIndex((l) => l.id === v.id)] = read(v);
+    }
+    placed.add(e);
+    for (const view of found.viewEqns) placed.add(view);
+  };
+
+  /**
+   * A plain sum of few terms per result (`MAX_INLINE_SUM`) whose every reader is a fused or
+   * epilogue kernel reading it as a leaf (`leafReaders`): those kernels read its input and sum
+   * as they load, and the sum's own dispatch goes.
+   */
+  const inlineSums = () => {
+    for (const e of p.eqns) {
+      if (!free(e) || isMultiEqn(e) || !isFoldingReduce(e) || e.params.op !== "sum") continue;
+      const input = e.inputs[0];
+      const axes = e.params.axes as number[];
+      const extent = axes.reduce((n, a) => n * input.shape[a], 1);
+      if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
+      const found = leafReaders(e, ["fused", "matmulEpilogue"]);
+      if (!found) continue;
+      const loads = found.readers.reduce(
+        (n, r) => n + sizeOf(stepOutputs(r.step)[0].shape) * extent,
+        0,
+      );
+      if (loads > MAX_INLINE_SUM_LOADS) continue;
+      readInside(e, found, () => ({ input, axes }));
+    }
+  };
+
+  /**
+   * A slice or transpose whose every reader is a fused kernel reading it as a leaf
+   * (`leafReaders`): those kernels read the window where it lies, through strides and an
+   * offset, and the view's copy goes (a state split into its components, a key split into its
+   * parts, a transposed operand). Views before it (a slice of a transpose, through reshapes by
+   * axes of size 1) fold into the same window; one no step reads any more is dropped.
+   */
+  const inlineViews = () => {
+    const isView = (e: AnyEqn | undefined): e is Eqn =>
+      !!e && free(e) && !isMultiEqn(e) &&
+      (e.prim.name === "slice" || e.prim.name === "transpose" ||
+        (e.prim.name === "reshape" && sameNonUnitDims(e.inputs[0].shape, e.out.shape)));
+    /** The window `v` is of a stored value, through the views computing it. */
+    // (a view before it read elsewhere too stays a step while those readers need it)
+    const windowOf = (v: Var): Window => {
+      const e = producer.get(v.id);
+      if (isView(e)) return viewWindow(e, windowOf(e.inputs[0]));
+      return { input: v, offset: 0, strides: stridesOf(v.shape), shape: v.shape };
+    };
+    const viewWindow = (e: Eqn, w: Window): Window => {
+      if (e.prim.name === "transpose") {
+        const perm = e.params.perm as number[];
+        return { ...w, strides: perm.map((a) => w.strides[a]), shape: e.out.shape };
+      }
+      if (e.prim.name === "reshape") return { ...w, ...unitReshaped(w, e.out.shape) };
+      const { start, step } = e.params as { start: number[]; step: number[] };
+      return {
+        input: w.input,
+        offset: w.offset + start.reduce((o, st, i) => o + st * w.strides[i], 0),
+        strides: w.strides.map((st, i) => st * step[i]),
+        shape: e.out.shape,
+      };
+    };
+    for (const e of p.eqns) {
+      if (!isView(e) || e.prim.name === "reshape" || sizeOf(e.out.shape) === 0) continue;
+      // (reductions read windows but not sums: their kernels take offsets, not sum loops)
+      const found = leafReaders(e, ["fused", "matmulEpilogue", "fusedReduce", "reduceEpilogue"]);
+      if (!found) continue;
+      const w = viewWindow(e, windowOf(e.inputs[0]));
+      readInside(e, found, (v) => {
+        const { strides } = unitReshaped(w, v.shape);
+        return { input: w.input, offset: w.offset, strides };
+      });
+    }
+  };
+
+  /** A reduction reading its single-use elementwise producer's group as a prologue. */
+  const withPrologue = (e: Eqn): FusedReduce | null => {
+    if (!prologueAxesOk(e)) return null;
+    const src = producer.get(e.inputs[0].id);
+    if (
+      !elementwise(src) || isConstant(src) || placed.has(src) ||
+      ![...consumers.get(src.out.id)!].every((c) => c === e)
+    ) return null;
+    const members = grow(src, e, src.out);
+    const g = emit(members, src);
+    if (g.leaves.length > maxLeaves) return null;
+    for (const m of members) if (!isConstant(m)) placed.add(m);
+    const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
+    const step: FusedReduce = {
+      kind: "fusedReduce",
+      eqn: e,
+      ...g,
+      label: label(g.label),
+    };
+    groupAt.set(e, step);
+    const extraLeaves = () => epilogueAround.get(step)?.leaves.length ?? 0;
+    groups.set(e, { members, root: src, shape: src.out, label, extraLeaves });
+    return step;
+  };
+  /** Steps that run inside another step (a reduction under its epilogue). */
+  const nested = new Set<Step>();
+  /** The epilogue step around a nested reduction with a prologue. */
+  const epilogueAround = new Map<Step, FusedCode>();
+  /**
+   * The equation computing `v` if `accept` takes it, directly or through reshapes (they keep
+   * the row-major order, so its store index is the group's), each read only by the next.
+   */
+  const behind = (v: Var, accept: (e: Eqn) => boolean): { eqn: Eqn; views: Eqn[] } | null => {
+    const views: Eqn[] = [];
+    let prod = producer.get(v.id);
+    while (
+      prod && !isMultiEqn(prod) && prod.prim.name === "reshape" &&
+      consumers.get(prod.inputs[0].id)?.size === 1
+    ) {
+      views.push(prod);
+      prod = producer.get(prod.inputs[0].id);
+    }
+    if (!prod || isMultiEqn(prod) || placed.has(prod) || !accept(prod)) return null;
+    return { eqn: prod, views };
+  };
+  const isMatmul = (e: Eqn) => e.prim.name === "matmul";
+  const isFoldingReduce = (e: Eqn) => prologueAxesOk(e) && e.out.dtype === "f32";
+
+  for (let k = p.eqns.length - 1; k >= 0; k--) {
+    const e = p.eqns[k];
+    if (placed.has(e) || isMultiEqn(e)) continue;
+    if (withPrologue(e)) continue;
+    if (!(elementwise(e) || positional(e)) || isConstant(e)) continue;
+    const members = grow(e, null, e.out, true);
+    // a member that reads its position runs only in a plain fused kernel (index `gi`)
+    const plainOnly = [...members].some((m) => positional(m));
+    // values of the group's shape that only the group reads: a matmul or reduction computing
+    // one can apply the group as its epilogue
+    const accumulators = e.out.dtype !== "f32" || plainOnly ? [] : [...members]
+      .flatMap((m) => m.inputs)
+      .filter((v) =>
+        sameShape(v, e.out) &&
+        [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
+      );
+    const reduceOf = accumulators
+      .map((v) => ({ v, behind: behind(v, isFoldingReduce) }))
+      .find((c) => c.behind !== null);
+    const epilogueOf = accumulators
+      .filter((v) => sizeOf(v.shape) <= maxEpilogueElems)
+      .map((v) => ({ v, behind: behind(v, isMatmul) }))
+      .find((c) => c.behind !== null);
+    if (!epilogueOf && reduceOf) {
+      const { v: acc, behind: found } = reduceOf;
+      const red = found!.eqn;
+      const reduce: FusedReduce | PlainReduce = withPrologue(red) ?? { kind: "eqn", eqn: red };
+      const g = emit(members, e, acc);
+      const readLeaves = reduce.kind === "eqn" ? 1 : reduce.leaves.length;
+      if (g.leaves.length + readLeaves <= maxLeaves) {
+        placed.add(red);
+        for (const view of found!.views) placed.add(view);
+        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
+        nested.add(reduce);
+        const label = (l: string) =>
+          `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
+        const step: Step = {
+          kind: "reduceEpilogue",
+          reduce,
+          out: e.out,
+          ...g,
+          label: label(g.label),
+        };
+        groupAt.set(e, step);
+        epilogueAround.set(reduce, step);
+        const extraLeaves = () => (reduce.kind === "eqn" ? 1 : reduce.leaves.length);
+        groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves });
+        continue;
+      }
+    }
+    if (epilogueOf) {
+      const { v: mmInput, behind: found } = epilogueOf;
+      const { eqn: mm, views } = found!;
+      // another product of the same shape that only this group reads (`A·B + C·D`, the two
+      // halves of a gradient): accumulated in the same kernel instead of stored and reloaded
+      const secondOf = accumulators
+        .filter((v) => v.id !== mmInput.id && sizeOf(v.shape) <= maxEpilogueElems)
+        .map((v) => ({
+          v,
+          behind: behind(v, (m) => isMatmul(m) && m !== mm && sameShape(m.out, mm.out)),
+        }))
+        .find((c) => c.behind !== null);
+      const dual = secondOf && emit(members, e, mmInput, secondOf.v);
+      const useDual = !!dual && dual.leaves.length + 4 <= maxLeaves;
+      const g = useDual ? dual! : emit(members, e, mmInput);
+      const operands = useDual ? 4 : 2;
+      if (g.leaves.length + operands <= maxLeaves) {
+        placed.add(mm);
+        for (const view of views) placed.add(view);
+        const mm2 = useDual ? secondOf!.behind!.eqn : undefined;
+        if (useDual) {
+          placed.add(mm2!);
+          for (const view of secondOf!.behind!.views) placed.add(view);
+        }
+        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
+        const label = (l: string) => `${useDual ? "matmul×2" : "matmul"}+${l}`;
+        groupAt.set(e, {
+          kind: "matmulEpilogue",
+          mm,
+          mm2,
+          out: e.out,
+          leaves: g.leaves,
+          prelude: g.prelude,
+          expr: g.expr,
+          label: label(g.label),
+        });
+        groups.set(e, {
+          members,
+          root: e,
+          shape: e.out,
+          label,
+          acc: mmInput,
+          acc2: useDual ? secondOf!.v : undefined,
+          extraLeaves: () => operands,
+        });
+        continue;
+      }
+    }
+    // a group of one op too: later passes may recompute it in its readers, have it read a
+    // window or a sum as it loads, or merge it with other kernels
+    const g = emit(members, e);
+    if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
+    for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
+    const label = (l: string) => `fused[${l}]`;
+    groupAt.set(e, {
+      kind: "fused",
+      out: e.out,
+      leaves: g.leaves,
+      prelude: g.prelude,
+      expr: g.expr,
+      label: label(g.label),
+    });
+    groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
+  }
+  /**
+   * Multi-output fusion, over the planned kernels: a small elementwise kernel (a fused group or
+   * one op) joins another of its shape — at the later one's place when no kernel between them
+   * reads what it stores, at its own when none between makes what the later one reads — or of a
+   * shape it broadcasts into (its values then stored once, at the elements whose broadcast
+   * coordinates are 0). The merged kernel computes both groups' values once and stores those
+   * that other kernels or the caller read. Groups stepping the components of one state from the
+   * same inputs, and a value several groups read, become one dispatch instead of several (on
+   * llvmpipe a dispatch costs 30–100 µs before any work). Last, a slice of a kernel's value is
+   * stored by that kernel (at the window's elements).
+   */
+  const mergeKernels = (steps: Step[]): Step[] => {
+    interface Mergeable {
+      members: Set<Eqn>;
+      sums: Map<number, LeafRead>;
+    }
+    const info = new Map<Step, Mergeable>();
+    for (const [key, step] of groupAt) {
+      if (step.kind !== "fused") continue;
+      const sums = new Map<number, LeafRead>();
+      step.sums?.forEach((sum, i) => sum && sums.set(step.leaves[i].id, sum));
+      info.set(step, { members: new Set(groups.get(key)!.members), sums });
+    }
+    for (const s of steps) {
+      if (s.kind === "eqn" && elementwise(s.eqn) && !isConstant(s.eqn)) {
+        info.set(s, { members: new Set([s.eqn]), sums: new Map() });
+      }
+    }
+    // how many kernels (and program outputs) read each value
+    const readers = new Map<number, number>();
+    const ids = (vs: readonly Var[]) => new Set(vs.map((v) => v.id));
+    const count = (vs: Set<number>, d: number) => {
+      for (const id of vs) readers.set(id, (readers.get(id) ?? 0) + d);
+    };
+    for (const s of steps) count(ids(stepInputs(s)), 1);
+    count(ids(p.outputs), 1);
+
+    const merge = (a: Step, b: Step): Step | null => {
+      const ia = info.get(a)!, ib = info.get(b)!;
+      // a value summed or sliced as it is read must be stored before the kernel reading it runs
+      const summedInputs = [...ia.sums.values(), ...ib.sums.values()].map((sum) => sum.input.id);
+      const made = ids([...stepOutputs(a), ...stepOutputs(b)]);
+      if (summedInputs.some((id) => made.has(id))) return null;
+      const readA = ids(stepInputs(a)), readB = ids(stepInputs(b));
+      const readElsewhere = (v: Var) =>
+        readers.get(v.id)! - Number(readA.has(v.id)) - Number(readB.has(v.id)) > 0;
+      // the merged kernel runs over the larger of the two shapes; the other's values are
+      // computed at each of its elements and stored once (`broadcastStore`)
+      const [sa, sb] = [stepOutputs(a)[0], stepOutputs(b)[0]];
+      const big = sizeOf(sa.shape) > sizeOf(sb.shape) ? sa : sb;
+      const stored = [...stepOutputs(b), ...stepOutputs(a)].filter(readElsewhere);
+      const out = stored.find((v) => sameShape(v, big));
+      if (!out) return null;
+      const rest = stored.filter((v) => v !== out);
+      const members = new Set([...ia.members, ...ib.members]);
+      const code = emit(members, producer.get(out.id) as Eqn, undefined, undefined, rest);
+      if (code.leaves.length + stored.length > maxLeaves + 1) return null;
+      for (const o of code.extraOuts ?? []) {
+        if (!sameShape(o.v, big)) o.at = broadcastStore(o.v.shape, big.shape);
+      }
+      const sums = new Map([...ia.sums, ...ib.sums]);
+      const leafSums = code.leaves.map((l) => sums.get(l.id));
+      const step: Step = {
+        kind: "fused",
+        out,
+        ...code,
+        label: `fused[${code.label}]`,
+        ...(leafSums.some((x) => x) ? { sums: leafSums } : {}),
+      };
+      count(readA, -1);
+      count(readB, -1);
+      count(ids(stepInputs(step)), 1);
+      info.set(step, { members, sums });
+      return step;
+    };
+
+    const list = [...steps];
+    for (let i = list.length - 1; i > 0; i--) {
+      if (!info.has(list[i])) continue;
+      let shape = stepOutputs(list[i])[0]; // the kernel's shape, larger once it takes in more
+      if (sizeOf(shape.shape) > MERGE_MAX_ELEMS) continue;
+      // what the kernels between a candidate and list[i] (those staying put) read and make:
+      // the merged kernel runs at list[i]'s place when none of them reads the candidate's
+      // values, or at the candidate's when none of them makes a value list[i] reads
+      const readBetween = new Set<number>(), madeBetween = new Set<number>();
+      for (let j = i - 1; j >= 0 && i - j <= MERGE_WINDOW; j--) {
+        const a = list[j];
+        const outs = stepOutputs(a);
+        const fits = sameShape(outs[0], shape) ||
+          (sizeOf(outs[0].shape) <= MERGE_MAX_ELEMS &&
+            (broadcastsInto(outs[0], shape) || broadcastsInto(shape, outs[0])));
+        if (info.has(a) && fits) {
+          const atLater = !outs.some((v) => readBetween.has(v.id));
+          const atEarlier = !stepInputs(list[i]).some((v) => madeBetween.has(v.id));
+          const merged = (atLater || atEarlier) && merge(a, list[i]);
+          if (merged && atLater) {
+            list.splice(j, 1);
+            list[--i] = merged;
+            shape = stepOutputs(merged)[0];
+            continue;
+          }
+          if (merged) { // it takes in more when the walk reaches it
+            list.splice(i, 1);
+            list[j] = merged;
+            break;
+          }
+        }
+        for (const v of stepInputs(a)) readBetween.add(v.id);
+        for (const v of outs) madeBetween.add(v.id);
+      }
+    }
+    // a slice of a kernel's value (the next key of a split) is stored by that kernel too
+    for (let k = list.length - 1; k >= 0; k--) {
+      const cut = list[k];
+      if (cut.kind !== "eqn" || isMultiEqn(cut.eqn) || cut.eqn.prim.name !== "slice") continue;
+      const v = cut.eqn.inputs[0];
+      const at = list.findIndex((s) => s.kind === "fused" && stepOutputs(s).includes(v));
+      const host = list[at];
+      if (at < 0 || host.kind !== "fused" || !sameShape(v, host.out)) continue;
+      const { start, step } = cut.eqn.params as { start: number[]; step: number[] };
+      if (step.some((st) => st <= 0) || sizeOf(cut.eqn.out.shape) === 0) continue;
+      if (host.leaves.length + stepOutputs(host).length + 1 > maxLeaves + 1) continue;
+      const name = v === host.out ? host.expr : host.extraOuts!.find((o) => o.v === v)!.name;
+      const stored = {
+        v: cut.eqn.out,
+        name,
+        at: windowStore(v.shape, start, step, cut.eqn.out.shape),
+      };
+      list[at] = { ...host, extraOuts: [...host.extraOuts ?? [], stored] };
+      list.splice(k, 1);
+    }
+    return list;
+  };
+  rematerialize();
+  inlineSums();
+  inlineViews();
+  const planned: Step[] = [];
+  for (const e of p.eqns) {
+    const g = groupAt.get(e);
+    if (g && !nested.has(g)) planned.push(g);
+    else if (!placed.has(e)) planned.push({ kind: "eqn", eqn: e });
+  }
+  // steps whose values no step reads and the caller does not get go: a constant computed
+  // inside every kernel reading it, a view every reader of which reads through a window
+  const read = new Set(p.outputs.map((v) => v.id));
+  const steps: Step[] = [];
+  for (let k = planned.length - 1; k >= 0; k--) {
+    const s = planned[k];
+    if (!stepOutputs(s).some((v) => read.has(v.id))) continue;
+    steps.unshift(s);
+    for (const v of stepInputs(s)) read.add(v.id);
+  }
+  return mergeKernels(steps);
+}
+
+/**
+ * An equation without inputs that a kernel computes per element (a `full`, an `iota`): copied
+ * into every group that reads it instead of being stored.
+ */
+export function isConstant(e: AnyEqn): boolean {
+  return !isMultiEqn(e) && e.inputs.length === 0 && !!(e.prim.fusion || e.prim.positional);
+}
+
+/** Whether two shapes are the same once their axes of size 1 are dropped. */
+function sameNonUnitDims(a: readonly number[], b: readonly number[]): boolean {
+  const x = a.filter((d) => d !== 1), y = b.filter((d) => d !== 1);
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+/**
+ * How a kernel reads a `SummedLeaf` (`leaf` its shape) of the stored tensor of shape
+ * `inputShape` over a result of shape `shape`: the strides of the sum's first term, and its
+ * terms' count and spacing (the summed axes are one contiguous run of a row-major tensor).
+ */
+export function summedRead(
+  sum: SummedLeaf,
+  inputShape: readonly number[],
+  leaf: Var,
+  shape: readonly number[],
+) {
+  const strides = stridesOf(inputShape);
+  const a0 = sum.axes[0], a1 = sum.axes[sum.axes.length - 1] + 1;
+  const kept = inputShape.flatMap((d, i) => (i < a0 || i >= a1) && d !== 1 ? [strides[i]] : []);
+  let next = 0;
+  const leafStrides = leaf.shape.map((d) => d === 1 ? 0 : kept[next++]);
+  const lead = shape.length - leaf.shape.length;
+  return {
+    strides: shape.map((_, i) => i < lead ? 0 : leafStrides[i - lead]),
+    sum: { extent: sizeOf(inputShape.slice(a0, a1)), stride: strides[a1 - 1] },
+  };
+}
+
+/** `summedRead` per summed leaf: its shapes are fixed, so a replayed call derives nothing. */
+const summedReads = new WeakMap<SummedLeaf, ReturnType<typeof summedRead>>();
+
+/**
+ * What a kernel binds for a group's leaves (fused, prologue or epilogue): the tensors and how
+ * each is read over `shape` — broadcast strides, or a `SummedLeaf`'s strides and terms.
+ */
+export function leafOperands(
+  s: { leaves: readonly Var[] } & LeafSums,
+  tensors: readonly Tensor[],
+  shape: readonly number[],
+) {
+  return tensors.map((t, i) => {
+    const leaf = s.leaves[i], r = s.sums?.[i];
+    const operand = { storage: t.storage as GpuStorage, dtype: leaf.dtype, offset: 0 };
+    if (!r) return { ...operand, strides: broadcastStrides(t.shape, shape) };
+    if (!isSummed(r)) {
+      const lead = shape.length - leaf.shape.length;
+      const strides = shape.map((_, k) => k < lead ? 0 : r.strides[k - lead]);
+      return { ...operand, strides, offset: r.offset };
+    }
+    let summed = summedReads.get(r);
+    if (!summed) summedReads.set(r, summed = summedRead(r, t.shape, leaf, shape));
+    return { ...operand, ...summed };
+  });
+}
+
+/** The values a fused or epilogue kernel's leaves are read from (a summed leaf's input). */
+export function leafSources(s: FusedCode & LeafSums): Var[] {
+  return s.leaves.map((v, i) => s.sums?.[i]?.input ?? v);
+}
+
+/**
+ * Every step reads only program inputs, constants and values earlier steps made: a plan that
+ * breaks this would fail mid-call ("used before it was computed"), so it fails at compile time
+ * with the step named.
+ */
+export function checkPlanOrder(p: Program, steps: readonly Step[]): void {
+  const made = new Set<number>(p.inputs.map((v) => v.id));
+  steps.forEach((s, i) => {
+    for (const v of stepInputs(s)) {
+      if (!v.constant && !made.has(v.id)) {
+        const label = s.kind === "eqn" ? s.eqn.prim.name : `${s.kind} ${s.label}`;
+        throw new Error(
+          `internal: jit plan step ${i} (${label}) reads ${varText(v)} before any step makes it`,
+        );
+      }
+    }
+    for (const v of stepOutputs(s)) made.add(v.id);
+  });
+}
+
+/** The values a step makes. */
+export function stepOutputs(s: Step): readonly Var[] {
+  if (s.kind === "eqn") return isMultiEqn(s.eqn) ? s.eqn.outs : [s.eqn.out];
+  if (s.kind === "fusedReduce") return [s.eqn.out];
+  if (s.kind === "fused" && s.extraOuts) return [s.out, ...s.extraOuts.map((o) => o.v)];
+  return [s.out];
+}
+
+/** The values a step reads. */
+export function stepInputs(s: Step): readonly Var[] {
+  if (s.kind === "eqn") return s.eqn.inputs;
+  if (s.kind === "matmulEpilogue") {
+    return [...s.mm.inputs, ...(s.mm2?.inputs ?? []), ...leafSources(s)];
+  }
+  if (s.kind === "reduceEpilogue") return [...stepInputs(s.reduce), ...leafSources(s)];
+  if (s.kind === "fused") return leafSources(s);
+  return leafSources(s);
+}

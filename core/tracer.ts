@@ -1,6 +1,6 @@
 /**
- * Tracers: tensors whose operations are intercepted by a transformation (grad now; vmap and
- * jit later). Each active transformation is a Trace with a level; `bind` hands an op to the
+ * Tracers: tensors whose operations are intercepted by a transformation (grad, vmap, jit's
+ * tracing). Each active transformation is a Trace with a level; `bind` hands an op to the
  * highest-level trace among its inputs, which is how nested transformations stay apart
  * (no perturbation confusion).
  */

@@ -140,6 +140,11 @@ export interface MultiPrimitive<P> {
   kernelCount(params: P): number;
   /** Short text of the parameters for printed programs. */
   describe(params: P): string;
+  /**
+   * Optional: the kernels one application runs on WebGPU, one line each, for
+   * `jit(f).lower(...).plan` (a scan's compiled body, run once per step).
+   */
+  planText?(params: P): string;
 }
 
 /** Run a multi-result primitive: through the innermost trace, or on concrete tensors. */

@@ -1,4 +1,5 @@
 /** scan and fori: values, reverse mode (orders 1 and 2), batching and jit against unrolled loops. */
+import assert from "node:assert/strict";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { assertAllClose, assertThrowsWith, assertTreesClose, rng } from "./helpers.ts";
@@ -182,6 +183,13 @@ for (const backend of ["reference", "webgpu"] as const) {
           throw new Error(`T=${T}: expected a forward and a backward scan, got ${scans}`);
         }
         sizes.push(lowered.equations.length);
+        if (backend === "webgpu") {
+          // the plan shows each scan's body kernels, indented under it
+          const plan = lowered.plan.split("\n");
+          const at = plan.findIndex((l) => l.startsWith("scan →"));
+          assert.ok(at >= 0 && plan[at + 1] === `  each of ${T} steps:`, lowered.plan);
+          assert.ok(/^ {2}\S.*: .* ← /.test(plan[at + 2]), `a body kernel line: ${plan[at + 2]}`);
+        }
         // grad and vmap of a jitted scan; jit of vmap of scan
         const jv = mg.jit(mg.vmap(f, { inAxes: [null, 0, null] }));
         const h0s = mg.stack([h0, mg.neg(h0)]);

@@ -210,6 +210,10 @@ export const scanPrimitive: MultiPrimitive<ScanParams> = {
     return p.length * compiledBody(p.body, "webgpu").kernelCount;
   },
 
+  planText(p) {
+    return `each of ${p.length} steps:\n${compiledBody(p.body, "webgpu").planText()}`;
+  },
+
   describe(p) {
     const body = programText(p.body).split("\n").join("\n      ");
     return `[length=${p.length} reverse=${p.reverse} consts=${p.numConsts} carry=${p.numCarry}\n      body=${body}]`;

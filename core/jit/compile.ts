@@ -116,7 +116,11 @@ export class Compiled {
     const lines: string[] = [];
     for (const s of this.steps) {
       if (s.kind === "eqn" && (isMultiEqn(s.eqn) || s.eqn.prim.view)) {
-        if (isMultiEqn(s.eqn)) lines.push(`${s.eqn.prim.name} → ${s.eqn.outs.map(varText)}`);
+        if (isMultiEqn(s.eqn)) {
+          lines.push(`${s.eqn.prim.name} → ${s.eqn.outs.map(varText)}`);
+          const inner = s.eqn.prim.planText?.(s.eqn.params);
+          if (inner) lines.push(...inner.split("\n").map((l) => `  ${l}`));
+        }
         continue;
       }
       const label = s.kind === "eqn" ? s.eqn.prim.name : s.label;

@@ -56,7 +56,8 @@ export interface Lowered {
   kernels: number;
   /**
    * Those kernels in order, one per line: what each computes (`fused[exp,mul]`,
-   * `matmul+add`, `reduce[sum]+mul,sub`…), its result and the values it reads.
+   * `matmul+add`, `reduce[sum]+mul,sub`…), its result and the values it reads; a scan's body
+   * kernels (run once per step) indented under it.
    */
   plan: string;
 }

@@ -12,7 +12,7 @@ import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
 import type { KernelMemo } from "./backend/webgpu/kernel_memo.ts";
 import { deferElementwise, shouldDefer } from "./fusion/eager.ts";
-import { sizeOf } from "./shape.ts";
+import { type AffineLayout, sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { ambientTrace, topTrace, withoutAmbientTrace } from "./tracer.ts";
 
@@ -38,6 +38,12 @@ export type { KernelMemo } from "./backend/webgpu/kernel_memo.ts";
 
 export interface Primitive<P = Record<string, never>> {
   readonly name: string;
+  /**
+   * The kernel families jit fuses elementwise work into: a reduction (prologues and epilogues)
+   * or a matmul (epilogues, a second product). Absent for the rest; elementwise and positional
+   * primitives say so by their `fusion` and `positional` rules, views by `view` and `window`.
+   */
+  readonly kind?: "reduction" | "matmul";
   /** Shape and dtype of the result; throws a clear error for invalid inputs. */
   abstractEval(inputs: readonly Aval[], params: P): Aval;
   /** Float64 reference: input values (row-major) to output values. */
@@ -59,6 +65,13 @@ export interface Primitive<P = Record<string, never>> {
    * reshape). Returning null falls back to computing.
    */
   view?(input: Tensor, params: P, out: Aval): Tensor | null;
+  /**
+   * Optional, for primitives whose result is its input read through an affine layout (slice,
+   * transpose, a reshape that adds or drops axes of size 1): the result's layout given the
+   * input's, or null when this call is not such a view (a reshape that regroups elements). jit
+   * reads such results where they lie (a window) instead of storing them.
+   */
+  window?(params: P, input: AffineLayout, out: Aval): AffineLayout | null;
   /**
    * Reverse-mode rule: given the cotangent `g` of the output, the cotangents of the inputs
    * (null = zero or not differentiable). Written with ops, so it is differentiable again.

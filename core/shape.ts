@@ -128,3 +128,33 @@ export function collapseDims(
   }
   return { shape: dims, strides: st };
 }
+
+/**
+ * Where the elements of a value of `shape` lie in a flat buffer: element (i₀, i₁, …) at
+ * `offset + Σ iₖ·strides[k]`. A slice, a transpose or a reshape that adds or drops axes of size
+ * 1 changes only the layout (`Primitive.window`).
+ */
+export interface AffineLayout {
+  /** Elements before the first one. */
+  offset: number;
+  /** Elements between neighbours along each axis (0: broadcast, negative: reversed). */
+  strides: number[];
+  /** The value's shape. */
+  shape: readonly number[];
+}
+
+/** Whether two shapes are the same once their axes of size 1 are dropped. */
+export function sameNonUnitDims(a: readonly number[], b: readonly number[]): boolean {
+  const x = a.filter((d) => d !== 1), y = b.filter((d) => d !== 1);
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+/**
+ * `layout` seen through a reshape to `shape` that only adds or drops axes of size 1 (the
+ * caller checks `sameNonUnitDims`): the same offset, the kept axes' strides, 0 for new ones.
+ */
+export function unitReshaped<L extends AffineLayout>(layout: L, shape: readonly number[]): L {
+  const kept = layout.shape.flatMap((d, i) => d === 1 ? [] : [layout.strides[i]]);
+  let next = 0;
+  return { ...layout, strides: shape.map((d) => d === 1 ? 0 : kept[next++]), shape };
+}

@@ -4,25 +4,12 @@
  * kernel computes, and where a kernel stores a value of another shape than its own — broadcast
  * (stored once) or a window of its result.
  */
-import { sizeOf, stridesOf } from "../shape.ts";
+import { type AffineLayout, sizeOf, stridesOf } from "../shape.ts";
 import type { Var } from "./ir.ts";
 
-/** Where a view's elements lie in a stored value: `offset` and `strides` over `shape`. */
-export interface Window {
+/** Where a view's elements lie in the stored value `input`. */
+export interface Window extends AffineLayout {
   input: Var;
-  offset: number;
-  strides: number[];
-  shape: readonly number[];
-}
-
-/** A window seen through a reshape that only adds or drops axes of size 1. */
-export function unitReshaped(
-  w: Window,
-  shape: readonly number[],
-): { strides: number[]; shape: readonly number[] } {
-  const kept = w.shape.flatMap((d, i) => d === 1 ? [] : [w.strides[i]]);
-  let next = 0;
-  return { strides: shape.map((d) => d === 1 ? 0 : kept[next++]), shape };
 }
 
 /**

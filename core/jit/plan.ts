@@ -4,13 +4,14 @@
  * positional values computed where read), which small kernels merge, and the order the
  * resulting steps run in. `Compiled` (compile.ts) runs the plan.
  */
-import { broadcastStrides, sizeOf, stridesOf } from "../shape.ts";
+import { broadcastStrides, sameNonUnitDims, sizeOf, stridesOf, unitReshaped } from "../shape.ts";
 import type { GpuStorage } from "../backend/webgpu/runtime.ts";
 import { ELEMENTWISE_HELPERS } from "../primitives/elementwise.ts";
 import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import type { Tensor } from "../tensor.ts";
 import { FusedCodeBuilder } from "../fusion/codegen.ts";
-import { broadcastStore, indexIn, unitReshaped, type Window, windowStore } from "./kernel_index.ts";
+import { slice as slicePrimitive } from "../primitives/slice.ts";
+import { broadcastStore, indexIn, type Window, windowStore } from "./kernel_index.ts";
 import {
   type AnyEqn,
   type Eqn,
@@ -168,7 +169,7 @@ export function planSteps(
     !!e && !isMultiEqn(e) && !!e.prim.positional && sizeOf(e.out.shape) > 0 &&
     (e.prim.positional.applies?.(e.inputs, e.params) ?? true);
   const prologueAxesOk = (e: Eqn) => {
-    if (e.prim.name !== "reduce" || !PROLOGUE_OPS.includes(e.params.op)) return false;
+    if (e.prim.kind !== "reduction" || !PROLOGUE_OPS.includes(e.params.op)) return false;
     const axes = e.params.axes as number[];
     return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
   };
@@ -330,7 +331,8 @@ export function planSteps(
       const v = views[i];
       for (const c of consumers.get(v.id) ?? []) {
         if (c === null || isMultiEqn(c)) return null;
-        if (c.prim.name === "reshape" && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
+        // a view sharing the storage that only adds or drops unit axes (a reshape)
+        if (c.prim.view && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
           views.push(c.out);
           viewEqns.push(c);
           continue;
@@ -395,10 +397,14 @@ export function planSteps(
    * axes of size 1) fold into the same window; one no step reads any more is dropped.
    */
   const inlineViews = () => {
+    // an equation whose result is its input read through another layout (`Primitive.window`)
     const isView = (e: AnyEqn | undefined): e is Eqn =>
-      !!e && free(e) && !isMultiEqn(e) &&
-      (e.prim.name === "slice" || e.prim.name === "transpose" ||
-        (e.prim.name === "reshape" && sameNonUnitDims(e.inputs[0].shape, e.out.shape)));
+      !!e && free(e) && !isMultiEqn(e) && !!e.prim.window &&
+      e.prim.window(e.params, {
+          offset: 0,
+          strides: stridesOf(e.inputs[0].shape),
+          shape: e.inputs[0].shape,
+        }, e.out) !== null;
     /** The window `v` is of a stored value, through the views computing it. */
     // (a view before it read elsewhere too stays a step while those readers need it)
     const windowOf = (v: Var): Window => {
@@ -406,22 +412,13 @@ export function planSteps(
       if (isView(e)) return viewWindow(e, windowOf(e.inputs[0]));
       return { input: v, offset: 0, strides: stridesOf(v.shape), shape: v.shape };
     };
-    const viewWindow = (e: Eqn, w: Window): Window => {
-      if (e.prim.name === "transpose") {
-        const perm = e.params.perm as number[];
-        return { ...w, strides: perm.map((a) => w.strides[a]), shape: e.out.shape };
-      }
-      if (e.prim.name === "reshape") return { ...w, ...unitReshaped(w, e.out.shape) };
-      const { start, step } = e.params as { start: number[]; step: number[] };
-      return {
-        input: w.input,
-        offset: w.offset + start.reduce((o, st, i) => o + st * w.strides[i], 0),
-        strides: w.strides.map((st, i) => st * step[i]),
-        shape: e.out.shape,
-      };
-    };
+    const viewWindow = (e: Eqn, w: Window): Window => ({
+      ...e.prim.window!(e.params, w, e.out)!,
+      input: w.input,
+    });
     for (const e of p.eqns) {
-      if (!isView(e) || e.prim.name === "reshape" || sizeOf(e.out.shape) === 0) continue;
+      // (a view sharing its input's storage needs no window: readers read the storage)
+      if (!isView(e) || e.prim.view || sizeOf(e.out.shape) === 0) continue;
       // (reductions read windows but not sums: their kernels take offsets, not sum loops)
       const found = leafReaders(e, ["fused", "matmulEpilogue", "fusedReduce", "reduceEpilogue"]);
       if (!found) continue;
@@ -469,7 +466,7 @@ export function planSteps(
     const views: Eqn[] = [];
     let prod = producer.get(v.id);
     while (
-      prod && !isMultiEqn(prod) && prod.prim.name === "reshape" &&
+      prod && !isMultiEqn(prod) && !!prod.prim.view &&
       consumers.get(prod.inputs[0].id)?.size === 1
     ) {
       views.push(prod);
@@ -478,7 +475,7 @@ export function planSteps(
     if (!prod || isMultiEqn(prod) || placed.has(prod) || !accept(prod)) return null;
     return { eqn: prod, views };
   };
-  const isMatmul = (e: Eqn) => e.prim.name === "matmul";
+  const isMatmul = (e: Eqn) => e.prim.kind === "matmul";
   const isFoldingReduce = (e: Eqn) => prologueAxesOk(e) && e.out.dtype === "f32";
 
   for (let k = p.eqns.length - 1; k >= 0; k--) {
@@ -709,7 +706,7 @@ export function planSteps(
     // a slice of a kernel's value (the next key of a split) is stored by that kernel too
     for (let k = list.length - 1; k >= 0; k--) {
       const cut = list[k];
-      if (cut.kind !== "eqn" || isMultiEqn(cut.eqn) || cut.eqn.prim.name !== "slice") continue;
+      if (cut.kind !== "eqn" || isMultiEqn(cut.eqn) || cut.eqn.prim !== slicePrimitive) continue;
       const v = cut.eqn.inputs[0];
       const at = list.findIndex((s) => s.kind === "fused" && stepOutputs(s).includes(v));
       const host = list[at];
@@ -756,12 +753,6 @@ export function planSteps(
  */
 export function isConstant(e: AnyEqn): boolean {
   return !isMultiEqn(e) && e.inputs.length === 0 && !!(e.prim.fusion || e.prim.positional);
-}
-
-/** Whether two shapes are the same once their axes of size 1 are dropped. */
-function sameNonUnitDims(a: readonly number[], b: readonly number[]): boolean {
-  const x = a.filter((d) => d !== 1), y = b.filter((d) => d !== 1);
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 /**

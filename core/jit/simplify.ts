@@ -132,7 +132,7 @@ export function outerProducts(p: Program): Program {
   const fresh = idSource(p);
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
-    if (isMultiEqn(e) || e.prim.name !== "matmul" || e.out.dtype !== "f32") {
+    if (isMultiEqn(e) || e.prim.kind !== "matmul" || e.out.dtype !== "f32") {
       eqns.push(e);
       continue;
     }
@@ -175,7 +175,7 @@ export function scaleOutOfMatmuls(p: Program): Program {
   const read = readers(p);
   const fresh = idSource(p);
   const isMatmul = (e: AnyEqn | null): e is Eqn =>
-    !!e && !isMultiEqn(e) && e.prim.name === "matmul";
+    !!e && !isMultiEqn(e) && e.prim.kind === "matmul";
   /** The scaling steps from `v` inward (outermost first) and the unscaled tensor under them. */
   const unscale = (v: Var, rank: number) => {
     const steps: { eqn: Eqn; slot: number }[] = [];
@@ -241,7 +241,7 @@ export function hoistReshapes(p: Program): Program {
     let from = src;
     for (;;) { // reshape(reshape(x)) = reshape(x)
       const prod = producer.get(from.id);
-      if (!prod || isMultiEqn(prod) || prod.prim.name !== "reshape") break;
+      if (!prod || isMultiEqn(prod) || !prod.prim.view) break;
       if (uses.get(from.id) === 1) removed.add(prod);
       else uses.set(prod.inputs[0].id, (uses.get(prod.inputs[0].id) ?? 0) + 1);
       uses.set(from.id, (uses.get(from.id) ?? 1) - 1);
@@ -288,7 +288,7 @@ export function hoistReshapes(p: Program): Program {
 
   for (const e of p.eqns) {
     const inputs = e.inputs.map(sub);
-    if (!isMultiEqn(e) && e.prim.name === "reshape") {
+    if (!isMultiEqn(e) && !!e.prim.view) {
       emitReshape(e, inputs[0], e.out);
       continue;
     }
@@ -319,7 +319,7 @@ export function reluMaskFromOutput(p: Program): Program {
   const storedAnyway = (v: Var): boolean =>
     read.get(v.id)!.some((r) =>
       r === null || isMultiEqn(r) ||
-      (r.prim.name === "reshape" ? storedAnyway(r.out) : !r.prim.fusion && r.prim.name !== "reduce")
+      (!!r.prim.view ? storedAnyway(r.out) : !r.prim.fusion && r.prim.kind !== "reduction")
     );
   const rename = new Map<number, Var>();
   const eqns: AnyEqn[] = [];
@@ -357,7 +357,8 @@ export function mergeReductions(p: Program): Program {
   const producer = new Map<number, AnyEqn>(); // of the rewritten program
   const reduceOf = (v: Var, op?: string): Eqn | null => {
     const e = producer.get(v.id);
-    return e && !isMultiEqn(e) && e.prim.name === "reduce" && NESTING_OPS.includes(e.params.op) &&
+    return e && !isMultiEqn(e) && e.prim.kind === "reduction" &&
+        NESTING_OPS.includes(e.params.op) &&
         (op === undefined || e.params.op === op) && readOnce(v)
       ? e
       : null;
@@ -377,14 +378,14 @@ export function mergeReductions(p: Program): Program {
   const flatSum = (v: Var): { eqn: Eqn; flat: Eqn; views: Eqn[] } | null => {
     const views: Eqn[] = [];
     let at = producer.get(v.id);
-    while (at && !isMultiEqn(at) && at.prim.name === "reshape" && readOnce(at.out)) {
+    while (at && !isMultiEqn(at) && !!at.prim.view && readOnce(at.out)) {
       views.push(at);
       at = producer.get(at.inputs[0].id);
     }
     const eqn = at && !isMultiEqn(at) ? reduceOf(at.out, "sum") : null;
     if (!eqn) return null;
     const inner = producer.get(eqn.inputs[0].id);
-    const isSum = inner && !isMultiEqn(inner) && inner.prim.name === "reduce" &&
+    const isSum = inner && !isMultiEqn(inner) && inner.prim.kind === "reduction" &&
       inner.params.op === "sum";
     return { eqn, flat: isSum ? nested(eqn, inner) : eqn, views };
   };
@@ -404,7 +405,7 @@ export function mergeReductions(p: Program): Program {
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
     let eq: AnyEqn = e;
-    if (!isMultiEqn(e) && e.prim.name === "reduce") {
+    if (!isMultiEqn(e) && e.prim.kind === "reduction") {
       const inner = reduceOf(e.inputs[0], e.params.op);
       const scaled = e.params.op === "sum" ? scaledSum(e) : null;
       if (inner && inner.inputs[0].dtype === inner.out.dtype) { // (a bool sum counts in i32)
@@ -571,7 +572,7 @@ function sliceOfSlice(
   let v = e.inputs[0];
   let prev = made.get(v.id);
   while (
-    prev && !isMultiEqn(prev) && prev.prim.name === "reshape" &&
+    prev && !isMultiEqn(prev) && !!prev.prim.view &&
     sameNonUnit(prev.inputs[0].shape, prev.out.shape)
   ) {
     v = prev.inputs[0];
@@ -605,7 +606,7 @@ const sameNonUnit = (a: readonly number[], b: readonly number[]) =>
 export function reshapedConstants(p: Program): Program {
   const made = producers(p);
   const eqns = p.eqns.map((e) => {
-    if (isMultiEqn(e) || e.prim.name !== "reshape") return e;
+    if (isMultiEqn(e) || !e.prim.view) return e;
     const src = made.get(e.inputs[0].id);
     if (!src || isMultiEqn(src) || src.inputs.length > 0) return e;
     const shape = e.out.shape;
@@ -640,7 +641,7 @@ export function unrolledReductions(p: Program): Program {
   const constant = (value: number, dtype: Var["dtype"]) =>
     emit(full, { shape: [], dtype, value }, [], fresh([], dtype));
   for (const e of p.eqns) {
-    if (isMultiEqn(e) || e.prim.name !== "reduce") {
+    if (isMultiEqn(e) || e.prim.kind !== "reduction") {
       eqns.push(e);
       continue;
     }
@@ -712,7 +713,7 @@ export function unrolledReductions(p: Program): Program {
       if (sameDims(v.shape, shape)) return v;
       const src = made.get(v.id);
       if (
-        src && !isMultiEqn(src) && src.prim.name === "reshape" &&
+        src && !isMultiEqn(src) && !!src.prim.view &&
         sameDims(src.inputs[0].shape, shape)
       ) {
         return src.inputs[0];

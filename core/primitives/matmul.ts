@@ -32,6 +32,7 @@ function dims(a: Aval, b: Aval, p: MatmulParams) {
 
 export const matmul: Primitive<MatmulParams> = {
   name: "matmul",
+  kind: "matmul",
   batch([a, b], [ba, bb], p) {
     // Give both operands the same number of batch axes after the vmap axis, so NumPy
     // broadcasting of matmul's batch axes lines the vmap axis up in front.

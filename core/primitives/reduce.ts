@@ -39,6 +39,7 @@ function runsOf(axes: readonly number[]): Array<[number, number]> {
 
 export const reduce: Primitive<ReduceParams> = {
   name: "reduce",
+  kind: "reduction",
   batch: ([x], _b, { op, axes }) => bind(reduce, [x], { op, axes: axes.map((a) => a + 1) }),
   vjp(g, [x], out, { op, axes }) {
     if (op === "argmax" || op === "argmin") return [null];

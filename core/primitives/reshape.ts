@@ -1,5 +1,5 @@
 /** reshape(x, {shape}): same values, new shape; a view sharing x's storage (no kernel). */
-import { fmtShape, sizeOf } from "../shape.ts";
+import { fmtShape, sameNonUnitDims, sizeOf, unitReshaped } from "../shape.ts";
 import type { Primitive } from "../primitive.ts";
 import { shareStorage } from "../tensor.ts";
 import { reshape as reshapeOp } from "../ops/shape.ts";
@@ -27,4 +27,6 @@ export const reshape: Primitive<{ shape: readonly number[] }> = {
     throw new Error("internal: reshape is a view and never runs a kernel");
   },
   view: (x, _p, out) => shareStorage(x, out.shape),
+  // only a reshape that adds or drops axes of size 1 keeps a layout's strides
+  window: (_p, w, out) => sameNonUnitDims(w.shape, out.shape) ? unitReshaped(w, out.shape) : null,
 };

@@ -30,6 +30,11 @@ function layout(shape: readonly number[], p: SliceParams) {
 
 export const slice: Primitive<SliceParams> = {
   name: "slice",
+  window: (p, w, out) => ({
+    offset: w.offset + p.start.reduce((o, st, i) => o + st * w.strides[i], 0),
+    strides: w.strides.map((st, i) => st * p.step[i]),
+    shape: out.shape,
+  }),
   batch: ([x], _b, p, size) =>
     bind(slice, [x], { start: [0, ...p.start], stop: [size, ...p.stop], step: [1, ...p.step] }),
   vjp(g, [x], _out, p) {

@@ -7,6 +7,11 @@ import { bind } from "../primitive.ts";
 
 export const transpose: Primitive<{ perm: readonly number[] }> = {
   name: "transpose",
+  window: ({ perm }, w, out) => ({
+    offset: w.offset,
+    strides: perm.map((a) => w.strides[a]),
+    shape: out.shape,
+  }),
   batch: ([x], _b, { perm }) => bind(transpose, [x], { perm: [0, ...perm.map((p) => p + 1)] }),
   vjp(g, _x, _out, { perm }) {
     const inverse = perm.map((_, i) => perm.indexOf(i));

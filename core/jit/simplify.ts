@@ -319,7 +319,7 @@ export function reluMaskFromOutput(p: Program): Program {
   const storedAnyway = (v: Var): boolean =>
     read.get(v.id)!.some((r) =>
       r === null || isMultiEqn(r) ||
-      (!!r.prim.view ? storedAnyway(r.out) : !r.prim.fusion && r.prim.kind !== "reduction")
+      (r.prim.view ? storedAnyway(r.out) : !r.prim.fusion && r.prim.kind !== "reduction")
     );
   const rename = new Map<number, Var>();
   const eqns: AnyEqn[] = [];

@@ -705,14 +705,7 @@ function mamlRlJob(cfg: TrainConfig): TrainJob {
     hidden: [64, 64],
   });
   const update = mg.jit(learner.update, { donateArgnums: [0], name: "mamlRl update" });
-  const heldOut = (n: number) => env.sampleTasks(mg.random.key(4_000_004), n);
-  const returns = (state: unknown, tasks: unknown, steps: number) =>
-    learner.adaptationReturns(
-      (state as MamlRlState).params,
-      tasks,
-      mg.random.key(4_000_005),
-      steps,
-    );
+  const returns = heldOutReturns(env, learner.adaptationReturns, 4_000_004);
   return {
     init: learner.init(mg.random.key(cfg.seed)),
     steps: cfg.steps,
@@ -728,7 +721,7 @@ function mamlRlJob(cfg: TrainConfig): TrainJob {
       }];
     },
     async evaluate(state) {
-      const r = returns(state, heldOut(40), cfg.testSteps);
+      const r = returns(state, 40, cfg.testSteps);
       const rows = await r.toFloat64(), n = rows.length / (cfg.testSteps + 1);
       const before = summarize(rows.subarray(0, n)), after = summarize(rows.subarray(-n));
       return {
@@ -737,19 +730,51 @@ function mamlRlJob(cfg: TrainConfig): TrainJob {
         returnAfterCi95: after.ci95,
       };
     },
-    async curves(states, tasks, inner) {
-      const most = Math.max(...inner);
-      const rows = [];
-      for (const { name, state } of states) {
-        const all = await returns(state, heldOut(tasks), most).toFloat64();
-        rows.push({
-          name,
-          values: inner.map((k) => summarize(all.subarray(k * tasks, (k + 1) * tasks))),
-        });
-      }
-      return { metric: "return", inner, rows };
-    },
+    curves: (states, tasks, inner) =>
+      returnCurves(states, inner, "return", (s, most) => returns(s, tasks, most)),
   };
+}
+
+/**
+ * A meta-RL learner's returns on `n` held-out tasks drawn from `seed` (rollouts from `seed` + 1):
+ * `adaptationReturns` of the state's parameters, [count, n].
+ */
+function heldOutReturns(
+  env: Environment<any, any>,
+  adaptationReturns: (params: any, tasks: unknown, key: Tensor, count: number) => Tensor,
+  seed: number,
+): (state: unknown, n: number, count: number) => Tensor {
+  return (state, n, count) =>
+    adaptationReturns(
+      (state as { params: unknown }).params,
+      env.sampleTasks(mg.random.key(seed), n),
+      mg.random.key(seed + 1),
+      count,
+    );
+}
+
+/**
+ * `eval`'s curves of a meta-RL learner: `returns(state, most)` gives each held-out task's return
+ * after 0, 1, …, `most` adaptation steps (or episodes of context), [most + 1, tasks]; each row
+ * summarises the numbers of steps in `inner`.
+ */
+async function returnCurves(
+  states: { name: string; state: unknown }[],
+  inner: number[],
+  metric: string,
+  returns: (state: unknown, most: number) => Tensor,
+): Promise<AdaptationCurves> {
+  const most = Math.max(...inner);
+  const rows = [];
+  for (const { name, state } of states) {
+    const all = await returns(state, most).toFloat64();
+    const tasks = all.length / (most + 1);
+    rows.push({
+      name,
+      values: inner.map((k) => summarize(all.subarray(k * tasks, (k + 1) * tasks))),
+    });
+  }
+  return { metric, inner, rows };
 }
 
 /** Gradient steps per PEARL iteration (Rakelly et al.'s point-robot setting). */
@@ -768,14 +793,7 @@ function pearlJob(cfg: TrainConfig): TrainJob {
   const collect = mg.jit(learner.collect, { staticArgnums: [1, 2], donateArgnums: [0] });
   const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
   const T = env.maxSteps;
-  const heldOut = (n: number) => env.sampleTasks(mg.random.key(5_000_005), n);
-  const returns = (state: unknown, tasks: unknown, episodes: number) =>
-    learner.adaptationReturns(
-      (state as PearlState).params,
-      tasks,
-      mg.random.key(5_000_006),
-      episodes,
-    );
+  const returns = heldOutReturns(env, learner.adaptationReturns, 5_000_005);
   return {
     init: learner.init(mg.random.key(cfg.seed)),
     steps: cfg.steps,
@@ -791,7 +809,7 @@ function pearlJob(cfg: TrainConfig): TrainJob {
     },
     async evaluate(state) {
       const episodes = cfg.testSteps + 1;
-      const r = await returns(state, heldOut(20), episodes).toFloat64();
+      const r = await returns(state, 20, episodes).toFloat64();
       const first = summarize(r.subarray(0, 20)), last = summarize(r.subarray(-20));
       return {
         returnPrior: first.mean,
@@ -799,18 +817,13 @@ function pearlJob(cfg: TrainConfig): TrainJob {
         returnPosteriorCi95: last.ci95,
       };
     },
-    async curves(states, tasks, inner) {
-      const most = Math.max(...inner);
-      const rows = [];
-      for (const { name, state } of states) {
-        const all = await returns(state, heldOut(tasks), most + 1).toFloat64();
-        rows.push({
-          name,
-          values: inner.map((k) => summarize(all.subarray(k * tasks, (k + 1) * tasks))),
-        });
-      }
-      // x: episodes of context collected before the one scored
-      return { metric: "return (episodes of context)", inner, rows };
-    },
+    // x: episodes of context collected before the one scored
+    curves: (states, tasks, inner) =>
+      returnCurves(
+        states,
+        inner,
+        "return (episodes of context)",
+        (s, most) => returns(s, tasks, most + 1),
+      ),
   };
 }

@@ -149,37 +149,234 @@ export function planSteps(
   maxEpilogueElems: number,
 ): Step[] {
   if (!fuse) return p.eqns.map((eqn) => ({ kind: "eqn", eqn }));
-  const producer = new Map<number, AnyEqn>();
-  for (const e of p.eqns) for (const v of eqnOutputs(e)) producer.set(v.id, e);
-  const consumers = new Map<number, Set<AnyEqn | null>>(); // null: a program output
-  const addUse = (v: Var, e: AnyEqn | null) => {
-    let set = consumers.get(v.id);
-    if (!set) consumers.set(v.id, set = new Set());
-    set.add(e);
-  };
-  for (const e of p.eqns) for (const v of e.inputs) addUse(v, e);
-  for (const v of p.outputs) addUse(v, null);
-  const broadcastsInto = (a: Var, b: Var) =>
-    a.shape.length <= b.shape.length &&
-    a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
-  const elementwise = (e: AnyEqn | undefined): e is Eqn =>
-    !!e && !isMultiEqn(e) && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
-  /** Computed per element from its position (`Primitive.positional`): plain fused kernels only. */
-  const positional = (e: AnyEqn | undefined): e is Eqn =>
-    !!e && !isMultiEqn(e) && !!e.prim.positional && sizeOf(e.out.shape) > 0 &&
-    (e.prim.positional.applies?.(e.inputs, e.params) ?? true);
-  const prologueAxesOk = (e: Eqn) => {
-    if (e.prim.kind !== "reduction" || !PROLOGUE_OPS.includes(e.params.op)) return false;
-    const axes = e.params.axes as number[];
-    return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
-  };
+  return new Planner(p, maxLeaves, maxEpilogueElems).plan();
+}
 
-  const placed = new Set<AnyEqn>(); // equations computed inside some kernel group
-  const groupAt = new Map<AnyEqn, Step>(); // where each group's kernel runs
+type LeafHost = Extract<
+  Step,
+  { kind: "fused" | "matmulEpilogue" | "fusedReduce" | "reduceEpilogue" }
+>;
+
+/**
+ * The planning passes over one program and what they share: the program's use graph
+ * (`producer`, `consumers`) and the kernel groups formed so far (`groups`, `groupAt`, `placed`).
+ * `plan` runs them: groups grown from the last equation back (reduction prologues and epilogues,
+ * matmul epilogues), small kernels recomputed in their readers, short sums and views read in
+ * place, then the steps in program order, unread ones dropped, small kernels merged.
+ */
+class Planner {
+  readonly producer = new Map<number, AnyEqn>();
+  readonly consumers = new Map<number, Set<AnyEqn | null>>(); // null: a program output
+  readonly placed = new Set<AnyEqn>(); // equations computed inside some kernel group
+  readonly groupAt = new Map<AnyEqn, Step>(); // where each group's kernel runs
   /** How each group was formed, so `rematerialize` can re-emit it with more members. */
-  const groups = new Map<AnyEqn, GroupPlan>();
+  readonly groups = new Map<AnyEqn, GroupPlan>();
+  /** Steps that run inside another step (a reduction under its epilogue). */
+  readonly nested = new Set<Step>();
+  /** The epilogue step around a nested reduction with a prologue. */
+  readonly epilogueAround = new Map<Step, FusedCode>();
+
+  constructor(
+    readonly p: Program,
+    readonly maxLeaves: number,
+    readonly maxEpilogueElems: number,
+  ) {}
+
+  /** The plan: the steps a call runs, in order. */
+  plan(): Step[] {
+    for (const e of this.p.eqns) for (const v of eqnOutputs(e)) this.producer.set(v.id, e);
+    for (const e of this.p.eqns) for (const v of e.inputs) this.addUse(v, e);
+    for (const v of this.p.outputs) this.addUse(v, null);
+    this.formGroups();
+    this.rematerialize();
+    this.inlineSums();
+    this.inlineViews();
+    return this.mergeKernels(this.ordered());
+  }
+
+  /**
+   * Walking from the last equation back: a reduction takes its input's group as a prologue;
+   * an elementwise or positional equation not yet placed roots a group, which a matmul or
+   * reduction computing one of its values may run as its epilogue.
+   */
+  formGroups(): void {
+    for (let k = this.p.eqns.length - 1; k >= 0; k--) {
+      const e = this.p.eqns[k];
+      if (this.placed.has(e) || isMultiEqn(e)) continue;
+      if (this.withPrologue(e)) continue;
+      if (!(elementwise(e) || positional(e)) || isConstant(e)) continue;
+      const members = this.grow(e, null, e.out, true);
+      // a member that reads its position runs only in a plain fused kernel (index `gi`)
+      const plainOnly = [...members].some((m) => positional(m));
+      // values of the group's shape that only the group reads: a matmul or reduction computing
+      // one can apply the group as its epilogue
+      const accumulators = e.out.dtype !== "f32" || plainOnly ? [] : [...members]
+        .flatMap((m) => m.inputs)
+        .filter((v) =>
+          sameShape(v, e.out) &&
+          [...this.consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
+        );
+      const reduceOf = accumulators
+        .map((v) => ({ v, behind: this.behind(v, isFoldingReduce) }))
+        .find((c) => c.behind !== null);
+      const epilogueOf = accumulators
+        .filter((v) => sizeOf(v.shape) <= this.maxEpilogueElems)
+        .map((v) => ({ v, behind: this.behind(v, isMatmul) }))
+        .find((c) => c.behind !== null);
+      if (!epilogueOf && reduceOf && this.reductionEpilogue(e, members, reduceOf)) continue;
+      if (epilogueOf && this.matmulEpilogue(e, members, epilogueOf, accumulators)) continue;
+      this.fusedGroup(e, members);
+    }
+  }
+
+  /**
+   * Group `members` (rooted at `e`) as the epilogue of the reduction computing `reduceOf.v`
+   * (with its own prologue when it has one); false when the kernel would bind too much.
+   */
+  reductionEpilogue(
+    e: Eqn,
+    members: Set<Eqn>,
+    reduceOf: { v: Var; behind: { eqn: Eqn; views: Eqn[] } | null },
+  ): boolean {
+    const { v: acc, behind: found } = reduceOf;
+    const red = found!.eqn;
+    const reduce: FusedReduce | PlainReduce = this.withPrologue(red) ??
+      { kind: "eqn", eqn: red };
+    const g = this.emit(members, e, acc);
+    const readLeaves = reduce.kind === "eqn" ? 1 : reduce.leaves.length;
+    if (g.leaves.length + readLeaves <= this.maxLeaves) {
+      this.placed.add(red);
+      for (const view of found!.views) this.placed.add(view);
+      for (const m of members) if (m !== e && !isConstant(m)) this.placed.add(m);
+      this.nested.add(reduce);
+      const label = (l: string) =>
+        `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
+      const step: Step = {
+        kind: "reduceEpilogue",
+        reduce,
+        out: e.out,
+        ...g,
+        label: label(g.label),
+      };
+      this.groupAt.set(e, step);
+      this.epilogueAround.set(reduce, step);
+      const extraLeaves = () => (reduce.kind === "eqn" ? 1 : reduce.leaves.length);
+      this.groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves });
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Group `members` (rooted at `e`) as the epilogue of the matmul computing `epilogueOf.v` —
+   * with a second product of the same shape that only the group reads, when one fits; false
+   * when the kernel would bind too much.
+   */
+  matmulEpilogue(
+    e: Eqn,
+    members: Set<Eqn>,
+    epilogueOf: { v: Var; behind: { eqn: Eqn; views: Eqn[] } | null },
+    accumulators: Var[],
+  ): boolean {
+    const { v: mmInput, behind: found } = epilogueOf;
+    const { eqn: mm, views } = found!;
+    // another product of the same shape that only this group reads (`A·B + C·D`, the two
+    // halves of a gradient): accumulated in the same kernel instead of stored and reloaded
+    const secondOf = accumulators
+      .filter((v) => v.id !== mmInput.id && sizeOf(v.shape) <= this.maxEpilogueElems)
+      .map((v) => ({
+        v,
+        behind: this.behind(v, (m) => isMatmul(m) && m !== mm && sameShape(m.out, mm.out)),
+      }))
+      .find((c) => c.behind !== null);
+    const dual = secondOf && this.emit(members, e, mmInput, secondOf.v);
+    const useDual = !!dual && dual.leaves.length + 4 <= this.maxLeaves;
+    const g = useDual ? dual! : this.emit(members, e, mmInput);
+    const operands = useDual ? 4 : 2;
+    if (g.leaves.length + operands <= this.maxLeaves) {
+      this.placed.add(mm);
+      for (const view of views) this.placed.add(view);
+      const mm2 = useDual ? secondOf!.behind!.eqn : undefined;
+      if (useDual) {
+        this.placed.add(mm2!);
+        for (const view of secondOf!.behind!.views) this.placed.add(view);
+      }
+      for (const m of members) if (m !== e && !isConstant(m)) this.placed.add(m);
+      const label = (l: string) => `${useDual ? "matmul×2" : "matmul"}+${l}`;
+      this.groupAt.set(e, {
+        kind: "matmulEpilogue",
+        mm,
+        mm2,
+        out: e.out,
+        leaves: g.leaves,
+        prelude: g.prelude,
+        expr: g.expr,
+        label: label(g.label),
+      });
+      this.groups.set(e, {
+        members,
+        root: e,
+        shape: e.out,
+        label,
+        acc: mmInput,
+        acc2: useDual ? secondOf!.v : undefined,
+        extraLeaves: () => operands,
+      });
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Group `members` (rooted at `e`) as a plain fused kernel — a group of one op too: later
+   * passes may recompute it in its readers, have it read a window or a sum as it loads, or merge
+   * it with other kernels.
+   */
+  fusedGroup(e: Eqn, members: Set<Eqn>): void {
+    const g = this.emit(members, e);
+    if (g.leaves.length > this.maxLeaves) return; // too many bindings: leave it unfused
+    for (const m of members) if (m !== e && !isConstant(m)) this.placed.add(m);
+    const label = (l: string) => `fused[${l}]`;
+    this.groupAt.set(e, {
+      kind: "fused",
+      out: e.out,
+      leaves: g.leaves,
+      prelude: g.prelude,
+      expr: g.expr,
+      label: label(g.label),
+    });
+    this.groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
+  }
+
+  /** Every step in program order, without those whose values nothing reads. */
+  ordered(): Step[] {
+    const planned: Step[] = [];
+    for (const e of this.p.eqns) {
+      const g = this.groupAt.get(e);
+      if (g && !this.nested.has(g)) planned.push(g);
+      else if (!this.placed.has(e)) planned.push({ kind: "eqn", eqn: e });
+    }
+    // steps whose values no step reads and the caller does not get go: a constant computed
+    // inside every kernel reading it, a view every reader of which reads through a window
+    const read = new Set(this.p.outputs.map((v) => v.id));
+    const steps: Step[] = [];
+    for (let k = planned.length - 1; k >= 0; k--) {
+      const s = planned[k];
+      if (!stepOutputs(s).some((v) => read.has(v.id))) continue;
+      steps.unshift(s);
+      for (const v of stepInputs(s)) read.add(v.id);
+    }
+    return steps;
+  }
+
+  addUse(v: Var, e: AnyEqn | null) {
+    let set = this.consumers.get(v.id);
+    if (!set) this.consumers.set(v.id, set = new Set());
+    set.add(e);
+  }
+
   /** Grow a group from `root` (whose result has shape `shape`); `owner` consumes the root. */
-  const grow = (root: Eqn, owner: Eqn | null, shape: Var, withPositional = false) => {
+  grow(root: Eqn, owner: Eqn | null, shape: Var, withPositional = false) {
     const members = new Set<Eqn>([root]);
     if (owner) members.add(owner);
     let changed = true;
@@ -188,11 +385,13 @@ export function planSteps(
       for (const m of [...members]) {
         if (m === owner) continue;
         for (const v of m.inputs) {
-          const prod = producer.get(v.id);
+          const prod = this.producer.get(v.id);
           const byPosition = withPositional && positional(prod);
-          if (!(elementwise(prod) || byPosition) || members.has(prod) || placed.has(prod)) continue;
+          if (!(elementwise(prod) || byPosition) || members.has(prod) || this.placed.has(prod)) {
+            continue;
+          }
           const isConst = isConstant(prod);
-          const allInside = [...consumers.get(v.id)!].every((c) =>
+          const allInside = [...this.consumers.get(v.id)!].every((c) =>
             c !== null && members.has(c as Eqn)
           );
           if ((isConst || allInside) && broadcastsInto(prod.out, shape)) {
@@ -204,15 +403,16 @@ export function planSteps(
     }
     if (owner) members.delete(owner);
     return members;
-  };
+  }
+
   /** Code of a group; `stored` are further members whose values the kernel also stores. */
-  const emit = (
+  emit(
     members: Set<Eqn>,
     root: Eqn,
     acc?: Var,
     acc2?: Var,
     stored: readonly Var[] = [],
-  ): FusedCode & StoredValues => {
+  ): FusedCode & StoredValues {
     const builder = new FusedCodeBuilder<Var>((a, b) => a.id === b.id);
     const names = new Map<number, string>();
     const leaf = (v: Var) => {
@@ -220,10 +420,10 @@ export function planSteps(
       if (acc2 && v.id === acc2.id) return "acc2"; // a second product's
       return builder.leaf(v);
     };
-    for (const e of p.eqns) { // program order is a topological order
+    for (const e of this.p.eqns) { // program order is a topological order
       if (isMultiEqn(e) || !members.has(e)) continue;
       const args = e.inputs.map((v) => {
-        const prod = producer.get(v.id);
+        const prod = this.producer.get(v.id);
         return prod && members.has(prod as Eqn) ? names.get(v.id)! : leaf(v);
       });
       const value = e.prim.fusion
@@ -237,7 +437,7 @@ export function planSteps(
         );
       names.set(e.out.id, builder.bind(value));
     }
-    const label = p.eqns.filter((e) => members.has(e as Eqn) && !isConstant(e)).map((e) =>
+    const label = this.p.eqns.filter((e) => members.has(e as Eqn) && !isConstant(e)).map((e) =>
       e.prim.name
     ).join(",");
     const code = {
@@ -248,7 +448,7 @@ export function planSteps(
     };
     if (stored.length === 0) return code;
     return { ...code, extraOuts: stored.map((v) => ({ v, name: names.get(v.id)! })) };
-  };
+  }
 
   /**
    * A small kernel with at most one input whose result only other kernels read (a ReLU's
@@ -257,71 +457,72 @@ export function planSteps(
    * less, and each reader loads the input instead of the result. On llvmpipe every dispatch
    * costs ~55 µs before any work.
    */
-  const rematerialize = () => {
+  rematerialize() {
     // member → keys of every group it is computed in: a kernel already recomputed in several
     // readers is a member of each, and each of them reads what it reads
     const groupsOf = new Map<Eqn, AnyEqn[]>();
-    for (const [key, g] of groups) {
+    for (const [key, g] of this.groups) {
       for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
     }
-    for (const [key, g] of [...groups]) {
-      const step = groupAt.get(key)!;
+    for (const [key, g] of [...this.groups]) {
+      const step = this.groupAt.get(key)!;
       if (step.kind !== "fused" || step.leaves.length > 1) continue;
       if ([...g.members].filter((m) => !isConstant(m)).length > MAX_REMAT_OPS) continue;
       if ([...g.members].some((m) => positional(m))) continue; // its readers' index differs
-      const readers = [...consumers.get(g.root.out.id) ?? []];
+      const readers = [...this.consumers.get(g.root.out.id) ?? []];
       const hosts = new Set<AnyEqn>();
       if (
         !readers.every((c) => {
           const keys = c ? groupsOf.get(c as Eqn) ?? [] : [];
           if (keys.length === 0) return false;
           for (const host of keys) {
-            if (host === key || !broadcastsInto(g.root.out, groups.get(host)!.shape)) return false;
+            if (host === key || !broadcastsInto(g.root.out, this.groups.get(host)!.shape)) {
+              return false;
+            }
             hosts.add(host);
           }
           return true;
         })
       ) continue;
-      const emitted = new Map<AnyEqn, ReturnType<typeof emit>>();
+      const emitted = new Map<AnyEqn, ReturnType<Planner["emit"]>>();
       for (const h of hosts) {
-        const hg = groups.get(h)!;
-        const out = emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc, hg.acc2);
-        if (out.leaves.length + hg.extraLeaves() > maxLeaves) break;
+        const hg = this.groups.get(h)!;
+        const out = this.emit(new Set([...hg.members, ...g.members]), hg.root, hg.acc, hg.acc2);
+        if (out.leaves.length + hg.extraLeaves() > this.maxLeaves) break;
         emitted.set(h, out);
       }
       if (emitted.size !== hosts.size) continue;
       for (const m of g.members) groupsOf.set(m, [...emitted.keys()]);
       for (const [h, out] of emitted) {
-        const hg = groups.get(h)!;
+        const hg = this.groups.get(h)!;
         for (const m of g.members) hg.members.add(m);
-        Object.assign(groupAt.get(h)!, {
+        Object.assign(this.groupAt.get(h)!, {
           leaves: out.leaves,
           prelude: out.prelude,
           expr: out.expr,
           label: hg.label(out.label),
         });
       }
-      groupAt.delete(key);
-      groups.delete(key);
-      placed.add(g.root);
+      this.groupAt.delete(key);
+      this.groups.delete(key);
+      this.placed.add(g.root);
     }
-  };
+  }
 
   /** Equations not computed inside any kernel group (nor roots of one). */
-  const free = (e: AnyEqn) => !isMultiEqn(e) && !placed.has(e) && !groupAt.has(e);
-  type LeafHost = Extract<
-    Step,
-    { kind: "fused" | "matmulEpilogue" | "fusedReduce" | "reduceEpilogue" }
-  >;
+  free(e: AnyEqn) {
+    return !isMultiEqn(e) && !this.placed.has(e) && !this.groupAt.has(e);
+  }
+
   /**
    * The kernels reading `e`'s result as a leaf — directly or through reshapes that only add or
    * drop axes of size 1 (`views`) — when every reader is a kernel of the kinds `hosts` allows
    * (and it reads the leaf as stored); null when some reader is anything else.
    */
-  const leafReaders = (e: Eqn, hosts: readonly Step["kind"][]) => {
+  leafReaders(e: Eqn, hosts: readonly Step["kind"][]) {
     // a kernel recomputed in several readers is a member of each
     const groupsOf = new Map<Eqn, AnyEqn[]>();
-    for (const [key, g] of groups) {
+    for (const [key, g] of this.groups) {
       for (const m of g.members) groupsOf.set(m, [...groupsOf.get(m) ?? [], key]);
     }
     const views: Var[] = [e.out];
@@ -329,10 +530,10 @@ export function planSteps(
     const readers: { step: LeafHost; v: Var }[] = [];
     for (let i = 0; i < views.length; i++) {
       const v = views[i];
-      for (const c of consumers.get(v.id) ?? []) {
+      for (const c of this.consumers.get(v.id) ?? []) {
         if (c === null || isMultiEqn(c)) return null;
         // a view sharing the storage that only adds or drops unit axes (a reshape)
-        if (c.prim.view && free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
+        if (c.prim.view && this.free(c) && sameNonUnitDims(c.out.shape, v.shape)) {
           views.push(c.out);
           viewEqns.push(c);
           continue;
@@ -340,7 +541,7 @@ export function planSteps(
         const keys = groupsOf.get(c) ?? [];
         if (keys.length === 0) return null;
         for (const key of keys) {
-          const step = groupAt.get(key);
+          const step = this.groupAt.get(key);
           const at = step && "leaves" in step ? step.leaves.findIndex((l) => l.id === v.id) : -1;
           if (!step || !hosts.includes(step.kind) || at < 0 || (step as LeafHost).sums?.[at]) {
             return null;
@@ -352,54 +553,55 @@ export function planSteps(
       }
     }
     return readers.length === 0 ? null : { readers, viewEqns };
-  };
-  /** `e`'s readers read it as `read` says (through `leafReaders`); `e` is computed by none. */
-  const readInside = (
+  }
+
+  /** `e`'s readers read it as `read` says (through `this.leafReaders`); `e` is computed by none. */
+  readInside(
     e: Eqn,
-    found: NonNullable<ReturnType<typeof leafReaders>>,
+    found: NonNullable<ReturnType<Planner["leafReaders"]>>,
     read: (v: Var) => LeafRead,
-  ) => {
+  ) {
     for (const { step, v } of found.readers) {
       (step.sums ??= [])[step.leaves.findIndex((l) => l.id === v.id)] = read(v);
     }
-    placed.add(e);
-    for (const view of found.viewEqns) placed.add(view);
-  };
+    this.placed.add(e);
+    for (const view of found.viewEqns) this.placed.add(view);
+  }
 
   /**
    * A plain sum of few terms per result (`MAX_INLINE_SUM`) whose every reader is a fused or
-   * epilogue kernel reading it as a leaf (`leafReaders`): those kernels read its input and sum
+   * epilogue kernel reading it as a leaf (`this.leafReaders`): those kernels read its input and sum
    * as they load, and the sum's own dispatch goes.
    */
-  const inlineSums = () => {
-    for (const e of p.eqns) {
-      if (!free(e) || isMultiEqn(e) || !isFoldingReduce(e) || e.params.op !== "sum") continue;
+  inlineSums() {
+    for (const e of this.p.eqns) {
+      if (!this.free(e) || isMultiEqn(e) || !isFoldingReduce(e) || e.params.op !== "sum") continue;
       const input = e.inputs[0];
       const axes = e.params.axes as number[];
       const extent = axes.reduce((n, a) => n * input.shape[a], 1);
       if (extent > MAX_INLINE_SUM || sizeOf(input.shape) * 4 > 1 << 24) continue;
-      const found = leafReaders(e, ["fused", "matmulEpilogue"]);
+      const found = this.leafReaders(e, ["fused", "matmulEpilogue"]);
       if (!found) continue;
       const loads = found.readers.reduce(
         (n, r) => n + sizeOf(stepOutputs(r.step)[0].shape) * extent,
         0,
       );
       if (loads > MAX_INLINE_SUM_LOADS) continue;
-      readInside(e, found, () => ({ input, axes }));
+      this.readInside(e, found, () => ({ input, axes }));
     }
-  };
+  }
 
   /**
    * A slice or transpose whose every reader is a fused kernel reading it as a leaf
-   * (`leafReaders`): those kernels read the window where it lies, through strides and an
+   * (`this.leafReaders`): those kernels read the window where it lies, through strides and an
    * offset, and the view's copy goes (a state split into its components, a key split into its
    * parts, a transposed operand). Views before it (a slice of a transpose, through reshapes by
    * axes of size 1) fold into the same window; one no step reads any more is dropped.
    */
-  const inlineViews = () => {
+  inlineViews() {
     // an equation whose result is its input read through another layout (`Primitive.window`)
     const isView = (e: AnyEqn | undefined): e is Eqn =>
-      !!e && free(e) && !isMultiEqn(e) && !!e.prim.window &&
+      !!e && this.free(e) && !isMultiEqn(e) && !!e.prim.window &&
       e.prim.window(e.params, {
           offset: 0,
           strides: stridesOf(e.inputs[0].shape),
@@ -408,7 +610,7 @@ export function planSteps(
     /** The window `v` is of a stored value, through the views computing it. */
     // (a view before it read elsewhere too stays a step while those readers need it)
     const windowOf = (v: Var): Window => {
-      const e = producer.get(v.id);
+      const e = this.producer.get(v.id);
       if (isView(e)) return viewWindow(e, windowOf(e.inputs[0]));
       return { input: v, offset: 0, strides: stridesOf(v.shape), shape: v.shape };
     };
@@ -416,32 +618,37 @@ export function planSteps(
       ...e.prim.window!(e.params, w, e.out)!,
       input: w.input,
     });
-    for (const e of p.eqns) {
+    for (const e of this.p.eqns) {
       // (a view sharing its input's storage needs no window: readers read the storage)
       if (!isView(e) || e.prim.view || sizeOf(e.out.shape) === 0) continue;
       // (reductions read windows but not sums: their kernels take offsets, not sum loops)
-      const found = leafReaders(e, ["fused", "matmulEpilogue", "fusedReduce", "reduceEpilogue"]);
+      const found = this.leafReaders(e, [
+        "fused",
+        "matmulEpilogue",
+        "fusedReduce",
+        "reduceEpilogue",
+      ]);
       if (!found) continue;
       const w = viewWindow(e, windowOf(e.inputs[0]));
-      readInside(e, found, (v) => {
+      this.readInside(e, found, (v) => {
         const { strides } = unitReshaped(w, v.shape);
         return { input: w.input, offset: w.offset, strides };
       });
     }
-  };
+  }
 
-  /** A reduction reading its single-use elementwise producer's group as a prologue. */
-  const withPrologue = (e: Eqn): FusedReduce | null => {
+  /** A reduction reading its single-use elementwise this.producer's group as a prologue. */
+  withPrologue(e: Eqn): FusedReduce | null {
     if (!prologueAxesOk(e)) return null;
-    const src = producer.get(e.inputs[0].id);
+    const src = this.producer.get(e.inputs[0].id);
     if (
-      !elementwise(src) || isConstant(src) || placed.has(src) ||
-      ![...consumers.get(src.out.id)!].every((c) => c === e)
+      !elementwise(src) || isConstant(src) || this.placed.has(src) ||
+      ![...this.consumers.get(src.out.id)!].every((c) => c === e)
     ) return null;
-    const members = grow(src, e, src.out);
-    const g = emit(members, src);
-    if (g.leaves.length > maxLeaves) return null;
-    for (const m of members) if (!isConstant(m)) placed.add(m);
+    const members = this.grow(src, e, src.out);
+    const g = this.emit(members, src);
+    if (g.leaves.length > this.maxLeaves) return null;
+    for (const m of members) if (!isConstant(m)) this.placed.add(m);
     const label = (l: string) => `reduce[${e.params.op}∘${l}]`;
     const step: FusedReduce = {
       kind: "fusedReduce",
@@ -449,171 +656,52 @@ export function planSteps(
       ...g,
       label: label(g.label),
     };
-    groupAt.set(e, step);
-    const extraLeaves = () => epilogueAround.get(step)?.leaves.length ?? 0;
-    groups.set(e, { members, root: src, shape: src.out, label, extraLeaves });
+    this.groupAt.set(e, step);
+    const extraLeaves = () => this.epilogueAround.get(step)?.leaves.length ?? 0;
+    this.groups.set(e, { members, root: src, shape: src.out, label, extraLeaves });
     return step;
-  };
-  /** Steps that run inside another step (a reduction under its epilogue). */
-  const nested = new Set<Step>();
-  /** The epilogue step around a nested reduction with a prologue. */
-  const epilogueAround = new Map<Step, FusedCode>();
+  }
+
   /**
    * The equation computing `v` if `accept` takes it, directly or through reshapes (they keep
    * the row-major order, so its store index is the group's), each read only by the next.
    */
-  const behind = (v: Var, accept: (e: Eqn) => boolean): { eqn: Eqn; views: Eqn[] } | null => {
+  behind(v: Var, accept: (e: Eqn) => boolean): { eqn: Eqn; views: Eqn[] } | null {
     const views: Eqn[] = [];
-    let prod = producer.get(v.id);
+    let prod = this.producer.get(v.id);
     while (
       prod && !isMultiEqn(prod) && !!prod.prim.view &&
-      consumers.get(prod.inputs[0].id)?.size === 1
+      this.consumers.get(prod.inputs[0].id)?.size === 1
     ) {
       views.push(prod);
-      prod = producer.get(prod.inputs[0].id);
+      prod = this.producer.get(prod.inputs[0].id);
     }
-    if (!prod || isMultiEqn(prod) || placed.has(prod) || !accept(prod)) return null;
+    if (!prod || isMultiEqn(prod) || this.placed.has(prod) || !accept(prod)) return null;
     return { eqn: prod, views };
-  };
-  const isMatmul = (e: Eqn) => e.prim.kind === "matmul";
-  const isFoldingReduce = (e: Eqn) => prologueAxesOk(e) && e.out.dtype === "f32";
-
-  for (let k = p.eqns.length - 1; k >= 0; k--) {
-    const e = p.eqns[k];
-    if (placed.has(e) || isMultiEqn(e)) continue;
-    if (withPrologue(e)) continue;
-    if (!(elementwise(e) || positional(e)) || isConstant(e)) continue;
-    const members = grow(e, null, e.out, true);
-    // a member that reads its position runs only in a plain fused kernel (index `gi`)
-    const plainOnly = [...members].some((m) => positional(m));
-    // values of the group's shape that only the group reads: a matmul or reduction computing
-    // one can apply the group as its epilogue
-    const accumulators = e.out.dtype !== "f32" || plainOnly ? [] : [...members]
-      .flatMap((m) => m.inputs)
-      .filter((v) =>
-        sameShape(v, e.out) &&
-        [...consumers.get(v.id)!].every((c) => c !== null && members.has(c as Eqn))
-      );
-    const reduceOf = accumulators
-      .map((v) => ({ v, behind: behind(v, isFoldingReduce) }))
-      .find((c) => c.behind !== null);
-    const epilogueOf = accumulators
-      .filter((v) => sizeOf(v.shape) <= maxEpilogueElems)
-      .map((v) => ({ v, behind: behind(v, isMatmul) }))
-      .find((c) => c.behind !== null);
-    if (!epilogueOf && reduceOf) {
-      const { v: acc, behind: found } = reduceOf;
-      const red = found!.eqn;
-      const reduce: FusedReduce | PlainReduce = withPrologue(red) ?? { kind: "eqn", eqn: red };
-      const g = emit(members, e, acc);
-      const readLeaves = reduce.kind === "eqn" ? 1 : reduce.leaves.length;
-      if (g.leaves.length + readLeaves <= maxLeaves) {
-        placed.add(red);
-        for (const view of found!.views) placed.add(view);
-        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
-        nested.add(reduce);
-        const label = (l: string) =>
-          `${reduce.kind === "eqn" ? `reduce[${red.params.op}]` : reduce.label}+${l}`;
-        const step: Step = {
-          kind: "reduceEpilogue",
-          reduce,
-          out: e.out,
-          ...g,
-          label: label(g.label),
-        };
-        groupAt.set(e, step);
-        epilogueAround.set(reduce, step);
-        const extraLeaves = () => (reduce.kind === "eqn" ? 1 : reduce.leaves.length);
-        groups.set(e, { members, root: e, shape: e.out, label, acc, extraLeaves });
-        continue;
-      }
-    }
-    if (epilogueOf) {
-      const { v: mmInput, behind: found } = epilogueOf;
-      const { eqn: mm, views } = found!;
-      // another product of the same shape that only this group reads (`A·B + C·D`, the two
-      // halves of a gradient): accumulated in the same kernel instead of stored and reloaded
-      const secondOf = accumulators
-        .filter((v) => v.id !== mmInput.id && sizeOf(v.shape) <= maxEpilogueElems)
-        .map((v) => ({
-          v,
-          behind: behind(v, (m) => isMatmul(m) && m !== mm && sameShape(m.out, mm.out)),
-        }))
-        .find((c) => c.behind !== null);
-      const dual = secondOf && emit(members, e, mmInput, secondOf.v);
-      const useDual = !!dual && dual.leaves.length + 4 <= maxLeaves;
-      const g = useDual ? dual! : emit(members, e, mmInput);
-      const operands = useDual ? 4 : 2;
-      if (g.leaves.length + operands <= maxLeaves) {
-        placed.add(mm);
-        for (const view of views) placed.add(view);
-        const mm2 = useDual ? secondOf!.behind!.eqn : undefined;
-        if (useDual) {
-          placed.add(mm2!);
-          for (const view of secondOf!.behind!.views) placed.add(view);
-        }
-        for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
-        const label = (l: string) => `${useDual ? "matmul×2" : "matmul"}+${l}`;
-        groupAt.set(e, {
-          kind: "matmulEpilogue",
-          mm,
-          mm2,
-          out: e.out,
-          leaves: g.leaves,
-          prelude: g.prelude,
-          expr: g.expr,
-          label: label(g.label),
-        });
-        groups.set(e, {
-          members,
-          root: e,
-          shape: e.out,
-          label,
-          acc: mmInput,
-          acc2: useDual ? secondOf!.v : undefined,
-          extraLeaves: () => operands,
-        });
-        continue;
-      }
-    }
-    // a group of one op too: later passes may recompute it in its readers, have it read a
-    // window or a sum as it loads, or merge it with other kernels
-    const g = emit(members, e);
-    if (g.leaves.length > maxLeaves) continue; // too many bindings: leave it unfused
-    for (const m of members) if (m !== e && !isConstant(m)) placed.add(m);
-    const label = (l: string) => `fused[${l}]`;
-    groupAt.set(e, {
-      kind: "fused",
-      out: e.out,
-      leaves: g.leaves,
-      prelude: g.prelude,
-      expr: g.expr,
-      label: label(g.label),
-    });
-    groups.set(e, { members, root: e, shape: e.out, label, extraLeaves: () => 0 });
   }
+
   /**
    * Multi-output fusion, over the planned kernels: a small elementwise kernel (a fused group or
    * one op) joins another of its shape — at the later one's place when no kernel between them
    * reads what it stores, at its own when none between makes what the later one reads — or of a
    * shape it broadcasts into (its values then stored once, at the elements whose broadcast
-   * coordinates are 0). The merged kernel computes both groups' values once and stores those
+   * coordinates are 0). The merged kernel computes both this.groups' values once and stores those
    * that other kernels or the caller read. Groups stepping the components of one state from the
-   * same inputs, and a value several groups read, become one dispatch instead of several (on
+   * same inputs, and a value several this.groups read, become one dispatch instead of several (on
    * llvmpipe a dispatch costs 30–100 µs before any work). Last, a slice of a kernel's value is
    * stored by that kernel (at the window's elements).
    */
-  const mergeKernels = (steps: Step[]): Step[] => {
+  mergeKernels(steps: Step[]): Step[] {
     interface Mergeable {
       members: Set<Eqn>;
       sums: Map<number, LeafRead>;
     }
     const info = new Map<Step, Mergeable>();
-    for (const [key, step] of groupAt) {
+    for (const [key, step] of this.groupAt) {
       if (step.kind !== "fused") continue;
       const sums = new Map<number, LeafRead>();
       step.sums?.forEach((sum, i) => sum && sums.set(step.leaves[i].id, sum));
-      info.set(step, { members: new Set(groups.get(key)!.members), sums });
+      info.set(step, { members: new Set(this.groups.get(key)!.members), sums });
     }
     for (const s of steps) {
       if (s.kind === "eqn" && elementwise(s.eqn) && !isConstant(s.eqn)) {
@@ -627,7 +715,7 @@ export function planSteps(
       for (const id of vs) readers.set(id, (readers.get(id) ?? 0) + d);
     };
     for (const s of steps) count(ids(stepInputs(s)), 1);
-    count(ids(p.outputs), 1);
+    count(ids(this.p.outputs), 1);
 
     const merge = (a: Step, b: Step): Step | null => {
       const ia = info.get(a)!, ib = info.get(b)!;
@@ -647,8 +735,8 @@ export function planSteps(
       if (!out) return null;
       const rest = stored.filter((v) => v !== out);
       const members = new Set([...ia.members, ...ib.members]);
-      const code = emit(members, producer.get(out.id) as Eqn, undefined, undefined, rest);
-      if (code.leaves.length + stored.length > maxLeaves + 1) return null;
+      const code = this.emit(members, this.producer.get(out.id) as Eqn, undefined, undefined, rest);
+      if (code.leaves.length + stored.length > this.maxLeaves + 1) return null;
       for (const o of code.extraOuts ?? []) {
         if (!sameShape(o.v, big)) o.at = broadcastStore(o.v.shape, big.shape);
       }
@@ -703,7 +791,14 @@ export function planSteps(
         for (const v of outs) madeBetween.add(v.id);
       }
     }
-    // a slice of a kernel's value (the next key of a split) is stored by that kernel too
+    return this.storeSlicesInProducers(list);
+  }
+
+  /**
+   * A slice of a fused kernel's value (the next key of a split) is stored by that kernel too,
+   * and the slice's own step goes.
+   */
+  storeSlicesInProducers(list: Step[]): Step[] {
     for (let k = list.length - 1; k >= 0; k--) {
       const cut = list[k];
       if (cut.kind !== "eqn" || isMultiEqn(cut.eqn) || cut.eqn.prim !== slicePrimitive) continue;
@@ -713,7 +808,7 @@ export function planSteps(
       if (at < 0 || host.kind !== "fused" || !sameShape(v, host.out)) continue;
       const { start, step } = cut.eqn.params as { start: number[]; step: number[] };
       if (step.some((st) => st <= 0) || sizeOf(cut.eqn.out.shape) === 0) continue;
-      if (host.leaves.length + stepOutputs(host).length + 1 > maxLeaves + 1) continue;
+      if (host.leaves.length + stepOutputs(host).length + 1 > this.maxLeaves + 1) continue;
       const name = v === host.out ? host.expr : host.extraOuts!.find((o) => o.v === v)!.name;
       const stored = {
         v: cut.eqn.out,
@@ -724,27 +819,36 @@ export function planSteps(
       list.splice(k, 1);
     }
     return list;
-  };
-  rematerialize();
-  inlineSums();
-  inlineViews();
-  const planned: Step[] = [];
-  for (const e of p.eqns) {
-    const g = groupAt.get(e);
-    if (g && !nested.has(g)) planned.push(g);
-    else if (!placed.has(e)) planned.push({ kind: "eqn", eqn: e });
   }
-  // steps whose values no step reads and the caller does not get go: a constant computed
-  // inside every kernel reading it, a view every reader of which reads through a window
-  const read = new Set(p.outputs.map((v) => v.id));
-  const steps: Step[] = [];
-  for (let k = planned.length - 1; k >= 0; k--) {
-    const s = planned[k];
-    if (!stepOutputs(s).some((v) => read.has(v.id))) continue;
-    steps.unshift(s);
-    for (const v of stepInputs(s)) read.add(v.id);
-  }
-  return mergeKernels(steps);
+}
+
+function broadcastsInto(a: Var, b: Var) {
+  return a.shape.length <= b.shape.length &&
+    a.shape.every((d, i) => d === 1 || d === b.shape[b.shape.length - a.shape.length + i]);
+}
+
+function elementwise(e: AnyEqn | undefined): e is Eqn {
+  return !!e && !isMultiEqn(e) && !!e.prim.fusion && sizeOf(e.out.shape) > 0;
+}
+
+/** Computed per element from its position (`Primitive.positional`): plain fused kernels only. */
+function positional(e: AnyEqn | undefined): e is Eqn {
+  return !!e && !isMultiEqn(e) && !!e.prim.positional && sizeOf(e.out.shape) > 0 &&
+    (e.prim.positional.applies?.(e.inputs, e.params) ?? true);
+}
+
+function prologueAxesOk(e: Eqn) {
+  if (e.prim.kind !== "reduction" || !PROLOGUE_OPS.includes(e.params.op)) return false;
+  const axes = e.params.axes as number[];
+  return axes.length > 0 && axes.every((a, k) => k === 0 || a === axes[k - 1] + 1);
+}
+
+function isMatmul(e: Eqn) {
+  return e.prim.kind === "matmul";
+}
+
+function isFoldingReduce(e: Eqn) {
+  return prologueAxesOk(e) && e.out.dtype === "f32";
 }
 
 /**

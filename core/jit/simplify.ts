@@ -44,9 +44,11 @@ import { sizeOf } from "../shape.ts";
 import { elementwise } from "../primitives/elementwise.ts";
 import type { MatmulParams } from "../primitives/matmul.ts";
 import { slice, type SliceParams } from "../primitives/slice.ts";
-import { type RandomBitsParams, threefryBits } from "../primitives/random_bits.ts";
+import { randomBits, type RandomBitsParams, threefryBits } from "../primitives/random_bits.ts";
 import { reshape } from "../primitives/reshape.ts";
-import { full } from "../primitives/fill.ts";
+import { full, iota } from "../primitives/fill.ts";
+import { broadcastTo } from "../primitives/broadcast.ts";
+import { concat } from "../primitives/concat.ts";
 import type { ReduceParams } from "../primitives/reduce.ts";
 import {
   type AnyEqn,
@@ -107,7 +109,7 @@ export function foldConstants(p: Program): Program {
   const constant = new Map<number, Eqn>(); // value id → the `full` computing it
   const eqns = p.eqns.map((e) => {
     if (isMultiEqn(e)) return e;
-    if (e.prim.name === "full") {
+    if (e.prim === full) {
       constant.set(e.out.id, e);
       return e;
     }
@@ -161,12 +163,12 @@ export function outerProducts(p: Program): Program {
 function scalingInput(e: AnyEqn, rank: number): number {
   if (isMultiEqn(e) || e.out.dtype !== "f32") return -1;
   const [a, b] = e.inputs;
-  if (e.prim.name === "neg") return 0;
-  if (e.prim.name === "mul") {
+  if (e.prim === elementwise.neg) return 0;
+  if (e.prim === elementwise.mul) {
     if (isScalar(b, rank) && sameShape(a, e.out)) return 0;
     if (isScalar(a, rank) && sameShape(b, e.out)) return 1;
   }
-  if (e.prim.name === "div" && isScalar(b, rank) && sameShape(a, e.out)) return 0;
+  if (e.prim === elementwise.div && isScalar(b, rank) && sameShape(a, e.out)) return 0;
   return -1;
 }
 
@@ -223,8 +225,8 @@ export function scaleOutOfMatmuls(p: Program): Program {
 
 /** Elementwise primitives whose parameters do not mention shapes. */
 const hoistable = (e: AnyEqn | undefined): e is Eqn =>
-  !!e && !isMultiEqn(e) && !!e.prim.fusion && e.prim.name !== "broadcastTo" &&
-  e.prim.name !== "full";
+  !!e && !isMultiEqn(e) && !!e.prim.fusion && e.prim !== broadcastTo &&
+  e.prim !== full;
 
 export function hoistReshapes(p: Program): Program {
   const producer = new Map<number, AnyEqn>(); // of the rewritten program, filled as it is built
@@ -255,8 +257,8 @@ export function hoistReshapes(p: Program): Program {
     const rank = out.shape.length;
     if (
       f && !isMultiEqn(f) &&
-      (f.prim.name === "full" ||
-        f.prim.name === "broadcastTo" && isScalarOf(f.inputs[0], rank))
+      (f.prim === full ||
+        f.prim === broadcastTo && isScalarOf(f.inputs[0], rank))
     ) { // a constant, or a scalar's broadcast, made at the new shape directly
       if (uses.get(from.id) === 1) removed.add(f);
       const made: Eqn = { ...f, params: { ...f.params, shape: out.shape }, out };
@@ -309,7 +311,7 @@ export function reluMaskFromOutput(p: Program): Program {
   const fresh = idSource(p);
   const isZero = (v: Var) => {
     const e = producer.get(v.id);
-    return !!e && !isMultiEqn(e) && e.prim.name === "full" && e.params.value === 0 &&
+    return !!e && !isMultiEqn(e) && e.prim === full && e.params.value === 0 &&
       sizeOf(v.shape) === 1;
   };
   /**
@@ -325,11 +327,11 @@ export function reluMaskFromOutput(p: Program): Program {
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
     eqns.push({ ...e, inputs: e.inputs.map((v) => rename.get(v.id) ?? v) });
-    if (isMultiEqn(e) || e.prim.name !== "where") continue;
+    if (isMultiEqn(e) || e.prim !== elementwise.where) continue;
     const [mask, x, zero] = e.inputs;
     const gt = producer.get(mask.id);
     if (
-      !gt || isMultiEqn(gt) || gt.prim.name !== "gt" || gt.inputs[0].id !== x.id ||
+      !gt || isMultiEqn(gt) || gt.prim !== elementwise.gt || gt.inputs[0].id !== x.id ||
       !isZero(gt.inputs[1]) || !isZero(zero) || x.dtype !== "f32" ||
       !sameShape(x, e.out) || !sameShape(mask, e.out) || rename.has(mask.id) ||
       read.get(mask.id)!.length < 2 || !storedAnyway(e.out) // else the rewrite stores it
@@ -421,7 +423,7 @@ export function mergeReductions(p: Program): Program {
         eq = { ...scaled.by, inputs: args, out: e.out };
         removed.add(scaled.sum).add(scaled.by);
       }
-    } else if (!isMultiEqn(e) && e.prim.name === "add" && e.inputs[0].id !== e.inputs[1].id) {
+    } else if (!isMultiEqn(e) && e.prim === elementwise.add && e.inputs[0].id !== e.inputs[1].id) {
       // Σ a + Σ b = Σ (a + b); each Σ may itself sum a sum, read elsewhere too
       const [s0, s1] = e.inputs.map(flatSum);
       const [a, b] = [s0?.flat.inputs[0], s1?.flat.inputs[0]];
@@ -457,7 +459,7 @@ export function concatOfSlices(p: Program): Program {
   const eqns: AnyEqn[] = [];
   for (const e0 of p.eqns) {
     const e = { ...e0, inputs: e0.inputs.map(sub) } as AnyEqn;
-    const joined = isMultiEqn(e) || e.prim.name !== "concat" ? null : sliceJoined(e, made);
+    const joined = isMultiEqn(e) || e.prim !== concat ? null : sliceJoined(e, made);
     if (isMultiEqn(e) || !joined) {
       eqns.push(e);
       continue;
@@ -484,7 +486,7 @@ function sliceJoined(
 ): { source: Var; params: SliceParams } | null {
   const axis = e.params.axis as number;
   const cuts = e.inputs.map((v) => made.get(v.id));
-  if (cuts.some((c) => !c || isMultiEqn(c) || c.prim.name !== "slice")) return null;
+  if (cuts.some((c) => !c || isMultiEqn(c) || c.prim !== slice)) return null;
   const slices = cuts as Eqn[];
   const source = slices[0].inputs[0];
   const ps = slices.map((c) => c.params as SliceParams);
@@ -508,7 +510,7 @@ export function randomBitsPerElement(p: Program): Program {
   const fresh = idSource(p);
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
-    if (isMultiEqn(e) || e.prim.name !== "randomBits" || sizeOf(e.out.shape) === 0) {
+    if (isMultiEqn(e) || e.prim !== randomBits || sizeOf(e.out.shape) === 0) {
       eqns.push(e);
       continue;
     }
@@ -543,7 +545,7 @@ export function composeSlices(p: Program): Program {
   const fresh = idSource(p);
   const eqns: AnyEqn[] = [];
   for (const e of p.eqns) {
-    const composed = isMultiEqn(e) || e.prim.name !== "slice" ? null : sliceOfSlice(e, made);
+    const composed = isMultiEqn(e) || e.prim !== slice ? null : sliceOfSlice(e, made);
     if (isMultiEqn(e) || !composed) {
       eqns.push(e);
       continue;
@@ -578,7 +580,7 @@ function sliceOfSlice(
     v = prev.inputs[0];
     prev = made.get(v.id);
   }
-  if (!prev || isMultiEqn(prev) || prev.prim.name !== "slice") return null;
+  if (!prev || isMultiEqn(prev) || prev.prim !== slice) return null;
   const first = prev.params as SliceParams, second = e.params as SliceParams;
   if ([...first.step, ...second.step].some((st) => st <= 0) || sizeOf(e.out.shape) === 0) {
     return null;
@@ -610,8 +612,8 @@ export function reshapedConstants(p: Program): Program {
     const src = made.get(e.inputs[0].id);
     if (!src || isMultiEqn(src) || src.inputs.length > 0) return e;
     const shape = e.out.shape;
-    if (src.prim.name === "full") return { ...src, params: { ...src.params, shape }, out: e.out };
-    if (src.prim.name === "iota") return { ...src, params: { ...src.params, shape }, out: e.out };
+    if (src.prim === full) return { ...src, params: { ...src.params, shape }, out: e.out };
+    if (src.prim === iota) return { ...src, params: { ...src.params, shape }, out: e.out };
     return e;
   });
   return { ...p, eqns };
@@ -624,8 +626,7 @@ const MAX_UNROLLED_TERMS = 4;
 const MAX_PUSHED_OPS = 16;
 
 /** An elementwise op whose parameters do not depend on shapes (so it applies to any window). */
-const pushable = (e: Eqn) =>
-  !!e.prim.fusion && e.inputs.length > 0 && e.prim.name !== "broadcastTo";
+const pushable = (e: Eqn) => !!e.prim.fusion && e.inputs.length > 0 && e.prim !== broadcastTo;
 
 export function unrolledReductions(p: Program): Program {
   const fresh = idSource(p);
@@ -685,7 +686,7 @@ export function unrolledReductions(p: Program): Program {
       let out: Var;
       if (local.every((a) => v.shape[a] === 1)) {
         out = shaped(v, shape);
-      } else if (src && !isMultiEqn(src) && src.prim.name === "full") {
+      } else if (src && !isMultiEqn(src) && src.prim === full) {
         out = emit(full, { ...src.params, shape }, [], fresh(shape, v.dtype));
       } else if (
         src && !isMultiEqn(src) && pushable(src) && onlyHere(v) && budget-- > 0

@@ -13,7 +13,8 @@ import { numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { pearl, summarize } from "../algorithms/mod.ts";
-import { pointNavigation, randomPolicy, rollout } from "../envs/mod.ts";
+import { pointNavigation } from "../envs/mod.ts";
+import { pointRobotAnchors } from "./point_robot_anchors.ts";
 
 const USAGE = `usage: deno run -A bench/pearl_point_robot.ts [options]
 
@@ -61,38 +62,13 @@ console.log(JSON.stringify({ ...learner.config, env: env.name, minutes, seed, gr
 
 // held-out goals and the two anchors of the normalised score, per goal
 const tasks = env.sampleTasks(mg.random.key(5_000_005), evalTasks);
-const goals = await tasks.goal.toFloat64();
-const T = env.maxSteps, step = 0.1, radius = 0.2;
-/** The straight-to-the-goal return of one goal (per-axis moves clipped to ±0.1). */
-function optimalReturn(gx: number, gy: number): number {
-  let x = 0, y = 0, total = 0;
-  for (let t = 0; t < T; t++) {
-    const dx = gx - x, dy = gy - y;
-    const s = Math.min(1, step / Math.max(Math.abs(dx), Math.abs(dy), 1e-12));
-    x += dx * s;
-    y += dy * s;
-    const dist = Math.hypot(gx - x, gy - y);
-    total += reward === "dense" ? -dist : dist <= radius ? 2 - dist : 0;
-  }
-  return total;
-}
-const optimal = Array.from(
-  { length: evalTasks },
-  (_, i) => optimalReturn(goals[2 * i], goals[2 * i + 1]),
+const T = env.maxSteps;
+const { optimal, random, normalise } = await pointRobotAnchors(
+  env,
+  reward,
+  tasks,
+  mg.random.key(6),
 );
-const randomTotals = await mg.jit((k: Tensor) =>
-  mg.sum(
-    rollout(env, randomPolicy(env.actionSpace), null, tasks, k, { steps: T, envsPerTask: 16 })
-      .reward,
-    0,
-  )
-)(mg.random.key(6)).toFloat64();
-const random = Array.from({ length: evalTasks }, (_, i) => {
-  let s = 0;
-  for (let j = 0; j < 16; j++) s += randomTotals[i * 16 + j] / 16;
-  return s;
-});
-
 const collect = mg.jit(learner.collect, { staticArgnums: [1, 2], donateArgnums: [0] });
 const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
 const EPISODES = 3;
@@ -100,10 +76,7 @@ const evaluate = mg.jit((p: unknown, k: Tensor) =>
   learner.adaptationReturns(p as never, tasks, k, EPISODES)
 );
 const normalised = (r: Float64Array, e: number) =>
-  Array.from(
-    { length: evalTasks },
-    (_, i) => (r[e * evalTasks + i] - random[i]) / (optimal[i] - random[i]),
-  );
+  normalise(r.subarray(e * evalTasks, (e + 1) * evalTasks));
 
 let state = learner.init(mg.random.key(seed));
 const t0 = performance.now();

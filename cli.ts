@@ -39,7 +39,7 @@ const USAGE = `usage: deno run -A cli.ts [command] [options]
         trpo                    navigation, cartpole    --steps updates
         sac                     pendulum                --steps environment steps
         rl2                     bandit (k = 5, n = 10)  --steps updates
-        mamlrl                  navigation              --steps meta-steps
+        mamlrl                  navigation, point-robot --steps meta-steps
         pearl                   point-robot(-sparse)    --steps iterations
       --steps 2000 --seed 0 --log-every 100 --checkpoint-every 500 --eval-every 500
       --lr (Adam's for meta-learners, 1e-3; Reptile's ε, 0.1; the RL learners' own)

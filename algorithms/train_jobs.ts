@@ -127,7 +127,7 @@ export const TRAIN_TASKS: Readonly<Record<string, readonly string[]>> = {
   trpo: ["navigation", "cartpole"],
   sac: ["pendulum"],
   rl2: ["bandit"],
-  mamlrl: ["navigation"],
+  mamlrl: ["navigation", "point-robot", "point-robot-sparse"],
   pearl: ["point-robot", "point-robot-sparse"],
 };
 
@@ -226,6 +226,7 @@ export function trainDefaults(algorithm: string, task: string): TrainDefaults {
   if (algorithm === "protonet" || algorithm === "matching") d.metaBatch = 1;
   if (algorithm === "reptile") Object.assign(d, { innerSteps: 5, innerLr: 0.02, lr: 0.1 });
   if (algorithm === "a2c") d.lr = 7e-4;
+  if (algorithm === "mamlrl") Object.assign(d, TASK_DEFAULTS.navigation); // Finn's settings
   if (task === "sinusoid") d.testSteps = d.innerSteps;
   return d;
 }
@@ -688,10 +689,11 @@ function sacJob(cfg: TrainConfig): TrainJob {
 }
 
 /**
- * MAML-RL on 2D navigation (Finn et al.): `metaBatch` tasks × `shots` trajectories per
- * meta-step, `innerSteps` policy-gradient steps of `innerLr` against the linear baseline, a TRPO
- * outer step (second order unless `firstOrder`); 64×64 policy. A step of the run is a
- * meta-step. Scored by the return on 40 held-out goals after `testSteps` adaptation steps.
+ * MAML-RL on 2D navigation (Finn et al.) or the point robot (PEARL's semicircle goals):
+ * `metaBatch` tasks × `shots` trajectories per meta-step, `innerSteps` policy-gradient steps of
+ * `innerLr` against the linear baseline, a TRPO outer step (second order unless `firstOrder`);
+ * 64×64 policy. A step of the run is a meta-step. Scored by the return on 40 held-out goals
+ * after `testSteps` adaptation steps.
  */
 function mamlRlJob(cfg: TrainConfig): TrainJob {
   const env = environment(cfg.task);

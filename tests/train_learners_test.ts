@@ -23,27 +23,35 @@ Deno.test("train: every learner runs on its tasks, writes a finite summary, and 
         "returnPosterior",
       ],
     ];
-    for (const [algorithm, args, field] of runs) {
-      const out = `${dir}/${algorithm}-${args[1]}`;
-      const r = await run([algorithm, ...args, ...quiet, "--eval-tasks", "4", "--out", out]);
-      assert.equal(r.code, 0, `${algorithm} ${args.join(" ")}: ${r.stderr}`);
-      const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
-      assert.ok(Number.isFinite(summary[field]), `${algorithm}: ${JSON.stringify(summary)}`);
-    }
+    // three independent lanes at once: the runs mostly compile kernels, on one core each
+    const others = async () => {
+      for (const [algorithm, args, field] of runs) {
+        const out = `${dir}/${algorithm}-${args[1]}`;
+        const r = await run([algorithm, ...args, ...quiet, "--eval-tasks", "4", "--out", out]);
+        assert.equal(r.code, 0, `${algorithm} ${args.join(" ")}: ${r.stderr}`);
+        const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+        assert.ok(Number.isFinite(summary[field]), `${algorithm}: ${JSON.stringify(summary)}`);
+      }
+    };
     // SAC: step 1 explores 1,000 steps, later steps train 500 each; 1,600 = explore + 500 + 100
     const sacArgs = ["sac", "--task", "pendulum", ...quiet, "--eval-tasks", "4"];
-    const whole = await run([...sacArgs, "--steps", "1600", "--out", `${dir}/sac`]);
-    assert.equal(whole.code, 0, whole.stderr);
-    const rows = await readMetrics(`${dir}/sac`);
-    assert.deepEqual(rows.filter((r) => "envSteps" in r).map((r) => r.envSteps), [
-      1000,
-      1500,
-      1600,
-    ]);
-    const part = await run([...sacArgs, "--steps", "1500", "--out", `${dir}/sac2`]);
-    assert.equal(part.code, 0, part.stderr);
-    const rest = await run(["--resume", `${dir}/sac2`, "--steps", "1600"]);
-    assert.equal(rest.code, 0, rest.stderr);
+    const sacWhole = async () => {
+      const whole = await run([...sacArgs, "--steps", "1600", "--out", `${dir}/sac`]);
+      assert.equal(whole.code, 0, whole.stderr);
+      const rows = await readMetrics(`${dir}/sac`);
+      assert.deepEqual(rows.filter((r) => "envSteps" in r).map((r) => r.envSteps), [
+        1000,
+        1500,
+        1600,
+      ]);
+    };
+    const sacExtended = async () => {
+      const part = await run([...sacArgs, "--steps", "1500", "--out", `${dir}/sac2`]);
+      assert.equal(part.code, 0, part.stderr);
+      const rest = await run(["--resume", `${dir}/sac2`, "--steps", "1600"]);
+      assert.equal(rest.code, 0, rest.stderr);
+    };
+    await Promise.all([others(), sacWhole(), sacExtended()]);
     assertSameBits(
       (await checkpointBits(`${dir}/sac2`)).bits,
       (await checkpointBits(`${dir}/sac`)).bits,

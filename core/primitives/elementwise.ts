@@ -14,20 +14,31 @@ import { sumToShape } from "../ops/reduce.ts";
 import { bind } from "../primitive.ts";
 import { alignRank, elemRank } from "./batching.ts";
 
-type Kinds = "float" | "numeric" | "int" | "bool" | "intOrBool" | "any";
+/** The dtypes an elementwise rule accepts. */
+export type Kinds = "float" | "numeric" | "int" | "bool" | "intOrBool" | "any";
 
-interface Row {
+/**
+ * An elementwise primitive's rules, all of them (`elementwisePrimitive` makes the primitive):
+ * its reference in float64, its WGSL expression (which jit and eager fusion fuse, and the
+ * elementwise kernel family runs), and its vjp. Broadcasting, batching and the dtype checks
+ * follow.
+ */
+export interface ElementwiseRule {
+  /** The primitive's name. */
   name: string;
+  /** Operands (1 to 3). */
   arity: 1 | 2 | 3;
   /** Accepted input dtype(s) (for `where`, the dtype of operands 2 and 3). */
   accepts: Kinds;
   /** Output dtype given the (common) input dtype. */
   out: (d: DType) => DType;
+  /** Float64 reference of one element, given the input dtype. */
   ref: (d: DType) => (a: number, b: number, c: number) => number;
+  /** WGSL expression of one element from the operands' expressions `v`. */
   wgsl: (v: string[], d: DType) => string;
   /**
    * Cotangents of the inputs given the output's cotangent `g`, at the broadcast shape
-   * (makePrimitive sums them back to each input's shape). Omitted: not differentiable.
+   * (summed back to each input's shape). Omitted: not differentiable.
    */
   vjp?: (g: Tensor, x: readonly Tensor[], out: Tensor) => (Tensor | null)[];
 }
@@ -179,7 +190,7 @@ function floatOnly(
   ref: (x: number) => number,
   wgsl: (v: string) => string,
   vjp?: (g: Tensor, x: Tensor, out: Tensor) => Tensor | null,
-): Row {
+): ElementwiseRule {
   return {
     name,
     arity: 1,
@@ -208,7 +219,7 @@ function minmaxVjp(
 
 const zeroOf = (d: DType) => (d === "f32" ? "0.0" : d === "i32" ? "0" : "0u");
 
-const ROWS: Row[] = [
+const ROWS: ElementwiseRule[] = [
   // ---- unary
   {
     name: "neg",
@@ -505,7 +516,20 @@ const KIND_TEXT: Record<Kinds, string> = {
   any: "any dtype",
 };
 
-function makePrimitive(row: Row): Primitive {
+/**
+ * The primitive of an elementwise rule: a new elementwise op is one rule and this call — grad,
+ * vmap, jit, eager fusion and both backends follow from it.
+ *
+ * @example
+ * ```ts
+ * import { elementwisePrimitive } from "./elementwise.ts";
+ * const cube = elementwisePrimitive({
+ *   name: "cube", arity: 1, accepts: "float", out: (d) => d,
+ *   ref: () => (x) => x * x * x, wgsl: ([x]) => `(${x} * ${x} * ${x})`,
+ * });
+ * ```
+ */
+export function elementwisePrimitive(row: ElementwiseRule): Primitive {
   // deno-lint-ignore prefer-const
   let prim: Primitive;
   const valueInputs = (avals: readonly Aval[]) => (row.name === "where" ? avals.slice(1) : avals);
@@ -597,7 +621,7 @@ function makePrimitive(row: Row): Primitive {
 
 /** Every elementwise primitive by name. */
 export const elementwise: Record<string, Primitive> = Object.fromEntries(
-  ROWS.map((r) => [r.name, makePrimitive(r)]),
+  ROWS.map((r) => [r.name, elementwisePrimitive(r)]),
 );
 
 /** Names of the elementwise primitives (for tests that sweep all of them). */

@@ -11,8 +11,7 @@
  */
 import * as mg from "../../mod.ts";
 import { maml, type MamlState, metaTrain } from "../../algorithms/mod.ts";
-import { sinusoidParameters } from "../../envs/mod.ts";
-import { sampleSinusoid } from "../../envs/mod.ts";
+import { sampleSinusoid, sinusoidParameters } from "../../envs/mod.ts";
 
 /** The page's state, readable from outside (`globalThis.metagradDemo`). */
 interface DemoState {

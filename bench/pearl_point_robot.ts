@@ -23,7 +23,10 @@ const USAGE = `usage: deno run -A bench/pearl_point_robot.ts [options]
   --seed          training seed (default 0)
   --eval-tasks    held-out goals (default 20)
   --every         iterations between evaluations (default 5)
-  --grad-steps    gradient steps per iteration (default 100)`;
+  --grad-steps    gradient steps per iteration (default 100)
+  --hidden        width of the actor's, critics' and encoder's two ReLU layers (default:
+                  pearl's, 256 for the actor and critics, 128 for the encoder)
+  --batch-size    RL transitions per task and gradient step (default 256)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -33,6 +36,8 @@ const { values } = parseCommandLine(USAGE, {
     "eval-tasks": { type: "string", default: "20" },
     every: { type: "string", default: "5" },
     "grad-steps": { type: "string", default: "100" },
+    hidden: { type: "string" },
+    "batch-size": { type: "string", default: "256" },
   },
 });
 const reward = values.reward;
@@ -52,8 +57,20 @@ const gradSteps = numberOption("--grad-steps", values["grad-steps"]!, USAGE, {
   integer: true,
 });
 
+const width = values.hidden === undefined
+  ? undefined
+  : numberOption("--hidden", values.hidden, USAGE, { min: 1, integer: true });
+const batchSize = numberOption("--batch-size", values["batch-size"]!, USAGE, {
+  min: 1,
+  integer: true,
+});
+
 const env = pointNavigation({ goals: "semicircle", reward });
-const learner = pearl({ env });
+const learner = pearl({
+  env,
+  batchSize,
+  ...(width === undefined ? {} : { hidden: [width, width], encoderHidden: [width, width] }),
+});
 const info = await mg.init();
 console.log(
   `PEARL on ${env.name}, ${info.description}${info.backendHint ? ` (${info.backendHint})` : ""}`,

@@ -57,6 +57,11 @@ export interface StepResult<S> {
    * bootstrap through a time limit but not through a termination. Bool scalar.
    */
   terminated: Tensor;
+  /**
+   * Set by `autoReset` only: the observation the step reached, before any reset (equal to `obs`
+   * unless the episode ended) — what a value target at a time limit bootstraps from.
+   */
+  finalObs?: Tensor;
 }
 
 /**
@@ -84,7 +89,10 @@ export interface Environment<S = unknown, T = unknown> {
 /**
  * Continuing rollouts: when a step ends its episode, the returned state and observation are a
  * fresh episode's (reset with a key derived from the step's), while reward and done are the
- * finished step's — as gymnax's auto-reset does. Pure and batchable like the environment.
+ * finished step's — as gymnax's auto-reset does — and `finalObs` is the observation the finished
+ * step reached (off-policy learners store it as the transition's next observation, so a target
+ * at a time limit bootstraps from where the episode was cut, not from a fresh start). Pure and
+ * batchable like the environment.
  *
  * @example
  * ```ts
@@ -111,6 +119,7 @@ export function autoReset<S, T>(env: Environment<S, T>): Environment<S, T> {
         reward: next.reward,
         done: next.done,
         terminated: next.terminated,
+        finalObs: next.obs,
       };
     },
   };

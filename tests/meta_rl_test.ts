@@ -597,6 +597,20 @@ Deno.test("PEARL: collecting and training, jitted on WebGPU, equal the plain flo
     mg.random.key(9),
   );
   if (returns.shape.join() !== "2,4") throw new Error(`adaptation returns shape ${returns.shape}`);
+  // every stored next observation is where the step went, x + clip(a, ±0.1), also at the
+  // 5-step time limits where the environment restarted
+  const filled = (await state.buffers.size.toFloat64())[0];
+  if (filled < 10) throw new Error(`PEARL buffers hold ${filled} transitions`);
+  const rows = state.buffers.data;
+  const [obs, next, act] = await Promise.all(
+    [rows.obs, rows.nextObs, rows.action].map((t) => mg.slice(t, [null, [0, filled]]).toFloat64()),
+  );
+  assertAllClose(
+    Array.from(next),
+    Array.from(obs, (x, i) => x + Math.min(0.1, Math.max(-0.1, act[i]))),
+    { rtol: 1e-5, atol: 1e-6 },
+    "PEARL next observations across time limits",
+  );
   assertThrowsWith(() => pearl({ env: cartPole() }), "pearl", "box");
   assertThrowsWith(() => pearl({ ...config, encoderHidden: [0] }), "pearl", "encoderHidden[0]");
   assertThrowsWith(() => p.collect(state, 5, "greedy" as never), "collect", "mode");

@@ -18,6 +18,7 @@ import {
   discountedReturns,
   fitLinearBaseline,
   gae,
+  pearl,
   ppo,
   ppoLoss,
   ravelTree,
@@ -458,9 +459,21 @@ Deno.test("SAC: the jitted training chunk on WebGPU equals the plain float64 one
   // the temperature moves toward the entropy target; the buffer holds 20 + 3 transitions
   if ((await g.buffer.size.item()) !== 23) throw new Error("buffer size");
   assertThrowsWith(() => sac({ env: cartPole() }), "sac", "discrete");
+  // the entropy target is −1 per dimension of the box rescaled to [−1, 1], in the box's units:
+  // on the point robot's ±0.1 box, −2 (its old default) lies above the box's largest entropy,
+  // 2 log 0.2 ≈ −3.22, and the temperature grew without bound (a uniformly random policy)
+  const box = pointNavigation({ goals: "semicircle" });
+  assertAllClose([sac({ env: box }).config.targetEntropy], [2 * (Math.log(0.1) - 1)], {
+    rtol: 1e-12,
+  }, "point robot entropy target");
+  assertAllClose([sac({ env: pendulum() }).config.targetEntropy], [Math.log(2) - 1], {
+    rtol: 1e-12,
+  }, "Pendulum entropy target");
+  assertThrowsWith(() => sac({ env: box, targetEntropy: -2 }), "sac", "targetEntropy -2", "-3.219");
+  assertThrowsWith(() => pearl({ env: box, targetEntropy: -3 }), "pearl", "largest entropy");
   // several environments of an environment with tasks: one task row per environment
   const nav = sac({
-    env: pointNavigation({ goals: "semicircle" }),
+    env: pointNavigation({ goals: "semicircle", horizon: 3 }),
     numEnvs: 3,
     hidden: [8],
     batchSize: 8,
@@ -468,6 +481,18 @@ Deno.test("SAC: the jitted training chunk on WebGPU equals the plain float64 one
   });
   const [navState] = nav.train(nav.explore(nav.init(mg.random.key(4)), 5), 2);
   if ((await navState.buffer.size.item()) !== 21) throw new Error("3 environments × 7 steps");
+  // every stored next observation is where the step went, x + clip(a, ±0.1) — also at the time
+  // limits (steps 3 and 6), where the environment itself restarted at the origin
+  const rows = navState.buffer.data;
+  const [obs, next, act] = await Promise.all(
+    [rows.obs, rows.nextObs, rows.action].map((t) => mg.slice(t, [[0, 21]]).toFloat64()),
+  );
+  assertAllClose(
+    Array.from(next),
+    Array.from(obs, (x, i) => x + Math.min(0.1, Math.max(-0.1, act[i]))),
+    { rtol: 1e-5, atol: 1e-6 },
+    "SAC next observations across time limits",
+  );
 });
 
 Deno.test("recurrent rollouts carry the GRU state step to step, reset at episode ends when asked", async () => {

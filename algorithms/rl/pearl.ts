@@ -30,6 +30,7 @@ import {
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 import type { Transition } from "./sac.ts";
 import {
+  entropyTarget,
   polyakAverage,
   softActorObjective,
   softActorStep,
@@ -107,7 +108,10 @@ export interface PearlConfig {
   gamma?: number;
   /** Polyak rate of the target critics (default 0.005). */
   tau?: number;
-  /** Entropy target (default −(action dimensions)). */
+  /**
+   * Entropy target in the box's units (default −1 per action dimension of the box rescaled to
+   * [−1, 1]: `entropyTarget`).
+   */
   targetEntropy?: number;
 }
 
@@ -233,7 +237,7 @@ export function pearl(config: PearlConfig): Pearl {
     lr: checkNumber(config.lr ?? 3e-4, "lr", where, { min: 0 }),
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),
-    targetEntropy: checkNumber(config.targetEntropy ?? -actDim, "targetEntropy", where),
+    targetEntropy: entropyTarget(space, actDim, config.targetEntropy, where),
   };
   const d = cfg.latentDim;
   const encoder = denseNetwork([obsDim + actDim + 1, ...cfg.encoderHidden, 2 * d], mg.relu, 1);
@@ -291,7 +295,7 @@ export function pearl(config: PearlConfig): Pearl {
           obs: mg.reshape(c.obs, [obsDim]),
           action: a,
           reward: r.reward,
-          nextObs: mg.reshape(r.obs, [obsDim]),
+          nextObs: mg.reshape(r.finalObs!, [obsDim]),
           terminal: mg.cast(r.terminated, "f32"),
         };
         return [{ state: r.state, obs: r.obs, key: next }, t] as [C, Transition];

@@ -26,6 +26,7 @@ import {
 import { trackEpisodeReturns } from "./returns.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 import {
+  entropyTarget,
   polyakAverage,
   softActorObjective,
   softActorStep,
@@ -50,7 +51,10 @@ export interface SacConfig {
   tau?: number;
   /** Hidden widths of the ReLU actor and critics (default [256, 256]). */
   hidden?: readonly number[];
-  /** Entropy target (default −(action dimensions)). */
+  /**
+   * Entropy target in the box's units (default −1 per action dimension of the box rescaled to
+   * [−1, 1]: `entropyTarget`).
+   */
   targetEntropy?: number;
   /** Initial temperature α (default 1). */
   initAlpha?: number;
@@ -175,7 +179,7 @@ export function sac(config: SacConfig): Sac {
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),
     hidden: config.hidden ?? [256, 256],
-    targetEntropy: checkNumber(config.targetEntropy ?? -actDim, "targetEntropy", where),
+    targetEntropy: entropyTarget(space, actDim, config.targetEntropy, where),
     initAlpha: checkNumber(config.initAlpha ?? 1, "initAlpha", where, {
       min: 0,
       exclusiveMin: true,
@@ -212,15 +216,15 @@ export function sac(config: SacConfig): Sac {
       reward: Tensor;
       done: Tensor;
       terminated: Tensor;
+      finalObs: Tensor;
     };
-    // the next observation of a finished episode is the new episode's; a terminal transition
-    // does not bootstrap, so which one is stored does not matter then. After a time limit the
-    // stored next observation is the reset one — a small bias SAC implementations accept.
+    // the stored next observation is the one the step reached (`finalObs`), not the next
+    // episode's first: a target at a time limit bootstraps from where the episode was cut
     const buffer = addTransitions(s.buffer, {
       obs: s.envs.obs,
       action: actions,
       reward: r.reward,
-      nextObs: r.obs,
+      nextObs: r.finalObs,
       terminal: mg.cast(r.terminated, "f32"),
     });
     const ep = trackEpisodeReturns(mg.expandDims(r.reward, 0), mg.expandDims(r.done, 0), {

@@ -6,6 +6,43 @@
 import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
+import type { BoxSpace } from "../../envs/env.ts";
+import { checkNumber } from "../../core/validate.ts";
+
+/**
+ * The entropy target of a tanh-squashed policy on `space` (`actDim` elements): `given`, checked,
+ * or by default −1 per action dimension of the box rescaled to [−1, 1] (rlkit's and Stable
+ * Baselines' convention), i.e. −actDim + actDim · log((high − low) / 2) in the box's own units —
+ * the units of the policy's log-probabilities. A target at or above the box's largest entropy,
+ * actDim · log(high − low) (uniform actions), can never be met: the temperature would grow without
+ * bound and the policy turn uniformly random, so it is an error.
+ *
+ * @example
+ * ```ts
+ * import { entropyTarget } from "@metagrad/metagrad/algorithms";
+ * entropyTarget({ kind: "box", shape: [2], low: -0.1, high: 0.1 }, 2, undefined, "sac"); // −2 + 2 log 0.1 ≈ −6.61
+ * ```
+ */
+export function entropyTarget(
+  space: BoxSpace,
+  actDim: number,
+  given: number | undefined,
+  where: string,
+): number {
+  const width = space.high - space.low;
+  const target = checkNumber(given ?? actDim * (Math.log(width / 2) - 1), "targetEntropy", where);
+  const largest = actDim * Math.log(width);
+  if (target >= largest) {
+    throw new RangeError(
+      `${where}: targetEntropy ${target} is at or above the largest entropy of the action box ` +
+        `[${space.low}, ${space.high}]^${actDim}, ${largest.toFixed(3)} (uniform actions); the ` +
+        `temperature would grow without bound. Give a smaller target (the default, ` +
+        `${(actDim * (Math.log(width / 2) - 1)).toFixed(3)}, is −1 per dimension of the box ` +
+        `rescaled to [−1, 1]).`,
+    );
+  }
+  return target;
+}
 
 /**
  * r + γ(1 − terminal)(min(Q₁', Q₂') − α log π(a'|s')), as a constant (no gradient flows into it).

@@ -99,6 +99,23 @@ Deno.test("slices are read as windows by the fused kernels reading them, and sta
     mg.stack([mg.cast(mg.floor(mg.mul(b, 3)), "i32"), mg.cast(mg.sign(b), "i32")], 1),
   ];
   await expectKernels("flags", flags, [b], 2, true);
+  // slices of constants are constants computed where they are read: an iota's columns (a
+  // one-hot against two actions, unrolled), a reversed iota, a strided window of a full, rows
+  // of a reshaped iota (that kernel reads nothing)
+  const constants = (b: Tensor) => {
+    const ids = mg.reshape(mg.arange(0, 6, 1, "i32"), [2, 3]);
+    const picked = mg.cast(mg.floor(mg.mul(mg.abs(b), 2)), "i32");
+    const col = (j: number) => mg.reshape(mg.slice(ids, [[1, 2], j]), []);
+    const rows = mg.slice(mg.reshape(mg.arange(3, 23, 2), [5, 2]), [[1, 4]]);
+    const reversed = mg.slice(mg.arange(29), [[null, null, -1]]);
+    const fives = mg.slice(mg.full([60, 3], 5), [[0, 60, 2], 1]);
+    return [
+      mg.add(mg.cast(mg.equal(picked, col(0)), "f32"), mg.cast(mg.equal(picked, col(2)), "f32")),
+      mg.add(b, mg.add(reversed, mg.slice(fives, [[0, 29]]))),
+      mg.mul(rows, 3),
+    ];
+  };
+  await expectKernels("slices of constants", constants, [b], 2);
 });
 
 Deno.test("random draws under jit are the eager bits, drawn inside the kernels that read them", async () => {
@@ -108,8 +125,8 @@ Deno.test("random draws under jit are the eager bits, drawn inside the kernels t
     mg.random.uniform(k, [37, 3], { minval: -2, maxval: 5 }),
     mg.random.randomBits(mg.random.foldIn(k, 7), [5]),
   ];
-  // the uniform draw and its scaling are one kernel; foldIn's key, then bits under it, two
-  await expectKernels("uniform and bits", draws, [k], 3, true);
+  // the uniform draw and its scaling are one kernel; foldIn's key and the bits under it one more
+  await expectKernels("uniform and bits", draws, [k], 2, true);
   // a stack of keys draws a block per key; split keys feed further draws
   const perKey = (k: Tensor) => {
     const keys = mg.random.splitStacked(k, 6);
@@ -121,6 +138,29 @@ Deno.test("random draws under jit are the eager bits, drawn inside the kernels t
   await assertTreesClose(jitted(k), perKey(k), "per-key draws", { rtol: 0, atol: 0 });
   const plan = jitted.lower(k).plan;
   if (plan.includes("randomBits")) throw new Error(`a draw was left as its own kernel:\n${plan}`);
+  // the split keys are windows of the split's bits, computed inside the kernels drawing under
+  // them: the bits [6, 3, 2], and the normal draws [6, 4] (two kernels of Box–Muller)
+  await expectKernels("per-key draws", perKey, [k], 3, true);
+  // windows of bits are bits of their own where their elements are evenly spaced (rows; one
+  // column: one word of each pair; one element; every other row's column), slices otherwise
+  const windows = (k: Tensor) => {
+    const b = mg.random.randomBits(k, [6, 4]);
+    const col = mg.reshape(mg.slice(b, [null, [1, 2]]), [6]);
+    return [
+      mg.add(mg.slice(b, [[2, 5]]), 1),
+      mg.add(col, 1),
+      mg.add(mg.slice(col, [[1, 6, 2]]), 2), // (a window of a one-word window)
+      mg.add(mg.slice(b, [[1, 2], [3, 4]]), 1),
+      mg.add(mg.slice(b, [[0, 6, 2], [0, 1]]), 1),
+      mg.add(mg.slice(b, [null, [1, 3]]), 1), // (two of four columns: stays a slice)
+      mg.add(mg.slice(b, [null, [0, 4, 3]]), 1), // (columns 0 and 3: stays a slice)
+    ];
+  };
+  // one kernel reads the stored bits [6, 4]: the one of the two slices left slices
+  const plan2 = mg.jit(windows).lower(k).plan;
+  const readers = plan2.split("\n").filter((l) => (l.split("←")[1] ?? "").includes("u32[6,4]"));
+  if (readers.length !== 1) throw new Error(`bits read in place by more kernels:\n${plan2}`);
+  await assertTreesClose(mg.jit(windows)(k), windows(k), "windows of bits", { rtol: 0, atol: 0 });
 });
 
 Deno.test("scan moves each step's xs and ys by copy commands, not kernels", async () => {

@@ -34,17 +34,24 @@
  *   two actions: their maximum, the sum of their exponentials, the argmax of a sample) is
  *   elementwise arithmetic on windows of its input, fused with its neighbours instead of a
  *   kernel of its own (its terms added in order; NaN and ties as the reduction treats them).
- * - `reshapedConstants`: a reshaped `full` or `iota` is one made in that shape, so kernels
- *   reading it (a one-hot's comparison against indices) compute it where they read it.
+ * - `reshapedConstants`: a reshaped `full` or `iota` is one made in that shape, and so is a
+ *   slice of one (of an `iota`, where the slice's elements are evenly spaced), so kernels reading
+ *   it (a one-hot's comparison against indices, unrolled into its two columns) compute it where
+ *   they read it instead of reading a stored constant.
  * - `composeSlices`: a slice of a slice (through reshapes that only add or drop axes of size
  *   1) is one slice of the first one's input, so a key split into parts and each part's words
  *   are windows of the split's result, read where they lie.
  */
-import { sizeOf } from "../shape.ts";
+import { sizeOf, stridesOf } from "../shape.ts";
 import { elementwise } from "../primitives/elementwise.ts";
 import type { MatmulParams } from "../primitives/matmul.ts";
 import { slice, type SliceParams } from "../primitives/slice.ts";
-import { randomBits, type RandomBitsParams, threefryBits } from "../primitives/random_bits.ts";
+import {
+  randomBits,
+  type RandomBitsParams,
+  threefryBits,
+  type ThreefryBitsParams,
+} from "../primitives/random_bits.ts";
 import { reshape } from "../primitives/reshape.ts";
 import { full, iota } from "../primitives/fill.ts";
 import { broadcastTo } from "../primitives/broadcast.ts";
@@ -66,7 +73,7 @@ export function simplify(p: Program): Program {
   const hoisted = hoistReshapes(outerProducts(scaleOutOfMatmuls(foldConstants(p))));
   const merged = reluMaskFromOutput(mergeReductions(foldConstants(hoisted)));
   const reshaped = reshapedConstants(unrolledReductions(merged));
-  return composeSlices(randomBitsPerElement(concatOfSlices(reshaped)));
+  return randomBitsThroughViews(composeSlices(randomBitsPerElement(concatOfSlices(reshaped))));
 }
 
 /** A size-1 value that broadcasts into any result of rank ≥ its own. */
@@ -540,6 +547,114 @@ export function randomBitsPerElement(p: Program): Program {
 const sameDims = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
+export function randomBitsThroughViews(p: Program): Program {
+  const fresh = idSource(p);
+  const made = producers(p);
+  const eqns: AnyEqn[] = [];
+  /** `e`, or the equations computing its value as bits of their own (pushed in order). */
+  const place = (e: AnyEqn): void => {
+    const src = isMultiEqn(e) ? undefined : made.get(e.inputs[0]?.id);
+    const bits = src && !isMultiEqn(src) && src.prim === threefryBits ? src : null;
+    const own = bits &&
+      (e.prim === slice
+        ? slicedBits(e as Eqn, bits)
+        : e.prim === reshape
+        ? reshapedBits(e as Eqn, bits)
+        : null);
+    if (!own) {
+      eqns.push(e);
+      return;
+    }
+    // the key words seen through the same view, themselves maybe bits of their own
+    const words = bits!.inputs.map((k) => {
+      if (sameDims(k.shape, own.wordShape)) return k;
+      const out = fresh(own.wordShape, k.dtype);
+      const view: Eqn = own.wordView(k, out);
+      made.set(out.id, view);
+      place(view); // (as the view, or as bits of their own: either way computing `out`)
+      return out;
+    });
+    const out = (e as Eqn).out;
+    const computed: Eqn = { prim: threefryBits, params: own.params, inputs: words, out };
+    made.set(out.id, computed);
+    eqns.push(computed);
+  };
+  for (const e of p.eqns) place(e);
+  return { ...p, eqns };
+}
+
+/** How a view of `threefryBits` is bits of its own: parameters, key words' shape and view. */
+interface OwnBits {
+  params: ThreefryBitsParams;
+  wordShape: number[];
+  wordView: (k: Var, out: Var) => Eqn;
+}
+
+/**
+ * A slice (positive steps) of `bits` as threefryBits of its own: the key axes sliced alike in
+ * the key words; the block's picked elements j = o + c·i (i their row-major index) must be
+ * evenly spaced, and words alternating along the block stay so only for c = 1 from an even o,
+ * become one word for an even c (or a single element), and are left a slice otherwise.
+ */
+function slicedBits(e: Eqn, bits: Eqn): OwnBits | null {
+  const sp = e.params as SliceParams;
+  const p = bits.params as ThreefryBitsParams;
+  if (sp.step.some((st) => st <= 0) || sizeOf(e.out.shape) === 0) return null;
+  const lead = bits.out.shape.length - p.shape.length;
+  const block = e.out.shape.slice(lead);
+  const full = stridesOf(p.shape), own = stridesOf(block);
+  const o = p.shape.reduce((acc, _d, b) => acc + sp.start[lead + b] * full[b], 0);
+  const last = block.findLastIndex((d) => d !== 1);
+  const c = last < 0 ? 1 : sp.step[lead + last] * full[last];
+  if (!block.every((d, b) => d === 1 || sp.step[lead + b] * full[b] === c * own[b])) return null;
+  const base = { shape: block, tag: p.tag };
+  let params: ThreefryBitsParams;
+  if (p.word !== undefined) {
+    const step = p.step ?? 1;
+    params = { ...base, offset: (p.offset + o * step) >>> 0, word: p.word, step: c * step };
+  } else if (c === 1 && o % 2 === 0 && last >= 0) {
+    params = { ...base, offset: (p.offset + o / 2) >>> 0 };
+  } else if (c % 2 === 0 || last < 0) {
+    params = { ...base, offset: (p.offset + (o >> 1)) >>> 0, word: o & 1, step: c / 2 };
+  } else return null;
+  const wordShape = [...e.out.shape.slice(0, lead), ...block.map(() => 1)];
+  const wordView = (k: Var, out: Var): Eqn => ({
+    prim: slice,
+    params: {
+      start: [...sp.start.slice(0, lead), ...block.map(() => 0)],
+      stop: [...sp.stop.slice(0, lead), ...block.map(() => 1)],
+      step: [...sp.step.slice(0, lead), ...block.map(() => 1)],
+    },
+    inputs: [k],
+    out,
+  });
+  return { params, wordShape, wordView };
+}
+
+/**
+ * A reshape of `bits` that only adds or drops axes of size 1, as threefryBits of its own: the
+ * key axes end at the last one of the key's axes longer than 1 (the block's elements keep
+ * their order), and the key words are reshaped alike.
+ */
+function reshapedBits(e: Eqn, bits: Eqn): OwnBits | null {
+  const p = bits.params as ThreefryBitsParams;
+  const shape = e.out.shape;
+  if (!sameNonUnit(bits.out.shape, shape) || sizeOf(shape) === 0) return null;
+  const lead = bits.out.shape.length - p.shape.length;
+  const longKeyAxes = bits.out.shape.slice(0, lead).filter((d) => d !== 1).length;
+  let split = 0;
+  for (let seen = 0; seen < longKeyAxes; split++) if (shape[split] !== 1) seen++;
+  const block = shape.slice(split);
+  const wordShape = [...shape.slice(0, split), ...block.map(() => 1)];
+  const wordView = (k: Var, out: Var): Eqn => ({
+    prim: reshape,
+    params: { shape: wordShape },
+    inputs: [k],
+    out,
+  });
+  return { params: { ...p, shape: block }, wordShape, wordView };
+}
+
 export function composeSlices(p: Program): Program {
   const made = producers(p);
   const fresh = idSource(p);
@@ -607,16 +722,52 @@ const sameNonUnit = (a: readonly number[], b: readonly number[]) =>
 
 export function reshapedConstants(p: Program): Program {
   const made = producers(p);
-  const eqns = p.eqns.map((e) => {
-    if (isMultiEqn(e) || !e.prim.view) return e;
-    const src = made.get(e.inputs[0].id);
-    if (!src || isMultiEqn(src) || src.inputs.length > 0) return e;
-    const shape = e.out.shape;
-    if (src.prim === full) return { ...src, params: { ...src.params, shape }, out: e.out };
-    if (src.prim === iota) return { ...src, params: { ...src.params, shape }, out: e.out };
-    return e;
-  });
+  const eqns: AnyEqn[] = [];
+  for (const e of p.eqns) {
+    const src = isMultiEqn(e) ? undefined : made.get(e.inputs[0]?.id);
+    const constant = !!src && !isMultiEqn(src) && src.inputs.length === 0 &&
+      (src.prim === full || src.prim === iota);
+    const folded = constant ? constantView(e as Eqn, src as Eqn) : null;
+    if (folded) made.set(folded.out.id, folded); // a view of this view is then one of a constant
+    eqns.push(folded ?? e);
+  }
   return { ...p, eqns };
+}
+
+/**
+ * `view` (a reshape, or a window: a slice, a transpose) of the constant `src` (a `full` or an
+ * `iota`) as a constant made in the view's shape, or null: any view of a `full`; a reshape of an
+ * `iota`, or a window of it whose elements, in row-major order, are the iota's at evenly spaced
+ * positions (leading rows, one element, a reversed or strided run) — another iota.
+ */
+function constantView(view: Eqn, src: Eqn): Eqn | null {
+  const shape = view.out.shape;
+  if (view.prim.view) return { ...src, params: { ...src.params, shape }, out: view.out };
+  if (!view.prim.window) return null;
+  if (src.prim === full) return { ...src, params: { ...src.params, shape }, out: view.out };
+  const w = view.prim.window(view.params, {
+    offset: 0,
+    strides: stridesOf(src.out.shape),
+    shape: src.out.shape,
+  }, view.out);
+  if (w === null) return null;
+  // its elements, in row-major order, are the iota's at offset + c·i for one spacing c
+  const rowMajor = stridesOf(shape);
+  const last = shape.findLastIndex((d) => d !== 1);
+  const c = last < 0 ? 1 : w.strides[last];
+  if (!shape.every((d, i) => d === 1 || w.strides[i] === c * rowMajor[i])) return null;
+  const { start, step } = src.params as { start: number; step: number };
+  return {
+    ...src,
+    params: {
+      ...src.params,
+      length: sizeOf(shape),
+      start: start + w.offset * step,
+      step: step * c,
+      shape,
+    },
+    out: view.out,
+  };
 }
 
 /** Reductions over at most this many elements per result are unrolled (`unrolledReductions`). */

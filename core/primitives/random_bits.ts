@@ -111,12 +111,32 @@ export const randomBits: Primitive<RandomBitsParams> = {
 };
 
 /**
+ * Parameters of `threefryBits`: `randomBits`' and, for a window of its bits that jit computes
+ * on its own, one-word mode — element j of a block is word `word` of threefry(key, (offset +
+ * j·step, tag)) — instead of words alternating along the block.
+ */
+export interface ThreefryBitsParams extends RandomBitsParams {
+  /** One-word mode: the word every element takes (0 or 1). */
+  word?: number;
+  /** One-word mode: the counter's step from one element of the block to the next. */
+  step?: number;
+}
+
+/** The counter and word of element `j` of a block of `threefryBits` with parameters `p`. */
+export function threefryCounter(p: ThreefryBitsParams, j: number): [number, number] {
+  return p.word === undefined
+    ? [(p.offset + (j >> 1)) >>> 0, j & 1]
+    : [(p.offset + j * (p.step ?? 1)) >>> 0, p.word];
+}
+
+/**
  * threefryBits(k0, k1, {shape, tag, offset}): `randomBits` with its keys given as their two
  * words, each of shape [...keys, 1, …, 1] (one 1 per axis of the block `shape`): the same bits,
  * computed per element from the element's position, so jit fuses the draw into the kernels
- * that read it (it rewrites randomBits into this form; users never call it).
+ * that read it (it rewrites randomBits into this form, and windows of its bits into
+ * threefryBits of their own: `ThreefryBitsParams`; users never call it).
  */
-export const threefryBits: Primitive<RandomBitsParams> = {
+export const threefryBits: Primitive<ThreefryBitsParams> = {
   name: "threefryBits",
   abstractEval([k0, k1], p) {
     const lead = k0.shape.length - p.shape.length;
@@ -136,17 +156,21 @@ export const threefryBits: Primitive<RandomBitsParams> = {
     const n = Math.max(1, sizeOf(p.shape));
     const res = new Float64Array(sizeOf(out.shape));
     for (let i = 0; i < res.length; i++) {
-      const k = Math.floor(i / n), j = i % n;
-      const r = threefry2x32(k0[k], k1[k], (p.offset + (j >> 1)) >>> 0, p.tag);
-      res[i] = r[j & 1];
+      const k = Math.floor(i / n);
+      const [counter, word] = threefryCounter(p, i % n);
+      res[i] = threefry2x32(k0[k], k1[k], counter, p.tag)[word];
     }
     return res;
   },
   positional: {
-    expr: (_inputs, p, [k0, k1], _out, index) =>
-      `threefry_word(${k0}, ${k1}, ${index} % ${Math.max(1, sizeOf(p.shape))}u, ${
-        p.offset >>> 0
-      }u, ${p.tag >>> 0}u)`,
+    expr: (_inputs, p, [k0, k1], _out, index) => {
+      const j = `(${index} % ${Math.max(1, sizeOf(p.shape))}u)`;
+      if (p.word === undefined) {
+        return `threefry_word(${k0}, ${k1}, ${j}, ${p.offset >>> 0}u, ${p.tag >>> 0}u)`;
+      }
+      const counter = `${p.offset >>> 0}u + ${j} * ${(p.step ?? 1) >>> 0}u`;
+      return `threefry(${k0}, ${k1}, ${counter}, ${p.tag >>> 0}u).${p.word === 1 ? "y" : "x"}`;
+    },
   },
   webgpu(keys, p, out, memo) {
     runElementwise(

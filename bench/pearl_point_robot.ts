@@ -26,7 +26,9 @@ const USAGE = `usage: deno run -A bench/pearl_point_robot.ts [options]
   --grad-steps    gradient steps per iteration (default 100)
   --hidden        width of the actor's, critics' and encoder's two ReLU layers (default:
                   pearl's, 256 for the actor and critics, 128 for the encoder)
-  --batch-size    RL transitions per task and gradient step (default 256)`;
+  --batch-size    RL transitions per task and gradient step (default 256)
+  --reward-scale  factor on rewards in the critics' targets (default 100, Rakelly et al.'s
+                  point-robot setting)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -38,6 +40,7 @@ const { values } = parseCommandLine(USAGE, {
     "grad-steps": { type: "string", default: "100" },
     hidden: { type: "string" },
     "batch-size": { type: "string", default: "256" },
+    "reward-scale": { type: "string", default: "100" },
   },
 });
 const reward = values.reward;
@@ -66,9 +69,11 @@ const batchSize = numberOption("--batch-size", values["batch-size"]!, USAGE, {
 });
 
 const env = pointNavigation({ goals: "semicircle", reward });
+const rewardScale = numberOption("--reward-scale", values["reward-scale"]!, USAGE, { min: 0 });
 const learner = pearl({
   env,
   batchSize,
+  rewardScale,
   ...(width === undefined ? {} : { hidden: [width, width], encoderHidden: [width, width] }),
 });
 const info = await mg.init();

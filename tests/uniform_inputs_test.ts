@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import type { GpuStorage } from "../core/backend/webgpu/runtime.ts";
+import { type GpuStorage, runtime } from "../core/backend/webgpu/runtime.ts";
 import { batchSlices, planReads } from "../core/backend/webgpu/input_reads.ts";
 import { setUniformInputs, uniformInputsEnabled } from "../core/backend/webgpu/adapter_profile.ts";
 import { randomValues } from "./helpers.ts";
@@ -172,6 +172,43 @@ Deno.test({
       dual,
     );
     assert.deepEqual(k.on, k.off, "second product");
+  },
+});
+
+Deno.test({
+  name: "a product's A over several windows is read by row blocks, one window per workgroup",
+  ignore: !onSoftware,
+  async fn() {
+    // the kernels dispatched, to see which read A by row blocks (`A_w0(`: window 0's reader)
+    const codes: string[] = [];
+    const dispatch = runtime.dispatch;
+    runtime.dispatch = function (this: typeof runtime, ...args: Parameters<typeof dispatch>) {
+      codes.push(args[0].code);
+      return dispatch.apply(this, args);
+    };
+    try {
+      const cases: [string, number[], number[], boolean][] = [
+        ["an MLP's last layer under jit", [1024, 64], [64, 2], true],
+        ["a hidden layer, odd rows", [1023, 64], [64, 64], true],
+        ["three windows, odd K and N", [777, 61], [61, 3], false],
+        ["a long K: a block of rows fills no window", [129, 500], [500, 2], false],
+      ];
+      for (const [name, sa, sb, jitted] of cases) {
+        codes.length = 0;
+        const layer = (a: Tensor, b: Tensor, bias: Tensor) =>
+          mg.tanh(mg.add(mg.matmul(a, b), bias));
+        const r = await bothWays(
+          () => [t(sa, 1), t(sb, 2), t([sb[1]], 3)],
+          // (a new jit in each mode: a kept plan would keep the first mode's reads)
+          jitted ? (a, b, bias) => mg.jit(layer)(a, b, bias) : layer,
+        );
+        assert.deepEqual(r.on, r.off, name);
+        const byRows = codes.some((c) => c.includes("A_w0("));
+        assert.equal(byRows, sa[1] !== 500, `${name}: A read by row blocks`);
+      }
+    } finally {
+      runtime.dispatch = dispatch;
+    }
   },
 });
 

@@ -102,6 +102,14 @@ export interface PearlConfig {
   contextSize?: number;
   /** Weight of KL(q(z | c) ‖ N(0, I)) (default 0.1). */
   klWeight?: number;
+  /**
+   * Factor on rewards in the critics' targets (default 5, Rakelly et al.'s; their point robot
+   * uses 100). With a learned temperature the policy is unchanged by it, but the encoder's
+   * objective is not: it weighs the critics' squared errors, which grow as its square, against
+   * the KL term (with rewards of a few units per step and factor 1, the KL term dominates and
+   * the posterior carries little about the task).
+   */
+  rewardScale?: number;
   /** Adam learning rate of every network and the temperature (default 3e-4). */
   lr?: number;
   /** Discount (default 0.99). */
@@ -192,6 +200,7 @@ const PEARL_OPTIONS = [
   "batchSize",
   "contextSize",
   "klWeight",
+  "rewardScale",
   "lr",
   "gamma",
   "tau",
@@ -234,6 +243,10 @@ export function pearl(config: PearlConfig): Pearl {
     batchSize: checkCount(config.batchSize, 256, "batchSize", where),
     contextSize: checkCount(config.contextSize, 100, "contextSize", where),
     klWeight: checkNumber(config.klWeight ?? 0.1, "klWeight", where, { min: 0 }),
+    rewardScale: checkNumber(config.rewardScale ?? 5, "rewardScale", where, {
+      min: 0,
+      exclusiveMin: true,
+    }),
     lr: checkNumber(config.lr ?? 3e-4, "lr", where, { min: 0 }),
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),
@@ -380,7 +393,7 @@ export function pearl(config: PearlConfig): Pearl {
         kNext,
       );
       const y = softBellmanTarget(
-        data.reward,
+        mg.mul(data.reward, cfg.rewardScale),
         data.terminal,
         q(s.target.q1, data.nextObs, next.action, zFixed),
         q(s.target.q2, data.nextObs, next.action, zFixed),

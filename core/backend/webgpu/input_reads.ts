@@ -65,8 +65,9 @@ export function planReads(inputs: readonly GpuStorage[]): InputRead[] {
 /**
  * A batched matmul operand planned as uniform windows, read instead as overlapping windows
  * that each hold whole batch matrices (`slices`), so a workgroup reads one window: `count`
- * matrices of `matrix` elements, `stride` elements apart. Null when a matrix does not fit a
- * window with room to align, or more windows would be needed than `read` has.
+ * matrices of `matrix` elements, `stride` elements apart (or blocks of rows, the last one of
+ * which may end early: at element `end`). Null when a matrix does not fit a window with room to
+ * align, or more windows would be needed than `maxWindows` (by default the windows `read` has).
  */
 export function batchSlices(
   storage: GpuStorage,
@@ -74,6 +75,8 @@ export function batchSlices(
   count: number,
   stride: number,
   matrix: number,
+  maxWindows = read.kind === "storage" ? 0 : read.windows,
+  end = (count - 1) * stride + matrix,
 ): InputRead | null {
   if (read.kind !== "uniform" || read.windows < 2 || count < 2 || stride < matrix) return null;
   const align = runtime.info!.limits.minUniformBufferOffsetAlignment;
@@ -82,8 +85,8 @@ export function batchSlices(
   const windows = Math.floor(((count - 1) * stride * 4) / step) + 1;
   const buffer = runtime.allocBuffer(storage, "input");
   const last = Math.floor((buffer.size - UNIFORM_WINDOW_BYTES) / align) * align;
-  const end = ((count - 1) * stride + matrix) * 4; // the last matrix's end (bytes)
-  if (windows > read.windows || last < 0 || end > last + UNIFORM_WINDOW_BYTES) return null;
+  // the last matrix's end (bytes) must lie in the last window
+  if (windows > maxWindows || last < 0 || end * 4 > last + UNIFORM_WINDOW_BYTES) return null;
   return { kind: "slices", windows, stride: step, last };
 }
 

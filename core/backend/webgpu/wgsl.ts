@@ -39,7 +39,14 @@ export function param(i: number): string {
 export type InputRead =
   | { kind: "storage" }
   | { kind: "uniform"; windows: number; vec4s: number }
-  | { kind: "slices"; windows: number; stride: number; last: number };
+  | {
+    kind: "slices";
+    windows: number;
+    stride: number;
+    last: number;
+    /** Windows by a matmul's row blocks (one per workgroup row) instead of batch matrices. */
+    rows?: boolean;
+  };
 
 export const STORAGE_READ: InputRead = { kind: "storage" };
 
@@ -49,7 +56,7 @@ export const UNIFORM_WINDOW_BYTES = 65536;
 /** Short tag of a read plan for kernel cache keys. */
 export function readTag(r: InputRead): string {
   return r.kind === "storage" ? "s" : r.kind === "slices"
-    ? `v${r.windows}` // the offsets are parameters
+    ? `v${r.windows}${r.rows ? "r" : ""}` // the offsets are parameters
     : `u${r.windows}x${r.vec4s}`;
 }
 

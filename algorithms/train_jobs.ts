@@ -784,15 +784,16 @@ const PEARL_GRAD_STEPS = 100;
 
 /**
  * PEARL on the point robot (semicircle goals, dense or sparse reward): a step of the run is one
- * iteration — an episode per training task with z from the prior and one from the posterior,
- * then 100 gradient steps on meta-batches of `metaBatch` tasks (step 1 first collects two
+ * iteration — an episode per training task with z from the prior (which becomes the task's
+ * context buffer) and one from the posterior (for the actor and critics only), then 100 gradient
+ * steps on meta-batches of `metaBatch` tasks (step 1 first collects two
  * random episodes per task). Scored by the return on 20 held-out goals in the first episode (z
  * from the prior) and after `testSteps` episodes of context.
  */
 function pearlJob(cfg: TrainConfig): TrainJob {
   const env = environment(cfg.task);
   const learner = pearl({ env, metaBatch: cfg.metaBatch, lr: cfg.lr });
-  const collect = mg.jit(learner.collect, { staticArgnums: [1, 2], donateArgnums: [0] });
+  const collect = mg.jit(learner.collect, { staticArgnums: [1, 2, 3], donateArgnums: [0] });
   const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
   const T = env.maxSteps;
   const returns = heldOutReturns(env, learner.adaptationReturns, 5_000_005);
@@ -802,7 +803,12 @@ function pearlJob(cfg: TrainConfig): TrainJob {
     step(state, i) {
       let s = state as PearlState;
       if (i === 1) s = collect(s, 2 * T, "random") as PearlState;
-      s = collect(collect(s, T, "prior") as PearlState, T, "posterior") as PearlState;
+      s = collect(
+        collect(s, T, "prior", "replace") as PearlState,
+        T,
+        "posterior",
+        "none",
+      ) as PearlState;
       const [next, m] = train(s, PEARL_GRAD_STEPS) as [PearlState, PearlMetrics];
       return [next, async () => ({
         criticLoss: await m.criticLoss.item(),

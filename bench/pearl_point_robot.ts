@@ -28,7 +28,10 @@ const USAGE = `usage: deno run -A bench/pearl_point_robot.ts [options]
                   pearl's, 256 for the actor and critics, 128 for the encoder)
   --batch-size    RL transitions per task and gradient step (default 256)
   --reward-scale  factor on rewards in the critics' targets (default 100, Rakelly et al.'s
-                  point-robot setting)`;
+                  point-robot setting)
+  --context-size  context transitions per task and gradient step (default 64, theirs)
+  --gamma         discount (default 0.99)
+  --kl-weight     weight of the posteriors' KL to the prior, summed over tasks (default 0.1)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -41,6 +44,9 @@ const { values } = parseCommandLine(USAGE, {
     hidden: { type: "string" },
     "batch-size": { type: "string", default: "256" },
     "reward-scale": { type: "string", default: "100" },
+    "context-size": { type: "string", default: "64" },
+    gamma: { type: "string", default: "0.99" },
+    "kl-weight": { type: "string", default: "0.1" },
   },
 });
 const reward = values.reward;
@@ -70,10 +76,19 @@ const batchSize = numberOption("--batch-size", values["batch-size"]!, USAGE, {
 
 const env = pointNavigation({ goals: "semicircle", reward });
 const rewardScale = numberOption("--reward-scale", values["reward-scale"]!, USAGE, { min: 0 });
+const contextSize = numberOption("--context-size", values["context-size"]!, USAGE, {
+  min: 1,
+  integer: true,
+});
+const gamma = numberOption("--gamma", values.gamma!, USAGE, { min: 0 });
+const klWeight = numberOption("--kl-weight", values["kl-weight"]!, USAGE, { min: 0 });
 const learner = pearl({
   env,
   batchSize,
   rewardScale,
+  contextSize,
+  gamma,
+  klWeight,
   ...(width === undefined ? {} : { hidden: [width, width], encoderHidden: [width, width] }),
 });
 const info = await mg.init();
@@ -91,7 +106,7 @@ const { optimal, random, normalise } = await pointRobotAnchors(
   tasks,
   mg.random.key(6),
 );
-const collect = mg.jit(learner.collect, { staticArgnums: [1, 2], donateArgnums: [0] });
+const collect = mg.jit(learner.collect, { staticArgnums: [1, 2, 3], donateArgnums: [0] });
 const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
 const EPISODES = 3;
 const evaluate = mg.jit((p: unknown, k: Tensor) =>
@@ -115,7 +130,8 @@ let last: number[][] = [];
 while ((performance.now() - t0) / 60_000 < minutes) {
   let m;
   for (let i = 0; i < every; i++) {
-    state = collect(collect(state, T, "prior"), T, "posterior");
+    // (the context buffers keep the episode with z from the prior, as Rakelly et al.'s do)
+    state = collect(collect(state, T, "prior", "replace"), T, "posterior", "none");
     [state, m] = train(state, gradSteps);
     envSteps += stepsPerIteration;
   }

@@ -611,6 +611,24 @@ Deno.test("PEARL: collecting and training, jitted on WebGPU, equal the plain flo
     { rtol: 1e-5, atol: 1e-6 },
     "PEARL next observations across time limits",
   );
+  // context buffers: "replace" keeps only the new transitions, "none" leaves them out
+  const before = (await state.buffers.size.toFloat64())[0];
+  const replaced = p.collect(state, 4, "prior", "replace");
+  const kept = p.collect(replaced, 3, "posterior", "none");
+  const sizes = await Promise.all(
+    [replaced.contexts.size, kept.contexts.size, kept.buffers.size].map((t) => t.toFloat64()),
+  );
+  if (![...sizes[0], ...sizes[1]].every((n) => n === 4)) {
+    throw new Error(`context buffers hold ${sizes[0]} then ${sizes[1]} transitions, not 4`);
+  }
+  if (!sizes[2].every((n) => n === before + 7)) throw new Error(`replay sizes ${sizes[2]}`);
+  assertAllClose(
+    await mg.slice(kept.contexts.data.obs, [null, [0, 4]]).toFloat64(),
+    await mg.slice(kept.buffers.data.obs, [null, [before, before + 4]]).toFloat64(),
+    { rtol: 0, atol: 0 },
+    "the context buffer holds the prior episode's transitions",
+  );
+  assertThrowsWith(() => p.collect(state, 5, "prior", "keep" as never), "collect", "context");
   assertThrowsWith(() => pearl({ env: cartPole() }), "pearl", "box");
   assertThrowsWith(() => pearl({ ...config, encoderHidden: [0] }), "pearl", "encoderHidden[0]");
   assertThrowsWith(() => p.collect(state, 5, "greedy" as never), "collect", "mode");

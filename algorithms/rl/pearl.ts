@@ -100,7 +100,10 @@ export interface PearlConfig {
   batchSize?: number;
   /** Context transitions per task and gradient step (default 100). */
   contextSize?: number;
-  /** Weight of KL(q(z | c) ‖ N(0, I)) (default 0.1). */
+  /**
+   * Weight of KL(q(z | c) ‖ N(0, I)), summed over the meta-batch's tasks as Rakelly et al.'s
+   * code does (default 0.1).
+   */
   klWeight?: number;
   /**
    * Factor on rewards in the critics' targets (default 5, Rakelly et al.'s; their point robot
@@ -147,6 +150,12 @@ export interface PearlState {
   opt: { actor: unknown; critic: unknown; alpha: unknown };
   /** One replay buffer per training task (leaves with a leading task axis). */
   buffers: ReplayBuffer<Transition>;
+  /**
+   * One buffer per training task of the transitions the encoder's contexts are drawn from
+   * (Rakelly et al.'s encoder buffer): what `collect` was told to keep for context — in their
+   * setting, only the latest data collected with z from the prior.
+   */
+  contexts: ReplayBuffer<Transition>;
   /** The training tasks (leading axis: trainTasks). */
   tasks: unknown;
   /** One environment per training task. */
@@ -174,11 +183,19 @@ export interface Pearl {
   /** A fresh run: networks, optimizers, training tasks, their environments and buffers. */
   init(key: Tensor): PearlState;
   /**
-   * `steps` environment steps on every training task at once, stored in its buffer. z is drawn
-   * once per call per task: from the prior, or from the posterior of a context sampled from the
-   * task's buffer; actions are sampled from the policy, or uniform with `mode: "random"`.
+   * `steps` environment steps on every training task at once, stored in its replay buffer. z is
+   * drawn once per call per task: from the prior, or from the posterior of a context sampled
+   * from the task's context buffer; actions are sampled from the policy, or uniform with
+   * `mode: "random"`. `context` says what becomes of the task's context buffer: the new
+   * transitions are added to it ("add", the default), replace it ("replace") or stay out of it
+   * ("none": data for the actor and critics only).
    */
-  collect(state: PearlState, steps: number, mode: "prior" | "posterior" | "random"): PearlState;
+  collect(
+    state: PearlState,
+    steps: number,
+    mode: "prior" | "posterior" | "random",
+    context?: "add" | "replace" | "none",
+  ): PearlState;
   /** `steps` gradient steps (a `scan`), each on a meta-batch of training tasks. */
   train(state: PearlState, steps: number): [PearlState, PearlMetrics];
   /**
@@ -320,15 +337,21 @@ export function pearl(config: PearlConfig): Pearl {
     return { end: { state: end.state, obs: end.obs }, transitions };
   };
 
-  const collect = (s: PearlState, steps: number, mode: "prior" | "posterior" | "random") => {
+  const collect = (
+    s: PearlState,
+    steps: number,
+    mode: "prior" | "posterior" | "random",
+    context: "add" | "replace" | "none" = "add",
+  ) => {
     checkNumber(steps, "steps", `${where}.collect`, { min: 1, integer: true });
     oneOf(mode, ["prior", "posterior", "random"] as const, "mode", `${where}.collect`);
+    oneOf(context, ["add", "replace", "none"] as const, "context", `${where}.collect`);
     const [key, kZ, kContext, kRun] = mg.random.split(s.key, 4);
     const n = cfg.trainTasks;
     const z = mode === "posterior"
       ? mg.vmap((b: ReplayBuffer<Transition>, kc: Tensor, kz: Tensor) =>
         drawZ(posterior(s.params.encoder, sampleTransitions(b, kc, cfg.contextSize)), kz)
-      )(s.buffers, mg.random.splitStacked(kContext, n), mg.random.splitStacked(kZ, n))
+      )(s.contexts, mg.random.splitStacked(kContext, n), mg.random.splitStacked(kZ, n))
       : mg.random.normal(kZ, [n, d]);
     const runs = mg.vmap(
       (task: unknown, state: unknown, obs: Tensor, zz: Tensor, k: Tensor) =>
@@ -345,27 +368,31 @@ export function pearl(config: PearlConfig): Pearl {
       end: { state: unknown; obs: Tensor };
       transitions: Transition;
     };
-    const buffers = mg.vmap((b: ReplayBuffer<Transition>, t: Transition) => addTransitions(b, t))(
-      s.buffers,
+    const add = mg.vmap((b: ReplayBuffer<Transition>, t: Transition) => addTransitions(b, t));
+    const buffers = add(s.buffers, runs.transitions) as ReplayBuffer<Transition>;
+    const emptied = (b: ReplayBuffer<Transition>) => ({
+      ...b,
+      position: mg.zerosLike(b.position),
+      size: mg.zerosLike(b.size),
+    });
+    const contexts = context === "none" ? s.contexts : add(
+      context === "replace" ? emptied(s.contexts) : s.contexts,
       runs.transitions,
     ) as ReplayBuffer<Transition>;
-    return { ...s, buffers, envs: runs.end, key };
+    return { ...s, buffers, contexts, envs: runs.end, key };
   };
 
   const gradientStep = (s: PearlState, key: Tensor): [PearlState, PearlMetrics] => {
     const [kTasks, kContext, kBatch, kZ, kNext, kNow] = mg.random.split(key, 6);
     const m = cfg.metaBatch, b = cfg.batchSize;
     const picked = mg.random.randint(kTasks, [m], 0, cfg.trainTasks);
-    const buffers = mg.tree.map((t: Tensor) => mg.take(t, picked, 0), s.buffers) as ReplayBuffer<
-      Transition
-    >;
-    const sample = (k: Tensor, count: number) =>
+    const sample = (from: ReplayBuffer<Transition>, k: Tensor, count: number) =>
       mg.vmap((buf: ReplayBuffer<Transition>, kk: Tensor) => sampleTransitions(buf, kk, count))(
-        buffers,
+        mg.tree.map((t: Tensor) => mg.take(t, picked, 0), from),
         mg.random.splitStacked(k, m),
       ) as Transition;
-    const context = sample(kContext, cfg.contextSize); // leaves [m, C, ...]
-    const batch = sample(kBatch, b); // leaves [m, B, ...]
+    const context = sample(s.contexts, kContext, cfg.contextSize); // leaves [m, C, ...]
+    const batch = sample(s.buffers, kBatch, b); // leaves [m, B, ...]
     const rows = (t: Tensor) => mg.reshape(t, [m * b, ...t.shape.slice(2)]);
     const data = mg.tree.map(rows, batch) as Transition;
     const perRow = (z: Tensor) =>
@@ -405,8 +432,10 @@ export function pearl(config: PearlConfig): Pearl {
         mg.mean(mg.square(mg.sub(q(c.q1, data.obs, data.action, zRows), y))),
         mg.mean(mg.square(mg.sub(q(c.q2, data.obs, data.action, zRows), y))),
       );
-      const kl = mg.mean(klToStandardNormal(post.mean, post.variance));
-      return [mg.add(td, mg.mul(kl, cfg.klWeight)), { td, kl, z: zFixed }] as [
+      // the KL summed over the meta-batch's tasks, as Rakelly et al.'s code weighs it
+      const kls = klToStandardNormal(post.mean, post.variance);
+      const kl = mg.mean(kls);
+      return [mg.add(td, mg.mul(mg.sum(kls), cfg.klWeight)), { td, kl, z: zFixed }] as [
         Tensor,
         { td: Tensor; kl: Tensor; z: Tensor },
       ];
@@ -470,10 +499,11 @@ export function pearl(config: PearlConfig): Pearl {
         terminal: mg.zeros([], { backend }),
       };
       // one empty buffer per task: every leaf repeated along a leading task axis
-      const buffers = mg.tree.map(
-        (t: Tensor) => mg.repeat(mg.expandDims(t, 0), cfg.trainTasks, 0),
-        replayBuffer(example, cfg.bufferSize),
-      ) as ReplayBuffer<Transition>;
+      const perTask = () =>
+        mg.tree.map(
+          (t: Tensor) => mg.repeat(mg.expandDims(t, 0), cfg.trainTasks, 0),
+          replayBuffer(example, cfg.bufferSize),
+        ) as ReplayBuffer<Transition>;
       const logAlpha = mg.zeros([], { backend });
       const copy = (t: unknown) => mg.tree.map((x: Tensor) => mg.add(x, 0), t);
       return {
@@ -485,7 +515,8 @@ export function pearl(config: PearlConfig): Pearl {
           critic: criticOpt.init({ q1: params.q1, q2: params.q2, encoder: params.encoder }),
           alpha: alphaOpt.init(logAlpha),
         },
-        buffers,
+        buffers: perTask(),
+        contexts: perTask(),
         tasks,
         envs: { state: envs.state, obs: envs.obs },
         key: kRun,

@@ -19,7 +19,7 @@ import { keep } from "../memory.ts";
 import { simplify } from "./simplify.ts";
 import { type Eqn, isMultiEqn, type Program, type Var, varText } from "./ir.ts";
 
-import { eliminateDeadCode } from "./passes.ts";
+import { eliminateCommonSubexpressions, eliminateDeadCode } from "./passes.ts";
 import {
   checkPlanOrder,
   FUSED_HELPERS,
@@ -65,7 +65,10 @@ export class Compiled {
   readonly #keptConstants = new Map<number, Tensor | null>();
 
   constructor(program: Program, readonly backend: "webgpu" | "reference") {
-    this.program = program = backend === "webgpu" ? eliminateDeadCode(simplify(program)) : program;
+    // (the rewrites may make one value twice: windows of random bits computed on their own)
+    this.program = program = backend === "webgpu"
+      ? eliminateDeadCode(eliminateCommonSubexpressions(simplify(program)))
+      : program;
     // one binding is the output; the rest may be fused inputs
     const maxLeaves = backend === "webgpu" && runtime.info
       ? runtime.info.limits.maxStorageBuffersPerShaderStage - 1

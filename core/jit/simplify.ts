@@ -38,6 +38,13 @@
  *   slice of one (of an `iota`, where the slice's elements are evenly spaced), so kernels reading
  *   it (a one-hot's comparison against indices, unrolled into its two columns) compute it where
  *   they read it instead of reading a stored constant.
+ * - `randomBitsThroughViews`: a window (slice, or reshape by axes of size 1) of the bits of one
+ *   key is bits of that key of its own (`threefryBits`' one-word mode where it takes one word of
+ *   each pair), so a key split into parts and a split of a part are computed inside the kernels
+ *   drawing under them instead of stored by kernels of their own (a rollout step's keys: 2
+ *   kernels less). Bits of per-row keys stay stored: a kernel computing them would repeat each
+ *   row's chain of splits at every element it reads (a reset's four draws from per-environment
+ *   keys ran 2× slower so).
  * - `composeSlices`: a slice of a slice (through reshapes that only add or drop axes of size
  *   1) is one slice of the first one's input, so a key split into parts and each part's words
  *   are windows of the split's result, read where they lie.
@@ -554,7 +561,12 @@ export function randomBitsThroughViews(p: Program): Program {
   /** `e`, or the equations computing its value as bits of their own (pushed in order). */
   const place = (e: AnyEqn): void => {
     const src = isMultiEqn(e) ? undefined : made.get(e.inputs[0]?.id);
-    const bits = src && !isMultiEqn(src) && src.prim === threefryBits ? src : null;
+    // (of one key only: a window of per-row keys' bits is read where it lies, since a kernel
+    // computing it would repeat each row's chain of key splits at every element it reads)
+    const bits = src && !isMultiEqn(src) && src.prim === threefryBits &&
+        src.inputs.every((k) => sizeOf(k.shape) === 1)
+      ? src
+      : null;
     const own = bits &&
       (e.prim === slice
         ? slicedBits(e as Eqn, bits)

@@ -13,6 +13,7 @@ import { numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { pearl, summarize } from "../algorithms/mod.ts";
+import { PEARL_POINT_ROBOT } from "../algorithms/train_jobs.ts";
 import { pointNavigation } from "../envs/mod.ts";
 import { pointRobotAnchors } from "./point_robot_anchors.ts";
 
@@ -23,15 +24,17 @@ const USAGE = `usage: deno run -A bench/pearl_point_robot.ts [options]
   --seed          training seed (default 0)
   --eval-tasks    held-out goals (default 20)
   --every         iterations between evaluations (default 5)
-  --grad-steps    gradient steps per iteration (default 100)
-  --hidden        width of the actor's, critics' and encoder's two ReLU layers (default:
-                  pearl's, 256 for the actor and critics, 128 for the encoder)
-  --batch-size    RL transitions per task and gradient step (default 256)
-  --reward-scale  factor on rewards in the critics' targets (default 100, Rakelly et al.'s
-                  point-robot setting)
-  --context-size  context transitions per task and gradient step (default 64, theirs)
-  --gamma         discount (default 0.99)
-  --kl-weight     weight of the posteriors' KL to the prior, summed over tasks (default 0.1)`;
+  --grad-steps    gradient steps per iteration
+  --hidden        width of the actor's, critics' and encoder's two ReLU layers
+  --batch-size    RL transitions per task and gradient step
+  --reward-scale  factor on rewards in the critics' targets
+  --context-size  context transitions per task and gradient step
+  --gamma         discount
+  --kl-weight     weight of the posteriors' KL to the prior, summed over tasks (default 0.1)
+
+Defaults: the CLI's (PEARL_POINT_ROBOT in algorithms/train_jobs.ts), ${
+  JSON.stringify(PEARL_POINT_ROBOT)
+}.`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -40,12 +43,12 @@ const { values } = parseCommandLine(USAGE, {
     seed: { type: "string", default: "0" },
     "eval-tasks": { type: "string", default: "20" },
     every: { type: "string", default: "5" },
-    "grad-steps": { type: "string", default: "100" },
-    hidden: { type: "string" },
-    "batch-size": { type: "string", default: "256" },
-    "reward-scale": { type: "string", default: "100" },
-    "context-size": { type: "string", default: "64" },
-    gamma: { type: "string", default: "0.99" },
+    "grad-steps": { type: "string", default: String(PEARL_POINT_ROBOT.gradSteps) },
+    hidden: { type: "string", default: String(PEARL_POINT_ROBOT.hidden[0]) },
+    "batch-size": { type: "string", default: String(PEARL_POINT_ROBOT.batchSize) },
+    "reward-scale": { type: "string", default: String(PEARL_POINT_ROBOT.rewardScale) },
+    "context-size": { type: "string", default: String(PEARL_POINT_ROBOT.contextSize) },
+    gamma: { type: "string", default: String(PEARL_POINT_ROBOT.gamma) },
     "kl-weight": { type: "string", default: "0.1" },
   },
 });
@@ -66,9 +69,7 @@ const gradSteps = numberOption("--grad-steps", values["grad-steps"]!, USAGE, {
   integer: true,
 });
 
-const width = values.hidden === undefined
-  ? undefined
-  : numberOption("--hidden", values.hidden, USAGE, { min: 1, integer: true });
+const width = numberOption("--hidden", values.hidden!, USAGE, { min: 1, integer: true });
 const batchSize = numberOption("--batch-size", values["batch-size"]!, USAGE, {
   min: 1,
   integer: true,
@@ -89,7 +90,8 @@ const learner = pearl({
   contextSize,
   gamma,
   klWeight,
-  ...(width === undefined ? {} : { hidden: [width, width], encoderHidden: [width, width] }),
+  hidden: [width, width],
+  encoderHidden: [width, width],
 });
 const info = await mg.init();
 console.log(

@@ -61,6 +61,7 @@ const GL_KERNEL_TESTS = [
   "tests/loop_cap_test.ts",
   "tests/sort_test.ts",
   "tests/jit_fusion_test.ts",
+  "tests/uniform_inputs_test.ts",
   "tests/smoke_test.ts",
 ];
 

@@ -211,7 +211,28 @@ Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 
         mg.random.key(5),
       );
       if (totals.shape.join() !== "6") throw new Error(`trialReturns shape ${totals.shape}`);
+      // per episode: [episodes, 6], summing to the trial's total (same key, same rollout)
+      const each = mg.jit((p: unknown, k: Tensor) =>
+        compiled.episodeReturns(p as never, tasks, k, { greedy })
+      )(gpuState.params, mg.random.key(5));
+      if (each.shape.join() !== `${episodes},6`) throw new Error(`episodeReturns ${each.shape}`);
+      assertAllClose(
+        await mg.sum(each, 0).toFloat64(),
+        await totals.toFloat64(),
+        { rtol: 1e-5, atol: 1e-5 },
+        `${env.name}: episodes sum to the trial`,
+      );
     }
+  }
+  // box actions (the point robot): each of three 4-step episodes gets its own steps' rewards,
+  // every one negative (−distance), none summed into another
+  const robot = pointNavigation({ goals: "semicircle", horizon: 4 });
+  const r = rl2({ env: robot, episodes: 3, numTrials: 2, hidden: 4, minibatches: 1 });
+  const tasks = robot.sampleTasks(mg.random.key(6), 5);
+  const each = await r.episodeReturns(r.init(mg.random.key(7)).params, tasks, mg.random.key(8))
+    .toFloat64();
+  if (!Array.from(each).every((v) => v < 0 && v > -4 * 3)) {
+    throw new Error(`point-robot episode returns ${each}`);
   }
 });
 

@@ -104,6 +104,16 @@ export interface Rl2 {
     key: Tensor,
     opts?: Rl2EvalOptions,
   ): Tensor;
+  /**
+   * As `trialReturns`, each inner episode's total reward apart: [episodes, n] — how much the
+   * policy gains from the episodes before (PEARL's and MAML-RL's evaluations, per episode).
+   */
+  episodeReturns(
+    params: RecurrentActorCriticParams,
+    tasks: unknown,
+    key: Tensor,
+    opts?: Rl2EvalOptions,
+  ): Tensor;
 }
 
 const RL2_OPTIONS = [
@@ -128,6 +138,25 @@ function firstTrialTotals(tr: Trajectory): Tensor {
   const done = mg.cast(tr.done, "f32");
   const endedBefore = mg.sub(mg.cumsum(done, 0), done); // trials finished before step t
   return mg.sum(mg.where(mg.greater(endedBefore, 0), 0, tr.reward), 0);
+}
+
+/**
+ * Each inner episode's total reward within the first trial, [episodes, B]: step t belongs to
+ * the episode whose index is the count of inner episode ends before it — the trial
+ * observation's last feature at step t says whether step t − 1 ended one.
+ */
+function firstTrialEpisodeTotals(tr: Trajectory, episodes: number): Tensor {
+  const done = mg.cast(tr.done, "f32");
+  const inTrial = mg.equal(mg.sub(mg.cumsum(done, 0), done), 0);
+  const ended = mg.squeeze(mg.slice(tr.obs, [null, null, [-1, null]]), [-1]);
+  const episode = mg.cumsum(ended, 0); // [T, B]
+  const reward = mg.where(inTrial, tr.reward, 0);
+  return mg.stack(
+    Array.from(
+      { length: episodes },
+      (_, e) => mg.sum(mg.where(mg.equal(episode, e), reward, 0), 0),
+    ),
+  );
 }
 
 /** starts[t] = done[t − 1] (false at t = 0): where a replayed hidden state restarts. */
@@ -305,6 +334,11 @@ export function rl2(config: Rl2Config): Rl2 {
       checkOptions(opts, "rl2.trialReturns", ["greedy"]);
       const greedy = checkBoolean(opts.greedy ?? false, "greedy", "rl2.trialReturns");
       return firstTrialTotals(runTrials(params, tasks, key, greedy)[2]);
+    },
+    episodeReturns(params, tasks, key, opts = {}) {
+      checkOptions(opts, "rl2.episodeReturns", ["greedy"]);
+      const greedy = checkBoolean(opts.greedy ?? false, "greedy", "rl2.episodeReturns");
+      return firstTrialEpisodeTotals(runTrials(params, tasks, key, greedy)[2], cfg.episodes);
     },
   };
 }

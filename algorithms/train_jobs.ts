@@ -810,7 +810,14 @@ export const PEARL_POINT_ROBOT = {
 function pearlJob(cfg: TrainConfig): TrainJob {
   const env = environment(cfg.task);
   const { gradSteps, ...settings } = PEARL_POINT_ROBOT;
-  const learner = pearl({ env, ...settings, metaBatch: cfg.metaBatch, lr: cfg.lr });
+  const learner = pearl({
+    env,
+    ...settings,
+    metaBatch: cfg.metaBatch,
+    lr: cfg.lr,
+    // (sparse goals: the critics learn from the dense reward, as Rakelly et al.'s do)
+    useTrainingReward: cfg.task === "point-robot-sparse",
+  });
   const collect = mg.jit(learner.collect, { staticArgnums: [1, 2, 3], donateArgnums: [0] });
   const train = mg.jit(learner.train, { staticArgnums: [1], donateArgnums: [0] });
   const T = env.maxSteps;

@@ -90,6 +90,8 @@ const learner = pearl({
   contextSize,
   gamma,
   klWeight,
+  // (sparse: the critics learn from the dense reward, as Rakelly et al.'s do)
+  useTrainingReward: reward === "sparse",
   hidden: [width, width],
   encoderHidden: [width, width],
 });

@@ -62,6 +62,13 @@ export interface StepResult<S> {
    * unless the episode ended) — what a value target at a time limit bootstraps from.
    */
   finalObs?: Tensor;
+  /**
+   * A denser reward than `reward` that a learner may train on where the task's reward (what is
+   * scored) is sparse — PEARL's sparse point robot gives −distance here, as Rakelly et al.
+   * meta-train the critics on it while the encoder and the score see the sparse reward. Only
+   * environments that document it give one. f32 scalar.
+   */
+  trainingReward?: Tensor;
 }
 
 /**
@@ -120,6 +127,7 @@ export function autoReset<S, T>(env: Environment<S, T>): Environment<S, T> {
         done: next.done,
         terminated: next.terminated,
         finalObs: next.obs,
+        ...(next.trainingReward ? { trainingReward: next.trainingReward } : {}),
       };
     },
   };

@@ -43,7 +43,11 @@ export interface PointTask {
 export interface PointNavigationOptions {
   /** Where goals are drawn: "square" (U[−0.5, 0.5]², MAML) or "semicircle" (PEARL). */
   goals?: "square" | "semicircle";
-  /** Dense reward −‖x − g‖, or sparse: 2 − ‖x − g‖ within `radius` of the goal, else 0. */
+  /**
+   * Dense reward −‖x − g‖, or sparse: 2 − ‖x − g‖ within `radius` of the goal, else 0 (each
+   * step then also gives the dense one as `trainingReward`, what Rakelly et al. meta-train
+   * PEARL's critics on).
+   */
   reward?: "dense" | "sparse";
   /** The sparse reward's radius (default 0.2). */
   radius?: number;
@@ -112,6 +116,7 @@ export function pointNavigation(
         reward: r,
         done: greaterEqual(t, horizon),
         terminated: full([], false, { backend: t.backend }),
+        ...(reward === "sparse" ? { trainingReward: neg(distance) } : {}),
       };
     },
   };

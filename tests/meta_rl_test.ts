@@ -650,6 +650,31 @@ Deno.test("PEARL: collecting and training, jitted on WebGPU, equal the plain flo
     "the context buffer holds the prior episode's transitions",
   );
   assertThrowsWith(() => p.collect(state, 5, "prior", "keep" as never), "collect", "context");
+  // sparse goals: the critics' stored reward is the dense −distance, the context's the sparse one
+  const sparse = pearl({
+    ...config,
+    env: pointNavigation({ goals: "semicircle", reward: "sparse", horizon: 5 }),
+    useTrainingReward: true,
+  });
+  const s1 = sparse.collect(sparse.init(mg.random.key(10)), 5, "random");
+  const goal = await mg.repeat(mg.expandDims((s1.tasks as { goal: Tensor }).goal, 1), 5, 1)
+    .toFloat64();
+  const [nextObs, dense, sparseR] = await Promise.all(
+    [s1.buffers.data.nextObs, s1.buffers.data.trainingReward!, s1.buffers.data.reward].map((t) =>
+      mg.slice(t, [null, [0, 5]]).toFloat64()
+    ),
+  );
+  const distance = Array.from(
+    dense,
+    (_, i) => Math.hypot(nextObs[2 * i] - goal[2 * i], nextObs[2 * i + 1] - goal[2 * i + 1]),
+  );
+  assertAllClose(Array.from(dense), distance.map((d) => -d), {}, "dense training reward");
+  assertAllClose(Array.from(sparseR), distance.map((d) => (d <= 0.2 ? 2 - d : 0)), {}, "sparse");
+  assertThrowsWith(
+    () => pearl({ ...config, useTrainingReward: true }).collect(state, 5, "prior"),
+    "useTrainingReward",
+    "gives no trainingReward",
+  );
   assertThrowsWith(() => pearl({ env: cartPole() }), "pearl", "box");
   assertThrowsWith(() => pearl({ ...config, encoderHidden: [0] }), "pearl", "encoderHidden[0]");
   assertThrowsWith(() => p.collect(state, 5, "greedy" as never), "collect", "mode");

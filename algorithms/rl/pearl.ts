@@ -18,7 +18,7 @@ import {
   requireEnvironment,
 } from "../../envs/env.ts";
 import { resetEnvs } from "../../envs/rollout.ts";
-import { checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
+import { checkBoolean, checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { denseNetwork } from "./actor_critic.ts";
 import {
@@ -28,7 +28,10 @@ import {
   sampleTransitions,
 } from "./replay_buffer.ts";
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
-import type { Transition } from "./sac.ts";
+import type { Transition as SacTransition } from "./sac.ts";
+
+/** A stored transition: SAC's, with the environment's training reward when the critics use it. */
+type Transition = SacTransition & { trainingReward?: Tensor };
 import {
   entropyTarget,
   polyakAverage,
@@ -113,6 +116,12 @@ export interface PearlConfig {
    * the posterior carries little about the task).
    */
   rewardScale?: number;
+  /**
+   * Train the critics on the environment's `trainingReward` (a denser reward than the task's;
+   * default false). Rakelly et al.'s sparse point robot: the critics learn from −distance, the
+   * encoder's contexts and the score keep the sparse reward.
+   */
+  useTrainingReward?: boolean;
   /** Adam learning rate of every network and the temperature (default 3e-4). */
   lr?: number;
   /** Discount (default 0.99). */
@@ -218,6 +227,7 @@ const PEARL_OPTIONS = [
   "contextSize",
   "klWeight",
   "rewardScale",
+  "useTrainingReward",
   "lr",
   "gamma",
   "tau",
@@ -264,6 +274,7 @@ export function pearl(config: PearlConfig): Pearl {
       min: 0,
       exclusiveMin: true,
     }),
+    useTrainingReward: checkBoolean(config.useTrainingReward ?? false, "useTrainingReward", where),
     lr: checkNumber(config.lr ?? 3e-4, "lr", where, { min: 0 }),
     gamma: checkNumber(config.gamma ?? 0.99, "gamma", where, { min: 0, max: 1 }),
     tau: checkNumber(config.tau ?? 0.005, "tau", where, { min: 0, max: 1 }),
@@ -328,6 +339,15 @@ export function pearl(config: PearlConfig): Pearl {
           nextObs: mg.reshape(r.finalObs!, [obsDim]),
           terminal: mg.cast(r.terminated, "f32"),
         };
+        if (cfg.useTrainingReward) {
+          if (!r.trainingReward) {
+            throw new TypeError(
+              `${where}: useTrainingReward, but ${env.name} gives no trainingReward (only ` +
+                `environments that document one do, such as the sparse point robot)`,
+            );
+          }
+          t.trainingReward = r.trainingReward;
+        }
         return [{ state: r.state, obs: r.obs, key: next }, t] as [C, Transition];
       },
       { ...start, key },
@@ -420,7 +440,7 @@ export function pearl(config: PearlConfig): Pearl {
         kNext,
       );
       const y = softBellmanTarget(
-        mg.mul(data.reward, cfg.rewardScale),
+        mg.mul(data.trainingReward ?? data.reward, cfg.rewardScale),
         data.terminal,
         q(s.target.q1, data.nextObs, next.action, zFixed),
         q(s.target.q2, data.nextObs, next.action, zFixed),
@@ -497,6 +517,7 @@ export function pearl(config: PearlConfig): Pearl {
         reward: mg.zeros([], { backend }),
         nextObs: mg.zeros([obsDim], { backend }),
         terminal: mg.zeros([], { backend }),
+        ...(cfg.useTrainingReward ? { trainingReward: mg.zeros([], { backend }) } : {}),
       };
       // one empty buffer per task: every leaf repeated along a leading task axis
       const perTask = () =>

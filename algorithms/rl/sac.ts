@@ -102,7 +102,7 @@ export interface Transition {
   action: Tensor;
   /** The reward received. */
   reward: Tensor;
-  /** The next observation (a new episode's after an episode end). */
+  /** The observation the step reached (before any reset: `StepResult.finalObs`). */
   nextObs: Tensor;
   /** 1 where the episode terminated (no bootstrap), else 0. */
   terminal: Tensor;

@@ -30,8 +30,11 @@ import {
 import { squashedGaussianMean, squashedGaussianSample } from "./squashed_gaussian.ts";
 import type { Transition as SacTransition } from "./sac.ts";
 
-/** A stored transition: SAC's, with the environment's training reward when the critics use it. */
-type Transition = SacTransition & { trainingReward?: Tensor };
+/** A transition PEARL stores: SAC's, and the environment's training reward where it uses one. */
+export interface PearlTransition extends SacTransition {
+  /** `StepResult.trainingReward`, with `useTrainingReward` (what the critics learn from). */
+  trainingReward?: Tensor;
+}
 import {
   entropyTarget,
   polyakAverage,
@@ -158,13 +161,13 @@ export interface PearlState {
   /** Optimizer states: actor, critics with the encoder, temperature. */
   opt: { actor: unknown; critic: unknown; alpha: unknown };
   /** One replay buffer per training task (leaves with a leading task axis). */
-  buffers: ReplayBuffer<Transition>;
+  buffers: ReplayBuffer<PearlTransition>;
   /**
    * One buffer per training task of the transitions the encoder's contexts are drawn from
    * (Rakelly et al.'s encoder buffer): what `collect` was told to keep for context — in their
    * setting, only the latest data collected with z from the prior.
    */
-  contexts: ReplayBuffer<Transition>;
+  contexts: ReplayBuffer<PearlTransition>;
   /** The training tasks (leading axis: trainTasks). */
   tasks: unknown;
   /** One environment per training task. */
@@ -291,7 +294,7 @@ export function pearl(config: PearlConfig): Pearl {
 
   const flat = (x: Tensor, width: number) => mg.reshape(x, [x.shape[0], width]);
   /** q(z | context) of transitions [C, ...] → mean and variance [d]. */
-  const posterior = (p: unknown, c: Transition) => {
+  const posterior = (p: unknown, c: PearlTransition) => {
     const input = mg.concat([flat(c.obs, obsDim), flat(c.action, actDim), flat(c.reward, 1)], -1);
     const [out] = encoder.module.apply(p, encoder.state, input);
     const means = mg.slice(out, [null, [0, d]]);
@@ -332,7 +335,7 @@ export function pearl(config: PearlConfig): Pearl {
           : squashedGaussianSample(policyOut(p.actor, obs, z), space, kAct).action;
         const a = mg.reshape(action, [...space.shape]);
         const r = stepOne(kEnv, c.state, a, task);
-        const t: Transition = {
+        const t: PearlTransition = {
           obs: mg.reshape(c.obs, [obsDim]),
           action: a,
           reward: r.reward,
@@ -348,7 +351,7 @@ export function pearl(config: PearlConfig): Pearl {
           }
           t.trainingReward = r.trainingReward;
         }
-        return [{ state: r.state, obs: r.obs, key: next }, t] as [C, Transition];
+        return [{ state: r.state, obs: r.obs, key: next }, t] as [C, PearlTransition];
       },
       { ...start, key },
       null,
@@ -369,7 +372,7 @@ export function pearl(config: PearlConfig): Pearl {
     const [key, kZ, kContext, kRun] = mg.random.split(s.key, 4);
     const n = cfg.trainTasks;
     const z = mode === "posterior"
-      ? mg.vmap((b: ReplayBuffer<Transition>, kc: Tensor, kz: Tensor) =>
+      ? mg.vmap((b: ReplayBuffer<PearlTransition>, kc: Tensor, kz: Tensor) =>
         drawZ(posterior(s.params.encoder, sampleTransitions(b, kc, cfg.contextSize)), kz)
       )(s.contexts, mg.random.splitStacked(kContext, n), mg.random.splitStacked(kZ, n))
       : mg.random.normal(kZ, [n, d]);
@@ -386,11 +389,13 @@ export function pearl(config: PearlConfig): Pearl {
         ),
     )(s.tasks, s.envs.state, s.envs.obs, z, mg.random.splitStacked(kRun, n)) as {
       end: { state: unknown; obs: Tensor };
-      transitions: Transition;
+      transitions: PearlTransition;
     };
-    const add = mg.vmap((b: ReplayBuffer<Transition>, t: Transition) => addTransitions(b, t));
-    const buffers = add(s.buffers, runs.transitions) as ReplayBuffer<Transition>;
-    const emptied = (b: ReplayBuffer<Transition>) => ({
+    const add = mg.vmap((b: ReplayBuffer<PearlTransition>, t: PearlTransition) =>
+      addTransitions(b, t)
+    );
+    const buffers = add(s.buffers, runs.transitions) as ReplayBuffer<PearlTransition>;
+    const emptied = (b: ReplayBuffer<PearlTransition>) => ({
       ...b,
       position: mg.zerosLike(b.position),
       size: mg.zerosLike(b.size),
@@ -398,7 +403,7 @@ export function pearl(config: PearlConfig): Pearl {
     const contexts = context === "none" ? s.contexts : add(
       context === "replace" ? emptied(s.contexts) : s.contexts,
       runs.transitions,
-    ) as ReplayBuffer<Transition>;
+    ) as ReplayBuffer<PearlTransition>;
     return { ...s, buffers, contexts, envs: runs.end, key };
   };
 
@@ -406,15 +411,17 @@ export function pearl(config: PearlConfig): Pearl {
     const [kTasks, kContext, kBatch, kZ, kNext, kNow] = mg.random.split(key, 6);
     const m = cfg.metaBatch, b = cfg.batchSize;
     const picked = mg.random.randint(kTasks, [m], 0, cfg.trainTasks);
-    const sample = (from: ReplayBuffer<Transition>, k: Tensor, count: number) =>
-      mg.vmap((buf: ReplayBuffer<Transition>, kk: Tensor) => sampleTransitions(buf, kk, count))(
+    const sample = (from: ReplayBuffer<PearlTransition>, k: Tensor, count: number) =>
+      mg.vmap((buf: ReplayBuffer<PearlTransition>, kk: Tensor) =>
+        sampleTransitions(buf, kk, count)
+      )(
         mg.tree.map((t: Tensor) => mg.take(t, picked, 0), from),
         mg.random.splitStacked(k, m),
-      ) as Transition;
+      ) as PearlTransition;
     const context = sample(s.contexts, kContext, cfg.contextSize); // leaves [m, C, ...]
     const batch = sample(s.buffers, kBatch, b); // leaves [m, B, ...]
     const rows = (t: Tensor) => mg.reshape(t, [m * b, ...t.shape.slice(2)]);
-    const data = mg.tree.map(rows, batch) as Transition;
+    const data = mg.tree.map(rows, batch) as PearlTransition;
     const perRow = (z: Tensor) =>
       mg.reshape(mg.broadcastTo(mg.expandDims(z, 1), [m, b, d]), [m * b, d]);
     const alpha = mg.exp(s.logAlpha);
@@ -422,7 +429,7 @@ export function pearl(config: PearlConfig): Pearl {
 
     // critics and encoder: TD error with z from the posterior (gradients reach the encoder), + KL
     const criticLoss = (c: { q1: unknown; q2: unknown; encoder: unknown }) => {
-      const post = mg.vmap((ctx: Transition) => posterior(c.encoder, ctx))(context) as {
+      const post = mg.vmap((ctx: PearlTransition) => posterior(c.encoder, ctx))(context) as {
         mean: Tensor;
         variance: Tensor;
       };
@@ -511,7 +518,7 @@ export function pearl(config: PearlConfig): Pearl {
       };
       const tasks = env.sampleTasks(kTasks, cfg.trainTasks);
       const envs = resetEnvs(env, tasks, kEnv, 1);
-      const example: Transition = {
+      const example: PearlTransition = {
         obs: mg.zeros([obsDim], { backend }),
         action: mg.zeros([...space.shape], { backend }),
         reward: mg.zeros([], { backend }),
@@ -524,7 +531,7 @@ export function pearl(config: PearlConfig): Pearl {
         mg.tree.map(
           (t: Tensor) => mg.repeat(mg.expandDims(t, 0), cfg.trainTasks, 0),
           replayBuffer(example, cfg.bufferSize),
-        ) as ReplayBuffer<Transition>;
+        ) as ReplayBuffer<PearlTransition>;
       const logAlpha = mg.zeros([], { backend });
       const copy = (t: unknown) => mg.tree.map((x: Tensor) => mg.add(x, 0), t);
       return {
@@ -570,7 +577,7 @@ export function pearl(config: PearlConfig): Pearl {
           state: mg.tree.map((t: Tensor) => mg.slice(t, [0]), first.state),
           obs: first.obs,
         };
-        const seen: Transition[] = [];
+        const seen: PearlTransition[] = [];
         const returns: Tensor[] = [];
         for (let e = 0; e < episodes; e++) {
           const z = e === 0 ? mg.random.normal(keys[1 + 2 * e], [d]) : drawZ(
@@ -580,7 +587,7 @@ export function pearl(config: PearlConfig): Pearl {
                 (...xs: Tensor[]) => mg.concat(xs, 0),
                 seen[0],
                 ...seen.slice(1),
-              ) as Transition,
+              ) as PearlTransition,
             ),
             keys[1 + 2 * e],
           );

@@ -1,5 +1,6 @@
 import * as mg from "../mod.ts";
-import { threefry2x32 } from "../core/primitives/random_bits.ts";
+import { threefry2x32, threefryBits } from "../core/primitives/random_bits.ts";
+import { bind } from "../core/primitive.ts";
 import { assertAllClose, assertThrowsWith } from "./helpers.ts";
 
 const { random } = mg;
@@ -27,6 +28,22 @@ Deno.test("threefry2x32 matches the published known-answer vectors", () => {
   kat([0, 0], [0, 0], [0x6b200159, 0x99ba4efe]);
   kat([0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], [0x1cb996fc, 0xbb002be7]);
   kat([0x13198a2e, 0x03707344], [0x243f6a88, 0x85a308d3], [0xc4923a9c, 0x483df7a0]);
+});
+
+Deno.test("threefryBits in one-word mode (windows of bits jit computes on their own) on both backends", async () => {
+  await mg.init();
+  // element j of a block: word 1 of threefry(key, (7 + 3j, tag 1)), for two keys
+  const keys = [[0x13198a2e, 0x03707344], [5, 0xfffffff0]];
+  const params = { shape: [4], tag: 1, offset: 7, word: 1, step: 3 };
+  const want = keys.flatMap(([a, b]) =>
+    Array.from({ length: 4 }, (_, j) => threefry2x32(a, b, 7 + 3 * j, 1)[1])
+  );
+  for (const backend of ["reference", "webgpu"] as const) {
+    const word = (w: number) =>
+      mg.tensor(keys.map((k) => k[w]), { shape: [2, 1], dtype: "u32", backend });
+    const bits = bind(threefryBits, [word(0), word(1)], params);
+    assertAllClose(Array.from(await bits.data()), want, { rtol: 0, atol: 0 }, backend);
+  }
 });
 
 Deno.test("random bits, split, foldIn are identical on WebGPU and the reference backend", async () => {

@@ -9,6 +9,27 @@ import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { type Environment, randomPolicy, rollout } from "../envs/mod.ts";
 
+/**
+ * One step of the point robot straight toward (gx, gy) at full speed — the move scaled so its
+ * larger axis is at most `maxAction` (the env clips each axis to ±0.1): the new position.
+ *
+ * @example
+ * ```ts
+ * stepToward(0, 0, 1, 0.5); // [0.1, 0.05]
+ * ```
+ */
+export function stepToward(
+  x: number,
+  y: number,
+  gx: number,
+  gy: number,
+  maxAction = 0.1,
+): [number, number] {
+  const dx = gx - x, dy = gy - y;
+  const s = Math.min(1, maxAction / Math.max(Math.abs(dx), Math.abs(dy), 1e-12));
+  return [x + dx * s, y + dy * s];
+}
+
 /** Per-goal anchors and the normalisation they define. */
 export interface PointRobotAnchors {
   /** R_optimal per goal. */
@@ -32,10 +53,7 @@ export async function pointRobotAnchors(
   const optimalReturn = (gx: number, gy: number) => {
     let x = 0, y = 0, total = 0;
     for (let t = 0; t < T; t++) {
-      const dx = gx - x, dy = gy - y;
-      const s = Math.min(1, 0.1 / Math.max(Math.abs(dx), Math.abs(dy), 1e-12));
-      x += dx * s;
-      y += dy * s;
+      [x, y] = stepToward(x, y, gx, gy);
       const dist = Math.hypot(gx - x, gy - y);
       total += reward === "dense" ? -dist : dist <= radius ? 2 - dist : 0;
     }

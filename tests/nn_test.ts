@@ -489,6 +489,13 @@ Deno.test("GRU and LSTM sequences (scan) equal stepping the cell, with gradients
           const tol = backend === "reference" ? { rtol: 1e-12 } : { rtol: 1e-5, atol: 1e-6 };
           assertAllClose(await v(hs), await v(mg.stack(outs, 1)), tol, what);
           assertAllClose(await v(c.output(sT)), await v(c.output(s)), tol, what);
+          // a cell without the input projection split runs every step whole: the same values
+          const whole = { ...c, project: undefined, applyProjected: undefined };
+          assertAllClose(
+            await v(nn.runRecurrent(whole, p, s0, xs, { reverse })[1]),
+            await v(hs),
+            tol,
+          );
         }
         // the layer form, time-major and batch-free inputs
         const layer = name === "gru" ? nn.gru(3, 4) : nn.lstm(3, 4);

@@ -241,14 +241,18 @@ export function recurrentActorCritic(
     "initLogStd",
     "recurrentActorCritic",
   );
-  const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
-    const h = cell.apply(p.gru, hidden, mg.reshape(obs, [obs.shape[0], inputs]));
+  /** The heads on hidden states [N, width]: the action distribution and values [N]. */
+  const heads = (p: RecurrentActorCriticParams, h: Tensor) => {
     const out = mg.add(mg.matmul(h, p.policyHead.w), p.policyHead.b);
-    const value = mg.reshape(mg.add(mg.matmul(h, p.valueHead.w), p.valueHead.b), [obs.shape[0]]);
+    const value = mg.reshape(mg.add(mg.matmul(h, p.valueHead.w), p.valueHead.b), [h.shape[0]]);
     const dist: ActionDist = actionSpace.kind === "discrete"
       ? { kind: "categorical", logits: out }
       : { kind: "gaussian", mean: out, logStd: p.logStd! };
-    return { dist, value, hidden: h };
+    return { dist, value };
+  };
+  const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
+    const h = cell.apply(p.gru, hidden, mg.reshape(obs, [obs.shape[0], inputs]));
+    return { ...heads(p, h), hidden: h };
   };
   return {
     hidden: width,
@@ -281,21 +285,19 @@ export function recurrentActorCritic(
             `${fmtShape(hidden.shape)}`,
         );
       }
-      const [last, ys] = mg.scan(
-        (h: Tensor, x: { obs: Tensor; start: Tensor }) => {
+      // only the recurrent product stays in the loop: the input projection of every step and
+      // the heads on every hidden state are one product each, before and after it
+      const projected = cell.project!(params.gru, mg.reshape(obs, [t, b, inputs]));
+      const [last, hs] = mg.scan(
+        (h: Tensor, x: { projected: Tensor; start: Tensor }) => {
           const h0 = mg.where(mg.reshape(x.start, [b, 1]), 0, h);
-          const out = apply(params, x.obs, h0);
-          const head = out.dist.kind === "categorical" ? out.dist.logits : out.dist.mean;
-          return [out.hidden, { head, value: out.value }];
+          const next = cell.applyProjected!(params.gru, h0, x.projected);
+          return [next, next];
         },
         hidden,
-        { obs, start: starts },
+        { projected, start: starts },
       );
-      const flat = (x: Tensor) => mg.reshape(x, [t * b, ...x.shape.slice(2)]);
-      const dist: ActionDist = actionSpace.kind === "discrete"
-        ? { kind: "categorical", logits: flat(ys.head) }
-        : { kind: "gaussian", mean: flat(ys.head), logStd: params.logStd! };
-      return { dist, value: flat(ys.value), hidden: last };
+      return { ...heads(params, mg.reshape(hs, [t * b, width])), hidden: last };
     },
     policy(params, obs, hidden, key) {
       const out = apply(params, obs, hidden);

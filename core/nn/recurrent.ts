@@ -23,6 +23,14 @@ export interface RecurrentCell<P, S> {
   initialState(batch: readonly number[], backend?: BackendName): S;
   /** One step: the next state from the state and an input [...batch, inFeatures]. */
   apply(params: P, state: S, x: Tensor): S;
+  /**
+   * The part of a step that reads only the input (x·W + b → [...batch, gates]). With
+   * `applyProjected`, a sequence projects every step's input in one product before its loop
+   * and keeps only the recurrent product inside it (`runRecurrent` does when both are given).
+   */
+  project?(params: P, x: Tensor): Tensor;
+  /** One step from a projected input: `apply(p, s, x)` is `applyProjected(p, s, project(p, x))`. */
+  applyProjected?(params: P, state: S, projected: Tensor): S;
   /** What a step emits: the hidden vector [...batch, hidden]. */
   output(state: S): Tensor;
 }
@@ -67,6 +75,14 @@ function part(t: Tensor, i: number, size: number): Tensor {
  * ```
  */
 export function gruCell(inFeatures: number, hidden: number): RecurrentCell<GruParams, Tensor> {
+  const project = (p: GruParams, x: Tensor) => add(matmul(x, p.wi), p.bi);
+  const applyProjected = (p: GruParams, h: Tensor, gi: Tensor) => {
+    const gh = add(matmul(h, p.wh), p.bh);
+    const r = sigmoid(add(part(gi, 0, hidden), part(gh, 0, hidden)));
+    const z = sigmoid(add(part(gi, 1, hidden), part(gh, 1, hidden)));
+    const n = tanh(add(part(gi, 2, hidden), mul(r, part(gh, 2, hidden))));
+    return add(mul(sub(1, z), n), mul(z, h));
+  };
   return {
     init(key) {
       const [k1, k2] = random.split(key);
@@ -78,13 +94,9 @@ export function gruCell(inFeatures: number, hidden: number): RecurrentCell<GruPa
       };
     },
     initialState: (batch, backend) => zeros([...batch, hidden], { backend }),
-    apply(p, h, x) {
-      const gi = add(matmul(x, p.wi), p.bi), gh = add(matmul(h, p.wh), p.bh);
-      const r = sigmoid(add(part(gi, 0, hidden), part(gh, 0, hidden)));
-      const z = sigmoid(add(part(gi, 1, hidden), part(gh, 1, hidden)));
-      const n = tanh(add(part(gi, 2, hidden), mul(r, part(gh, 2, hidden))));
-      return add(mul(sub(1, z), n), mul(z, h));
-    },
+    apply: (p, h, x) => applyProjected(p, h, project(p, x)),
+    project,
+    applyProjected,
     output: (h) => h,
   };
 }
@@ -105,6 +117,18 @@ export function lstmCell(
   inFeatures: number,
   hidden: number,
 ): RecurrentCell<LstmParams, [Tensor, Tensor]> {
+  const project = (p: LstmParams, x: Tensor) => add(matmul(x, p.wi), p.b);
+  const applyProjected = (
+    p: LstmParams,
+    [h, c]: [Tensor, Tensor],
+    projected: Tensor,
+  ): [Tensor, Tensor] => {
+    const gates = add(projected, matmul(h, p.wh));
+    const i = sigmoid(part(gates, 0, hidden)), f = sigmoid(part(gates, 1, hidden));
+    const g = tanh(part(gates, 2, hidden)), o = sigmoid(part(gates, 3, hidden));
+    const c2 = add(mul(f, c), mul(i, g));
+    return [mul(o, tanh(c2)), c2];
+  };
   return {
     init(key) {
       const [k1, k2] = random.split(key);
@@ -123,13 +147,9 @@ export function lstmCell(
       zeros([...batch, hidden], { backend }),
       zeros([...batch, hidden], { backend }),
     ],
-    apply(p, [h, c], x) {
-      const gates = add(add(matmul(x, p.wi), matmul(h, p.wh)), p.b);
-      const i = sigmoid(part(gates, 0, hidden)), f = sigmoid(part(gates, 1, hidden));
-      const g = tanh(part(gates, 2, hidden)), o = sigmoid(part(gates, 3, hidden));
-      const c2 = add(mul(f, c), mul(i, g));
-      return [mul(o, tanh(c2)), c2];
-    },
+    apply: (p, state, x) => applyProjected(p, state, project(p, x)),
+    project,
+    applyProjected,
     output: ([h]) => h,
   };
 }
@@ -168,13 +188,16 @@ export function runRecurrent<P, S>(
     );
   }
   const seq = opts.timeMajor ? xs : moveAxis(xs, -2, 0);
+  // the input projection of every step in one product, outside the loop, when the cell splits
+  const { project, applyProjected } = cell;
+  const split = project && applyProjected;
   const [final, ys] = scan(
     (s: S, x: Tensor) => {
-      const next = cell.apply(params, s, x);
+      const next = split ? applyProjected(params, s, x) : cell.apply(params, s, x);
       return [next, cell.output(next)];
     },
     state,
-    seq,
+    split ? project(params, seq) : seq,
     { reverse: opts.reverse },
   );
   return [final, opts.timeMajor ? ys : moveAxis(ys, 0, -2)];

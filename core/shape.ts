@@ -103,30 +103,50 @@ export function normAxes(
   return out.sort((a, b) => a - b);
 }
 
+/** A box of an index space: per axis, its first index and how many. */
+export interface IndexBox {
+  lo: number[];
+  size: number[];
+}
+
 /**
  * Merge adjacent axes that every operand traverses contiguously, so kernels index in as few
- * dimensions as possible. `strides[k]` are operand k's strides over `shape`.
+ * dimensions as possible. `strides[k]` are operand k's strides over `shape`; `boxes[k]`, when
+ * given, the box operand k is read in (axes it cuts stay apart, and their boxes come along).
  */
 export function collapseDims(
   shape: Shape,
   strides: number[][],
-): { shape: number[]; strides: number[][] } {
+  boxes: readonly (IndexBox | undefined)[] = [],
+): { shape: number[]; strides: number[][]; bounds: (IndexBox | undefined)[] } {
+  const cut = shape.map((d, i) => boxes.some((b) => b && (b.lo[i] !== 0 || b.size[i] !== d)));
   const dims: number[] = [];
+  const from: number[] = []; // the axis each kept one starts from
   const st: number[][] = strides.map(() => []);
   for (let i = 0; i < shape.length; i++) {
-    if (shape[i] === 1) continue;
+    if (shape[i] === 1 && !cut[i]) continue;
     const last = dims.length - 1;
     if (
-      last >= 0 && strides.every((s, k) => st[k][last] === s[i] * shape[i])
+      last >= 0 && !cut[i] && !cut[from[last]] &&
+      strides.every((s, k) => st[k][last] === s[i] * shape[i])
     ) {
       dims[last] *= shape[i];
       strides.forEach((s, k) => (st[k][last] = s[i]));
     } else {
       dims.push(shape[i]);
+      from.push(i);
       strides.forEach((s, k) => st[k].push(s[i]));
     }
   }
-  return { shape: dims, strides: st };
+  const bounds = strides.map((_, k) => {
+    const b = boxes[k];
+    if (!b) return undefined;
+    return {
+      lo: from.map((a) => (cut[a] ? b.lo[a] : 0)),
+      size: from.map((a, j) => (cut[a] ? b.size[a] : dims[j])),
+    };
+  });
+  return { shape: dims, strides: st, bounds };
 }
 
 /**

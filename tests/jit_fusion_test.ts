@@ -118,6 +118,45 @@ Deno.test("slices are read as windows by the fused kernels reading them, and sta
   await expectKernels("slices of constants", constants, [b], 2);
 });
 
+Deno.test("zero pads are read in place by the fused kernels over their shape: 0 outside the box", async () => {
+  await mg.init();
+  const keys = mg.random.split(mg.random.key(21), 6);
+  const [a, b, c] = keys.slice(0, 3).map((k) => mg.random.normal(k, [7, 10]));
+  // a GRU's backward step: three gates' gradients padded into place and summed, twice
+  const gates = (a: Tensor, b: Tensor, c: Tensor) => {
+    const at = (x: Tensor, j: number) => mg.pad(x, [[0, 0], [10 * j, 20 - 10 * j]]);
+    const shared = mg.add(at(a, 0), at(b, 1));
+    return [mg.add(shared, at(c, 2)), mg.add(shared, at(mg.mul(c, 3), 2))];
+  };
+  await expectKernels("gates", gates, [a, b, c], 2, true);
+  // a box inside a 3D value on the first and middle axes, read by exp (1 outside the box), and
+  // a box far from the start of a long axis
+  const x = mg.random.normal(keys[3], [3, 5, 4]), y = mg.random.normal(keys[4], [5]);
+  const boxes = (x: Tensor, y: Tensor) => [
+    mg.exp(mg.pad(x, [[1, 0], [2, 2], [0, 0]])),
+    mg.mul(mg.pad(y, [[123, 7]]), 2),
+  ];
+  await expectKernels("boxes", boxes, [x, y], 2);
+  const jitted = mg.jit(boxes);
+  if (jitted.lower(x, y).plan.includes("pad")) {
+    throw new Error(`a pad was left as its own kernel:\n${jitted.lower(x, y).plan}`);
+  }
+  // the gradient of slices (the pads autodiff makes), against the eager gradient
+  const w = mg.random.normal(keys[5], [6, 9]);
+  const sliced = (w: Tensor) =>
+    mg.sum(mg.mul(mg.sin(mg.slice(w, [[1, 4], [2, 9]])), mg.exp(mg.slice(w, [[0, 3], [0, 7]]))));
+  await assertTreesClose(mg.jit(mg.grad(sliced))(w), mg.grad(sliced)(w), "grad of slices", {
+    rtol: 1e-6,
+    atol: 1e-6,
+  });
+  // left as kernels: a pad read by a kernel of another shape, and a pad with another value
+  const kept = (y: Tensor, x: Tensor) => [
+    mg.add(mg.reshape(mg.pad(y, [[1, 2]]), [1, 8]), mg.slice(x, [0, null, [0, 1]])),
+    mg.mul(mg.pad(y, [[2, 0]], 1.5), 2),
+  ];
+  await assertTreesClose(mg.jit(kept)(y, x), kept(y, x), "kept pads", { rtol: 0, atol: 0 });
+});
+
 Deno.test("random draws under jit are the eager bits, drawn inside the kernels that read them", async () => {
   await mg.init();
   const k = mg.random.key(14);

@@ -11,6 +11,7 @@ import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import type { Tensor } from "../tensor.ts";
 import { FusedCodeBuilder } from "../fusion/codegen.ts";
 import { slice as slicePrimitive } from "../primitives/slice.ts";
+import { pad as padPrimitive, type PadParams } from "../primitives/pad.ts";
 import { broadcastStore, indexIn, type Window, windowStore } from "./kernel_index.ts";
 import {
   type AnyEqn,
@@ -59,9 +60,21 @@ export interface SlicedLeaf {
   strides: number[];
 }
 
-/** How a kernel reads a leaf other than as stored: summed as it loads, or as a window. */
-export type LeafRead = SummedLeaf | SlicedLeaf;
+/**
+ * A leaf that is a zero-padded value (`pad`'s result, the transpose of a slice): a plain fused
+ * kernel over the pad's shape reads the unpadded input where it lies inside the box `lo` +
+ * `size` of its index space — `offset` (negative: before the input's first element) and
+ * `strides` place it — and 0 outside, and the pad's fill and copy go.
+ */
+export interface PaddedLeaf extends SlicedLeaf {
+  lo: number[];
+  size: number[];
+}
+
+/** How a kernel reads a leaf other than as stored: summed as it loads, as a window, or padded. */
+export type LeafRead = SummedLeaf | SlicedLeaf | PaddedLeaf;
 export const isSummed = (r: LeafRead): r is SummedLeaf => "axes" in r;
+export const isPadded = (r: LeafRead): r is PaddedLeaf => "lo" in r;
 
 /** Per leaf of a fused or epilogue kernel, whether it is read as a `LeafRead`. */
 export interface LeafSums {
@@ -89,6 +102,12 @@ export type FusedReduce = { kind: "fusedReduce"; eqn: Eqn } & FusedCode & LeafSu
 export type PlainReduce = { kind: "eqn"; eqn: Eqn };
 
 const PROLOGUE_OPS = ["sum", "max", "min", "prod"];
+
+/**
+ * Pads of at most this many elements are read in place (`inlinePads`): their readers run in one
+ * launch (chunked launches bind ranges, which a padded read's offset before its input defeats).
+ */
+const MAX_PADDED_READ = 1 << 22;
 
 /** Kernels of at most this many operations are recomputed inside their readers. */
 const MAX_REMAT_OPS = 2;
@@ -191,6 +210,7 @@ class Planner {
     this.rematerialize();
     this.inlineSums();
     this.inlineViews();
+    this.inlinePads();
     return this.mergeKernels(this.ordered());
   }
 
@@ -637,6 +657,37 @@ class Planner {
     }
   }
 
+  /**
+   * A zero pad (no interior) of an f32 value whose every reader is a plain fused kernel over
+   * the pad's own shape: those kernels read the input inside the pad's box and 0 outside it, so
+   * the pad's fill and copy (two dispatches) go — the gradient of a slice, such as each of a GRU
+   * cell's gates in the backward step of a recurrent scan.
+   */
+  inlinePads() {
+    for (const e of this.p.eqns) {
+      if (!this.free(e) || isMultiEqn(e) || e.prim !== padPrimitive) continue;
+      const { lo, interior, value } = e.params as PadParams;
+      const input = e.inputs[0];
+      if (value !== 0 || interior.some((n) => n !== 0) || input.dtype !== "f32") continue;
+      if (sizeOf(input.shape) === 0 || sizeOf(e.out.shape) > MAX_PADDED_READ) continue;
+      const found = this.leafReaders(e, ["fused"]);
+      if (!found) continue;
+      if (found.readers.some(({ step }) => !sameShape((step as { out: Var }).out, e.out))) continue;
+      if (found.readers.some(({ v }) => !sameShape(v, e.out))) continue;
+      // (a reader binding a value over the per-binding limit would run in chunks)
+      const leaves = found.readers.flatMap(({ step }) => leafSources(step));
+      if (leaves.some((v) => sizeOf(v.shape) > MAX_PADDED_READ)) continue;
+      const strides = stridesOf(input.shape);
+      this.readInside(e, found, () => ({
+        input,
+        offset: -lo.reduce((acc, l, i) => acc + l * strides[i], 0),
+        strides,
+        lo: [...lo],
+        size: [...input.shape],
+      }));
+    }
+  }
+
   /** A reduction reading its single-use elementwise this.producer's group as a prologue. */
   withPrologue(e: Eqn): FusedReduce | null {
     if (!prologueAxesOk(e)) return null;
@@ -729,6 +780,9 @@ class Planner {
       // the merged kernel runs over the larger of the two shapes; the other's values are
       // computed at each of its elements and stored once (`broadcastStore`)
       const [sa, sb] = [stepOutputs(a)[0], stepOutputs(b)[0]];
+      // a padded read's box is over its kernel's own index space
+      const padded = [...ia.sums.values(), ...ib.sums.values()].some(isPadded);
+      if (padded && !sameShape(sa, sb)) return null;
       const big = sizeOf(sa.shape) > sizeOf(sb.shape) ? sa : sb;
       const stored = [...stepOutputs(b), ...stepOutputs(a)].filter(readElsewhere);
       const out = stored.find((v) => sameShape(v, big));
@@ -898,6 +952,10 @@ export function leafOperands(
     const leaf = s.leaves[i], r = s.sums?.[i];
     const operand = { storage: t.storage as GpuStorage, dtype: leaf.dtype, offset: 0 };
     if (!r) return { ...operand, strides: broadcastStrides(t.shape, shape) };
+    if (isPadded(r)) {
+      // (planned only where the kernel's shape is the pad's: the box is over the same axes)
+      return { ...operand, strides: r.strides, offset: r.offset, bounds: r };
+    }
     if (!isSummed(r)) {
       const lead = shape.length - leaf.shape.length;
       const strides = shape.map((_, k) => k < lead ? 0 : r.strides[k - lead]);

@@ -314,6 +314,21 @@ export function summedLayout(
 }
 
 /**
+ * Parameter slots of the bounded leaves (`rank` lows, then `rank` sizes, each) from `start` on:
+ * a leaf read only inside a box of the index space, 0 outside (a zero-padded value, read where
+ * its unpadded input lies).
+ */
+export function boundedLayout(
+  bounded: readonly boolean[],
+  rank: number,
+  start: number,
+): { boundP: (number | null)[]; end: number } {
+  let p = start;
+  const boundP = bounded.map((on) => on ? (p += 2 * rank) - 2 * rank : null);
+  return { boundP, end: p };
+}
+
+/**
  * `let v{k}` for leaf k at element index `at` through `load`: the element itself, or, when
  * `sumP` (the parameter index of its extent, then its stride) is given, the sum of its terms.
  */
@@ -347,19 +362,41 @@ export function stridedLoads(
   array: (k: number) => string,
   small: boolean,
   sumP: readonly (number | null)[] = [],
+  boundP: readonly (number | null)[] = [],
 ): string[] {
   const lines = [`  var rem = ${linear};`];
-  dtypes.forEach((_, k) => lines.push(`  var i${k} = ${param(leafP[k])};`));
+  dtypes.forEach((_, k) => {
+    lines.push(`  var i${k} = ${param(leafP[k])};`);
+    if (boundP[k] != null) lines.push(`  var ok${k} = true;`);
+  });
   for (let d = rank - 1; d >= 0; d--) {
     // the outermost coordinate is what remains: no division needed
     lines.push(
       d > 0 ? `  { ${splitIndex("rem", param(shapeP + d), small)}` : `  { let c = rem;`,
     );
-    dtypes.forEach((_, k) => lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`));
+    dtypes.forEach((_, k) => {
+      lines.push(`    i${k} = i${k} + c * ${param(leafP[k] + 1 + d)};`);
+      // c − low wraps below 0 (u32): one comparison tests both ends of the box
+      const b = boundP[k];
+      if (b != null) {
+        lines.push(`    ok${k} = ok${k} && (c - ${param(b + d)}) < ${param(b + rank + d)};`);
+      }
+    });
     lines.push(`  }`);
   }
-  dtypes.forEach((d, k) =>
-    lines.push(leafValue(k, d, `i${k}`, (at) => `${array(k)}(${at})`, sumP[k] ?? null))
-  );
+  dtypes.forEach((d, k) => {
+    if (boundP[k] == null) {
+      lines.push(leafValue(k, d, `i${k}`, (at) => `${array(k)}(${at})`, sumP[k] ?? null));
+      return;
+    }
+    // outside the box the index means nothing (its base wrapped below 0): load element 0
+    const loaded = loadAs(d, `${array(k)}(select(0u, i${k}, ok${k}))`);
+    lines.push(`  let v${k} = select(${zeroOf(d)}, ${loaded}, ok${k});`);
+  });
   return lines;
+}
+
+/** The zero of a dtype's WGSL value type. */
+function zeroOf(d: DType): string {
+  return d === "bool" ? "false" : d === "f32" ? "0.0" : d === "i32" ? "0i" : "0u";
 }

@@ -8,12 +8,13 @@
  * over the limit must then be read monotonically (contiguous or sliced), else a clear error.
  */
 import type { DType } from "../../../dtype.ts";
-import { collapseDims, type Shape, sizeOf } from "../../../shape.ts";
+import { collapseDims, type IndexBox, type Shape, sizeOf } from "../../../shape.ts";
 import { type GpuStorage, type KernelSource, runtime } from "../runtime.ts";
 import { inputBindings, type KeptLaunch, planReads, relaunch } from "../input_reads.ts";
 import type { KernelMemo } from "../kernel_memo.ts";
 import {
   bindings,
+  boundedLayout,
   entry,
   grid,
   helperId,
@@ -41,6 +42,11 @@ export interface StridedOperand {
   offset: number;
   /** Read as a sum of elements (f32 only; never in chunked launches). */
   sum?: SummedRead;
+  /**
+   * Read only inside this box of the output's index space (per axis: the first index, and how
+   * many), 0 outside: a zero-padded value read where its input lies (never in chunked launches).
+   */
+  bounds?: IndexBox;
 }
 
 export interface ElementwiseKernel {
@@ -95,6 +101,8 @@ interface ParamLayout {
   extraP: number;
   /** Per input, where its `SummedRead` extent and stride sit, or null. */
   sumP: (number | null)[];
+  /** Per input, where its bounds' lows and sizes sit, or null. */
+  boundP: (number | null)[];
 }
 
 const sourceCache = new Map<string, { src: KernelSource; layout: ParamLayout }>();
@@ -109,6 +117,7 @@ function elementwiseSource(
   reads: InputRead[],
   small: boolean,
   summed: readonly boolean[],
+  bounded: readonly boolean[],
   extraOutputs: readonly ExtraOutput[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
@@ -116,7 +125,7 @@ function elementwiseSource(
     kernel.prelude ?? ""
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
-  }|${summed.map(Number).join("")}|${
+  }|${summed.map(Number).join("")}|${bounded.map(Number).join("")}|${
     extraOutputs.map((o) => `${o.dtype}:${o.expr}:${o.at?.guard}:${o.at?.index}`).join(";")
   }`;
   const hit = sourceCache.get(key);
@@ -130,6 +139,8 @@ function elementwiseSource(
   p += kernel.extra?.length ?? 0;
   const { sumP, end: sumsEnd } = summedLayout(summed, p);
   p = sumsEnd;
+  const { boundP, end: boundsEnd } = boundedLayout(bounded, rank, p);
+  p = boundsEnd;
   const extraParams = (text: string) =>
     text.replace(/\$e(\d+)/g, (_, i) => param(extraP + Number(i)));
   const expr = extraParams(kernel.expr);
@@ -138,7 +149,9 @@ function elementwiseSource(
   lines.push(`  let li = t + e * ${param(threadsP)};`);
   lines.push(`  if (li >= ${param(countP)}) { return; }`);
   lines.push(`  let gi = li + ${param(startP)};`);
-  lines.push(...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small, sumP));
+  lines.push(
+    ...stridedLoads("gi", rank, shapeP, inP, dtypes, (k) => `in${k}`, small, sumP, boundP),
+  );
   if (kernel.prelude) lines.push(extraParams(kernel.prelude));
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   extraOutputs.forEach((o, k) => {
@@ -159,7 +172,7 @@ function elementwiseSource(
   const inputs = inputBindingCount(reads);
   const out = {
     src: { code, inputs, outputs: 1 + extraOutputs.length, label: kernel.label },
-    layout: { p, countP, startP, threadsP, shapeP, inP, extraP, sumP },
+    layout: { p, countP, startP, threadsP, shapeP, inP, extraP, sumP, boundP },
   };
   sourceCache.set(key, out);
   return out;
@@ -197,15 +210,19 @@ export function runElementwise(
     prepared && inputs.every((o, k) => o.offset === prepared.offsets[k]) &&
     relaunch(prepared, inputs.map((o) => o.storage), outBindings(0, n))
   ) return;
-  const collapsed = collapseDims(outShape, inputs.map((o) => o.strides));
+  const collapsed = collapseDims(
+    outShape,
+    inputs.map((o) => o.strides),
+    inputs.map((o) => o.bounds),
+  );
   const shape = collapsed.shape;
   const extra = kernel.extra ?? [];
   const wg = n > PER_THREAD * WG_WIDE * 4 ? WG_WIDE : WG_NARROW;
   const maxBind = runtime.info!.limits.maxStorageBufferBindingSize;
   const alignElems = Math.max(1, runtime.info!.limits.minStorageBufferOffsetAlignment / 4);
   const big = n * 4 > maxBind || inputs.some((o) => o.storage.bytes > maxBind);
-  if (big && inputs.some((o) => o.sum)) {
-    throw new Error(`internal: ${kernel.label} reads a summed input in chunked launches`);
+  if (big && inputs.some((o) => o.sum || o.bounds)) {
+    throw new Error(`internal: ${kernel.label} reads a summed or bounded input in chunks`);
   }
   if (big && extraOutputs.some((o) => o.at)) {
     throw new Error(`internal: ${kernel.label} stores a result of another shape in chunks`);
@@ -221,9 +238,10 @@ export function runElementwise(
     reads,
     n <= SMALL_INDEX,
     inputs.map((o) => !!o.sum),
+    inputs.map((o) => !!o.bounds),
     extraOutputs,
   );
-  const { p, countP, startP, threadsP, shapeP, inP, extraP, sumP } = layout;
+  const { p, countP, startP, threadsP, shapeP, inP, extraP, sumP, boundP } = layout;
 
   const chunk = big ? CHUNK_ELEMS : n;
   for (let s = 0; s < n; s += chunk) {
@@ -237,6 +255,11 @@ export function runElementwise(
     extra.forEach((v, i) => (u[extraP + i] = v >>> 0));
     inputs.forEach((o, k) => {
       if (o.sum) [u[sumP[k]!], u[sumP[k]! + 1]] = [o.sum.extent, o.sum.stride];
+      const box = collapsed.bounds[k];
+      if (box) {
+        box.lo.forEach((v, i) => (u[boundP[k]! + i] = v));
+        box.size.forEach((v, i) => (u[boundP[k]! + shape.length + i] = v));
+      }
     });
     const binds = inputs.map((o, k) => {
       const st = collapsed.strides[k];

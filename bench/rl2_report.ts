@@ -30,7 +30,9 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --hidden       GRU width (default 64)
   --epochs       PPO epochs per update (default 4)
   --minibatches  minibatches of trials (default 2)
-  --lr           Adam learning rate (default 1e-3)`;
+  --lr           Adam learning rate (default 1e-3)
+  --anneal       updates over which the rate falls linearly to --final-lr (default 0: constant)
+  --final-lr     the rate after --anneal updates (default 0)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -45,6 +47,8 @@ const { values } = parseCommandLine(USAGE, {
     epochs: { type: "string", default: "4" },
     minibatches: { type: "string", default: "2" },
     lr: { type: "string", default: "1e-3" },
+    anneal: { type: "string", default: "0" },
+    "final-lr": { type: "string", default: "0" },
   },
 });
 const count = (name: string, v: string | undefined) =>
@@ -73,6 +77,8 @@ const learner = rl2({
   epochs: count("--epochs", values.epochs),
   minibatches: count("--minibatches", values.minibatches),
   lr: numberOption("--lr", values.lr, USAGE, { min: 0 }),
+  annealUpdates: numberOption("--anneal", values.anneal, USAGE, { min: 0, integer: true }),
+  finalLr: numberOption("--final-lr", values["final-lr"], USAGE, { min: 0 }),
 });
 
 const info = await mg.init();

@@ -236,6 +236,35 @@ Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 
   }
 });
 
+Deno.test("RL²'s annealed learning rate: Adam's first step moves each weight by the rate; 0 after the annealing", async () => {
+  // Adam's first step (and any step whose gradient keeps its sign) moves a weight by ≈ the rate
+  const env = bernoulliBandit({ arms: 2, horizon: 3 });
+  const r = rl2({
+    env,
+    numTrials: 4,
+    hidden: 3,
+    epochs: 1,
+    minibatches: 1,
+    lr: 0.01,
+    annealUpdates: 2,
+    finalLr: 0,
+    maxGradNorm: 1e9,
+  });
+  let state = r.init(mg.random.key(3));
+  const moves: number[] = [];
+  for (let u = 0; u < 3; u++) {
+    const before = await state.params.valueHead.b.item();
+    [state] = r.update(state);
+    moves.push(Math.abs((await state.params.valueHead.b.item()) - before));
+  }
+  // update 0 at 0.01 (Adam's first step: exactly the rate); update 1 at 0.005 (Adam's second
+  // step moves at most 1.0015× the rate, whatever the two gradients: Cauchy–Schwarz on its
+  // bias-corrected moments); update 2 at 0
+  assertAllClose([moves[0]], [0.01], { rtol: 1e-4 });
+  if (!(moves[1] > 0 && moves[1] <= 0.005 * 1.0016)) throw new Error(`second move ${moves[1]}`);
+  if (moves[2] !== 0) throw new Error(`the rate after the annealing moved a weight by ${moves[2]}`);
+});
+
 Deno.test("RL² and the trial environment refuse bad configurations clearly", () => {
   const env = bernoulliBandit();
   assertThrowsWith(() => rl2({} as never), "rl2", "env", "required");
@@ -243,6 +272,8 @@ Deno.test("RL² and the trial environment refuse bad configurations clearly", ()
   assertThrowsWith(() => rl2({ env, episodes: 0 }), "rl2", "episodes");
   assertThrowsWith(() => rl2({ env, lambda: 2 }), "rl2", "lambda");
   assertThrowsWith(() => rl2({ env, trials: 4 } as never), "rl2", '"trials"');
+  assertThrowsWith(() => rl2({ env, annealUpdates: 1.5 }), "rl2", "annealUpdates");
+  assertThrowsWith(() => rl2({ env, finalLr: -1 }), "rl2", "finalLr");
   assertThrowsWith(
     () => trialEnvironment(cartPole(), { episodes: 1.5 }),
     "trialEnvironment",

@@ -3,6 +3,7 @@ import { chooseTiling, setMatmulTiling, TILINGS } from "../core/backend/webgpu/k
 import type { Tensor } from "../mod.ts";
 import { assertMatchesReference, assertThrowsWith, host } from "./helpers.ts";
 import { runtime } from "../core/backend/webgpu/runtime.ts";
+import { adapterClass } from "../core/backend/webgpu/adapter_profile.ts";
 
 const info = await mg.init();
 /** 16×32 register blocks compute correctly here (not on llvmpipe's GL path: AdapterInfo). */
@@ -108,10 +109,15 @@ for (const [name, tiling] of Object.entries(TILINGS).filter(([n]) => n !== "llvm
 Deno.test("matmul (per-shape default tiling, fitted for small products) on odd and batched shapes", async () => {
   let seed = 400;
   for (
-    const [sa, sb] of [...SHAPES, [[25, 10, 40], [25, 40, 40]], [[7, 40], [40, 24]], [[3, 5, 8], [
-      8,
-      12,
-    ]]] as Array<[number[], number[]]>
+    const [sa, sb] of [
+      ...SHAPES,
+      [[25, 10, 40], [25, 40, 40]],
+      [[7, 40], [40, 24]],
+      [[3, 5, 8], [8, 12]],
+      // 17 and 23 rows: row blocks of 6 and 8 with clamped rows beside them
+      [[17, 300], [300, 24]],
+      [[2, 23, 9], [9, 40]],
+    ] as Array<[number[], number[]]>
   ) {
     await assertMatchesReference(
       `default ${sa}@${sb}`,
@@ -183,6 +189,16 @@ Deno.test({
       setMatmulTiling(null);
     }
   }
+});
+
+Deno.test("a prime-ish row count gets row blocks of at least 4 on software adapters, not 1×8 blocks", async () => {
+  await mg.init();
+  if (adapterClass(runtime.info!) !== "software") return;
+  // an input layer's weight gradient over 6,400 steps: 17 rows
+  const t = chooseTiling(17, 384, false, 6400);
+  if (t.tm !== 6) throw new Error(`17 rows: ${JSON.stringify(t)}`);
+  // a row count a small block divides keeps it (MAML's 10-shot rows: 5)
+  if (chooseTiling(10, 40, false, 40).tm !== 5) throw new Error("10 rows");
 });
 
 Deno.test("matmul errors name the op and both shapes", () => {

@@ -110,25 +110,27 @@ let state = learner.init(mg.random.key(seed));
 const t0 = performance.now();
 const stepsPerUpdate = learner.config.numTrials * learner.trialSteps;
 let best = { val: -Infinity, updates: 0, params: await snapshot(state.params) };
-console.log("\n| updates | env steps | wall s | train trial return | validation (95% CI) |");
-console.log("| --- | --- | --- | --- | --- |");
-const validate = async (u: number, train: number) => {
+console.log(
+  "\n| updates | env steps | wall s | train trial return | policy entropy | validation (95% CI) |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
+const validate = async (u: number, train: number, entropy: number) => {
   const v = summarize(await score(state.params, valSet, mg.random.key(3)).toFloat64());
   const wall = (performance.now() - t0) / 1000;
   console.log(
     `| ${u} | ${u * stepsPerUpdate} | ${wall.toFixed(0)} | ${train.toFixed(3)} | ${
-      v.mean.toFixed(3)
-    } ± ${v.ci95.toFixed(3)} |`,
+      entropy.toFixed(3)
+    } | ${v.mean.toFixed(3)} ± ${v.ci95.toFixed(3)} |`,
   );
   if (v.mean > best.val) best = { val: v.mean, updates: u, params: await snapshot(state.params) };
 };
-await validate(0, NaN);
+await validate(0, NaN, NaN);
 let u = 0;
 while ((performance.now() - t0) / 60_000 < minutes) {
   let m;
   for (let i = 0; i < every; i++) [state, m] = update(state);
   u += every;
-  await validate(u, await m!.trialReturn.item());
+  await validate(u, await m!.trialReturn.item(), await m!.entropy.item());
 }
 const trainSeconds = (performance.now() - t0) / 1000;
 

@@ -236,7 +236,7 @@ Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 
   }
 });
 
-Deno.test("RL²'s annealed learning rate: Adam's first step moves each weight by the rate; 0 after the annealing", async () => {
+Deno.test("RL²'s annealed learning rate: Adam's first step moves each weight by the rate; 0 after the annealing; the entropy reported", async () => {
   // Adam's first step (and any step whose gradient keeps its sign) moves a weight by ≈ the rate
   const env = bernoulliBandit({ arms: 2, horizon: 3 });
   const r = rl2({
@@ -254,8 +254,11 @@ Deno.test("RL²'s annealed learning rate: Adam's first step moves each weight by
   const moves: number[] = [];
   for (let u = 0; u < 3; u++) {
     const before = await state.params.valueHead.b.item();
-    [state] = r.update(state);
+    let metrics;
+    [state, metrics] = r.update(state);
     moves.push(Math.abs((await state.params.valueHead.b.item()) - before));
+    // the policy head starts at 0.01 scale: two arms about equally likely, entropy ≈ log 2
+    if (u === 0) assertAllClose([await metrics.entropy.item()], [Math.log(2)], { rtol: 1e-3 });
   }
   // update 0 at 0.01 (Adam's first step: exactly the rate); update 1 at 0.005 (Adam's second
   // step moves at most 1.0015× the rate, whatever the two gradients: Cauchy–Schwarz on its

@@ -196,7 +196,7 @@ Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () =>
     const target = mg.tensor(randomValues([N], "f32", 11));
     const batch = { obs, action, logProb: oldLogProb, value: oldValue, advantage, target };
     const cfg = { clip: 0.2, vfCoef: 0.5, entCoef: 0.01 };
-    const [loss, kl] = ppoLoss(net, params, batch, cfg);
+    const [loss, kl, ent] = ppoLoss(net, params, batch, cfg);
     // by hand, from the network's outputs
     const { dist, value } = net.apply(params, obs);
     const logits = await (dist as { logits: Tensor }).logits.toFloat64();
@@ -227,14 +227,14 @@ Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () =>
       pg -= (l[acts[i]] - z) * adv[i] / N;
       mse += (v[i] - tgt[i]) ** 2 / N;
     }
-    const [a2cValue] = a2cLoss(net, params, batch, { vfCoef: 0.5, entCoef: 0.01 });
+    const [a2cValue, , a2cEntropy] = a2cLoss(net, params, batch, { vfCoef: 0.5, entCoef: 0.01 });
     assertAllClose([await a2cValue.item()], [pg + 0.5 * mse - 0.01 * entropy], {
       rtol: 1e-6,
       atol: 1e-9,
     }, "A2C loss");
     assertAllClose(
-      [await loss.item(), await kl.item()],
-      [-surrogate + 0.5 * valueLoss - 0.01 * entropy, approx],
+      [await loss.item(), await kl.item(), await ent.item(), await a2cEntropy.item()],
+      [-surrogate + 0.5 * valueLoss - 0.01 * entropy, approx, entropy, entropy],
       { rtol: 1e-6, atol: 1e-9 }, // (scalar constants such as 1 ± ε are f32 on the reference backend too)
       "PPO loss",
     );

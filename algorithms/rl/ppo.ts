@@ -69,7 +69,8 @@ export interface PpoBatch {
 /**
  * PPO's loss on a batch: −E[min(r·Â, clip(r, 1 ± ε)·Â)] with the advantages normalised over the
  * batch, + vfCoef · ½E[max((V − R)², (V_clip − R)²)] with V_clip = V_old + clip(V − V_old, ±ε),
- * − entCoef · E[entropy]; with the approximate KL (E[(r − 1) − log r]) beside it.
+ * − entCoef · E[entropy]; with the approximate KL (E[(r − 1) − log r]) and the mean entropy
+ * beside it.
  *
  * @example
  * ```ts
@@ -87,7 +88,7 @@ export function ppoLoss(
   params: ActorCriticParams,
   b: PpoBatch,
   cfg: PpoObjectiveConfig,
-): [Tensor, Tensor] {
+): [Tensor, Tensor, Tensor] {
   const { dist, value } = net.apply(params, b.obs);
   return ppoObjective(dist, value, b, cfg);
 }
@@ -123,7 +124,7 @@ export function ppoObjective(
   value: Tensor,
   b: PpoBatch,
   cfg: PpoObjectiveConfig,
-): [Tensor, Tensor] {
+): [Tensor, Tensor, Tensor] {
   const logProb = actionLogProb(dist, b.action);
   const logRatio = mg.sub(logProb, b.logProb);
   const ratio = mg.exp(logRatio);
@@ -147,7 +148,7 @@ export function ppoObjective(
     mg.mul(valueLoss, cfg.vfCoef),
   );
   const approxKl = mg.mean(mg.sub(mg.sub(ratio, 1), logRatio));
-  return [total, approxKl];
+  return [total, approxKl, entropy];
 }
 
 /** Everything a PPO run carries between updates (all tensors: it vmaps over seeds). */
@@ -178,6 +179,8 @@ export interface PpoMetrics {
   loss: Tensor;
   /** Its mean approximate KL between the rollout policy and the updated one. */
   approxKl: Tensor;
+  /** Its policy's mean entropy (a collapse to a deterministic policy shows here first). */
+  entropy: Tensor;
 }
 
 /** A PPO learner. */
@@ -305,13 +308,13 @@ export function a2cLoss(
   params: ActorCriticParams,
   b: PpoBatch,
   cfg: { vfCoef: number; entCoef: number },
-): [Tensor, Tensor] {
+): [Tensor, Tensor, Tensor] {
   const { dist, value } = net.apply(params, b.obs);
   const pg = mg.neg(mg.mean(mg.mul(actionLogProb(dist, b.action), b.advantage)));
   const valueLoss = mg.mean(mg.square(mg.sub(value, b.target)));
   const entropy = mg.mean(actionEntropy(dist));
   const total = mg.add(mg.sub(pg, mg.mul(entropy, cfg.entCoef)), mg.mul(valueLoss, cfg.vfCoef));
-  return [total, mg.zeros([], { backend: total.backend })];
+  return [total, mg.zeros([], { backend: total.backend }), entropy];
 }
 
 function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults): Ppo {
@@ -361,8 +364,13 @@ function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults):
       : mg.optim.rmsprop(rate, { decay: 0.99, eps: 1e-5 }),
   );
 
-  const loss = (params: ActorCriticParams, b: PpoBatch) =>
-    where === "ppo" ? ppoLoss(net, params, b, cfg) : a2cLoss(net, params, b, cfg);
+  // (the loss, and beside it the approximate KL and the entropy as valueAndGrad's aux)
+  const loss = (params: ActorCriticParams, b: PpoBatch): [Tensor, [Tensor, Tensor]] => {
+    const [total, kl, entropy] = where === "ppo"
+      ? ppoLoss(net, params, b, cfg)
+      : a2cLoss(net, params, b, cfg);
+    return [total, [kl, entropy]];
+  };
   const lossAndGrad = mg.valueAndGrad(loss, { hasAux: true });
 
   const update = (s: PpoState): [PpoState, PpoMetrics] => {
@@ -398,16 +406,28 @@ function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults):
       ),
       [stepsPerUpdate, batch / cfg.minibatches],
     );
-    type Carry = { params: ActorCriticParams; opt: unknown; loss: Tensor; kl: Tensor };
+    type Carry = {
+      params: ActorCriticParams;
+      opt: unknown;
+      loss: Tensor;
+      kl: Tensor;
+      entropy: Tensor;
+    };
     const [trained] = mg.scan(
       (c: Carry, idx: Tensor) => {
         const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 0), data) as PpoBatch;
-        const [[total, kl], grads] = lossAndGrad(c.params, mb);
+        const [[total, [kl, entropy]], grads] = lossAndGrad(c.params, mb);
         const [updates_, opt] = optimizer.update(grads, c.opt, c.params);
         const params = mg.optim.applyUpdates(c.params, updates_);
-        return [{ params, opt, loss: total, kl }, null];
+        return [{ params, opt, loss: total, kl, entropy }, null];
       },
-      { params: s.params, opt: s.opt, loss: mg.zeros([]), kl: mg.zeros([]) } as Carry,
+      {
+        params: s.params,
+        opt: s.opt,
+        loss: mg.zeros([]),
+        kl: mg.zeros([]),
+        entropy: mg.zeros([]),
+      } as Carry,
       order,
     );
     const next: PpoState = {
@@ -424,6 +444,7 @@ function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults):
       episodes: mg.sum(mg.cast(tr.done, "f32")),
       loss: trained.loss,
       approxKl: trained.kl,
+      entropy: trained.entropy,
     }];
   };
 

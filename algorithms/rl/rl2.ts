@@ -80,6 +80,8 @@ export interface Rl2Metrics {
   loss: Tensor;
   /** Its approximate KL between the rollout policy and the updated one. */
   approxKl: Tensor;
+  /** Its policy's mean entropy per step (a collapse to a deterministic policy shows here). */
+  entropy: Tensor;
 }
 
 /** Options of `Rl2.trialReturns`. */
@@ -292,7 +294,9 @@ export function rl2(config: Rl2Config): Rl2 {
       advantage: flat(mb.advantage),
       target: flat(mb.target),
     };
-    return ppoObjective(dist, value, batch, cfg);
+    // (the loss, and beside it the approximate KL and the entropy as valueAndGrad's aux)
+    const [total, kl, entropy] = ppoObjective(dist, value, batch, cfg);
+    return [total, [kl, entropy]] as [Tensor, [Tensor, Tensor]];
   };
   const lossAndGrad = mg.valueAndGrad(loss, { hasAux: true });
 
@@ -325,20 +329,38 @@ export function rl2(config: Rl2Config): Rl2 {
       ),
       [cfg.epochs * cfg.minibatches, perMinibatch],
     );
-    type Carry = { params: RecurrentActorCriticParams; opt: unknown; loss: Tensor; kl: Tensor };
+    type Carry = {
+      params: RecurrentActorCriticParams;
+      opt: unknown;
+      loss: Tensor;
+      kl: Tensor;
+      entropy: Tensor;
+    };
     const [trained] = mg.scan(
       (c: Carry, idx: Tensor) => {
         const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 1), data) as typeof data;
-        const [[total, kl], grads] = lossAndGrad(c.params, mb);
+        const [[total, [kl, entropy]], grads] = lossAndGrad(c.params, mb);
         const [updates, opt] = optimizer.update(grads, c.opt, c.params);
-        return [{ params: mg.optim.applyUpdates(c.params, updates), opt, loss: total, kl }, null];
+        const params = mg.optim.applyUpdates(c.params, updates);
+        return [{ params, opt, loss: total, kl, entropy }, null];
       },
-      { params: s.params, opt: s.opt, loss: mg.zeros([]), kl: mg.zeros([]) } as Carry,
+      {
+        params: s.params,
+        opt: s.opt,
+        loss: mg.zeros([]),
+        kl: mg.zeros([]),
+        entropy: mg.zeros([]),
+      } as Carry,
       order,
     );
     return [
       { params: trained.params, opt: trained.opt, key },
-      { trialReturn: mg.mean(firstTrialTotals(tr)), loss: trained.loss, approxKl: trained.kl },
+      {
+        trialReturn: mg.mean(firstTrialTotals(tr)),
+        loss: trained.loss,
+        approxKl: trained.kl,
+        entropy: trained.entropy,
+      },
     ];
   };
 

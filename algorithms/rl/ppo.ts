@@ -151,6 +151,62 @@ export function ppoObjective(
   return [total, approxKl, entropy];
 }
 
+/** What `minibatchSteps` leaves: the parameters, the optimizer state, the last step's figures. */
+export interface MinibatchStepsResult<P> {
+  /** The parameters after every step. */
+  params: P;
+  /** The optimizer's state after them. */
+  opt: unknown;
+  /** The last step's loss. */
+  loss: Tensor;
+  /** Its approximate KL (the first aux value). */
+  kl: Tensor;
+  /** Its policy entropy (the second aux value). */
+  entropy: Tensor;
+}
+
+/**
+ * PPO's epochs of minibatch steps as one scan (PPO's and RL²'s): step i takes the rows
+ * `order[i]` of every leaf of `data` along `axis` (transitions, or whole trials), and steps the
+ * optimizer on the loss's gradient; `lossAndGrad` gives the loss with the KL and entropy as aux.
+ *
+ * @example
+ * ```ts
+ * import { mean, mul, optim, random, reshape, square, sub, valueAndGrad, zeros } from "@metagrad/metagrad";
+ * import type { Tensor } from "@metagrad/metagrad";
+ * import { minibatchSteps } from "@metagrad/metagrad/algorithms";
+ * const data = { x: random.normal(random.key(0), [8]), y: random.normal(random.key(1), [8]) };
+ * const loss = (w: Tensor, mb: typeof data): [Tensor, [Tensor, Tensor]] =>
+ *   [mean(square(sub(mul(mb.x, w), mb.y))), [zeros([]), zeros([])]];
+ * const adam = optim.adam(0.01);
+ * const order = reshape(random.permutation(random.key(2), 8), [2, 4]); // 2 minibatches of 4
+ * const out = minibatchSteps(valueAndGrad(loss, { hasAux: true }), adam, zeros([]), adam.init(zeros([])), data, order, 0);
+ * ```
+ */
+export function minibatchSteps<P, D>(
+  lossAndGrad: (params: P, mb: D) => [[Tensor, [Tensor, Tensor]], P],
+  optimizer: GradientTransformation<any>,
+  params: P,
+  opt: unknown,
+  data: D,
+  order: Tensor,
+  axis: number,
+): MinibatchStepsResult<P> {
+  const zero = () => mg.zeros([], { backend: order.backend });
+  const [trained] = mg.scan(
+    (c: MinibatchStepsResult<P>, idx: Tensor) => {
+      const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, axis), data) as D;
+      const [[loss, [kl, entropy]], grads] = lossAndGrad(c.params, mb);
+      const [updates, opt] = optimizer.update(grads, c.opt, c.params);
+      const params = mg.optim.applyUpdates(c.params, updates) as P;
+      return [{ params, opt, loss, kl, entropy }, null];
+    },
+    { params, opt, loss: zero(), kl: zero(), entropy: zero() },
+    order,
+  );
+  return trained;
+}
+
 /** Everything a PPO run carries between updates (all tensors: it vmaps over seeds). */
 export interface PpoState {
   /** The actor-critic's parameters. */
@@ -406,30 +462,7 @@ function onPolicy(config: PpoConfig, where: "ppo" | "a2c", d: OnPolicyDefaults):
       ),
       [stepsPerUpdate, batch / cfg.minibatches],
     );
-    type Carry = {
-      params: ActorCriticParams;
-      opt: unknown;
-      loss: Tensor;
-      kl: Tensor;
-      entropy: Tensor;
-    };
-    const [trained] = mg.scan(
-      (c: Carry, idx: Tensor) => {
-        const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 0), data) as PpoBatch;
-        const [[total, [kl, entropy]], grads] = lossAndGrad(c.params, mb);
-        const [updates_, opt] = optimizer.update(grads, c.opt, c.params);
-        const params = mg.optim.applyUpdates(c.params, updates_);
-        return [{ params, opt, loss: total, kl, entropy }, null];
-      },
-      {
-        params: s.params,
-        opt: s.opt,
-        loss: mg.zeros([]),
-        kl: mg.zeros([]),
-        entropy: mg.zeros([]),
-      } as Carry,
-      order,
-    );
+    const trained = minibatchSteps(lossAndGrad, optimizer, s.params, s.opt, data, order, 0);
     const next: PpoState = {
       params: trained.params,
       opt: trained.opt,

@@ -19,7 +19,7 @@ import {
   recurrentActorCritic,
   type RecurrentActorCriticParams,
 } from "./actor_critic.ts";
-import { type PpoBatch, ppoObjective } from "./ppo.ts";
+import { minibatchSteps, type PpoBatch, ppoObjective } from "./ppo.ts";
 import { gae } from "./returns.ts";
 
 /** Configuration of `rl2` (defaults: pytorch_rl2's, a PPO reproduction of the paper). */
@@ -329,30 +329,7 @@ export function rl2(config: Rl2Config): Rl2 {
       ),
       [cfg.epochs * cfg.minibatches, perMinibatch],
     );
-    type Carry = {
-      params: RecurrentActorCriticParams;
-      opt: unknown;
-      loss: Tensor;
-      kl: Tensor;
-      entropy: Tensor;
-    };
-    const [trained] = mg.scan(
-      (c: Carry, idx: Tensor) => {
-        const mb = mg.tree.map((t: Tensor) => mg.take(t, idx, 1), data) as typeof data;
-        const [[total, [kl, entropy]], grads] = lossAndGrad(c.params, mb);
-        const [updates, opt] = optimizer.update(grads, c.opt, c.params);
-        const params = mg.optim.applyUpdates(c.params, updates);
-        return [{ params, opt, loss: total, kl, entropy }, null];
-      },
-      {
-        params: s.params,
-        opt: s.opt,
-        loss: mg.zeros([]),
-        kl: mg.zeros([]),
-        entropy: mg.zeros([]),
-      } as Carry,
-      order,
-    );
+    const trained = minibatchSteps(lossAndGrad, optimizer, s.params, s.opt, data, order, 1);
     return [
       { params: trained.params, opt: trained.opt, key },
       {

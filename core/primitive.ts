@@ -12,7 +12,7 @@ import type { BackendName } from "./backend/storage.ts";
 import { GpuStorage, runtime } from "./backend/webgpu/runtime.ts";
 import type { KernelMemo } from "./backend/webgpu/kernel_memo.ts";
 import { deferElementwise, shouldDefer } from "./fusion/eager.ts";
-import { type AffineLayout, sizeOf } from "./shape.ts";
+import { type AffineLayout, type IndexBox, sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 import { ambientTrace, topTrace, withoutAmbientTrace } from "./tracer.ts";
 
@@ -72,6 +72,14 @@ export interface Primitive<P = Record<string, never>> {
    * reads such results where they lie (a window) instead of storing them.
    */
   window?(params: P, input: AffineLayout, out: Aval): AffineLayout | null;
+  /**
+   * Optional, for primitives whose result is a stored input placed inside a box of zeros (a
+   * zero pad): where the input's elements lie as seen from the result's index space — `offset`
+   * (may be negative) and `strides` over the result's axes — and the box `lo` + `size` they
+   * fill; null when this call is not such a placement. jit reads such results in place (0
+   * outside the box) instead of storing them.
+   */
+  boxedWindow?(params: P, input: Aval, out: Aval): (AffineLayout & IndexBox) | null;
   /**
    * Reverse-mode rule: given the cotangent `g` of the output, the cotangents of the inputs
    * (null = zero or not differentiable). Written with ops, so it is differentiable again.

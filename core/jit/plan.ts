@@ -11,7 +11,6 @@ import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import type { Tensor } from "../tensor.ts";
 import { FusedCodeBuilder } from "../fusion/codegen.ts";
 import { slice as slicePrimitive } from "../primitives/slice.ts";
-import { pad as padPrimitive, type PadParams } from "../primitives/pad.ts";
 import { broadcastStore, indexIn, type Window, windowStore } from "./kernel_index.ts";
 import {
   type AnyEqn,
@@ -658,18 +657,18 @@ class Planner {
   }
 
   /**
-   * A zero pad (no interior) of an f32 value whose every reader is a plain fused kernel over
-   * the pad's own shape: those kernels read the input inside the pad's box and 0 outside it, so
+   * A zero pad (`Primitive.boxedWindow`) of an f32 value whose every reader is a plain fused
+   * kernel over the pad's own shape: those kernels read the input inside the pad's box and 0 outside it, so
    * the pad's fill and copy (two dispatches) go — the gradient of a slice, such as each of a GRU
    * cell's gates in the backward step of a recurrent scan.
    */
   inlinePads() {
     for (const e of this.p.eqns) {
-      if (!this.free(e) || isMultiEqn(e) || e.prim !== padPrimitive) continue;
-      const { lo, interior, value } = e.params as PadParams;
+      if (!this.free(e) || isMultiEqn(e) || !e.prim.boxedWindow) continue;
       const input = e.inputs[0];
-      if (value !== 0 || interior.some((n) => n !== 0) || input.dtype !== "f32") continue;
-      if (sizeOf(input.shape) === 0 || sizeOf(e.out.shape) > MAX_PADDED_READ) continue;
+      if (input.dtype !== "f32" || sizeOf(e.out.shape) > MAX_PADDED_READ) continue;
+      const box = e.prim.boxedWindow(e.params, input, e.out);
+      if (!box) continue;
       const found = this.leafReaders(e, ["fused"]);
       if (!found) continue;
       if (found.readers.some(({ step }) => !sameShape((step as { out: Var }).out, e.out))) continue;
@@ -677,14 +676,8 @@ class Planner {
       // (a reader binding a value over the per-binding limit would run in chunks)
       const leaves = found.readers.flatMap(({ step }) => leafSources(step));
       if (leaves.some((v) => sizeOf(v.shape) > MAX_PADDED_READ)) continue;
-      const strides = stridesOf(input.shape);
-      this.readInside(e, found, () => ({
-        input,
-        offset: -lo.reduce((acc, l, i) => acc + l * strides[i], 0),
-        strides,
-        lo: [...lo],
-        size: [...input.shape],
-      }));
+      const { offset, strides, lo, size } = box;
+      this.readInside(e, found, () => ({ input, offset, strides, lo, size }));
     }
   }
 

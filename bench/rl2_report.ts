@@ -4,7 +4,7 @@
  * training goes to pick the parameters, then score those once on ≥ 1,000 test tasks (a fixed
  * key, never seen in training or selection) with 95% CIs. Run by hand (`--help`).
  */
-import { numberOption, parseCommandLine } from "../core/command_line.ts";
+import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import {
@@ -15,6 +15,7 @@ import {
   rl2,
   summarize,
   type Summary,
+  VALUE_LOSSES,
 } from "../algorithms/mod.ts";
 import { bernoulliBandit, randomPolicy, rollout, tabularMdp } from "../envs/mod.ts";
 
@@ -32,7 +33,11 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --minibatches  minibatches of trials (default 2)
   --lr           Adam learning rate (default 1e-3)
   --anneal       updates over which the rate falls linearly to --final-lr (default 0: constant)
-  --final-lr     the rate after --anneal updates (default 0)`;
+  --final-lr     the rate after --anneal updates (default 0)
+  --ent-coef     entropy bonus coefficient (default 0.01)
+  --critic       separate|shared: the value's own GRU, or the policy's (default separate)
+  --value-loss   huber|squared|clipped (default huber)
+  --normalize-advantages  standardise advantages per minibatch`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -49,6 +54,10 @@ const { values } = parseCommandLine(USAGE, {
     lr: { type: "string", default: "1e-3" },
     anneal: { type: "string", default: "0" },
     "final-lr": { type: "string", default: "0" },
+    "ent-coef": { type: "string", default: "0.01" },
+    critic: { type: "string", default: "separate" },
+    "value-loss": { type: "string", default: "huber" },
+    "normalize-advantages": { type: "boolean", default: false },
   },
 });
 const count = (name: string, v: string | undefined) =>
@@ -79,6 +88,11 @@ const learner = rl2({
   lr: numberOption("--lr", values.lr, USAGE, { min: 0 }),
   annealUpdates: numberOption("--anneal", values.anneal, USAGE, { min: 0, integer: true }),
   finalLr: numberOption("--final-lr", values["final-lr"], USAGE, { min: 0 }),
+  entCoef: numberOption("--ent-coef", values["ent-coef"], USAGE, { min: 0 }),
+  separateCritic: choiceOption("--critic", values.critic!, ["shared", "separate"], USAGE) ===
+    "separate",
+  valueLoss: choiceOption("--value-loss", values["value-loss"]!, VALUE_LOSSES, USAGE),
+  normalizeAdvantages: values["normalize-advantages"],
 });
 
 const info = await mg.init();

@@ -106,67 +106,82 @@ Deno.test("trialEnvironment: episodes of one task, the previous action, reward a
   mg.setBackend("webgpu");
 });
 
-Deno.test("RL²: the hidden state is carried within a trial and reset between trials; the replay equals the rollout", async () => {
-  await mg.init();
-  const trial = trialEnvironment(tabularMdp({ states: 3, actions: 3, horizon: 2 }), {
-    episodes: 2,
-  });
-  const ac = recurrentActorCritic(trial.observationShape, trial.actionSpace, { hidden: 5 });
-  const params = ac.init(mg.random.key(0));
-  const B = 3, T = 3 * trial.maxSteps; // three trials in a row per environment
-  const tasks = trial.sampleTasks(mg.random.key(1), B);
-  const zero = ac.initialHidden(B);
-  const [, , tr] = mg.jit((key: Tensor) =>
-    recurrentRolloutFrom(
-      trial,
-      ac.policy,
-      params,
-      resetEnvs(trial, tasks, key),
-      zero,
-      tasks,
-      key,
-      T,
-      {
-        resetTo: zero,
-      },
-    )
-  )(mg.random.key(2));
-  const done = await tr.done.toFloat64();
-  const hidden = await tr.hidden.toFloat64();
-  const H = 5;
-  for (let t = 0; t < T; t++) {
-    const startOfTrial = t % trial.maxSteps === 0;
-    for (let b = 0; b < B; b++) {
-      if ((done[t * B + b] === 1) !== ((t + 1) % trial.maxSteps === 0)) {
-        throw new Error(`trial end at step ${t}, env ${b}: done ${done[t * B + b]}`);
-      }
-      const h = hidden.slice((t * B + b) * H, (t * B + b + 1) * H);
-      const zeroState = h.every((v) => v === 0);
-      // zero exactly at each trial's start (also mid-rollout), never within a trial
-      if (zeroState !== startOfTrial) {
-        throw new Error(`hidden state at step ${t}, env ${b} is ${zeroState ? "" : "not "}zero`);
+for (const separateCritic of [false, true]) {
+  const critic = separateCritic ? "a separate critic" : "a shared GRU";
+  Deno.test(`RL² (${critic}): the hidden state is carried within a trial and reset between trials; the replay equals the rollout`, async () => {
+    await mg.init();
+    const trial = trialEnvironment(tabularMdp({ states: 3, actions: 3, horizon: 2 }), {
+      episodes: 2,
+    });
+    const ac = recurrentActorCritic(trial.observationShape, trial.actionSpace, {
+      hidden: 5,
+      separateCritic,
+    });
+    const params = ac.init(mg.random.key(0));
+    const B = 3, T = 3 * trial.maxSteps; // three trials in a row per environment
+    const tasks = trial.sampleTasks(mg.random.key(1), B);
+    const zero = ac.initialHidden(B);
+    const [, , tr] = mg.jit((key: Tensor) =>
+      recurrentRolloutFrom(
+        trial,
+        ac.policy,
+        params,
+        resetEnvs(trial, tasks, key),
+        zero,
+        tasks,
+        key,
+        T,
+        {
+          resetTo: zero,
+        },
+      )
+    )(mg.random.key(2));
+    const done = await tr.done.toFloat64();
+    const hidden = await tr.hidden.toFloat64();
+    const H = separateCritic ? 10 : 5;
+    if (ac.hidden !== H) throw new Error(`hidden state width ${ac.hidden}, expected ${H}`);
+    for (let t = 0; t < T; t++) {
+      const startOfTrial = t % trial.maxSteps === 0;
+      for (let b = 0; b < B; b++) {
+        if ((done[t * B + b] === 1) !== ((t + 1) % trial.maxSteps === 0)) {
+          throw new Error(`trial end at step ${t}, env ${b}: done ${done[t * B + b]}`);
+        }
+        const h = hidden.slice((t * B + b) * H, (t * B + b + 1) * H);
+        const zeroState = h.every((v) => v === 0);
+        // zero exactly at each trial's start (also mid-rollout), never within a trial
+        if (zeroState !== startOfTrial) {
+          throw new Error(`hidden state at step ${t}, env ${b} is ${zeroState ? "" : "not "}zero`);
+        }
       }
     }
-  }
-  // replaying the sequence from its start reproduces the rollout's log-probabilities and values
-  const starts = mg.concat([mg.zeros([1, B], { dtype: "bool" }), mg.slice(tr.done, [[0, T - 1]])]);
-  const { dist, value } = ac.applySequence(params, tr.obs, starts, zero);
-  const logits = await mg.reshape((dist as { logits: Tensor }).logits, [T, B, 3]).toFloat64();
-  const logProb = await tr.logProb!.toFloat64();
-  const action = await tr.action.toFloat64();
-  for (let i = 0; i < T * B; i++) {
-    const l = logits.slice(i * 3, i * 3 + 3);
-    const m = Math.max(...l);
-    const lse = m + Math.log(l.reduce((s, v) => s + Math.exp(v - m), 0));
-    assertAllClose([l[action[i]] - lse], [logProb[i]], { rtol: 1e-5, atol: 1e-6 }, `log-prob ${i}`);
-  }
-  assertAllClose(
-    await value.toFloat64(),
-    await tr.value!.toFloat64(),
-    { rtol: 1e-5, atol: 1e-6 },
-    "values",
-  );
-});
+    // replaying the sequence from its start reproduces the rollout's log-probabilities and values
+    const starts = mg.concat([
+      mg.zeros([1, B], { dtype: "bool" }),
+      mg.slice(tr.done, [[0, T - 1]]),
+    ]);
+    const { dist, value } = ac.applySequence(params, tr.obs, starts, zero);
+    const logits = await mg.reshape((dist as { logits: Tensor }).logits, [T, B, 3]).toFloat64();
+    const logProb = await tr.logProb!.toFloat64();
+    const action = await tr.action.toFloat64();
+    for (let i = 0; i < T * B; i++) {
+      const l = logits.slice(i * 3, i * 3 + 3);
+      const m = Math.max(...l);
+      const lse = m + Math.log(l.reduce((s, v) => s + Math.exp(v - m), 0));
+      assertAllClose(
+        [l[action[i]] - lse],
+        [logProb[i]],
+        { rtol: 1e-5, atol: 1e-6 },
+        `log-prob ${i}`,
+      );
+    }
+    assertAllClose(
+      await value.toFloat64(),
+      await tr.value!.toFloat64(),
+      { rtol: 1e-5, atol: 1e-6 },
+      "values",
+    );
+  });
+}
 
 Deno.test("recurrent replay: gradients through the whole sequence equal central differences (float64)", async () => {
   mg.setBackend("reference");
@@ -185,6 +200,56 @@ Deno.test("recurrent replay: gradients through the whole sequence equal central 
       return mg.add(mg.sum(mg.mul(value, weights)), mg.sum(mg.square(logits)));
     };
     await mg.checkGrads(f, [params.gru.wh], { order: 1 });
+  } finally {
+    mg.setBackend("webgpu");
+  }
+});
+
+Deno.test("recurrent replay with a separate critic: the value reads only the critic's GRU, the policy only its own (float64)", async () => {
+  mg.setBackend("reference");
+  try {
+    const ac = recurrentActorCritic([3], { kind: "discrete", n: 2 }, {
+      hidden: 4,
+      separateCritic: true,
+    });
+    const params = ac.init(mg.random.key(0));
+    const T = 5, B = 2;
+    const obs = mg.tensor(randomValues([T, B, 3], "f32", 5), [T, B, 3]);
+    const starts = mg.tensor([0, 0, 0, 1, 0, 0, 0, 0, 1, 0].map(Boolean), [T, B]);
+    const hidden = mg.tensor(randomValues([B, 8], "f32", 7), [B, 8]);
+    const outputs = (gru: unknown, criticGru: unknown) => {
+      const p = { ...params, gru, criticGru } as typeof params;
+      const { dist, value } = ac.applySequence(p, obs, starts, hidden);
+      return {
+        value: mg.sum(mg.square(value)),
+        logits: mg.sum(mg.square((dist as { logits: Tensor }).logits)),
+      };
+    };
+    const norm = async (tree: unknown) => {
+      const [leaves] = mg.tree.flatten<Tensor>(tree);
+      let total = 0;
+      for (const l of leaves) total += (await l.toFloat64()).reduce((s, x) => s + x * x, 0);
+      return Math.sqrt(total);
+    };
+    const byValue = mg.grad((g: unknown, c: unknown) => outputs(g, c).value, { argnums: [0, 1] })(
+      params.gru,
+      params.criticGru,
+    ) as unknown[];
+    const byPolicy = mg.grad((g: unknown, c: unknown) => outputs(g, c).logits, {
+      argnums: [0, 1],
+    })(params.gru, params.criticGru) as unknown[];
+    const [vOwn, vOther, pOwn, pOther] = await Promise.all(
+      [byValue[1], byValue[0], byPolicy[0], byPolicy[1]].map(norm),
+    );
+    if (vOther !== 0 || pOther !== 0 || !(vOwn > 1e-6) || !(pOwn > 1e-6)) {
+      throw new Error(
+        `value → policy GRU ${vOther}, policy → critic GRU ${pOther} (both must be 0); ` +
+          `own gradients ${vOwn}, ${pOwn}`,
+      );
+    }
+    // and the critic's recurrent weights get the gradient central differences give
+    const f = (w: Tensor) => outputs(params.gru, { ...params.criticGru!, wh: w }).value;
+    await mg.checkGrads(f, [params.criticGru!.wh], { order: 1 });
   } finally {
     mg.setBackend("webgpu");
   }
@@ -277,6 +342,13 @@ Deno.test("RL² and the trial environment refuse bad configurations clearly", ()
   assertThrowsWith(() => rl2({ env, trials: 4 } as never), "rl2", '"trials"');
   assertThrowsWith(() => rl2({ env, annealUpdates: 1.5 }), "rl2", "annealUpdates");
   assertThrowsWith(() => rl2({ env, finalLr: -1 }), "rl2", "finalLr");
+  assertThrowsWith(() => rl2({ env, valueLoss: "mse" } as never), "rl2", "valueLoss", "huber");
+  assertThrowsWith(() => rl2({ env, separateCritic: 1 } as never), "rl2", "separateCritic");
+  assertThrowsWith(
+    () => recurrentActorCritic([3], { kind: "discrete", n: 2 }, { width: 4 } as never),
+    "recurrentActorCritic",
+    '"width"',
+  );
   assertThrowsWith(
     () => trialEnvironment(cartPole(), { episodes: 1.5 }),
     "trialEnvironment",

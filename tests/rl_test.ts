@@ -238,6 +238,22 @@ Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () =>
       { rtol: 1e-6, atol: 1e-9 }, // (scalar constants such as 1 ± ε are f32 on the reference backend too)
       "PPO loss",
     );
+    // the unclipped value losses, on targets spread past the Huber loss's knee (|V − R| = 1)
+    const wide = { ...batch, target: mg.mul(target, 3) };
+    const errors = v.map((x, i) => x - 3 * tgt[i]);
+    if (!errors.some((e) => Math.abs(e) < 1) || !errors.some((e) => Math.abs(e) > 1)) {
+      throw new Error(`the case should reach both sides of the knee: ${errors}`);
+    }
+    const rest = -surrogate - 0.01 * entropy;
+    const huber = errors.reduce((p, e) => p + (Math.abs(e) < 1 ? e * e / 2 : Math.abs(e) - 0.5), 0);
+    const squared = errors.reduce((p, e) => p + e * e / 2, 0);
+    for (const [kind, expected] of [["huber", huber / N], ["squared", squared / N]] as const) {
+      const [got] = ppoLoss(net, params, wide, { ...cfg, valueLoss: kind });
+      assertAllClose([await got.item()], [rest + 0.5 * expected], {
+        rtol: 1e-6,
+        atol: 1e-9,
+      }, `PPO loss, ${kind} value loss`);
+    }
   } finally {
     mg.setBackend("webgpu");
   }

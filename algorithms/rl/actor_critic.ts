@@ -10,7 +10,7 @@ import type { Module } from "../../core/nn/layers.ts";
 import type { ActionSpace } from "../../envs/env.ts";
 import type { Policy, RecurrentPolicy } from "../../envs/rollout.ts";
 import type { GruParams } from "../../core/nn/recurrent.ts";
-import { checkNumber } from "../../core/validate.ts";
+import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts";
 import { fmtShape } from "../../core/shape.ts";
 import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts";
 
@@ -159,10 +159,15 @@ export function actorCritic(
   };
 }
 
-/** Parameters of a recurrent actor-critic: the GRU and the two heads on its hidden state. */
+/**
+ * Parameters of a recurrent actor-critic: the GRU (or the policy's and the critic's GRUs) and the
+ * two heads on the hidden state.
+ */
 export interface RecurrentActorCriticParams {
-  /** The GRU cell's weights. */
+  /** The GRU cell's weights (the policy's, when the critic has its own). */
   gru: GruParams;
+  /** The critic's own GRU (`separateCritic` only). */
+  criticGru?: GruParams;
   /** Linear policy head on the hidden state: logits or Gaussian means. */
   policyHead: { w: Tensor; b: Tensor };
   /** Linear value head on the hidden state. */
@@ -177,11 +182,17 @@ export interface RecurrentActorCriticOptions {
   hidden?: number;
   /** Initial log-std of a Gaussian policy (default: as `actorCritic`'s). */
   initLogStd?: number;
+  /**
+   * Give the value its own GRU (default false: one GRU feeds both heads). With a shared GRU the
+   * value's regression — targets of tens where rewards come every step — dominates the
+   * gradient that shapes the policy's memory; pytorch_rl2 keeps the two networks apart.
+   */
+  separateCritic?: boolean;
 }
 
 /** A recurrent actor-critic: a GRU over observations with policy and value heads. */
 export interface RecurrentActorCritic {
-  /** Width of the hidden state. */
+  /** Width of the hidden state: the GRU's, or twice it with a separate critic (policy, critic). */
   readonly hidden: number;
   /** Fresh parameters. */
   init(key: Tensor): RecurrentActorCriticParams;
@@ -227,10 +238,11 @@ export function recurrentActorCritic(
   actionSpace: ActionSpace,
   opts: RecurrentActorCriticOptions = {},
 ): RecurrentActorCritic {
-  const width = checkNumber(opts.hidden ?? 64, "hidden", "recurrentActorCritic", {
-    min: 1,
-    integer: true,
-  });
+  const where = "recurrentActorCritic";
+  checkOptions(opts, where, ["hidden", "initLogStd", "separateCritic"]);
+  const width = checkNumber(opts.hidden ?? 64, "hidden", where, { min: 1, integer: true });
+  const separate = checkBoolean(opts.separateCritic ?? false, "separateCritic", where);
+  const stateWidth = separate ? 2 * width : width;
   const inputs = observationShape.reduce((a, b) => a * b, 1);
   const outputs = actionSpace.kind === "discrete"
     ? actionSpace.n
@@ -241,25 +253,44 @@ export function recurrentActorCritic(
     "initLogStd",
     "recurrentActorCritic",
   );
-  /** The heads on hidden states [N, width]: the action distribution and values [N]. */
-  const heads = (p: RecurrentActorCriticParams, h: Tensor) => {
-    const out = mg.add(mg.matmul(h, p.policyHead.w), p.policyHead.b);
-    const value = mg.reshape(mg.add(mg.matmul(h, p.valueHead.w), p.valueHead.b), [h.shape[0]]);
+  /**
+   * The heads on the policy's and the critic's hidden states [N, width] (the same tensor when
+   * they share the GRU): the action distribution and values [N].
+   */
+  const heads = (p: RecurrentActorCriticParams, hPolicy: Tensor, hValue: Tensor) => {
+    const out = mg.add(mg.matmul(hPolicy, p.policyHead.w), p.policyHead.b);
+    const value = mg.reshape(
+      mg.add(mg.matmul(hValue, p.valueHead.w), p.valueHead.b),
+      [hValue.shape[0]],
+    );
     const dist: ActionDist = actionSpace.kind === "discrete"
       ? { kind: "categorical", logits: out }
       : { kind: "gaussian", mean: out, logStd: p.logStd! };
     return { dist, value };
   };
+  /** The policy's and the critic's halves of a hidden state [..., 2·width]. */
+  const halves = (h: Tensor): [Tensor, Tensor] => {
+    const lead = h.shape.slice(0, -1).map(() => null);
+    return [mg.slice(h, [...lead, [0, width]]), mg.slice(h, [...lead, [width, 2 * width]])];
+  };
   const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
-    const h = cell.apply(p.gru, hidden, mg.reshape(obs, [obs.shape[0], inputs]));
-    return { ...heads(p, h), hidden: h };
+    const x = mg.reshape(obs, [obs.shape[0], inputs]);
+    if (!separate) {
+      const h = cell.apply(p.gru, hidden, x);
+      return { ...heads(p, h, h), hidden: h };
+    }
+    const [hp, hv] = halves(hidden);
+    const nextPolicy = cell.apply(p.gru, hp, x);
+    const nextValue = cell.apply(p.criticGru!, hv, x);
+    return { ...heads(p, nextPolicy, nextValue), hidden: mg.concat([nextPolicy, nextValue], -1) };
   };
   return {
-    hidden: width,
+    hidden: stateWidth,
     init(key) {
-      const [kg, kp, kv] = mg.random.split(key, 3);
+      const [kg, kp, kv, kc] = mg.random.split(key, 4);
       const params: RecurrentActorCriticParams = {
         gru: cell.init(kg),
+        ...(separate ? { criticGru: cell.init(kc) } : {}),
         policyHead: {
           w: mg.nn.orthogonal(0.01)(kp, [width, outputs]),
           b: mg.zeros([outputs], { backend: key.backend }),
@@ -274,30 +305,62 @@ export function recurrentActorCritic(
       }
       return params;
     },
-    initialHidden: (b, backend) => mg.zeros([b, width], { backend }),
+    initialHidden: (b, backend) => mg.zeros([b, stateWidth], { backend }),
     apply,
     applySequence(params, obs, starts, hidden) {
       const [t, b] = obs.shape;
-      if (starts.shape.join() !== [t, b].join() || hidden.shape.join() !== [b, width].join()) {
+      if (
+        starts.shape.join() !== [t, b].join() || hidden.shape.join() !== [b, stateWidth].join()
+      ) {
         throw new RangeError(
           `recurrentActorCritic.applySequence: observations [T, B, ...] ${fmtShape(obs.shape)} ` +
-            `need starts [T, B] and hidden [B, ${width}], got ${fmtShape(starts.shape)} and ` +
-            `${fmtShape(hidden.shape)}`,
+            `need starts [T, B] and hidden [B, ${stateWidth}], got ${fmtShape(starts.shape)} ` +
+            `and ${fmtShape(hidden.shape)}`,
         );
       }
-      // only the recurrent product stays in the loop: the input projection of every step and
+      // only the recurrent products stay in the loop: the input projection of every step and
       // the heads on every hidden state are one product each, before and after it
-      const projected = cell.project!(params.gru, mg.reshape(obs, [t, b, inputs]));
+      const x = mg.reshape(obs, [t, b, inputs]);
+      const restart = (h: Tensor, start: Tensor, shape: number[]) =>
+        mg.where(mg.reshape(start, shape), 0, h);
+      if (!separate) {
+        const [last, hs] = mg.scan(
+          (h: Tensor, step: { projected: Tensor; start: Tensor }) => {
+            const next = cell.applyProjected!(
+              params.gru,
+              restart(h, step.start, [b, 1]),
+              step.projected,
+            );
+            return [next, next];
+          },
+          hidden,
+          { projected: cell.project!(params.gru, x), start: starts },
+        );
+        const flat = mg.reshape(hs, [t * b, width]);
+        return { ...heads(params, flat, flat), hidden: last };
+      }
+      // the policy's and the critic's GRUs run as one batched program (vmap over a leading
+      // axis of 2 on their weights and states): one product per step, not two
+      const towers = mg.tree.map(
+        (a: Tensor, c: Tensor) => mg.stack([a, c]),
+        params.gru,
+        params.criticGru!,
+      ) as GruParams;
+      const projected = mg.vmap(cell.project!, { inAxes: [0, null] })(towers, x); // [2, T, B, 3w]
+      const stepTowers = mg.vmap(cell.applyProjected!);
       const [last, hs] = mg.scan(
-        (h: Tensor, x: { projected: Tensor; start: Tensor }) => {
-          const h0 = mg.where(mg.reshape(x.start, [b, 1]), 0, h);
-          const next = cell.applyProjected!(params.gru, h0, x.projected);
+        (h: Tensor, step: { projected: Tensor; start: Tensor }) => {
+          const next = stepTowers(towers, restart(h, step.start, [1, b, 1]), step.projected);
           return [next, next];
         },
-        hidden,
-        { projected, start: starts },
-      );
-      return { ...heads(params, mg.reshape(hs, [t * b, width])), hidden: last };
+        mg.moveAxis(mg.reshape(hidden, [b, 2, width]), 1, 0),
+        { projected: mg.moveAxis(projected, 1, 0), start: starts },
+      ); // hs [T, 2, B, w]
+      const tower = (i: number) => mg.reshape(mg.slice(hs, [null, [i, i + 1]]), [t * b, width]);
+      return {
+        ...heads(params, tower(0), tower(1)),
+        hidden: mg.reshape(mg.moveAxis(last, 0, 1), [b, 2 * width]),
+      };
     },
     policy(params, obs, hidden, key) {
       const out = apply(params, obs, hidden);

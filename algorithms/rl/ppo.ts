@@ -103,6 +103,34 @@ export interface PpoObjectiveConfig {
   entCoef: number;
   /** Normalise the advantages over the batch (default true). */
   normalizeAdvantages?: boolean;
+  /**
+   * The value's regression (default "clipped"): "clipped" is PPO's ½·max((V − R)², (V_clip − R)²);
+   * "squared" ½(V − R)²; "huber" ½(V − R)² within 1 of the target, |V − R| − ½ beyond
+   * (pytorch_rl2's). The clip lets each update move a value by at most ε, which stalls a value
+   * whose targets are tens — a return summed over a 100-step trial.
+   */
+  valueLoss?: ValueLoss;
+}
+
+/** How `ppoObjective` regresses the value on its targets. */
+export type ValueLoss = "clipped" | "squared" | "huber";
+
+/** The value losses `ppoObjective` knows. */
+export const VALUE_LOSSES: readonly ValueLoss[] = ["clipped", "squared", "huber"];
+
+/** The mean value loss over the batch (see `PpoObjectiveConfig.valueLoss`). */
+function valueRegression(value: Tensor, b: PpoBatch, kind: ValueLoss, clip: number): Tensor {
+  const error = mg.sub(value, b.target);
+  if (kind === "huber") {
+    const size = mg.abs(error);
+    return mg.mean(mg.where(mg.less(size, 1), mg.mul(mg.square(error), 0.5), mg.sub(size, 0.5)));
+  }
+  if (kind === "squared") return mg.mul(mg.mean(mg.square(error)), 0.5);
+  const clippedValue = mg.add(b.value, mg.clip(mg.sub(value, b.value), -clip, clip));
+  return mg.mul(
+    mg.mean(mg.maximum(mg.square(error), mg.square(mg.sub(clippedValue, b.target)))),
+    0.5,
+  );
 }
 
 /**
@@ -135,13 +163,7 @@ export function ppoObjective(
     mg.mul(ratio, adv),
     mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),
   );
-  const clippedValue = mg.add(b.value, mg.clip(mg.sub(value, b.value), -cfg.clip, cfg.clip));
-  const valueLoss = mg.mul(
-    mg.mean(
-      mg.maximum(mg.square(mg.sub(value, b.target)), mg.square(mg.sub(clippedValue, b.target))),
-    ),
-    0.5,
-  );
+  const valueLoss = valueRegression(value, b, cfg.valueLoss ?? "clipped", cfg.clip);
   const entropy = mg.mean(actionEntropy(dist));
   const total = mg.add(
     mg.sub(mg.neg(mg.mean(surrogate)), mg.mul(entropy, cfg.entCoef)),

@@ -12,14 +12,20 @@ import type { Tensor } from "../../mod.ts";
 import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { recurrentRolloutFrom, resetEnvs, type Trajectory } from "../../envs/rollout.ts";
 import { trialEnvironment, type TrialState } from "../../envs/trial.ts";
-import { checkBoolean, checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkBoolean, checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import {
   type RecurrentActorCritic,
   recurrentActorCritic,
   type RecurrentActorCriticParams,
 } from "./actor_critic.ts";
-import { minibatchSteps, type PpoBatch, ppoObjective } from "./ppo.ts";
+import {
+  minibatchSteps,
+  type PpoBatch,
+  ppoObjective,
+  VALUE_LOSSES,
+  type ValueLoss,
+} from "./ppo.ts";
 import { gae } from "./returns.ts";
 
 /** Configuration of `rl2` (defaults: pytorch_rl2's, a PPO reproduction of the paper). */
@@ -60,6 +66,13 @@ export interface Rl2Config {
   maxGradNorm?: number;
   /** Normalise advantages per minibatch (default false, as pytorch_rl2). */
   normalizeAdvantages?: boolean;
+  /**
+   * Give the value its own GRU (default true, as pytorch_rl2; see `RecurrentActorCriticOptions`).
+   * A shared one left 100-pull bandits at random's 50 for 175 updates; its own reached 65.7 in 100.
+   */
+  separateCritic?: boolean;
+  /** The value's regression (default "huber", pytorch_rl2's; see `PpoObjectiveConfig.valueLoss`). */
+  valueLoss?: ValueLoss;
 }
 
 /** Everything an RL² run carries between updates (all tensors: it vmaps over seeds). */
@@ -143,6 +156,8 @@ const RL2_OPTIONS = [
   "vfCoef",
   "maxGradNorm",
   "normalizeAdvantages",
+  "separateCritic",
+  "valueLoss",
 ];
 
 /** Each trial's total reward [B]: the rewards up to and including its first `done`. */
@@ -227,6 +242,8 @@ export function rl2(config: Rl2Config): Rl2 {
       "normalizeAdvantages",
       where,
     ),
+    separateCritic: checkBoolean(config.separateCritic ?? true, "separateCritic", where),
+    valueLoss: oneOf(config.valueLoss ?? "huber", VALUE_LOSSES, "valueLoss", where),
   };
   if (cfg.numTrials % cfg.minibatches !== 0) {
     throw new RangeError(
@@ -237,6 +254,7 @@ export function rl2(config: Rl2Config): Rl2 {
   const T = trial.maxSteps;
   const net = recurrentActorCritic(trial.observationShape, trial.actionSpace, {
     hidden: cfg.hidden,
+    separateCritic: cfg.separateCritic,
   });
   // the rate of update u = ⌊optimizer steps / (epochs · minibatches)⌋, as PPO's annealing
   const stepsPerUpdate = cfg.epochs * cfg.minibatches;

@@ -250,6 +250,19 @@ Deno.test("recurrent replay with a separate critic: the value reads only the cri
     // and the critic's recurrent weights get the gradient central differences give
     const f = (w: Tensor) => outputs(params.gru, { ...params.criticGru!, wh: w }).value;
     await mg.checkGrads(f, [params.criticGru!.wh], { order: 1 });
+    // a start at step 0 discards the given state: environment 0 restarts there, 1 does not
+    const restarted = mg.tensor([1, 0, 0, 1, 0, 0, 0, 0, 1, 0].map(Boolean), [T, B]);
+    const byHidden = await mg.grad((h: Tensor) => {
+      const { dist, value } = ac.applySequence(params, obs, restarted, h);
+      return mg.add(
+        mg.sum(mg.square(value)),
+        mg.sum(mg.square((dist as { logits: Tensor }).logits)),
+      );
+    })(hidden).toFloat64();
+    const env0 = byHidden.slice(0, 8), env1 = byHidden.slice(8);
+    if (env0.some((g) => g !== 0) || env1.every((g) => g === 0)) {
+      throw new Error(`gradients to the initial state: restarted ${env0}, carried ${env1}`);
+    }
   } finally {
     mg.setBackend("webgpu");
   }

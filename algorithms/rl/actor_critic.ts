@@ -321,40 +321,49 @@ export function recurrentActorCritic(
       // only the recurrent products stay in the loop: the input projection of every step and
       // the heads on every hidden state are one product each, before and after it
       const x = mg.reshape(obs, [t, b, inputs]);
-      const restart = (h: Tensor, start: Tensor, shape: number[]) =>
-        mg.where(mg.reshape(start, shape), 0, h);
+      // a restart at step t + 1 zeroes the state step t leaves (the first step's is applied
+      // before the loop), so the where joins the step's gate kernel instead of standing alone
+      // before the recurrent product
+      const never = mg.zeros([1, b], { dtype: "bool", backend: obs.backend });
+      const restartAfter = t === 1 ? never : mg.concat([mg.slice(starts, [[1, t]]), never], 0);
+      const first = mg.reshape(mg.slice(starts, [[0, 1]]), [b, 1]);
+      const start = mg.where(first, 0, hidden);
       if (!separate) {
         const [last, hs] = mg.scan(
-          (h: Tensor, step: { projected: Tensor; start: Tensor }) => {
-            const next = cell.applyProjected!(
-              params.gru,
-              restart(h, step.start, [b, 1]),
-              step.projected,
-            );
-            return [next, next];
+          (h: Tensor, step: { projected: Tensor; restart: Tensor }) => {
+            const next = cell.applyProjected!(params.gru, h, step.projected);
+            return [mg.where(mg.reshape(step.restart, [b, 1]), 0, next), next];
           },
-          hidden,
-          { projected: cell.project!(params.gru, x), start: starts },
+          start,
+          { projected: cell.project!(params.gru, x), restart: restartAfter },
         );
         const flat = mg.reshape(hs, [t * b, width]);
         return { ...heads(params, flat, flat), hidden: last };
       }
       // the policy's and the critic's GRUs run as one batched program (vmap over a leading
-      // axis of 2 on their weights and states): one product per step, not two
+      // axis of 2 on their weights and states): one product per step, not two. Both input
+      // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection is affine),
+      // laid out [T, B, 2, gates] so that no transpose precedes the loop.
+      const critic = params.criticGru!;
+      const both = {
+        ...params.gru,
+        wi: mg.concat([params.gru.wi, critic.wi], 1),
+        bi: mg.concat([params.gru.bi, critic.bi], 0),
+      };
+      const projected = mg.reshape(cell.project!(both, x), [t, b, 2, 3 * width]);
       const towers = mg.tree.map(
         (a: Tensor, c: Tensor) => mg.stack([a, c]),
         params.gru,
-        params.criticGru!,
+        critic,
       ) as GruParams;
-      const projected = mg.vmap(cell.project!, { inAxes: [0, null] })(towers, x); // [2, T, B, 3w]
-      const stepTowers = mg.vmap(cell.applyProjected!);
+      const stepTowers = mg.vmap(cell.applyProjected!, { inAxes: [0, 0, 1] });
       const [last, hs] = mg.scan(
-        (h: Tensor, step: { projected: Tensor; start: Tensor }) => {
-          const next = stepTowers(towers, restart(h, step.start, [1, b, 1]), step.projected);
-          return [next, next];
+        (h: Tensor, step: { projected: Tensor; restart: Tensor }) => {
+          const next = stepTowers(towers, h, step.projected);
+          return [mg.where(mg.reshape(step.restart, [1, b, 1]), 0, next), next];
         },
-        mg.moveAxis(mg.reshape(hidden, [b, 2, width]), 1, 0),
-        { projected: mg.moveAxis(projected, 1, 0), start: starts },
+        mg.moveAxis(mg.reshape(start, [b, 2, width]), 1, 0),
+        { projected, restart: restartAfter },
       ); // hs [T, 2, B, w]
       const tower = (i: number) => mg.reshape(mg.slice(hs, [null, [i, i + 1]]), [t * b, width]);
       return {

@@ -7,10 +7,10 @@
  * the environment steps at which the last episode first reaches 0.8 are printed, for the
  * comparison of sample efficiency across the three meta-RL families. Run by hand (`--help`).
  */
-import { numberOption, parseCommandLine } from "../core/command_line.ts";
+import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { rl2, summarize } from "../algorithms/mod.ts";
+import { rl2, summarize, VALUE_LOSSES } from "../algorithms/mod.ts";
 import { pointNavigation } from "../envs/mod.ts";
 import { pointRobotAnchors } from "./point_robot_anchors.ts";
 
@@ -23,7 +23,9 @@ const USAGE = `usage: deno run -A bench/rl2_point_robot.ts [options]
   --every        updates between evaluations (default 20)
   --trials       trials per update (default 128)
   --hidden       GRU width (default 64)
-  --lr           Adam learning rate (default 1e-3)`;
+  --lr           Adam learning rate (default 1e-3)
+  --critic       separate|shared: the value's own GRU, or the policy's (default separate)
+  --value-loss   huber|squared|clipped (default huber)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -35,6 +37,8 @@ const { values } = parseCommandLine(USAGE, {
     trials: { type: "string", default: "128" },
     hidden: { type: "string", default: "64" },
     lr: { type: "string", default: "1e-3" },
+    critic: { type: "string", default: "separate" },
+    "value-loss": { type: "string", default: "huber" },
   },
 });
 const reward = values.reward;
@@ -58,6 +62,9 @@ const learner = rl2({
   epochs: 4,
   minibatches: 2,
   lr: numberOption("--lr", values.lr!, USAGE, { min: 0 }),
+  separateCritic: choiceOption("--critic", values.critic!, ["shared", "separate"], USAGE) ===
+    "separate",
+  valueLoss: choiceOption("--value-loss", values["value-loss"]!, VALUE_LOSSES, USAGE),
 });
 const info = await mg.init();
 console.log(

@@ -254,6 +254,12 @@ Deno.test("PPO's and A2C's losses equal their objectives spelt out", async () =>
         atol: 1e-9,
       }, `PPO loss, ${kind} value loss`);
     }
+    assertThrowsWith(
+      () => ppoLoss(net, params, wide, { ...cfg, valueLoss: "mse" as never }),
+      "ppoObjective",
+      "valueLoss",
+      "huber",
+    );
   } finally {
     mg.setBackend("webgpu");
   }

@@ -10,7 +10,7 @@ import * as mg from "../../mod.ts";
 import type { Tensor } from "../../mod.ts";
 import { type Environment, requireEnvironment } from "../../envs/env.ts";
 import { type EnvBatch, resetEnvs, rolloutFrom } from "../../envs/rollout.ts";
-import { checkBoolean, checkCount, checkNumber, checkOptions } from "../../core/validate.ts";
+import { checkBoolean, checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
 import { type ActorCritic, actorCritic, type ActorCriticParams } from "./actor_critic.ts";
 import { type ActionDist, actionEntropy, actionLogProb } from "./distributions.ts";
@@ -68,8 +68,8 @@ export interface PpoBatch {
 
 /**
  * PPO's loss on a batch: −E[min(r·Â, clip(r, 1 ± ε)·Â)] with the advantages normalised over the
- * batch, + vfCoef · ½E[max((V − R)², (V_clip − R)²)] with V_clip = V_old + clip(V − V_old, ±ε),
- * − entCoef · E[entropy]; with the approximate KL (E[(r − 1) − log r]) and the mean entropy
+ * batch, + vfCoef · ½E[max((V − R)², (V_clip − R)²)] with V_clip = V_old + clip(V − V_old, ±ε)
+ * (or the value loss `cfg.valueLoss` names), − entCoef · E[entropy]; with the approximate KL (E[(r − 1) − log r]) and the mean entropy
  * beside it.
  *
  * @example
@@ -163,7 +163,8 @@ export function ppoObjective(
     mg.mul(ratio, adv),
     mg.mul(mg.clip(ratio, 1 - cfg.clip, 1 + cfg.clip), adv),
   );
-  const valueLoss = valueRegression(value, b, cfg.valueLoss ?? "clipped", cfg.clip);
+  const kind = oneOf(cfg.valueLoss ?? "clipped", VALUE_LOSSES, "valueLoss", "ppoObjective");
+  const valueLoss = valueRegression(value, b, kind, cfg.clip);
   const entropy = mg.mean(actionEntropy(dist));
   const total = mg.add(
     mg.sub(mg.neg(mg.mean(surrogate)), mg.mul(entropy, cfg.entCoef)),

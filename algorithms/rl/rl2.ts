@@ -67,8 +67,8 @@ export interface Rl2Config {
   /** Normalise advantages per minibatch (default false, as pytorch_rl2). */
   normalizeAdvantages?: boolean;
   /**
-   * Give the value its own GRU (default true, as pytorch_rl2; see `RecurrentActorCriticOptions`).
-   * A shared one left 100-pull bandits at random's 50 for 175 updates; its own reached 65.7 in 100.
+   * Give the value its own GRU (default true, as pytorch_rl2; see `RecurrentActorCriticOptions`):
+   * through a shared one, the regression on returns of tens drowns the policy's gradient.
    */
   separateCritic?: boolean;
   /** The value's regression (default "huber", pytorch_rl2's; see `PpoObjectiveConfig.valueLoss`). */

@@ -35,6 +35,7 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --anneal       updates over which the rate falls linearly to --final-lr (default 0: constant)
   --final-lr     the rate after --anneal updates (default 0)
   --ent-coef     entropy bonus coefficient (default 0.01)
+  --lambda       GAE λ (default 0.3)
   --critic       separate|shared: the value's own GRU, or the policy's (default separate)
   --value-loss   huber|squared|clipped (default huber)
   --normalize-advantages  standardise advantages per minibatch`;
@@ -55,6 +56,7 @@ const { values } = parseCommandLine(USAGE, {
     anneal: { type: "string", default: "0" },
     "final-lr": { type: "string", default: "0" },
     "ent-coef": { type: "string", default: "0.01" },
+    lambda: { type: "string", default: "0.3" },
     critic: { type: "string", default: "separate" },
     "value-loss": { type: "string", default: "huber" },
     "normalize-advantages": { type: "boolean", default: false },
@@ -89,6 +91,7 @@ const learner = rl2({
   annealUpdates: numberOption("--anneal", values.anneal, USAGE, { min: 0, integer: true }),
   finalLr: numberOption("--final-lr", values["final-lr"], USAGE, { min: 0 }),
   entCoef: numberOption("--ent-coef", values["ent-coef"], USAGE, { min: 0 }),
+  lambda: numberOption("--lambda", values.lambda, USAGE, { min: 0 }),
   separateCritic: choiceOption("--critic", values.critic!, ["shared", "separate"], USAGE) ===
     "separate",
   valueLoss: choiceOption("--value-loss", values["value-loss"]!, VALUE_LOSSES, USAGE),

@@ -270,3 +270,97 @@ Deno.test("scan: clear errors for a carry that changes, mismatched xs and missin
     mg.setBackend("webgpu");
   }
 });
+
+/** A body-kernel line of a plan's `n`-th scan (0-based): its lines under "each of T steps". */
+function scanBodyLines(plan: string, n: number): string[] {
+  const lines = plan.split("\n");
+  const starts = lines.flatMap((l, i) => (l.startsWith("scan →") ? [i] : []));
+  const body: string[] = [];
+  for (let i = starts[n] + 2; i < lines.length && lines[i].startsWith("  "); i++) {
+    body.push(lines[i]);
+  }
+  return body;
+}
+
+Deno.test("scan's backward reads the forward's products and sums weight gradients after the loop", async () => {
+  await mg.init();
+  const T = 9;
+  const u = randn([3, 5], 2), b = randn([5], 5), xs = randn([T, 2, 3], 3);
+  const ws = randn([2, 5, 5], 1, 0.5), h0s = randn([2, 2, 5], 4);
+  // an RNN whose per-step output is a transpose: y = hᵀ
+  const step = (w: Tensor, u: Tensor, b: Tensor) => (h: Tensor, x: Tensor): [Tensor, Tensor] => {
+    const next = mg.tanh(mg.add(mg.add(mg.matmul(h, w), mg.matmul(x, u)), b));
+    return [next, mg.transpose(next)];
+  };
+  const run = (scanFn: typeof mg.scan) => (w: Tensor, u: Tensor, b: Tensor, h0: Tensor) => {
+    const [h, ys] = scanFn(step(w, u, b), h0, xs);
+    return mg.add(mg.sum(mg.square(h)), mg.sum(mg.mul(ys, mg.arange(2))));
+  };
+  const plainScan = ((f: any, i: any, x: any) => unrolled(f, i, x)) as typeof mg.scan;
+  // one network (rank-2 factors: the steps join the contracted axis as a view) and two
+  // networks under vmap (rank-3 factors: one batched product and a sum over the steps)
+  const single = (scanFn: typeof mg.scan) => (w: Tensor, u: Tensor, b: Tensor) =>
+    run(scanFn)(w, u, b, mg.slice(h0s, [0]));
+  const towers = (scanFn: typeof mg.scan) => (w: Tensor, u: Tensor, b: Tensor) =>
+    mg.sum(mg.vmap(run(scanFn), { inAxes: [0, null, null, 0] })(w, u, b, h0s));
+  for (
+    const [what, f, w] of [
+      ["one network", single, mg.slice(ws, [0])],
+      ["two networks (vmap)", towers, ws],
+    ] as const
+  ) {
+    const argnums = [0, 1, 2];
+    const jitted = mg.jit(mg.grad(f(mg.scan), { argnums }));
+    await assertTreesClose(
+      jitted(w, u, b),
+      mg.grad(f(plainScan), { argnums })(w, u, b),
+      `${what}: gradients`,
+      { rtol: 1e-4, atol: 1e-5 },
+    );
+    // the backward loop (the plan's second scan) makes no value the shape of a weight or the
+    // bias: their gradients are not accumulated step by step
+    const plan = jitted.lower(w, u, b).plan;
+    const body = scanBodyLines(plan, 1);
+    assert.ok(body.length > 0, plan);
+    const weightShapes = ["f32[5,5]", "f32[2,5,5]", "f32[3,5]", "f32[5]", "f32[1,5]"];
+    const weightShaped = body.filter((l) =>
+      l.split("←")[0].split(" ").some((out) => weightShapes.some((s) => out.endsWith(`:${s}`)))
+    );
+    assert.deepEqual(weightShaped, [], `${what}: backward body\n${body.join("\n")}`);
+    // the forward loop saves its products (h·w + b and x·u) for the backward loop, which
+    // makes only the product that pulls the cotangent back through w
+    const products = body.filter((l) => l.trim().startsWith("matmul"));
+    assert.equal(products.length, 1, `${what}: backward body\n${body.join("\n")}`);
+    // nor does either loop transpose its per-step output
+    for (const n of [0, 1]) {
+      const transposes = scanBodyLines(plan, n).filter((l) => l.trim().startsWith("transpose"));
+      assert.deepEqual(transposes, [], `${what}: scan ${n} body\n${plan}`);
+    }
+  }
+  // reverse over reverse through the hoisted sums: a Hessian-vector product in w
+  const v = randn([5, 5], 9);
+  const hv = (scanFn: typeof mg.scan) =>
+    mg.hvp((w: Tensor) => single(scanFn)(w, u, b), mg.slice(ws, [0]), v);
+  await assertTreesClose(hv(mg.scan), hv(plainScan), "hvp", { rtol: 1e-4, atol: 1e-4 });
+});
+
+Deno.test("scan's backward recomputes and accumulates per step what would not fit saved", async () => {
+  await mg.init();
+  // a product of 4 MiB per step over 65 steps: 260 MiB stacked, over both budgets (the
+  // program is only lowered, never run)
+  const n = 1024, T = 65;
+  const w = mg.zeros([n, n]), h = mg.zeros([n, n]);
+  const f = (w: Tensor, h: Tensor) => {
+    const [last] = mg.scan((c: Tensor) => [mg.tanh(mg.matmul(c, w)), null], h, null, {
+      length: T,
+    });
+    return mg.sum(last);
+  };
+  const body = scanBodyLines(mg.jit(mg.grad(f)).lower(w, h).plan, 1);
+  // the forward product recomputed, the cotangent's, and the weight gradient accumulated
+  const products = body.filter((l) => l.trim().startsWith("matmul"));
+  assert.equal(products.length, 3, `backward body\n${body.join("\n")}`);
+  assert.ok(body.some((l) => l.includes(`:f32[${n},${n}] ←`)), body.join("\n"));
+  w.dispose();
+  h.dispose();
+});

@@ -21,6 +21,8 @@ import { Compiled, eliminateCommonSubexpressions, eliminateDeadCode } from "../j
 import { evalProgram, type Program, programText, type Var } from "../jit/ir.ts";
 import { GpuStorage, runtime } from "../backend/webgpu/runtime.ts";
 import { JitTrace } from "../jit/jit_trace.ts";
+import { hoistFromBody } from "./scan_hoist.ts";
+import { saveProducts } from "./scan_residuals.ts";
 import { vjp } from "../autodiff/api.ts";
 import { vmap } from "../vmap/vmap.ts";
 import { arange, zeros, zerosLike } from "../ops/creation.ts";
@@ -156,19 +158,16 @@ export const scanPrimitive: MultiPrimitive<ScanParams> = {
   },
 
   vjp(inputs, p, differentiable) {
-    const ncar = p.numCarry;
-    const ny = p.body.outputs.length - ncar;
-    // the forward pass also stacks each step's incoming carry: the backward pass recomputes
-    // one step at a time from it (memory: the carries, not every intermediate)
-    const carryVars = p.body.inputs.slice(p.numConsts, p.numConsts + ncar);
-    const augmented = { ...p.body, outputs: [...p.body.outputs, ...carryVars] };
-    const all = bindMulti(scanPrimitive, inputs, { ...p, body: augmented });
-    const outs = all.slice(0, ncar + ny);
-    const carriesSeen = all.slice(ncar + ny);
+    // the forward loop also stacks what the backward loop reads per step: the carries it
+    // came in with and the products it saves (`planBackward`)
+    const plan = planBackward(inputs, p, differentiable);
+    const all = bindMulti(scanPrimitive, inputs, { ...p, body: plan.forward });
+    const outs = all.slice(0, p.body.outputs.length);
+    const stacked = all.slice(p.body.outputs.length);
     return {
       outs,
-      residuals: carriesSeen,
-      backward: (cts) => scanBackward(inputs, p, differentiable, outs, carriesSeen, cts),
+      residuals: stacked,
+      backward: (cts) => plan.backward(outs, stacked, cts),
     };
   },
 
@@ -220,33 +219,50 @@ export const scanPrimitive: MultiPrimitive<ScanParams> = {
   },
 };
 
+/** A scan's backward pass, planned when its forward pass is bound. */
+interface BackwardPlan {
+  /** The forward body, its outputs followed by what it stacks for the backward loop. */
+  forward: Program;
+  /** Cotangents of the scan's operands from its results and their stacked extras. */
+  backward(
+    outs: readonly Tensor[],
+    stacked: readonly Tensor[],
+    cts: readonly (Tensor | null)[],
+  ): (Tensor | null)[];
+}
+
+/** A flat list's tree structure. */
+const listDef = (n: number): TreeDef => ({
+  kind: "array",
+  children: Array.from({ length: n }, () => ({ kind: "leaf" }) as TreeDef),
+});
+
 /**
- * Cotangents of a scan's operands: a scan in the opposite direction whose step recomputes the
- * forward step from its stacked incoming carry and pulls the cotangents back through it,
- * accumulating the consts' cotangents in its carry.
+ * The backward pass of a scan: a scan in the opposite direction whose step pulls the
+ * cotangents back through the forward step, recomputed from the carry that step came in with
+ * — except its products, which the forward loop saves (`saveProducts`) — accumulating the
+ * consts' cotangents (summed after the loop where they are products or sums of per-step
+ * values: `hoistFromBody`). The step is traced here, before the forward loop is bound, so
+ * the forward knows what to stack.
  */
-function scanBackward(
+function planBackward(
   inputs: readonly Tensor[],
   p: ScanParams,
   differentiable: readonly boolean[],
-  outs: readonly Tensor[],
-  carriesSeen: readonly Tensor[],
-  cts: readonly (Tensor | null)[],
-): (Tensor | null)[] {
-  const { numConsts: nc, numCarry: ncar, length } = p;
+): BackwardPlan {
+  const { body, numConsts: nc, numCarry: ncar, length } = p;
   const consts = inputs.slice(0, nc);
   const xs = inputs.slice(nc + ncar);
   const indices = (n: number, keep: (i: number) => boolean) =>
     Array.from({ length: n }, (_, i) => i).filter(keep);
   const diffConsts = indices(nc, (i) => differentiable[i]);
-  const floatCarry = indices(ncar, (k) => isFloat(outs[k].dtype));
+  const floatCarry = indices(ncar, (k) => isFloat(body.outputs[k].dtype));
   const diffXs = indices(xs.length, (j) => differentiable[nc + ncar + j]);
-  const floatYs = indices(outs.length - ncar, (j) => isFloat(outs[ncar + j].dtype));
+  const floatYs = indices(body.outputs.length - ncar, (j) => isFloat(body.outputs[ncar + j].dtype));
+  const carryVars = body.inputs.slice(nc, nc + ncar);
+  const xVars = body.inputs.slice(nc + ncar);
 
-  const ctCarry = floatCarry.map((k) => cts[k] ?? zerosLike(outs[k]));
-  const ctYs = floatYs.map((j) => cts[ncar + j] ?? zerosLike(outs[ncar + j]));
-  const accumulators = diffConsts.map((i) => zerosLike(consts[i]));
-
+  // step: carry [carry cotangents, const accumulators], x [incoming carry, x, y cotangents]
   const stepBack = (carry: Tensor[], x: Tensor[]): [Tensor[], Tensor[]] => {
     const gCarry = carry.slice(0, floatCarry.length);
     const acc = carry.slice(floatCarry.length);
@@ -258,7 +274,7 @@ function scanBackward(
       diffConsts.forEach((i, m) => (cs[i] = cd[m]));
       floatCarry.forEach((k, m) => (cc[k] = cf[m]));
       diffXs.forEach((j, m) => (xx[j] = xd[m]));
-      const o = evalProgram(p.body, [...cs, ...cc, ...xx]);
+      const o = evalProgram(body, [...cs, ...cc, ...xx]);
       return [floatCarry.map((k) => o[k]), floatYs.map((j) => o[ncar + j])];
     };
     const [, pullback] = vjp(
@@ -270,20 +286,127 @@ function scanBackward(
     const [gConsts, gCarryPrev, gX] = pullback([gCarry, gY]) as Tensor[][];
     return [[...gCarryPrev, ...acc.map((a, m) => add(a, gConsts[m]))], gX];
   };
-  const r = scanLeaves(
-    stepBack,
-    [...ctCarry, ...accumulators],
-    [...carriesSeen, ...xs, ...ctYs],
-    length,
-    !p.reverse,
+  const aval = (v: Aval) => ({ shape: v.shape, dtype: v.dtype });
+  const carryAvals = [
+    ...floatCarry.map((k) => aval(body.outputs[k])),
+    ...diffConsts.map((i) => aval(consts[i])),
+  ];
+  const xAvals = [
+    ...carryVars.map(aval),
+    ...xVars.map(aval),
+    ...floatYs.map((j) => aval(body.outputs[ncar + j])),
+  ];
+  const traced = traceBody(
+    (c, x) => stepBack(c as Tensor[], x as Tensor[]),
+    carryAvals,
+    listDef(carryAvals.length),
+    xAvals,
+    listDef(xAvals.length),
+    inputs[0]?.backend ?? defaultBackend(),
   );
-  const result: (Tensor | null)[] = inputs.map(() => null);
-  diffConsts.forEach((i, m) => (result[i] = r.carry[floatCarry.length + m]));
-  floatCarry.forEach((k, m) => {
-    if (differentiable[nc + k]) result[nc + k] = r.carry[m];
+  const nb = traced.consts.length, nCarry = carryAvals.length;
+  const at = { carryT: nb + nCarry, xT: nb + nCarry + ncar };
+
+  // the backward inputs that are forward values, as the forward body's inputs
+  const constantVars = new Map<Tensor, Var>();
+  for (const e of body.eqns) {
+    for (const v of e.inputs) if (v.constant) constantVars.set(v.constant, v);
+  }
+  const roots = new Map<number, Var>();
+  traced.consts.forEach((t, m) => {
+    const i = consts.indexOf(t);
+    const v = i >= 0 ? body.inputs[i] : constantVars.get(t);
+    if (v) roots.set(traced.program.inputs[m].id, v);
   });
-  diffXs.forEach((j, m) => (result[nc + ncar + j] = r.ys[m]));
-  return result;
+  carryVars.forEach((v, k) => roots.set(traced.program.inputs[at.carryT + k].id, v));
+  xVars.forEach((v, j) => roots.set(traced.program.inputs[at.xT + j].id, v));
+  const saved = saveProducts(body, traced.program, roots, nc, length);
+  const back = saved?.backward ?? traced.program;
+  const forwardOuts = saved?.forward ?? body;
+  const numSaved = saved?.count ?? 0;
+
+  // stack only the incoming carries the backward step still reads
+  const read = new Set<number>([
+    ...back.eqns.flatMap((e) => e.inputs.map((v) => v.id)),
+    ...back.outputs.map((v) => v.id),
+  ]);
+  const carriesRead = indices(ncar, (k) => read.has(back.inputs[at.carryT + k].id));
+  const unread = new Set(
+    indices(ncar, (k) => !carriesRead.includes(k)).map((k) => back.inputs[at.carryT + k]),
+  );
+  const backBody: Program = { ...back, inputs: back.inputs.filter((v) => !unread.has(v)) };
+  const nOut = body.outputs.length;
+  const forward: Program = {
+    ...forwardOuts,
+    outputs: [
+      ...forwardOuts.outputs.slice(0, nOut),
+      ...carriesRead.map((k) => carryVars[k]),
+      ...forwardOuts.outputs.slice(nOut),
+    ],
+  };
+
+  return {
+    forward,
+    backward(outs, stacked, cts) {
+      const carriesSeen = stacked.slice(0, carriesRead.length);
+      const products = stacked.slice(carriesRead.length, carriesRead.length + numSaved);
+      const ctCarry = floatCarry.map((k) => cts[k] ?? zerosLike(outs[k]));
+      const ctYs = floatYs.map((j) => cts[ncar + j] ?? zerosLike(outs[ncar + j]));
+      // the accumulators start at zero: bindScan may sum each after the loop instead
+      const carry = [...ctCarry, ...diffConsts.map((i) => () => zerosLike(consts[i]))];
+      const r = bindScan(backBody, traced.consts, carry, [
+        ...carriesSeen,
+        ...xs,
+        ...ctYs,
+        ...products,
+      ], {
+        length,
+        reverse: !p.reverse,
+        sums: diffConsts.map((_, m) => floatCarry.length + m),
+      });
+      const result: (Tensor | null)[] = inputs.map(() => null);
+      diffConsts.forEach((i, m) => (result[i] = r[floatCarry.length + m]));
+      floatCarry.forEach((k, m) => {
+        if (differentiable[nc + k]) result[nc + k] = r[m];
+      });
+      diffXs.forEach((j, m) => (result[nc + ncar + j] = r[nCarry + m]));
+      return result;
+    },
+  };
+}
+
+/**
+ * Bind a scan of a traced body (inputs: consts, carry, xs), moving out of the loop what
+ * `hoistFromBody` can; a carry given as a function is made only if it stays in the loop.
+ * Returns the final carry, then the stacked ys.
+ */
+function bindScan(
+  body: Program,
+  consts: readonly Tensor[],
+  carry: readonly (Tensor | (() => Tensor))[],
+  xs: readonly Tensor[],
+  opts: { length: number; reverse: boolean; sums?: readonly number[] },
+): Tensor[] {
+  const { length, reverse } = opts;
+  const hoisted = hoistFromBody(body, {
+    numConsts: consts.length,
+    numCarry: carry.length,
+    length,
+    sums: opts.sums,
+  });
+  const kept = hoisted?.keptCarry ?? carry.map((_, k) => k);
+  const init = kept.map((k) => {
+    const c = carry[k];
+    return c instanceof Tensor ? c : c();
+  });
+  const bound = bindMulti(scanPrimitive, [...consts, ...init, ...xs], {
+    body: hoisted?.program ?? body,
+    numConsts: consts.length,
+    numCarry: kept.length,
+    length,
+    reverse,
+  });
+  return hoisted ? hoisted.finish(bound, xs) : bound;
 }
 
 /** A traced body: its program and the outside values it reads. */
@@ -416,14 +539,10 @@ function scanTree(
     xDef,
     backend,
   );
-  const params: ScanParams = {
-    body: traced.program,
-    numConsts: traced.consts.length,
-    numCarry: carry.length,
+  const outs = bindScan(traced.program, traced.consts, carry, xsT, {
     length,
     reverse: opts.reverse ?? false,
-  };
-  const outs = bindMulti(scanPrimitive, [...traced.consts, ...carry, ...xsT], params);
+  });
   return [
     unflatten(carryDef, outs.slice(0, carry.length)),
     unflatten(traced.yDef, outs.slice(carry.length)),

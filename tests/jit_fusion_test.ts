@@ -157,6 +157,75 @@ Deno.test("zero pads are read in place by the fused kernels over their shape: 0 
   await assertTreesClose(mg.jit(kept)(y, x), kept(y, x), "kept pads", { rtol: 0, atol: 0 });
 });
 
+Deno.test("a concatenation of values one kernel computes is stored by that kernel into its boxes", async () => {
+  await mg.init();
+  const keys = mg.random.split(mg.random.key(31), 4);
+  const [a, b, c] = keys.slice(0, 3).map((k) => mg.random.normal(k, [7, 10]));
+  const at = (x: Tensor, j: number) => mg.pad(x, [[0, 0], [10 * j, 20 - 10 * j]]);
+  // two concatenations sharing pieces, all computed by one kernel over [7, 10] (a GRU's
+  // backward step: the gates' gradients into the two pre-activations' cotangents)
+  const pieces = (a: Tensor, b: Tensor, c: Tensor) => {
+    const ta = mg.tanh(a), sb = mg.sigmoid(b), ac = mg.mul(a, c);
+    return [
+      mg.add(mg.add(at(ta, 0), at(sb, 1)), at(ac, 2)),
+      mg.add(at(mg.neg(ac), 2), mg.add(at(ta, 1), at(sb, 0))),
+    ];
+  };
+  await expectKernels("pieces", pieces, [a, b, c], 1, true);
+  // a piece read elsewhere too is still stored; a box tiling on two axes
+  const alsoRead = (a: Tensor, b: Tensor) => {
+    const ta = mg.tanh(a);
+    const quarter = (x: Tensor, i: number, j: number) =>
+      mg.pad(x, [[7 * i, 7 - 7 * i], [10 * j, 10 - 10 * j]]);
+    const tiles = [quarter(ta, 0, 0), quarter(mg.exp(a), 0, 1), quarter(b, 1, 0)];
+    const joined = mg.add(mg.add(tiles[0], tiles[1]), mg.add(tiles[2], quarter(mg.sin(b), 1, 1)));
+    return [joined, mg.mul(ta, 2)];
+  };
+  await expectKernels("also read", alsoRead, [a, b], 2, true);
+  // not concatenations, left as sums of padded reads (and still right): overlapping boxes,
+  // boxes leaving a gap, a piece added twice, pieces from two kernels of other shapes
+  const overlap = (a: Tensor, b: Tensor) =>
+    mg.add(mg.pad(mg.tanh(a), [[0, 0], [0, 4]]), mg.pad(mg.exp(b), [[0, 0], [4, 0]]));
+  await expectKernels("overlap", overlap, [a, b], 2);
+  const gap = (a: Tensor, b: Tensor) =>
+    mg.add(mg.pad(mg.tanh(a), [[0, 0], [0, 11]]), mg.pad(mg.exp(b), [[0, 0], [11, 0]]));
+  await expectKernels("gap", gap, [a, b], 2);
+  const twice = (a: Tensor) => {
+    const ta = mg.tanh(a);
+    return mg.add(mg.add(at(ta, 0), at(ta, 0)), mg.add(at(ta, 1), at(ta, 2)));
+  };
+  await expectKernels("twice", twice, [a], 2);
+  const w = mg.random.normal(keys[3], [10, 10]);
+  const products = (a: Tensor, w: Tensor) =>
+    mg.add(at(mg.matmul(a, w), 0), mg.add(at(mg.tanh(a), 1), at(mg.matmul(mg.exp(a), w), 2)));
+  await assertTreesClose(mg.jit(products)(a, w), products(a, w), "products", {
+    rtol: 1e-5,
+    atol: 1e-5,
+  });
+});
+
+Deno.test("a GRU's backward step is two kernels: the gates' and the product into the hidden state", async () => {
+  await mg.init();
+  const cell = mg.nn.gruCell(3, 16);
+  const p = cell.init(mg.random.key(5));
+  const xs = mg.random.normal(mg.random.key(6), [4, 9, 3]); // [batch, T, features]
+  const loss = (p: unknown) => {
+    const [, hs] = mg.nn.runRecurrent(cell, p as never, cell.initialState([4]), xs);
+    return mg.sum(mg.square(hs));
+  };
+  const g = mg.jit(mg.grad(loss));
+  const lines = g.lower(p).plan.split("\n");
+  const scans = lines.flatMap((l, i) => (l.startsWith("scan →") ? [i] : []));
+  const backward: string[] = [];
+  for (let i = scans[1] + 2; i < lines.length && lines[i].startsWith("  "); i++) {
+    backward.push(lines[i]);
+  }
+  if (backward.length !== 2) {
+    throw new Error(`backward step of ${backward.length} kernels:\n${backward.join("\n")}`);
+  }
+  await assertTreesClose(g(p), mg.grad(loss)(p), "GRU gradients", { rtol: 1e-4, atol: 1e-5 });
+});
+
 Deno.test("random draws under jit are the eager bits, drawn inside the kernels that read them", async () => {
   await mg.init();
   const k = mg.random.key(14);

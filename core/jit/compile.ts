@@ -318,12 +318,14 @@ function runFused(
 ): Tensor[] {
   // storages taken now: the work may run later (before the device exists), after a caller
   // disposed a result
-  const storages = stepOutputs(s).map((v) => new GpuStorage(sizeOf(v.shape) * 4));
+  const outs = stepOutputs(s);
+  const storages = outs.map((v) => new GpuStorage(sizeOf(v.shape) * 4));
+  const storageOf = (v: Var) => storages[outs.findIndex((w) => w.id === v.id)];
   const operands = leafOperands(s, inputs, s.out.shape);
-  const extra = (s.extraOuts ?? []).map((o, k) => ({
+  const extra = (s.extraOuts ?? []).map((o) => ({
     expr: o.name,
     dtype: o.v.dtype,
-    storage: storages[k + 1],
+    storage: storageOf(o.v),
     at: o.at,
   }));
   runtime.enqueueHolding(operands.map((o) => o.storage), () =>
@@ -336,7 +338,7 @@ function runFused(
       memo,
       extra,
     ));
-  return stepOutputs(s).map((v, k) => new Tensor(v.shape, v.dtype, storages[k]));
+  return outs.map((v, k) => new Tensor(v.shape, v.dtype, storages[k]));
 }
 
 /**

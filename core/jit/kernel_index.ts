@@ -57,6 +57,19 @@ export function windowStore(
 }
 
 /**
+ * Where a kernel over `shape` stores its value into the box of a result of shape `own` that
+ * starts at `lo` (the box has the kernel's shape): every element, at its place in the box.
+ */
+export function boxStore(shape: readonly number[], lo: readonly number[], own: readonly number[]) {
+  const strides = stridesOf(shape), ownStrides = stridesOf(own);
+  const terms = shape.flatMap((d, a) => {
+    const c = d > 1 ? `((gi / ${strides[a]}u) % ${d}u)` : "0u";
+    return d > 1 || lo[a] > 0 ? [`(${c} + ${lo[a]}u) * ${ownStrides[a]}u`] : [];
+  });
+  return { guard: "true", index: terms.length === 0 ? "0u" : terms.join(" + ") };
+}
+
+/**
  * The linear index into a value of shape `own` (which broadcasts into `shape`) of the element a
  * plain fused kernel over `shape` computes at its index `gi`.
  */

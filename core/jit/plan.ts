@@ -11,7 +11,7 @@ import { THREEFRY_WGSL } from "../primitives/random_bits.ts";
 import type { Tensor } from "../tensor.ts";
 import { FusedCodeBuilder } from "../fusion/codegen.ts";
 import { slice as slicePrimitive } from "../primitives/slice.ts";
-import { broadcastStore, indexIn, type Window, windowStore } from "./kernel_index.ts";
+import { boxStore, broadcastStore, indexIn, type Window, windowStore } from "./kernel_index.ts";
 import {
   type AnyEqn,
   type Eqn,
@@ -210,7 +210,7 @@ class Planner {
     this.inlineSums();
     this.inlineViews();
     this.inlinePads();
-    return this.mergeKernels(this.ordered());
+    return this.storePadSumsInProducers(this.mergeKernels(this.ordered()));
   }
 
   /**
@@ -742,7 +742,8 @@ class Planner {
     }
     const info = new Map<Step, Mergeable>();
     for (const [key, step] of this.groupAt) {
-      if (step.kind !== "fused") continue;
+      // (a concatenation stays apart for its pieces' producer to store: `storePadSumsInProducers`)
+      if (step.kind !== "fused" || this.padSumPieces(step)) continue;
       const sums = new Map<number, LeafRead>();
       step.sums?.forEach((sum, i) => sum && sums.set(step.leaves[i].id, sum));
       info.set(step, { members: new Set(this.groups.get(key)!.members), sums });
@@ -839,6 +840,85 @@ class Planner {
       }
     }
     return this.storeSlicesInProducers(list);
+  }
+
+  /**
+   * A kernel that only adds zero-padded values whose boxes tile its result — a concatenation,
+   * as the gradient of slices comes out: the cotangent of a GRU's gate pre-activations
+   * assembled from its three gates' — goes when one earlier kernel computes every piece over
+   * the piece's own shape: that kernel stores each piece into its box of the result too (a
+   * store per element instead of a kernel reading every piece), and stops storing a piece
+   * nothing else reads. Runs after `mergeKernels` (which leaves these kernels apart: the
+   * producer of every piece is often a merged kernel).
+   */
+  storePadSumsInProducers(list: Step[]): Step[] {
+    const readCount = new Map<number, number>();
+    const count = (s: Step, d: number) => {
+      for (const v of new Set(stepInputs(s))) readCount.set(v.id, (readCount.get(v.id) ?? 0) + d);
+    };
+    list.forEach((s) => count(s, 1));
+    for (const v of this.p.outputs) readCount.set(v.id, (readCount.get(v.id) ?? 0) + 1);
+    for (let k = list.length - 1; k >= 0; k--) {
+      const sum = list[k];
+      const pieces = this.padSumPieces(sum);
+      if (!pieces || sum.kind !== "fused") continue;
+      const at = list.findIndex((s, j) =>
+        j < k && s.kind === "fused" && pieces.every(({ input }) => stepOutputs(s).includes(input))
+      );
+      const host = list[at];
+      if (at < 0 || host.kind !== "fused") continue;
+      if (pieces.some(({ input }) => !sameShape(input, host.out))) continue;
+      const own = host.extraOuts ?? [];
+      // (a piece stored at a window or broadcast is computed over another index space)
+      const nameOf = (v: Var) =>
+        v === host.out ? host.expr : own.find((o) => o.v === v && !o.at)?.name;
+      if (pieces.some(({ input }) => nameOf(input) === undefined)) continue;
+      if (host.leaves.length + stepOutputs(host).length + 1 > this.maxLeaves + 1) continue;
+      count(sum, -1);
+      list.splice(k, 1);
+      const stores = pieces.map(({ input, lo }) => ({
+        v: sum.out,
+        name: nameOf(input)!,
+        at: boxStore(input.shape, lo, sum.out.shape),
+      }));
+      // pieces no other step (nor the caller) reads are no longer stored on their own
+      const kept = own.filter((o) => o.at || (readCount.get(o.v.id) ?? 0) > 0);
+      list[at] = { ...host, extraOuts: [...kept, ...stores] };
+    }
+    return list;
+  }
+
+  /**
+   * The pieces of a plain fused kernel that only adds zero-padded reads of values whose boxes
+   * tile its result, each piece read once, in full and in order; null for any other kernel.
+   */
+  padSumPieces(s: Step): PaddedLeaf[] | null {
+    if (s.kind !== "fused" || s.extraOuts?.length || !s.sums) return null;
+    const root = this.producer.get(s.out.id);
+    if (!root || isMultiEqn(root) || this.groupAt.get(root) !== s) return null;
+    const members = this.groups.get(root)?.members;
+    if (!members || [...members].some((m) => m.prim.name !== "add")) return null;
+    const operands = [...members].flatMap((m) =>
+      m.inputs.filter((v) => {
+        const prod = this.producer.get(v.id);
+        return !(prod && members.has(prod as Eqn));
+      })
+    );
+    if (operands.length !== s.leaves.length) return null; // some value added twice
+    const pieces = s.sums.map((r, i) => {
+      if (!r || !isPadded(r) || !sameShape(s.leaves[i], s.out)) return null;
+      const contiguous = stridesOf(r.input.shape).every((st, a) => st === r.strides[a]);
+      return contiguous && r.size.every((d, a) => d === r.input.shape[a]) ? r : null;
+    });
+    if (pieces.some((r) => r === null)) return null;
+    const boxes = pieces as PaddedLeaf[];
+    // disjoint boxes whose volumes add up to the result's: they tile it
+    const volume = boxes.reduce((n, b) => n + sizeOf(b.size), 0);
+    if (volume !== sizeOf(s.out.shape)) return null;
+    const overlap = (a: PaddedLeaf, b: PaddedLeaf) =>
+      a.lo.every((l, i) => l < b.lo[i] + b.size[i] && b.lo[i] < l + a.size[i]);
+    if (boxes.some((a, i) => boxes.some((b, j) => j > i && overlap(a, b)))) return null;
+    return boxes;
   }
 
   /**
@@ -989,7 +1069,11 @@ export function checkPlanOrder(p: Program, steps: readonly Step[]): void {
 export function stepOutputs(s: Step): readonly Var[] {
   if (s.kind === "eqn") return isMultiEqn(s.eqn) ? s.eqn.outs : [s.eqn.out];
   if (s.kind === "fusedReduce") return [s.eqn.out];
-  if (s.kind === "fused" && s.extraOuts) return [s.out, ...s.extraOuts.map((o) => o.v)];
+  if (s.kind === "fused" && s.extraOuts) {
+    // (several values stored into windows of one result name it once)
+    const outs = [s.out, ...s.extraOuts.map((o) => o.v)];
+    return outs.filter((v, k) => outs.findIndex((w) => w.id === v.id) === k);
+  }
   return [s.out];
 }
 

@@ -119,6 +119,7 @@ function elementwiseSource(
   summed: readonly boolean[],
   bounded: readonly boolean[],
   extraOutputs: readonly ExtraOutput[],
+  extraSlots: readonly number[],
 ): { src: KernelSource; layout: ParamLayout } {
   const helpers = kernel.helpers ?? "";
   const key = `${small}|${helperId(helpers)}|${kernel.label}|${
@@ -126,7 +127,10 @@ function elementwiseSource(
   }|${kernel.expr}|${dtypes.join()}|${outDtype}|${rank}|${kernel.extra?.length ?? 0}|${wg}|${
     reads.map(readTag).join()
   }|${summed.map(Number).join("")}|${bounded.map(Number).join("")}|${
-    extraOutputs.map((o) => `${o.dtype}:${o.expr}:${o.at?.guard}:${o.at?.index}`).join(";")
+    extraOutputs.map((o, k) =>
+      `${extraSlots[k]}:${o.dtype}:${o.expr}:${o.at?.guard}:${o.at?.index}`
+    )
+      .join(";")
   }`;
   const hit = sourceCache.get(key);
   if (hit) return hit;
@@ -156,22 +160,26 @@ function elementwiseSource(
   lines.push(`  out[li] = ${storeAs(outDtype, expr)};`);
   extraOutputs.forEach((o, k) => {
     const value = storeAs(o.dtype, extraParams(o.expr));
+    const name = outputName(extraSlots[k]);
     lines.push(
       o.at
-        ? `  if (${o.at.guard}) { ${outputName(k + 1)}[${o.at.index}] = ${value}; }`
-        : `  ${outputName(k + 1)}[li] = ${value};`,
+        ? `  if (${o.at.guard}) { ${name}[${o.at.index}] = ${value}; }`
+        : `  ${name}[li] = ${value};`,
     );
   });
   lines.push(`  }`);
+  // one binding per result stored: several values may go to windows of one result
+  const slotDtypes = [outDtype];
+  extraOutputs.forEach((o, k) => (slotDtypes[extraSlots[k]] = o.dtype));
   const code = [
-    bindings(p, dtypes, [outDtype, ...extraOutputs.map((o) => o.dtype)], reads),
+    bindings(p, dtypes, slotDtypes, reads),
     WGSL_HELPERS,
     helpers,
     entry(wg, lines.join("\n")),
   ].join("\n");
   const inputs = inputBindingCount(reads);
   const out = {
-    src: { code, inputs, outputs: 1 + extraOutputs.length, label: kernel.label },
+    src: { code, inputs, outputs: slotDtypes.length, label: kernel.label },
     layout: { p, countP, startP, threadsP, shapeP, inP, extraP, sumP, boundP },
   };
   sourceCache.set(key, out);
@@ -195,13 +203,25 @@ export function runElementwise(
   extraOutputs: readonly ExtraOutput[] = [],
 ): void {
   const n = sizeOf(outShape);
-  const outs = [out, ...extraOutputs.map((o) => o.storage)];
-  for (const o of outs) runtime.allocBuffer(o, kernel.label);
+  // each result is bound once, whatever number of values the kernel stores into it
+  const slotOf = new Map<GpuStorage, number>([[out, 0]]);
+  const firstOf: ExtraOutput[] = [];
+  const extraSlots = extraOutputs.map((o) => {
+    let slot = slotOf.get(o.storage);
+    if (slot === undefined) {
+      slotOf.set(o.storage, slot = slotOf.size);
+      firstOf[slot] = o;
+    } else if (slot === 0 || !o.at || !firstOf[slot].at) {
+      throw new Error(`internal: ${kernel.label} stores two whole values into one result`);
+    }
+    return slot;
+  });
+  for (const o of slotOf.keys()) runtime.allocBuffer(o, kernel.label);
   if (n === 0) return;
   // results of the kernel's shape are bound at the launch's range; others whole
   const outBindings = (s: number, e: number) => [
     { storage: out, offset: s * 4, size: (e - s) * 4 },
-    ...extraOutputs.map((o) =>
+    ...firstOf.slice(1).map((o) =>
       o.at ? { storage: o.storage } : { storage: o.storage, offset: s * 4, size: (e - s) * 4 }
     ),
   ];
@@ -240,6 +260,7 @@ export function runElementwise(
     inputs.map((o) => !!o.sum),
     inputs.map((o) => !!o.bounds),
     extraOutputs,
+    extraSlots,
   );
   const { p, countP, startP, threadsP, shapeP, inP, extraP, sumP, boundP } = layout;
 

@@ -13,7 +13,7 @@
  *   and transposed once (one kernel, not one per step).
  */
 import type { Program, Var } from "../jit/ir.ts";
-import { eqnOutputs, isMultiEqn } from "../jit/ir.ts";
+import { eqnOutputs, isMultiEqn, readers } from "../jit/ir.ts";
 import { eliminateDeadCode } from "../jit/passes.ts";
 import { isFloat } from "../dtype.ts";
 import { sizeOf } from "../shape.ts";
@@ -77,17 +77,15 @@ export function hoistFromBody(body: Program, layout: BodyLayout): HoistedBody | 
   const carryIn = body.inputs.slice(nc, nc + ncar);
   const xsIn = body.inputs.slice(nc + ncar);
   const definedBy = new Map<number, (typeof body.eqns)[number]>();
-  const uses = new Map<number, number>();
-  const use = (v: Var) => uses.set(v.id, (uses.get(v.id) ?? 0) + 1);
+  const read = readers(body);
+  const uses = (v: Var) => read.get(v.id)?.length ?? 0;
   const varying = new Set<number>([...carryIn, ...xsIn].map((v) => v.id));
   for (const e of body.eqns) {
-    e.inputs.forEach(use);
     for (const o of eqnOutputs(e)) definedBy.set(o.id, e);
     if (e.inputs.some((v) => varying.has(v.id))) {
       for (const o of eqnOutputs(e)) varying.add(o.id);
     }
   }
-  body.outputs.forEach(use);
   const single = (v: Var) => {
     const e = definedBy.get(v.id);
     return e && !isMultiEqn(e) ? e : undefined;
@@ -106,7 +104,7 @@ export function hoistFromBody(body: Program, layout: BodyLayout): HoistedBody | 
   for (const k of layout.sums ?? []) {
     const acc = carryIn[k], out = body.outputs[k];
     const add = single(out);
-    if (!add || add.prim.name !== "add" || uses.get(acc.id) !== 1 || uses.get(out.id) !== 1) {
+    if (!add || add.prim.name !== "add" || uses(acc) !== 1 || uses(out) !== 1) {
       continue;
     }
     const [l, r] = add.inputs;
@@ -142,7 +140,7 @@ export function hoistFromBody(body: Program, layout: BodyLayout): HoistedBody | 
   const ys = body.outputs.slice(ncar);
   const perms: (readonly number[] | null)[] = ys.map((y) => {
     const e = single(y);
-    return e?.prim.name === "transpose" && uses.get(y.id) === 1 && varying.has(e.inputs[0].id)
+    return e?.prim.name === "transpose" && uses(y) === 1 && varying.has(e.inputs[0].id)
       ? e.params.perm
       : null;
   });

@@ -7,7 +7,7 @@
  * that need it (JAX's "save dots" checkpoint policy).
  */
 import type { AnyEqn, Eqn, Program, Var } from "../jit/ir.ts";
-import { eqnOutputs, isMultiEqn } from "../jit/ir.ts";
+import { idSource, isMultiEqn, readers } from "../jit/ir.ts";
 import { eliminateCommonSubexpressions, eliminateDeadCode } from "../jit/passes.ts";
 import { sizeOf } from "../shape.ts";
 import { HOIST_MAX_BYTES } from "./scan_hoist.ts";
@@ -54,18 +54,14 @@ export function saveProducts(
     definedBy.set(e.out.id, e);
     if (e.inputs.some((v) => varying.has(v.id))) varying.add(e.out.id);
   }
-  const users = new Map<number, AnyEqn[]>();
-  for (const e of back.eqns) {
-    for (const v of e.inputs) users.set(v.id, [...(users.get(v.id) ?? []), e]);
-  }
+  const users = readers(back);
   // a product's own bias or scale (an add, sub or mul by a loop-invariant value, its only
   // use) is saved with it: the forward fuses it into the product's kernel, and the backward
   // reads the value its elementwise kernels take
   const epilogue = (e: Eqn): Eqn => {
     const next = users.get(e.out.id);
-    if (next?.length !== 1 || back.outputs.some((v) => v.id === e.out.id)) return e;
-    const u = next[0];
-    if (isMultiEqn(u) || !["add", "sub", "mul"].includes(u.prim.name)) return e;
+    const u = next?.length === 1 ? next[0] : null; // (null also for a program output)
+    if (!u || isMultiEqn(u) || !["add", "sub", "mul"].includes(u.prim.name)) return e;
     const others = u.inputs.filter((v) => v.id !== e.out.id);
     if (!definedBy.has(u.out.id) || others.some((v) => varying.has(v.id))) return e;
     if (sizeOf(u.out.shape) !== sizeOf(e.out.shape)) return e;
@@ -86,13 +82,11 @@ export function saveProducts(
 
   // the forward body computes the saved products too: copy what they need, renamed into its
   // variables; common-subexpression elimination merges the copy with the forward's own work
-  let nextId = Math.max(-1, ...programVars(fwd).map((v) => v.id)) + 1;
+  const fresh = idSource(fwd);
   const renamed = new Map<number, Var>(roots);
   const rename = (v: Var): Var => {
     let r = renamed.get(v.id);
-    if (!r) {
-      renamed.set(v.id, r = { id: nextId++, shape: v.shape, dtype: v.dtype, constant: v.constant });
-    }
+    if (!r) renamed.set(v.id, r = { ...fresh(v.shape, v.dtype), constant: v.constant });
     return r;
   };
   const copied: AnyEqn[] = [];
@@ -115,9 +109,4 @@ export function saveProducts(
     outputs: back.outputs,
   });
   return { forward, backward, count: saved.length };
-}
-
-/** Every variable a program names. */
-function programVars(p: Program): Var[] {
-  return [...p.inputs, ...p.eqns.flatMap((e) => [...e.inputs, ...eqnOutputs(e)]), ...p.outputs];
 }

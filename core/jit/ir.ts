@@ -54,6 +54,32 @@ export interface Program {
   readonly outputs: readonly Var[];
 }
 
+/** A source of new variables, with ids above every id the program uses. */
+export function idSource(p: Program): (shape: readonly number[], dtype: Var["dtype"]) => Var {
+  let next = 0;
+  const see = (v: Var) => (next = Math.max(next, v.id + 1));
+  p.inputs.forEach(see);
+  p.outputs.forEach(see);
+  for (const e of p.eqns) {
+    e.inputs.forEach(see);
+    eqnOutputs(e).forEach(see);
+  }
+  return (shape, dtype) => ({ id: next++, shape: [...shape], dtype });
+}
+
+/** The equations reading each value, once per operand (null: a program output). */
+export function readers(p: Program): Map<number, (AnyEqn | null)[]> {
+  const m = new Map<number, (AnyEqn | null)[]>();
+  const add = (v: Var, e: AnyEqn | null) => {
+    const list = m.get(v.id);
+    if (list) list.push(e);
+    else m.set(v.id, [e]);
+  };
+  for (const e of p.eqns) for (const v of e.inputs) add(v, e);
+  for (const v of p.outputs) add(v, null);
+  return m;
+}
+
 /**
  * Run a program op by op through `bind`, so every active transformation sees its equations
  * (how scan's rules differentiate and batch a traced body). Inputs in program order.

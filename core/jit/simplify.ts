@@ -68,8 +68,10 @@ import {
   type AnyEqn,
   type Eqn,
   eqnOutputs,
+  idSource,
   isMultiEqn,
   type Program,
+  readers,
   sameShape,
   type Var,
 } from "./ir.ts";
@@ -88,34 +90,9 @@ const isScalarOf = (v: Var, rank: number) => sizeOf(v.shape) === 1 && v.shape.le
 /** The same, of dtype f32. */
 const isScalar = (v: Var, rank: number) => v.dtype === "f32" && isScalarOf(v, rank);
 
-/** New variable ids above every id the program uses. */
-function idSource(p: Program): (shape: readonly number[], dtype: Var["dtype"]) => Var {
-  let next = 0;
-  const see = (v: Var) => (next = Math.max(next, v.id + 1));
-  p.inputs.forEach(see);
-  p.outputs.forEach(see);
-  for (const e of p.eqns) {
-    e.inputs.forEach(see);
-    eqnOutputs(e).forEach(see);
-  }
-  return (shape, dtype) => ({ id: next++, shape: [...shape], dtype });
-}
-
 function producers(p: Program): Map<number, AnyEqn> {
   const m = new Map<number, AnyEqn>();
   for (const e of p.eqns) for (const v of eqnOutputs(e)) m.set(v.id, e);
-  return m;
-}
-
-function readers(p: Program): Map<number, (AnyEqn | null)[]> {
-  const m = new Map<number, (AnyEqn | null)[]>(); // null: a program output
-  const add = (v: Var, e: AnyEqn | null) => {
-    const list = m.get(v.id);
-    if (list) list.push(e);
-    else m.set(v.id, [e]);
-  };
-  for (const e of p.eqns) for (const v of e.inputs) add(v, e);
-  for (const v of p.outputs) add(v, null);
   return m;
 }
 

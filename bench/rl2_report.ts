@@ -13,6 +13,7 @@ import {
   banditRule,
   psrlReturns,
   rl2,
+  RL2_CELL,
   summarize,
   type Summary,
   VALUE_LOSSES,
@@ -36,6 +37,10 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --final-lr     the rate after --anneal updates (default 0)
   --ent-coef     entropy bonus coefficient (default 0.01)
   --lambda       GAE λ (default 0.3)
+  --gamma        discount (default 0.99)
+  --cell         torch|rl2: PyTorch's GRU, or pytorch_rl2's (layer norm, ReLU candidate,
+                 update-gate bias 1) (default torch)
+  --update-bias  the update gate's initial bias (default: the cell's, 0 for torch, 1 for rl2)
   --critic       separate|shared: the value's own GRU, or the policy's (default separate)
   --value-loss   huber|squared|clipped (default huber)
   --normalize-advantages  standardise advantages per minibatch`;
@@ -57,6 +62,9 @@ const { values } = parseCommandLine(USAGE, {
     "final-lr": { type: "string", default: "0" },
     "ent-coef": { type: "string", default: "0.01" },
     lambda: { type: "string", default: "0.3" },
+    gamma: { type: "string", default: "0.99" },
+    cell: { type: "string", default: "torch" },
+    "update-bias": { type: "string" },
     critic: { type: "string", default: "separate" },
     "value-loss": { type: "string", default: "huber" },
     "normalize-advantages": { type: "boolean", default: false },
@@ -92,6 +100,13 @@ const learner = rl2({
   finalLr: numberOption("--final-lr", values["final-lr"], USAGE, { min: 0 }),
   entCoef: numberOption("--ent-coef", values["ent-coef"], USAGE, { min: 0 }),
   lambda: numberOption("--lambda", values.lambda, USAGE, { min: 0 }),
+  gamma: numberOption("--gamma", values.gamma, USAGE, { min: 0 }),
+  cell: {
+    ...(choiceOption("--cell", values.cell!, ["torch", "rl2"], USAGE) === "rl2" ? RL2_CELL : {}),
+    ...(values["update-bias"] === undefined ? {} : {
+      updateBias: numberOption("--update-bias", values["update-bias"], USAGE),
+    }),
+  },
   separateCritic: choiceOption("--critic", values.critic!, ["shared", "separate"], USAGE) ===
     "separate",
   valueLoss: choiceOption("--value-loss", values["value-loss"]!, VALUE_LOSSES, USAGE),

@@ -4,27 +4,32 @@
  * MDPs, with one GRU or with the critic's own. Prints seconds per update (median of the timed
  * updates, after one that compiles) and the kernels dispatched per update. Run by hand (`--help`).
  */
-import { numberOption, parseCommandLine } from "../core/command_line.ts";
+import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
-import { rl2 } from "../algorithms/mod.ts";
+import { rl2, RL2_CELL } from "../algorithms/mod.ts";
 import { bernoulliBandit, tabularMdp } from "../envs/mod.ts";
 
-const USAGE = `usage: deno run -A bench/rl2_update.ts [--updates 3] [--trials 128]
+const USAGE = `usage: deno run -A bench/rl2_update.ts [--updates 3] [--trials 128] [--cell torch]
 
   --updates   timed updates per row (the median is printed)
-  --trials    trials per update (PPO: 4 epochs × 2 minibatches, as bench/rl2_report.ts)`;
+  --trials    trials per update (PPO: 4 epochs × 2 minibatches, as bench/rl2_report.ts)
+  --cell      torch|rl2: PyTorch's GRU, or pytorch_rl2's (layer norm, ReLU, update bias 1)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
     updates: { type: "string", default: "3" },
     trials: { type: "string", default: "128" },
+    cell: { type: "string", default: "torch" },
   },
 });
 const updates = numberOption("--updates", values.updates, USAGE, { min: 1, integer: true });
 const trials = numberOption("--trials", values.trials, USAGE, { min: 2, integer: true });
+const cellName = choiceOption("--cell", values.cell!, ["torch", "rl2"], USAGE);
 
 const info = await mg.init();
-console.log(`RL² update, ${trials} trials, PPO 4 epochs × 2 minibatches, ${info.description}\n`);
+console.log(
+  `RL² update, ${trials} trials, PPO 4 epochs × 2 minibatches, ${cellName} cell, ${info.description}\n`,
+);
 console.log("| setting | GRU | critic | s per update | kernels per update |");
 console.log("| --- | --- | --- | --- | --- |");
 const rows = [
@@ -44,6 +49,7 @@ for (const row of rows) {
     minibatches: 2,
     lr: 1e-3,
     separateCritic: row.separateCritic,
+    cell: cellName === "rl2" ? RL2_CELL : {},
   });
   const update = mg.jit(learner.update, { donateArgnums: [0] });
   let [state, metrics] = update(learner.init(mg.random.key(0)));

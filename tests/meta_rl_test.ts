@@ -29,6 +29,7 @@ import {
   recurrentActorCritic,
   type Rl2,
   rl2,
+  RL2_CELL,
 } from "../algorithms/mod.ts";
 import {
   bernoulliBandit,
@@ -106,8 +107,11 @@ Deno.test("trialEnvironment: episodes of one task, the previous action, reward a
   mg.setBackend("webgpu");
 });
 
-for (const separateCritic of [false, true]) {
-  const critic = separateCritic ? "a separate critic" : "a shared GRU";
+for (
+  const [separateCritic, cell] of [[false, {}], [true, {}], [true, RL2_CELL]] as const
+) {
+  const critic = (separateCritic ? "a separate critic" : "a shared GRU") +
+    (cell === RL2_CELL ? ", pytorch_rl2's cell" : "");
   Deno.test(`RL² (${critic}): the hidden state is carried within a trial and reset between trials; the replay equals the rollout`, async () => {
     await mg.init();
     const trial = trialEnvironment(tabularMdp({ states: 3, actions: 3, horizon: 2 }), {
@@ -116,6 +120,7 @@ for (const separateCritic of [false, true]) {
     const ac = recurrentActorCritic(trial.observationShape, trial.actionSpace, {
       hidden: 5,
       separateCritic,
+      cell,
     });
     const params = ac.init(mg.random.key(0));
     const B = 3, T = 3 * trial.maxSteps; // three trials in a row per environment
@@ -357,6 +362,8 @@ Deno.test("RL² and the trial environment refuse bad configurations clearly", ()
   assertThrowsWith(() => rl2({ env, finalLr: -1 }), "rl2", "finalLr");
   assertThrowsWith(() => rl2({ env, valueLoss: "mse" } as never), "rl2", "valueLoss", "huber");
   assertThrowsWith(() => rl2({ env, separateCritic: 1 } as never), "rl2", "separateCritic");
+  assertThrowsWith(() => rl2({ env, cell: 1 } as never), "rl2: cell", "options must be an object");
+  assertThrowsWith(() => rl2({ env, cell: { layerNorm: "yes" } } as never), "gruCell", "layerNorm");
   assertThrowsWith(
     () => recurrentActorCritic([3], { kind: "discrete", n: 2 }, { width: 4 } as never),
     "recurrentActorCritic",

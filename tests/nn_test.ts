@@ -465,13 +465,90 @@ Deno.test("GRU and LSTM cells match their equations and differentiate", async ()
   ], { maxElements: 4 });
 });
 
+Deno.test("the layer-normalised GRU (pytorch_rl2's cell) matches its equations and differentiates", async () => {
+  const sig = (x: number) => 1 / (1 + Math.exp(-x));
+  const H = 3;
+  const cell = nn.gruCell(2, H, { layerNorm: true, candidate: "relu", updateBias: 1 });
+  const init = cell.init(mg.random.key(7));
+  const [Bh0, Si0] = await Promise.all([init.bh, init.si!].map(v));
+  assertAllClose(Bh0, [0, 0, 0, 1, 1, 1, 0, 0, 0], { rtol: 0 }, "update-gate bias 1 at init");
+  assertAllClose(Si0, Array(9).fill(1), { rtol: 0 }, "scales start at 1");
+  const params = {
+    ...init,
+    bi: t([9], 50),
+    bh: t([9], 51),
+    si: t([9], 55, 0.5, 2),
+    sh: t([9], 56, 0.5, 2),
+  };
+  const x = t([2, 2], 52), h = t([2, 3], 53);
+  const y = cell.apply(params, h, x);
+  const [Wi, Wh, Bi, Bh, Si, Sh, X, Hs] = await Promise.all(
+    [params.wi, params.wh, params.bi, params.bh, params.si, params.sh, x, h].map(v),
+  );
+  /** Each gate's 3 pre-activations normalised (population variance, ε = 1e-5), scaled, shifted. */
+  const norm = (g: number[], scale: number[], shift: number[]) =>
+    g.map((_, j) => {
+      const block = g.slice(Math.floor(j / H) * H, Math.floor(j / H) * H + H);
+      const mu = block.reduce((a, b) => a + b) / H;
+      const varr = block.reduce((a, b) => a + (b - mu) ** 2, 0) / H;
+      return ((g[j] - mu) / Math.sqrt(varr + 1e-5)) * scale[j] + shift[j];
+    });
+  const expected: number[] = [];
+  for (let b = 0; b < 2; b++) {
+    const xb = X.slice(2 * b, 2 * b + 2), hb = Hs.slice(3 * b, 3 * b + 3);
+    const gi = norm(Array.from({ length: 9 }, (_, j) => xb[0] * Wi[j] + xb[1] * Wi[9 + j]), Si, Bi);
+    const gh = norm(
+      Array.from({ length: 9 }, (_, j) => hb[0] * Wh[j] + hb[1] * Wh[9 + j] + hb[2] * Wh[18 + j]),
+      Sh,
+      Bh,
+    );
+    for (let k = 0; k < H; k++) {
+      const r = sig(gi[k] + gh[k]), z = sig(gi[3 + k] + gh[3 + k]);
+      const n = Math.max(0, gi[6 + k] + r * gh[6 + k]);
+      expected.push((1 - z) * n + z * hb[k]);
+    }
+  }
+  assertAllClose(await v(y), expected, { rtol: 1e-10 });
+  await mg.checkGrads((p: typeof params, h: Tensor, x: Tensor) => cell.apply(p, h, x), [
+    params,
+    h,
+    x,
+  ], { maxElements: 4 });
+  // two cells' projections side by side normalise each cell's gates apart (RL²'s two towers)
+  const other = { ...params, wi: t([2, 9], 57), si: t([9], 58, 0.5, 2), bi: t([9], 59) };
+  const both = cell.project!({
+    ...params,
+    wi: mg.concat([params.wi, other.wi], 1),
+    si: mg.concat([params.si, other.si], 0),
+    bi: mg.concat([params.bi, other.bi], 0),
+  }, x);
+  assertAllClose(
+    await v(both),
+    await v(mg.concat([cell.project!(params, x), cell.project!(other, x)], 1)),
+    { rtol: 1e-10, atol: 1e-12 },
+  );
+  assertThrowsWith(() => nn.gruCell(2, 3, { candidate: "gelu" as never }), "gruCell", "candidate");
+  assertThrowsWith(() => nn.gruCell(2, 3, { layerNorm: 1 as never }), "gruCell", "layerNorm");
+  assertThrowsWith(() => nn.gruCell(2, 3, { updatebias: 1 } as never), "gruCell", "updatebias");
+  assertThrowsWith(
+    () =>
+      nn.gruCell(2, 3, { layerNorm: true }).apply(nn.gruCell(2, 3).init(mg.random.key(0)), h, x),
+    "gruCell",
+    "si and sh",
+  );
+});
+
 Deno.test("GRU and LSTM sequences (scan) equal stepping the cell, with gradients, on both backends", async () => {
   for (const backend of ["reference", "webgpu"] as const) {
     mg.setBackend(backend);
     try {
       const xs = t([2, 5, 3], 60); // [batch, T, features]
       for (
-        const [name, cell] of [["gru", nn.gruCell(3, 4)], ["lstm", nn.lstmCell(3, 4)]] as const
+        const [name, cell] of [
+          ["gru", nn.gruCell(3, 4)],
+          ["lstm", nn.lstmCell(3, 4)],
+          ["layer-normalised gru", nn.gruCell(3, 4, { layerNorm: true, candidate: "relu" })],
+        ] as const
       ) {
         const c = cell as mg.nn.RecurrentCell<unknown, unknown>;
         const p = c.init(mg.random.key(9, { backend }));
@@ -498,6 +575,7 @@ Deno.test("GRU and LSTM sequences (scan) equal stepping the cell, with gradients
           );
         }
         // the layer form, time-major and batch-free inputs
+        if (name === "layer-normalised gru") continue;
         const layer = name === "gru" ? nn.gru(3, 4) : nn.lstm(3, 4);
         const [ys] = layer.apply(p as never, null, xs);
         const [ysT] =

@@ -9,7 +9,7 @@ import type { Tensor } from "../../mod.ts";
 import type { Module } from "../../core/nn/layers.ts";
 import type { ActionSpace } from "../../envs/env.ts";
 import type { Policy, RecurrentPolicy } from "../../envs/rollout.ts";
-import type { GruParams } from "../../core/nn/recurrent.ts";
+import type { GruCellOptions, GruParams } from "../../core/nn/recurrent.ts";
 import { checkBoolean, checkNumber, checkOptions } from "../../core/validate.ts";
 import { fmtShape } from "../../core/shape.ts";
 import { type ActionDist, actionLogProb, sampleAction } from "./distributions.ts";
@@ -188,6 +188,11 @@ export interface RecurrentActorCriticOptions {
    * gradient that shapes the policy's memory; pytorch_rl2 keeps the two networks apart.
    */
   separateCritic?: boolean;
+  /**
+   * The GRU cell's options (default: PyTorch's GRU); `{ layerNorm: true, candidate: "relu",
+   * updateBias: 1 }` is pytorch_rl2's cell.
+   */
+  cell?: GruCellOptions;
 }
 
 /** A recurrent actor-critic: a GRU over observations with policy and value heads. */
@@ -239,7 +244,7 @@ export function recurrentActorCritic(
   opts: RecurrentActorCriticOptions = {},
 ): RecurrentActorCritic {
   const where = "recurrentActorCritic";
-  checkOptions(opts, where, ["hidden", "initLogStd", "separateCritic"]);
+  checkOptions(opts, where, ["hidden", "initLogStd", "separateCritic", "cell"]);
   const width = checkNumber(opts.hidden ?? 64, "hidden", where, { min: 1, integer: true });
   const separate = checkBoolean(opts.separateCritic ?? false, "separateCritic", where);
   const stateWidth = separate ? 2 * width : width;
@@ -247,7 +252,7 @@ export function recurrentActorCritic(
   const outputs = actionSpace.kind === "discrete"
     ? actionSpace.n
     : actionSpace.shape.reduce((a, b) => a * b, 1);
-  const cell = mg.nn.gruCell(inputs, width);
+  const cell = mg.nn.gruCell(inputs, width, opts.cell);
   const initLogStd = checkNumber(
     opts.initLogStd ?? defaultLogStd(actionSpace),
     "initLogStd",
@@ -342,13 +347,15 @@ export function recurrentActorCritic(
       }
       // the policy's and the critic's GRUs run as one batched program (vmap over a leading
       // axis of 2 on their weights and states): one product per step, not two. Both input
-      // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection is affine),
-      // laid out [T, B, 2, gates] so that no transpose precedes the loop.
+      // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection acts on
+      // each gate's columns apart, layer norm included), laid out [T, B, 2, gates] so that no
+      // transpose precedes the loop.
       const critic = params.criticGru!;
       const both = {
         ...params.gru,
         wi: mg.concat([params.gru.wi, critic.wi], 1),
         bi: mg.concat([params.gru.bi, critic.bi], 0),
+        ...(params.gru.si && critic.si ? { si: mg.concat([params.gru.si, critic.si], 0) } : {}),
       };
       const projected = mg.reshape(cell.project!(both, x), [t, b, 2, 3 * width]);
       const towers = mg.tree.map(

@@ -14,6 +14,7 @@ import { recurrentRolloutFrom, resetEnvs, type Trajectory } from "../../envs/rol
 import { trialEnvironment, type TrialState } from "../../envs/trial.ts";
 import { checkBoolean, checkCount, checkNumber, checkOptions, oneOf } from "../../core/validate.ts";
 import type { GradientTransformation } from "../../core/optim/optim.ts";
+import type { GruCellOptions } from "../../core/nn/recurrent.ts";
 import {
   type RecurrentActorCritic,
   recurrentActorCritic,
@@ -73,6 +74,11 @@ export interface Rl2Config {
   separateCritic?: boolean;
   /** The value's regression (default "huber", pytorch_rl2's; see `PpoObjectiveConfig.valueLoss`). */
   valueLoss?: ValueLoss;
+  /**
+   * The GRU cell's options (default `{}`: PyTorch's GRU). pytorch_rl2's cell is
+   * `{ layerNorm: true, candidate: "relu", updateBias: 1 }`.
+   */
+  cell?: GruCellOptions;
 }
 
 /** Everything an RL² run carries between updates (all tensors: it vmaps over seeds). */
@@ -139,6 +145,23 @@ export interface Rl2 {
   ): Tensor;
 }
 
+/**
+ * pytorch_rl2's GRU cell: layer-normalised gates, a ReLU candidate, an update-gate bias of 1
+ * (`rl2({ cell: RL2_CELL })`; the default cell is PyTorch's GRU).
+ *
+ * @example
+ * ```ts
+ * import { rl2, RL2_CELL } from "@metagrad/metagrad/algorithms";
+ * import { bernoulliBandit } from "@metagrad/metagrad/envs";
+ * const learner = rl2({ env: bernoulliBandit({ arms: 5, horizon: 100 }), cell: RL2_CELL });
+ * ```
+ */
+export const RL2_CELL: Readonly<GruCellOptions> = Object.freeze({
+  layerNorm: true,
+  candidate: "relu",
+  updateBias: 1,
+});
+
 const RL2_OPTIONS = [
   "env",
   "episodes",
@@ -158,6 +181,7 @@ const RL2_OPTIONS = [
   "normalizeAdvantages",
   "separateCritic",
   "valueLoss",
+  "cell",
 ];
 
 /** Each trial's total reward [B]: the rewards up to and including its first `done`. */
@@ -244,6 +268,7 @@ export function rl2(config: Rl2Config): Rl2 {
     ),
     separateCritic: checkBoolean(config.separateCritic ?? true, "separateCritic", where),
     valueLoss: oneOf(config.valueLoss ?? "huber", VALUE_LOSSES, "valueLoss", where),
+    cell: { ...checkOptions(config.cell, `${where}: cell`) } as GruCellOptions,
   };
   if (cfg.numTrials % cfg.minibatches !== 0) {
     throw new RangeError(
@@ -255,6 +280,7 @@ export function rl2(config: Rl2Config): Rl2 {
   const net = recurrentActorCritic(trial.observationShape, trial.actionSpace, {
     hidden: cfg.hidden,
     separateCritic: cfg.separateCritic,
+    cell: cfg.cell,
   });
   // the rate of update u = ⌊optimizer steps / (epochs · minibatches)⌋, as PPO's annealing
   const stepsPerUpdate = cfg.epochs * cfg.minibatches;

@@ -7,11 +7,13 @@ import type { Tensor } from "../tensor.ts";
 import type { BackendName } from "../backend/storage.ts";
 import * as random from "../random.ts";
 import { full, zeros } from "../ops/creation.ts";
-import { add, mul, sigmoid, sub, tanh } from "../ops/math.ts";
-import { concat, moveAxis, slice } from "../ops/shape.ts";
+import { add, mul, relu, rsqrt, sigmoid, sub, tanh } from "../ops/math.ts";
+import { mean, variance } from "../ops/reduce.ts";
+import { concat, moveAxis, reshape, slice } from "../ops/shape.ts";
 import { matmul } from "../ops/linalg.ts";
 import { fmtShape } from "../shape.ts";
 import { scan } from "../control/scan.ts";
+import { checkNumber, checkOptions, oneOf } from "../validate.ts";
 import { glorotUniform, zerosInit } from "./init.ts";
 import type { Module } from "./layers.ts";
 
@@ -41,10 +43,36 @@ export interface GruParams {
   wi: Tensor;
   /** Recurrent weights [hidden, 3·hidden]. */
   wh: Tensor;
-  /** Input bias [3·hidden]. */
+  /** Input bias [3·hidden] (with `layerNorm`: the shift after normalising). */
   bi: Tensor;
-  /** Recurrent bias [3·hidden]. */
+  /** Recurrent bias [3·hidden] (with `layerNorm`: the shift after normalising). */
   bh: Tensor;
+  /** Scale of the normalised input pre-activations [3·hidden] (`layerNorm` only). */
+  si?: Tensor;
+  /** Scale of the normalised recurrent pre-activations [3·hidden] (`layerNorm` only). */
+  sh?: Tensor;
+}
+
+/** Options of `gruCell` (the defaults are PyTorch's GRU). */
+export interface GruCellOptions {
+  /**
+   * Normalise each gate's input and recurrent pre-activations over its `hidden` units before
+   * the scale and shift (Ba et al. 2016's layer-normalised GRU; pytorch_rl2's RL² cell). Keeps
+   * the gates in range however the inputs and the state grow; costs two row statistics per step.
+   * Default false.
+   */
+  layerNorm?: boolean;
+  /**
+   * The candidate state's nonlinearity (default "tanh"). "relu" (pytorch_rl2's) lets the state
+   * hold magnitudes such as counts without saturating; pair it with `layerNorm`.
+   */
+  candidate?: "tanh" | "relu";
+  /**
+   * Initial bias of the update gate z, in h' = (1 − z)·n + z·h (default 0: half the state
+   * kept per step at init). 1 keeps 73% per step — pytorch_rl2's "forget bias" — so memories
+   * outlast the first steps of training.
+   */
+  updateBias?: number;
 }
 
 /** Parameters of an LSTM cell (gates input, forget, cell, output). */
@@ -63,8 +91,21 @@ function part(t: Tensor, i: number, size: number): Tensor {
 }
 
 /**
+ * Each block of `size` columns of the last axis normalised to mean 0 and variance 1 (a GRU's
+ * gates apart; any number of blocks, so two cells' projections side by side normalise as two).
+ */
+function gateNorm(g: Tensor, size: number): Tensor {
+  const blocks = [...g.shape.slice(0, -1), g.shape[g.ndim - 1] / size, size];
+  const b = reshape(g, blocks);
+  const normed = mul(sub(b, mean(b, -1, true)), rsqrt(add(variance(b, -1, true), 1e-5)));
+  return reshape(normed, g.shape);
+}
+
+/**
  * One GRU step: `apply(params, h, x)` → the next hidden state [..., hidden] (Cho et al.,
- * PyTorch's gate layout: reset, update, new).
+ * PyTorch's gate layout: reset, update, new; the reset gate applies after the recurrent
+ * product). Options give pytorch_rl2's RL² cell: layer-normalised gates, a ReLU candidate and
+ * an update-gate bias of 1.
  *
  * @example
  * ```ts
@@ -72,25 +113,57 @@ function part(t: Tensor, i: number, size: number): Tensor {
  * const cell = nn.gruCell(3, 8);
  * const p = cell.init(random.key(0));
  * const h1 = cell.apply(p, zeros([2, 8]), ones([2, 3]));
+ * const rl2Cell = nn.gruCell(3, 8, { layerNorm: true, candidate: "relu", updateBias: 1 });
  * ```
  */
-export function gruCell(inFeatures: number, hidden: number): RecurrentCell<GruParams, Tensor> {
-  const project = (p: GruParams, x: Tensor) => add(matmul(x, p.wi), p.bi);
+export function gruCell(
+  inFeatures: number,
+  hidden: number,
+  opts: GruCellOptions = {},
+): RecurrentCell<GruParams, Tensor> {
+  const where = "gruCell";
+  checkOptions(opts, where, ["layerNorm", "candidate", "updateBias"]);
+  const normed = opts.layerNorm ?? false;
+  if (typeof normed !== "boolean") {
+    throw new TypeError(`${where}: layerNorm must be true or false, got ${String(normed)}`);
+  }
+  const candidate = oneOf(opts.candidate ?? "tanh", ["tanh", "relu"], "candidate", where);
+  const updateBias = checkNumber(opts.updateBias ?? 0, "updateBias", where);
+  const act = candidate === "relu" ? relu : tanh;
+  /** x·W, each gate's block normalised and scaled when `layerNorm`, plus the shift. */
+  const affine = (x: Tensor, w: Tensor, scale: Tensor | undefined, shift: Tensor) => {
+    const g = matmul(x, w);
+    if (!normed) return add(g, shift);
+    if (!scale) {
+      throw new TypeError(
+        `${where}: layerNorm needs the scales si and sh in the parameters (from this cell's init)`,
+      );
+    }
+    return add(mul(gateNorm(g, hidden), scale), shift);
+  };
+  const project = (p: GruParams, x: Tensor) => affine(x, p.wi, p.si, p.bi);
   const applyProjected = (p: GruParams, h: Tensor, gi: Tensor) => {
-    const gh = add(matmul(h, p.wh), p.bh);
+    const gh = affine(h, p.wh, p.sh, p.bh);
     const r = sigmoid(add(part(gi, 0, hidden), part(gh, 0, hidden)));
     const z = sigmoid(add(part(gi, 1, hidden), part(gh, 1, hidden)));
-    const n = tanh(add(part(gi, 2, hidden), mul(r, part(gh, 2, hidden))));
+    const n = act(add(part(gi, 2, hidden), mul(r, part(gh, 2, hidden))));
     return add(mul(sub(1, z), n), mul(z, h));
   };
   return {
     init(key) {
       const [k1, k2] = random.split(key);
+      const ones = () => full([3 * hidden], 1, { backend: key.backend });
+      const bh = updateBias === 0 ? zerosInit(key, [3 * hidden]) : concat([
+        zerosInit(key, [hidden]),
+        full([hidden], updateBias, { backend: key.backend }),
+        zerosInit(key, [hidden]),
+      ]);
       return {
         wi: glorotUniform(k1, [inFeatures, 3 * hidden]),
         wh: glorotUniform(k2, [hidden, 3 * hidden]),
         bi: zerosInit(key, [3 * hidden]),
-        bh: zerosInit(key, [3 * hidden]),
+        bh,
+        ...(normed ? { si: ones(), sh: ones() } : {}),
       };
     },
     initialState: (batch, backend) => zeros([...batch, hidden], { backend }),

@@ -273,16 +273,28 @@ Deno.test("recurrent replay with a separate critic: the value reads only the cri
   }
 });
 
-Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 one (bandit, MDP)", async () => {
+Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 one (bandit, MDP; both cells)", async () => {
   await mg.init();
+  const mdp = tabularMdp({ states: 3, actions: 2, horizon: 3 });
   for (
-    const [env, episodes] of [[bernoulliBandit({ arms: 3, horizon: 5 }), 1], [
-      tabularMdp({ states: 3, actions: 2, horizon: 3 }),
-      2,
-    ]] as const
+    const [env, episodes, cell] of [
+      [bernoulliBandit({ arms: 3, horizon: 5 }), 1, {}],
+      [mdp, 2, {}],
+      [mdp, 2, RL2_CELL],
+    ] as const
   ) {
-    const config = { env, episodes, numTrials: 4, hidden: 6, epochs: 2, minibatches: 2, lr: 1e-2 };
-    const [learner, gpuState] = await assertJittedUpdatesMatchFloat64(() => rl2(config), env.name);
+    const config = {
+      env,
+      episodes,
+      numTrials: 4,
+      hidden: 6,
+      epochs: 2,
+      minibatches: 2,
+      lr: 1e-2,
+      cell,
+    };
+    const name = `${env.name}${cell === RL2_CELL ? ", pytorch_rl2's cell" : ""}`;
+    const [learner, gpuState] = await assertJittedUpdatesMatchFloat64(() => rl2(config), name);
     const compiled = learner as Rl2;
     // the meta-test score: one trial per task, sampled and greedy
     for (const greedy of [false, true]) {
@@ -303,7 +315,7 @@ Deno.test("RL²: the jitted, donating update on WebGPU equals the plain float64 
         await mg.sum(each, 0).toFloat64(),
         await totals.toFloat64(),
         { rtol: 1e-5, atol: 1e-5 },
-        `${env.name}: episodes sum to the trial`,
+        `${name}: episodes sum to the trial`,
       );
     }
   }

@@ -364,3 +364,33 @@ Deno.test("scan's backward recomputes and accumulates per step what would not fi
   w.dispose();
   h.dispose();
 });
+
+Deno.test("scan: a customVjp inside the body, reading a differentiated value from outside it, gives the plain gradient", async () => {
+  // the rule cannot be recorded at the grad level below the body's trace (its residuals would
+  // be the body's values): the body keeps the function's own ops, and so its gradient
+  const plainScale = (x: Tensor, s: Tensor) => mg.mul(x, s);
+  const customScale = mg.customVjp(
+    plainScale,
+    (x: Tensor, s: Tensor) => [mg.mul(x, s), { x, s }],
+    (r: { x: Tensor; s: Tensor }, g: Tensor) => [mg.mul(r.s, g), mg.mul(r.x, g)],
+  );
+  const xs = randn([4, 3], 31);
+  const lossWith = (scale: typeof plainScale) => (w: Tensor) => {
+    const [c, ys] = mg.scan(
+      (h: Tensor, x: Tensor) => {
+        const n = mg.add(scale(mg.sin(h), w), x);
+        return [n, mg.square(n)];
+      },
+      mg.zeros([3]),
+      xs,
+    );
+    return mg.add(mg.sum(c), mg.sum(ys));
+  };
+  const w = randn([3], 32);
+  const expected = await mg.grad(lossWith(plainScale))(w).toFloat64();
+  assertAllClose(await mg.grad(lossWith(customScale))(w).toFloat64(), expected, { rtol: 1e-6 });
+  assertAllClose(await mg.jit(mg.grad(lossWith(customScale)))(w).toFloat64(), expected, {
+    rtol: 1e-5,
+    atol: 1e-6,
+  });
+});

@@ -450,7 +450,11 @@ export function customVjp<F extends Fn>(
   return ((...args: unknown[]) => {
     const inArgs = tensorSlots(args);
     const trace = innermostGradTrace(inArgs.tensors);
-    if (!trace) return f(...args);
+    // a trace other than vmap above the differentiation (the body of a scan being traced, a
+    // jvp) must see the ops themselves: recording the rule at the grad level below would
+    // keep that trace's values as residuals after it returns. f's own ops differentiate to
+    // the same gradient.
+    if (!trace || stagedAbove(inArgs.tensors, trace.level)) return f(...args);
     const batching = vmapAbove(inArgs.tensors, trace.level);
     if (batching) return batchedCustomVjp(batching, f, fwd, bwd, args);
     const primalArgs = inArgs.rebuild(inArgs.tensors.map((t) => trace.unbox(t))) as unknown[];
@@ -491,6 +495,13 @@ export function customVjp<F extends Fn>(
     );
     return outSlots.rebuild(boxed);
   }) as F;
+}
+
+/** Whether a trace other than vmap is active among `xs` above `level`. */
+function stagedAbove(xs: readonly Tensor[], level: number): boolean {
+  return xs.some((x) =>
+    x instanceof Tracer && x.trace.active && x.trace.level > level && !(x instanceof BatchTracer)
+  );
 }
 
 /** The innermost vmap among `xs` when it is inside the differentiation at `level`. */

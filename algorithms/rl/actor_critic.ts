@@ -278,16 +278,38 @@ export function recurrentActorCritic(
     const lead = h.shape.slice(0, -1).map(() => null);
     return [mg.slice(h, [...lead, [0, width]]), mg.slice(h, [...lead, [width, 2 * width]])];
   };
+  // The policy's and the critic's GRUs run as one batched program (vmap over a leading axis
+  // of 2 on their weights and states): one recurrent product per step, not two. Both input
+  // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection acts on each
+  // gate's columns apart, layer norm included), laid out [..., 2, gates].
+  const bothProjected = (p: RecurrentActorCriticParams, x: Tensor) => {
+    const critic = p.criticGru!;
+    const both = {
+      ...p.gru,
+      wi: mg.concat([p.gru.wi, critic.wi], 1),
+      bi: mg.concat([p.gru.bi, critic.bi], 0),
+      ...(p.gru.si && critic.si ? { si: mg.concat([p.gru.si, critic.si], 0) } : {}),
+    };
+    return mg.reshape(cell.project!(both, x), [...x.shape.slice(0, -1), 2, 3 * width]);
+  };
+  const towers = (p: RecurrentActorCriticParams) =>
+    mg.tree.map((a: Tensor, c: Tensor) => mg.stack([a, c]), p.gru, p.criticGru!) as GruParams;
+  /** One step of both towers: states [2, B, width], projections [B, 2, gates]. */
+  const stepTowers = mg.vmap(cell.applyProjected!, { inAxes: [0, 0, 1] });
   const apply = (p: RecurrentActorCriticParams, obs: Tensor, hidden: Tensor) => {
-    const x = mg.reshape(obs, [obs.shape[0], inputs]);
+    const b = obs.shape[0];
+    const x = mg.reshape(obs, [b, inputs]);
     if (!separate) {
       const h = cell.apply(p.gru, hidden, x);
       return { ...heads(p, h, h), hidden: h };
     }
-    const [hp, hv] = halves(hidden);
-    const nextPolicy = cell.apply(p.gru, hp, x);
-    const nextValue = cell.apply(p.criticGru!, hv, x);
-    return { ...heads(p, nextPolicy, nextValue), hidden: mg.concat([nextPolicy, nextValue], -1) };
+    const states = mg.moveAxis(mg.reshape(hidden, [b, 2, width]), 1, 0);
+    const next = stepTowers(towers(p), states, bothProjected(p, x)); // [2, B, width]
+    const tower = (i: number) => mg.reshape(mg.slice(next, [[i, i + 1]]), [b, width]);
+    return {
+      ...heads(p, tower(0), tower(1)),
+      hidden: mg.reshape(mg.moveAxis(next, 0, 1), [b, 2 * width]),
+    };
   };
   return {
     hidden: stateWidth,
@@ -345,32 +367,14 @@ export function recurrentActorCritic(
         const flat = mg.reshape(hs, [t * b, width]);
         return { ...heads(params, flat, flat), hidden: last };
       }
-      // the policy's and the critic's GRUs run as one batched program (vmap over a leading
-      // axis of 2 on their weights and states): one product per step, not two. Both input
-      // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection acts on
-      // each gate's columns apart, layer norm included), laid out [T, B, 2, gates] so that no
-      // transpose precedes the loop.
-      const critic = params.criticGru!;
-      const both = {
-        ...params.gru,
-        wi: mg.concat([params.gru.wi, critic.wi], 1),
-        bi: mg.concat([params.gru.bi, critic.bi], 0),
-        ...(params.gru.si && critic.si ? { si: mg.concat([params.gru.si, critic.si], 0) } : {}),
-      };
-      const projected = mg.reshape(cell.project!(both, x), [t, b, 2, 3 * width]);
-      const towers = mg.tree.map(
-        (a: Tensor, c: Tensor) => mg.stack([a, c]),
-        params.gru,
-        critic,
-      ) as GruParams;
-      const stepTowers = mg.vmap(cell.applyProjected!, { inAxes: [0, 0, 1] });
+      const stacked = towers(params);
       const [last, hs] = mg.scan(
         (h: Tensor, step: { projected: Tensor; restart: Tensor }) => {
-          const next = stepTowers(towers, h, step.projected);
+          const next = stepTowers(stacked, h, step.projected);
           return [mg.where(mg.reshape(step.restart, [1, b, 1]), 0, next), next];
         },
         mg.moveAxis(mg.reshape(start, [b, 2, width]), 1, 0),
-        { projected, restart: restartAfter },
+        { projected: bothProjected(params, x), restart: restartAfter },
       ); // hs [T, 2, B, w]
       const tower = (i: number) => mg.reshape(mg.slice(hs, [null, [i, i + 1]]), [t * b, width]);
       return {

@@ -116,9 +116,8 @@ function normalizeBlocksForward(
   const mu = mean(blocks, -1, true);
   const meanSquare = mean(mul(blocks, blocks), -1, true);
   const rstd = rsqrt(add(maximum(sub(meanSquare, mul(mu, mu)), 0), 1e-5));
-  const perBlock = (t: Tensor) => reshape(t, blocks.shape.slice(-2));
-  const y = add(mul(mul(sub(blocks, mu), rstd), perBlock(scale)), perBlock(shift));
-  return [reshape(y, g.shape), { blocks, mean: mu, rstd, scale, shape: g.shape }];
+  const y = add(mul(reshape(mul(sub(blocks, mu), rstd), g.shape), scale), shift);
+  return [y, { blocks, mean: mu, rstd, scale, shape: g.shape }];
 }
 
 /**

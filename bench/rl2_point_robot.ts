@@ -10,7 +10,7 @@
 import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { rl2, summarize, VALUE_LOSSES } from "../algorithms/mod.ts";
+import { rl2, RL2_CELLS, summarize, VALUE_LOSSES } from "../algorithms/mod.ts";
 import { pointNavigation } from "../envs/mod.ts";
 import { pointRobotAnchors } from "./point_robot_anchors.ts";
 
@@ -25,7 +25,9 @@ const USAGE = `usage: deno run -A bench/rl2_point_robot.ts [options]
   --hidden       GRU width (default 64)
   --lr           Adam learning rate (default 1e-3)
   --critic       separate|shared: the value's own GRU, or the policy's (default separate)
-  --value-loss   huber|squared|clipped (default huber)`;
+  --value-loss   huber|squared|clipped (default huber)
+  --cell         rl2|torch: pytorch_rl2's GRU (layer norm, ReLU candidate, update-gate bias 1),
+                 or PyTorch's (default rl2)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -39,6 +41,7 @@ const { values } = parseCommandLine(USAGE, {
     lr: { type: "string", default: "1e-3" },
     critic: { type: "string", default: "separate" },
     "value-loss": { type: "string", default: "huber" },
+    cell: { type: "string", default: "rl2" },
   },
 });
 const reward = values.reward;
@@ -65,6 +68,7 @@ const learner = rl2({
   separateCritic: choiceOption("--critic", values.critic!, ["shared", "separate"], USAGE) ===
     "separate",
   valueLoss: choiceOption("--value-loss", values["value-loss"]!, VALUE_LOSSES, USAGE),
+  cell: RL2_CELLS[choiceOption("--cell", values.cell!, ["rl2", "torch"] as const, USAGE)],
 });
 const info = await mg.init();
 console.log(

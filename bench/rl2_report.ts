@@ -13,7 +13,7 @@ import {
   banditRule,
   psrlReturns,
   rl2,
-  RL2_CELL,
+  RL2_CELLS,
   summarize,
   type Summary,
   VALUE_LOSSES,
@@ -38,9 +38,9 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --ent-coef     entropy bonus coefficient (default 0.01)
   --lambda       GAE λ (default 0.3)
   --gamma        discount (default 0.99)
-  --cell         torch|rl2: PyTorch's GRU, or pytorch_rl2's (layer norm, ReLU candidate,
-                 update-gate bias 1) (default torch)
-  --update-bias  the update gate's initial bias (default: the cell's, 0 for torch, 1 for rl2)
+  --cell         rl2|torch: pytorch_rl2's GRU (layer norm, ReLU candidate, update-gate bias 1),
+                 or PyTorch's (default rl2)
+  --update-bias  the update gate's initial bias (default: the cell's, 1 for rl2, 0 for torch)
   --critic       separate|shared: the value's own GRU, or the policy's (default separate)
   --value-loss   huber|squared|clipped (default huber)
   --normalize-advantages  standardise advantages per minibatch`;
@@ -63,7 +63,7 @@ const { values } = parseCommandLine(USAGE, {
     "ent-coef": { type: "string", default: "0.01" },
     lambda: { type: "string", default: "0.3" },
     gamma: { type: "string", default: "0.99" },
-    cell: { type: "string", default: "torch" },
+    cell: { type: "string", default: "rl2" },
     "update-bias": { type: "string" },
     critic: { type: "string", default: "separate" },
     "value-loss": { type: "string", default: "huber" },
@@ -102,7 +102,7 @@ const learner = rl2({
   lambda: numberOption("--lambda", values.lambda, USAGE, { min: 0 }),
   gamma: numberOption("--gamma", values.gamma, USAGE, { min: 0 }),
   cell: {
-    ...(choiceOption("--cell", values.cell!, ["torch", "rl2"], USAGE) === "rl2" ? RL2_CELL : {}),
+    ...RL2_CELLS[choiceOption("--cell", values.cell!, ["rl2", "torch"] as const, USAGE)],
     ...(values["update-bias"] === undefined ? {} : {
       updateBias: numberOption("--update-bias", values["update-bias"], USAGE),
     }),

@@ -6,25 +6,25 @@
  */
 import { choiceOption, numberOption, parseCommandLine } from "../core/command_line.ts";
 import * as mg from "../mod.ts";
-import { rl2, RL2_CELL } from "../algorithms/mod.ts";
+import { rl2, RL2_CELLS } from "../algorithms/mod.ts";
 import { bernoulliBandit, tabularMdp } from "../envs/mod.ts";
 
-const USAGE = `usage: deno run -A bench/rl2_update.ts [--updates 3] [--trials 128] [--cell torch]
+const USAGE = `usage: deno run -A bench/rl2_update.ts [--updates 3] [--trials 128] [--cell rl2]
 
   --updates   timed updates per row (the median is printed)
   --trials    trials per update (PPO: 4 epochs × 2 minibatches, as bench/rl2_report.ts)
-  --cell      torch|rl2: PyTorch's GRU, or pytorch_rl2's (layer norm, ReLU, update bias 1)`;
+  --cell      rl2|torch: pytorch_rl2's GRU (layer norm, ReLU, update bias 1), or PyTorch's`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
     updates: { type: "string", default: "3" },
     trials: { type: "string", default: "128" },
-    cell: { type: "string", default: "torch" },
+    cell: { type: "string", default: "rl2" },
   },
 });
 const updates = numberOption("--updates", values.updates, USAGE, { min: 1, integer: true });
 const trials = numberOption("--trials", values.trials, USAGE, { min: 2, integer: true });
-const cellName = choiceOption("--cell", values.cell!, ["torch", "rl2"], USAGE);
+const cellName = choiceOption("--cell", values.cell!, ["rl2", "torch"] as const, USAGE);
 
 const info = await mg.init();
 console.log(
@@ -49,7 +49,7 @@ for (const row of rows) {
     minibatches: 2,
     lr: 1e-3,
     separateCritic: row.separateCritic,
-    cell: cellName === "rl2" ? RL2_CELL : {},
+    cell: RL2_CELLS[cellName],
   });
   const update = mg.jit(learner.update, { donateArgnums: [0] });
   let [state, metrics] = update(learner.init(mg.random.key(0)));

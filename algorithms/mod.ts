@@ -26,7 +26,7 @@ export * from "./rl/squashed_gaussian.ts";
 export * from "./rl/soft_updates.ts";
 export * from "./rl/sac.ts";
 export * from "./rl/pearl.ts";
-export type { GruParams } from "../core/nn/recurrent.ts";
+export type { GruCellOptions, GruParams } from "../core/nn/recurrent.ts";
 export * from "./rl/vpg.ts";
 export * from "./rl/batch_run.ts";
 export * from "./rl/rl2.ts";

@@ -273,11 +273,6 @@ export function recurrentActorCritic(
       : { kind: "gaussian", mean: out, logStd: p.logStd! };
     return { dist, value };
   };
-  /** The policy's and the critic's halves of a hidden state [..., 2·width]. */
-  const halves = (h: Tensor): [Tensor, Tensor] => {
-    const lead = h.shape.slice(0, -1).map(() => null);
-    return [mg.slice(h, [...lead, [0, width]]), mg.slice(h, [...lead, [width, 2 * width]])];
-  };
   // The policy's and the critic's GRUs run as one batched program (vmap over a leading axis
   // of 2 on their weights and states): one recurrent product per step, not two. Both input
   // projections are one product x·[Wp | Wc] + [bp | bc] (a cell's projection acts on each

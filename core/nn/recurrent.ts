@@ -14,7 +14,7 @@ import { concat, moveAxis, reshape, slice } from "../ops/shape.ts";
 import { matmul } from "../ops/linalg.ts";
 import { fmtShape } from "../shape.ts";
 import { scan } from "../control/scan.ts";
-import { checkNumber, checkOptions, oneOf } from "../validate.ts";
+import { checkBoolean, checkNumber, checkOptions, oneOf } from "../validate.ts";
 import { glorotUniform, zerosInit } from "./init.ts";
 import type { Module } from "./layers.ts";
 
@@ -123,9 +123,10 @@ function normalizeBlocksForward(
 /**
  * `normalizeBlocksForward`'s result with its gradient written out (x̂ = (g − μ)·rstd, d = dy·
  * scale: dg = rstd·(d − mean(d) − x̂·mean(d·x̂)), dscale = Σ dy·x̂, dshift = Σ dy over the
- * leading axes): two row sums and elementwise passes per step of a recurrent backward, where
- * differentiating op by op stored the centred values and their broadcasts. Made of
- * differentiable ops, so it differentiates again.
+ * leading axes): two row sums and elementwise passes. The rule applies where the gradient is
+ * taken directly — a sequence's input projection, outside its loop; inside a traced scan body
+ * (the recurrent projection) `customVjp` keeps the ops and the body is differentiated through
+ * them. Made of differentiable ops, so it differentiates again.
  */
 const normalizeBlocks = customVjp(
   (g: Tensor, scale: Tensor, shift: Tensor, size: number) =>
@@ -173,10 +174,7 @@ export function gruCell(
 ): RecurrentCell<GruParams, Tensor> {
   const where = "gruCell";
   checkOptions(opts, where, ["layerNorm", "candidate", "updateBias"]);
-  const normed = opts.layerNorm ?? false;
-  if (typeof normed !== "boolean") {
-    throw new TypeError(`${where}: layerNorm must be true or false, got ${String(normed)}`);
-  }
+  const normed = checkBoolean(opts.layerNorm ?? false, "layerNorm", where);
   const candidate = oneOf(opts.candidate ?? "tanh", ["tanh", "relu"], "candidate", where);
   const updateBias = checkNumber(opts.updateBias ?? 0, "updateBias", where);
   const act = candidate === "relu" ? relu : tanh;

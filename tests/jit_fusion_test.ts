@@ -6,7 +6,9 @@
  */
 import * as mg from "../mod.ts";
 import type { Tensor } from "../mod.ts";
+import * as assert from "node:assert/strict";
 import { runtime } from "../core/backend/webgpu/runtime.ts";
+import { padThroughReshape } from "../core/jit/simplify.ts";
 import { assertAllClose, assertTreesClose } from "./helpers.ts";
 
 /** jit(f) on `args`: its kernel count must be `kernels` and its results f's. */
@@ -157,6 +159,52 @@ Deno.test("zero pads are read in place by the fused kernels over their shape: 0 
   await assertTreesClose(mg.jit(kept)(y, x), kept(y, x), "kept pads", { rtol: 0, atol: 0 });
 });
 
+Deno.test("a reshape of a zero pad is a pad of the reshaped input where the box stays a box", async () => {
+  const pad = (lo: number[], hi: number[]) => ({ lo, hi, interior: lo.map(() => 0), value: 0 });
+  // a gate's block of [B, 3H] read as [B, 3, H]; through a merge; unit axes added and dropped
+  assert.deepEqual(padThroughReshape([4, 5], pad([0, 5], [0, 5]), [4, 3, 5]), {
+    inputShape: [4, 1, 5],
+    params: pad([0, 1, 0], [0, 1, 0]),
+  });
+  assert.deepEqual(padThroughReshape([2, 3, 4], pad([1, 0, 0], [2, 0, 0]), [10, 1, 6]), {
+    inputShape: [4, 1, 6],
+    params: pad([2, 0, 0], [4, 0, 0]),
+  });
+  assert.deepEqual(padThroughReshape([1, 6], pad([0, 2], [0, 4]), [12]), {
+    inputShape: [6],
+    params: pad([2], [4]),
+  });
+  // no box: a block cut across (lo 3 of rows of 5), a padded inner axis merged, interior gaps,
+  // an empty input, two padded axes in one group
+  assert.equal(padThroughReshape([4, 5], pad([0, 3], [0, 7]), [4, 3, 5]), null);
+  assert.equal(padThroughReshape([2, 3], pad([0, 1], [0, 0]), [8]), null);
+  assert.equal(padThroughReshape([2], { ...pad([1], [1]), interior: [1] }, [5]), null);
+  assert.equal(padThroughReshape([0, 5], pad([1, 0], [0, 0]), [5]), null);
+  assert.equal(padThroughReshape([2, 2], pad([1, 1], [1, 1]), [16]), null);
+
+  await mg.init();
+  const keys = mg.random.split(mg.random.key(23), 3);
+  const [a, b, c] = keys.map((k) => mg.random.normal(k, [6, 8]));
+  // three gates' gradients padded into [6, 24], summed, read again as [6, 3, 8] blocks and as
+  // [6, 24] (the pads are read twice), and one misaligned block that must stay right
+  const blocks = (a: Tensor, b: Tensor, c: Tensor) => {
+    const at = (x: Tensor, j: number) => mg.pad(x, [[0, 0], [8 * j, 16 - 8 * j]]);
+    const g = mg.add(mg.add(at(a, 0), at(b, 1)), at(mg.exp(c), 2));
+    const perBlock = mg.mul(mg.reshape(g, [6, 3, 8]), mg.sum(mg.reshape(g, [6, 3, 8]), -1, true));
+    const cut = mg.reshape(mg.pad(a, [[0, 0], [3, 1]]), [6, 3, 4]);
+    return [perBlock, mg.tanh(g), mg.exp(cut)];
+  };
+  const lowered = mg.jit(blocks).lower(a, b, c);
+  const pads = lowered.plan.split("\n").filter((l) => l.startsWith("pad")).length;
+  if (pads > 1) {
+    throw new Error(`${pads} pads left as kernels (the misaligned one may stay):\n${lowered.plan}`);
+  }
+  await assertTreesClose(mg.jit(blocks)(a, b, c), blocks(a, b, c), "reshaped pads", {
+    rtol: 1e-6,
+    atol: 1e-6,
+  });
+});
+
 Deno.test("a concatenation of values one kernel computes is stored by that kernel into its boxes", async () => {
   await mg.init();
   const keys = mg.random.split(mg.random.key(31), 4);
@@ -204,26 +252,52 @@ Deno.test("a concatenation of values one kernel computes is stored by that kerne
   });
 });
 
-Deno.test("a GRU's backward step is two kernels: the gates' and the product into the hidden state", async () => {
-  await mg.init();
-  const cell = mg.nn.gruCell(3, 16);
+/**
+ * A GRU cell run over 9 steps of a batch under jit(grad): the kernels of its forward and its
+ * backward step (the two scans' bodies), and the jitted gradient checked against the eager one.
+ */
+async function gruStepKernels(
+  name: string,
+  cell: ReturnType<typeof mg.nn.gruCell>,
+  batch: number,
+): Promise<[string[], string[]]> {
   const p = cell.init(mg.random.key(5));
-  const xs = mg.random.normal(mg.random.key(6), [4, 9, 3]); // [batch, T, features]
+  const xs = mg.random.normal(mg.random.key(6), [batch, 9, 3]); // [batch, T, features]
   const loss = (p: unknown) => {
-    const [, hs] = mg.nn.runRecurrent(cell, p as never, cell.initialState([4]), xs);
+    const [, hs] = mg.nn.runRecurrent(cell, p as never, cell.initialState([batch]), xs);
     return mg.sum(mg.square(hs));
   };
   const g = mg.jit(mg.grad(loss));
   const lines = g.lower(p).plan.split("\n");
-  const scans = lines.flatMap((l, i) => (l.startsWith("scan →") ? [i] : []));
-  const backward: string[] = [];
-  for (let i = scans[1] + 2; i < lines.length && lines[i].startsWith("  "); i++) {
-    backward.push(lines[i]);
-  }
+  const [forward, backward] = lines.flatMap((l, i) => (l.startsWith("scan →") ? [i] : [])).map(
+    (at) => {
+      const body: string[] = [];
+      for (let i = at + 2; i < lines.length && lines[i].startsWith("  "); i++) body.push(lines[i]);
+      return body;
+    },
+  );
+  await assertTreesClose(g(p), mg.grad(loss)(p), name, { rtol: 1e-4, atol: 1e-5 });
+  return [forward, backward];
+}
+
+Deno.test("a GRU's backward step is two kernels: the gates' and the product into the hidden state", async () => {
+  await mg.init();
+  const [, backward] = await gruStepKernels("GRU gradients", mg.nn.gruCell(3, 16), 4);
   if (backward.length !== 2) {
     throw new Error(`backward step of ${backward.length} kernels:\n${backward.join("\n")}`);
   }
-  await assertTreesClose(g(p), mg.grad(loss)(p), "GRU gradients", { rtol: 1e-4, atol: 1e-5 });
+});
+
+Deno.test("the layer-normalised GRU's steps: forward 5 kernels, backward 11, the gates' pads read in place", async () => {
+  await mg.init();
+  // (gates of 48 columns: shorter row sums are computed inside their readers, fewer kernels)
+  const cell = mg.nn.gruCell(3, 48, { layerNorm: true, candidate: "relu", updateBias: 1 });
+  const [forward, backward] = await gruStepKernels("normalised GRU gradients", cell, 16);
+  // matmul, the block statistics (Σg, Σg²), normalise-scale-shift, the gates
+  if (forward.length !== 5) throw new Error(`forward step:\n${forward.join("\n")}`);
+  if (backward.length !== 11 || backward.some((l) => l.trim().startsWith("pad"))) {
+    throw new Error(`backward step:\n${backward.join("\n")}`);
+  }
 });
 
 Deno.test("random draws under jit are the eager bits, drawn inside the kernels that read them", async () => {

@@ -133,7 +133,7 @@ const MERGE_WINDOW = 32;
  * dispatch, and merging would keep both kernels' inputs and outputs alive at once (a donated
  * input could no longer make room for the other kernel's result).
  */
-const MERGE_MAX_ELEMS = 1 << 14;
+const MERGE_MAX_ELEMS = 1 << 15;
 
 /** How a kernel group was formed: its equations, root, iteration shape and label. */
 interface GroupPlan {

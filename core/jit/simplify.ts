@@ -10,6 +10,10 @@
  * - `hoistReshapes`: `reshape(f(x, s))` for an elementwise f whose other operands are scalars
  *   becomes `f(reshape(x), s)`, so f fuses into whatever reads the reshaped value (reshapes
  *   are views and break elementwise groups). Reshape chains collapse to one reshape.
+ *   A reshape of a pad is a pad of the reshaped input when the padded box stays a box
+ *   (`padThroughReshape`: a gate's gradient padded into [B, 3H] and read as [B, 3, H]
+ *   blocks), so the kernel reading it reads the pad in place (a pad read elsewhere too stays
+ *   for those readers).
  * - `mergeReductions`: a reduction of a reduction (read only there) is one reduction over
  *   both sets of axes — for sums also through a scalar factor, so a mean of means is one sum —
  *   and the sum of two sums over the same axes of same-shaped values is one sum of their sum:
@@ -60,6 +64,7 @@ import {
   type ThreefryBitsParams,
 } from "../primitives/random_bits.ts";
 import { reshape } from "../primitives/reshape.ts";
+import { pad, type PadParams } from "../primitives/pad.ts";
 import { full, iota } from "../primitives/fill.ts";
 import { broadcastTo } from "../primitives/broadcast.ts";
 import { concat } from "../primitives/concat.ts";
@@ -274,9 +279,36 @@ export function hoistReshapes(p: Program): Program {
       eqns.push(moved);
       return;
     }
-    const reshape: Eqn = { ...template, inputs: [from], out };
-    producer.set(out.id, reshape);
-    eqns.push(reshape);
+    const through = f && !isMultiEqn(f) && f.prim === pad && !removed.has(f)
+      ? padThroughReshape(f.inputs[0].shape, f.params as PadParams, out.shape)
+      : null;
+    if (through) {
+      // a pad read elsewhere too stays for those readers: a zero pad is read in place where
+      // it can be (the planner's `inlinePads`), so two of them usually cost no kernel
+      if (uses.get(from.id) === 1) removed.add(f!);
+      else {
+        uses.set(from.id, uses.get(from.id)! - 1);
+        uses.set(f!.inputs[0].id, (uses.get(f!.inputs[0].id) ?? 0) + 1);
+      }
+      const reshaped = fresh(through.inputShape, f!.inputs[0].dtype);
+      // (a plain view of the pad's input: hoisting it further would move the input's
+      // producer out of the kernel that computes it beside its neighbours)
+      const input: Eqn = {
+        prim: reshape,
+        params: { shape: through.inputShape },
+        inputs: [f!.inputs[0]],
+        out: reshaped,
+      };
+      producer.set(reshaped.id, input);
+      eqns.push(input);
+      const moved: Eqn = { ...(f as Eqn), params: through.params, inputs: [reshaped], out };
+      producer.set(out.id, moved);
+      eqns.push(moved);
+      return;
+    }
+    const view: Eqn = { ...template, inputs: [from], out };
+    producer.set(out.id, view);
+    eqns.push(view);
   };
 
   for (const e of p.eqns) {
@@ -293,6 +325,59 @@ export function hoistReshapes(p: Program): Program {
     ...p,
     eqns: eqns.filter((e) => !removed.has(e)),
     outputs: p.outputs.map(sub),
+  };
+}
+
+/**
+ * `reshape(pad(x, params), shape)` as `pad(reshape(x, inputShape), padded)`, or null when the
+ * padded box is no box in `shape`. Axes of size 1 are never padded (a padded axis of size 1
+ * would hold no input element); the other axes of both shapes fall into groups of equal
+ * product. A group keeps a box when at most one of its source axes is padded, every source
+ * axis before it has size 1, and the padded run — its lo, its input length, times the size of
+ * the axes after it — is a whole number of rows of the group's first target axis. Interior
+ * padding never moves.
+ */
+export function padThroughReshape(
+  xShape: readonly number[],
+  params: PadParams,
+  shape: readonly number[],
+): { inputShape: number[]; params: PadParams } | null {
+  if (params.interior.some((n) => n !== 0) || sizeOf(xShape) === 0) return null;
+  const outShape = xShape.map((d, i) => params.lo[i] + d + params.hi[i]);
+  if (sizeOf(outShape) !== sizeOf(shape)) return null;
+  const src = outShape.map((_, i) => i).filter((i) => outShape[i] !== 1);
+  const dst = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
+  const inputShape = shape.map(() => 1);
+  const lo = shape.map(() => 0);
+  const hi = shape.map(() => 0);
+  let a = 0, b = 0;
+  while (a < src.length || b < dst.length) {
+    // one group: source axes src[a0, a), target axes dst[b0, b) of equal product
+    const a0 = a, b0 = b;
+    let pa = 1, pb = 1;
+    do {
+      if (pa <= pb && a < src.length) pa *= outShape[src[a++]];
+      else if (b < dst.length) pb *= shape[dst[b++]];
+      else return null;
+    } while (pa !== pb);
+    const group = src.slice(a0, a);
+    const padded = group.filter((i) => params.lo[i] !== 0 || params.hi[i] !== 0);
+    for (const j of dst.slice(b0, b)) inputShape[j] = shape[j];
+    if (padded.length === 0) continue;
+    if (padded.length > 1 || padded[0] !== group[0]) return null;
+    const at = padded[0];
+    const inner = group.slice(1).reduce((n, i) => n * outShape[i], 1);
+    const first = dst[b0];
+    const row = pa / shape[first]; // elements of the group per index of its first target axis
+    const [l, d] = [params.lo[at] * inner, xShape[at] * inner];
+    if (l % row !== 0 || d % row !== 0) return null;
+    inputShape[first] = d / row;
+    lo[first] = l / row;
+    hi[first] = shape[first] - lo[first] - inputShape[first];
+  }
+  return {
+    inputShape,
+    params: { ...params, lo, hi, interior: shape.map(() => 0) },
   };
 }
 

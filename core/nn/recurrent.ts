@@ -97,14 +97,16 @@ interface BlockStats {
   mean: Tensor;
   rstd: Tensor;
   scale: Tensor;
-  shape: readonly number[];
 }
 
 /**
  * y = (g − μ)/√(σ² + ε)·scale + shift over each block of `size` columns of g's last axis (a
  * GRU's gates apart; any number of blocks, so two cells' projections side by side normalise as
- * two). μ and σ² come from Σg and Σg² — one pass over g, no centred copy — which loses
- * precision only where |μ| dwarfs σ (by ~10³ in f32); σ² is clamped at 0.
+ * two), returned in the block layout [..., blocks, size]: scale and shift apply there, so
+ * that normalising, scaling and shifting are one kernel (a reshape of a computed value ends the
+ * planner's elementwise fusion), and the caller views the result as it needs. μ and σ² come
+ * from Σg and Σg² — one pass over g, no centred copy — which loses precision only where |μ|
+ * dwarfs σ (by ~10³ in f32); σ² is clamped at 0.
  */
 function normalizeBlocksForward(
   g: Tensor,
@@ -116,8 +118,9 @@ function normalizeBlocksForward(
   const mu = mean(blocks, -1, true);
   const meanSquare = mean(mul(blocks, blocks), -1, true);
   const rstd = rsqrt(add(maximum(sub(meanSquare, mul(mu, mu)), 0), 1e-5));
-  const y = add(mul(reshape(mul(sub(blocks, mu), rstd), g.shape), scale), shift);
-  return [y, { blocks, mean: mu, rstd, scale, shape: g.shape }];
+  const perBlock = (t: Tensor) => reshape(t, blocks.shape.slice(-2));
+  const y = add(mul(mul(sub(blocks, mu), rstd), perBlock(scale)), perBlock(shift));
+  return [y, { blocks, mean: mu, rstd, scale }];
 }
 
 /**
@@ -135,18 +138,17 @@ const normalizeBlocks = customVjp(
     normalizeBlocksForward(g, scale, shift, size),
   (r: BlockStats, dy: Tensor) => {
     const lead = r.blocks.shape.slice(0, -2).map((_, i) => i);
-    const dyBlocks = reshape(dy, r.blocks.shape);
     const xhat = mul(sub(r.blocks, r.mean), r.rstd);
-    const d = mul(dyBlocks, reshape(r.scale, r.blocks.shape.slice(-2)));
+    const d = mul(dy, reshape(r.scale, r.blocks.shape.slice(-2)));
     const dg = mul(
       sub(sub(d, mean(d, -1, true)), mul(xhat, mean(mul(d, xhat), -1, true))),
       r.rstd,
     );
     const perColumn = (t: Tensor) => reshape(t, [r.scale.shape[0]]);
     return [
-      reshape(dg, r.shape),
-      perColumn(sum(mul(dyBlocks, xhat), lead)),
-      perColumn(sum(dyBlocks, lead)),
+      reshape(dg, [...r.blocks.shape.slice(0, -2), r.scale.shape[0]]),
+      perColumn(sum(mul(dy, xhat), lead)),
+      perColumn(sum(dy, lead)),
       null,
     ];
   },
@@ -178,7 +180,7 @@ export function gruCell(
   const candidate = oneOf(opts.candidate ?? "tanh", ["tanh", "relu"], "candidate", where);
   const updateBias = checkNumber(opts.updateBias ?? 0, "updateBias", where);
   const act = candidate === "relu" ? relu : tanh;
-  /** x·W, each gate's block normalised and scaled when `layerNorm`, plus the shift. */
+  /** x·W + b, or with `layerNorm` each gate's block normalised, scaled and shifted. */
   const affine = (x: Tensor, w: Tensor, scale: Tensor | undefined, shift: Tensor) => {
     const g = matmul(x, w);
     if (!normed) return add(g, shift);
@@ -187,7 +189,7 @@ export function gruCell(
         `${where}: layerNorm needs the scales si and sh in the parameters (from this cell's init)`,
       );
     }
-    return normalizeBlocks(g, scale, shift, hidden);
+    return reshape(normalizeBlocks(g, scale, shift, hidden), g.shape);
   };
   const project = (p: GruParams, x: Tensor) => affine(x, p.wi, p.si, p.bi);
   const applyProjected = (p: GruParams, h: Tensor, gi: Tensor) => {

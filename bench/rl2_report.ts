@@ -43,7 +43,11 @@ const USAGE = `usage: deno run -A bench/rl2_report.ts --setting bandit10|bandit1
   --update-bias  the update gate's initial bias (default: the cell's, 1 for rl2, 0 for torch)
   --critic       separate|shared: the value's own GRU, or the policy's (default separate)
   --value-loss   huber|squared|clipped (default huber)
-  --normalize-advantages  standardise advantages per minibatch`;
+  --normalize-advantages  standardise advantages per minibatch
+  --save         FILE: write the selected parameters there (safetensors, the config in its
+                 metadata) before the test
+  --load         FILE: score parameters saved by --save instead of training (the network
+                 options must match the saved ones)`;
 
 const { values } = parseCommandLine(USAGE, {
   options: {
@@ -68,6 +72,8 @@ const { values } = parseCommandLine(USAGE, {
     critic: { type: "string", default: "separate" },
     "value-loss": { type: "string", default: "huber" },
     "normalize-advantages": { type: "boolean", default: false },
+    save: { type: "string" },
+    load: { type: "string" },
   },
 });
 const count = (name: string, v: string | undefined) =>
@@ -156,15 +162,38 @@ const validate = async (u: number, train: number, entropy: number) => {
   );
   if (v.mean > best.val) best = { val: v.mean, updates: u, params: await snapshot(state.params) };
 };
+if (values.load !== undefined) {
+  // a saved policy: scored on the validation tasks (as a check) and the test, not trained
+  try {
+    const { tree } = await mg.loadCheckpoint(values.load, { like: state.params });
+    state = { ...state, params: tree };
+  } catch (e) {
+    console.error(
+      `--load: ${(e as Error).message}\n(--hidden, --cell and --critic must be the saving run's)`,
+    );
+    Deno.exit(1);
+  }
+  console.log(`Loaded the parameters from ${values.load}.`);
+}
 await validate(0, NaN, NaN);
 let u = 0;
-while ((performance.now() - t0) / 60_000 < minutes) {
+while (values.load === undefined && (performance.now() - t0) / 60_000 < minutes) {
   let m;
   for (let i = 0; i < every; i++) [state, m] = update(state);
   u += every;
   await validate(u, await m!.trialReturn.item(), await m!.entropy.item());
 }
 const trainSeconds = (performance.now() - t0) / 1000;
+if (values.save !== undefined) {
+  await mg.saveCheckpoint(values.save, best.params, {
+    metadata: {
+      config: JSON.stringify({ ...learner.config, env: env.name, seed }),
+      updates: String(best.updates),
+      validation: best.val.toFixed(3),
+    },
+  });
+  console.log(`Saved the selected parameters to ${values.save}.`);
+}
 
 // the test: the selected parameters, sampled and greedy, beside the baselines on the same tasks
 const PAPER: Record<string, Record<string, number>> = {

@@ -89,6 +89,15 @@ const testTasks = count("--test-tasks", values["test-tasks"]);
 const valTasks = count("--val-tasks", values["val-tasks"]);
 const every = count("--every", values.every);
 
+if (values.save !== undefined) {
+  // checked now, not after an hour of training: the directory must exist
+  const dir = values.save.includes("/") ? values.save.slice(0, values.save.lastIndexOf("/")) : ".";
+  if (!(await Deno.stat(dir || "/").then((s) => s.isDirectory, () => false))) {
+    console.error(`--save ${values.save}: the directory ${dir} does not exist\n${USAGE}`);
+    Deno.exit(2);
+  }
+}
+
 const isMdp = setting === "mdp10";
 const env = isMdp
   ? tabularMdp()
